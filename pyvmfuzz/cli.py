@@ -1,0 +1,176 @@
+"""The `pyvmfuzz` command line. Exit status: 0 clean, 1 violation found, 2 bad usage/input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import _core
+from .programs import InputError, load, run as run_program, walk
+
+KERNELS = [name for name, _ in _core.kernels()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line and exits 2."""
+
+    def error(self, message: str):  # noqa: D401
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _kernel(name: str) -> str:
+    if name not in KERNELS:
+        raise argparse.ArgumentTypeError(f"unknown kernel '{name}' (valid: {', '.join(KERNELS)})")
+    return name
+
+
+def _hw(spec: str) -> str:
+    try:
+        _core.check_text("", spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--hw: ")) from None
+    return spec
+
+
+def verdict_line(report: dict) -> str:
+    v = report["violation"]
+    if v is None:
+        return "# verdict: clean"
+    return f"# verdict: {v['kind']} at step {v['step']}: expected {v['expected']}, observed {v['observed']}"
+
+
+def cmd_run(args) -> int:
+    status = 0
+    for path in args.files:
+        pf = load(path)
+        rep = run_program(pf, args.kernel, args.hw)
+        bad = rep["violation"] is not None or rep["assert_failures"]
+        if bad:
+            status = 1
+        if args.json:
+            out = {
+                "file": path,
+                "kernel": rep["kernel"],
+                "hw": rep["hw"],
+                "verdict": "violation" if rep["violation"] else "clean",
+                "violation": rep["violation"],
+                "steps": rep["steps"],
+                "trace": rep["trace"],
+                "assert_failures": rep["assert_failures"],
+            }
+            print(json.dumps(out), flush=True)
+        else:
+            print(f"# file: {path}")
+            sys.stdout.write(rep["trace_text"])
+            for a in rep["assert_failures"]:
+                print(f"# assertion failed at step {a['step']}: written {a['expected']}, observed {a['observed']}")
+            print(verdict_line(rep), flush=True)
+    return status
+
+
+def cmd_bench(args) -> int:
+    """Rust core throughput on random decoded programs, per kernel, in one run."""
+    rows = []
+    for k in KERNELS:
+        t0 = time.perf_counter()
+        r = _core.soak(args.programs, seed=args.seed, kernel=k, max_steps=args.steps, max_cpus=4, max_tlb=16)
+        dt = time.perf_counter() - t0
+        rows.append((k, r["programs"], r["steps"], r["violations"], dt))
+    print(f"Rust core on random programs (up to {args.steps} steps, 1-4 CPUs, TLB 1-16, pc64), seed {args.seed}")
+    print(f"{'kernel':<18} {'programs':>9} {'steps':>10} {'violating':>9} {'programs/s':>11} {'steps/s':>11}")
+    for k, n, steps, viol, dt in rows:
+        print(f"{k:<18} {n:>9} {steps:>10} {viol:>9} {n / dt:>11.0f} {steps / dt:>11.0f}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    for name, story in _core.kernels():
+        print(f"{name}\n    {story}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Until campaigns land (issue 4/5), the demo replays the derived reproducers."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    corpus = os.path.join(here, "corpus")
+    if not os.path.isdir(corpus):
+        corpus = os.path.join(os.path.dirname(here), "corpus")
+    print("pyvmfuzz demo — the fuzzing campaign demo is not yet implemented;")
+    print("meanwhile, here are the reproducers derived for DragonFly BSD 385c96e4:\n")
+    for name in ("pre-385c96e4-debugger-text.txt", "partial-385c96e4-procfs-stale.txt"):
+        path = os.path.join(corpus, "repro", name)
+        if not os.path.exists(path):
+            continue
+        for k in KERNELS:
+            rep = run_program(load(path), k, None)
+            print(f"## {name} under {k}")
+            sys.stdout.write(rep["trace_text"])
+            print(verdict_line(rep) + "\n")
+    return 0
+
+
+def _not_yet(issue: int):
+    def f(args) -> int:
+        sys.stderr.write(f"pyvmfuzz {args.cmd}: not implemented yet (issue {issue})\n")
+        return 2
+
+    return f
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pyvmfuzz", description="Fuzz kernel VM interleavings against a multi-CPU MMU model.")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("run", help="execute programs, print the trace and verdict")
+    r.add_argument("files", nargs="+", metavar="FILE", help="text (.txt) or byte-form program")
+    r.add_argument("--kernel", type=_kernel, default=None, help="kernel variant (default: the program's, else fixed)")
+    r.add_argument("--hw", type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
+    r.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    r.set_defaults(func=cmd_run)
+
+    b = sub.add_parser("bench", help="measure the Rust core's steps/s on random programs")
+    b.add_argument("--programs", type=int, default=200_000, help="programs per kernel (default 200000)")
+    b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
+    b.add_argument("--seed", type=int, default=1)
+    b.set_defaults(func=cmd_bench)
+
+    z = sub.add_parser("zoo", help="list the kernel variants and their stories")
+    z.set_defaults(func=cmd_zoo)
+
+    d = sub.add_parser("demo", help="show the 385c96e4 reproducers (campaign demo: not yet)")
+    d.set_defaults(func=cmd_demo)
+
+    for name, issue, text in (
+        ("check", 3, "differential check of core and oracle (not yet)"),
+        ("fuzz", 4, "coverage-guided campaign (not yet)"),
+        ("minimize", 5, "minimize a violating program (not yet)"),
+        ("cmin", 5, "minimize a corpus (not yet)"),
+        ("explain", 5, "explain a violation (not yet)"),
+    ):
+        x = sub.add_parser(name, help=text)
+        x.add_argument("rest", nargs=argparse.REMAINDER)
+        x.set_defaults(func=_not_yet(issue))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as e:
+        sys.stderr.write(f"pyvmfuzz {args.cmd}: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"pyvmfuzz {args.cmd}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

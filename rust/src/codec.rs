@@ -1,0 +1,226 @@
+//! The byte form libFuzzer mutates.
+//!
+//! Layout: two header bytes, then one 4-byte record per step, each optionally followed by
+//! escapes:
+//! - header: b0 = (cpus-1) & 7 | 8 if tagged; b1 = (tlb-1) & 63. Missing bytes leave the
+//!   default. Keys given on the command line override them.
+//! - record `[k, pw, v, t]`: k & 15 selects the operation (table below), k >> 4 the CPU;
+//!   pw selects the switch target, or page `(pw >> 2) % 7` and word `pw & 3`; v is a value
+//!   (0xff: a u32 LE follows); t selects the procfs target pid (0xff: a u32 LE follows).
+//!
+//! Decoding is state-aware: choices are taken modulo what is valid now (a non-switch op picks
+//! among busy CPUs, a switch among runnable threads and idle, a pid among those assigned plus
+//! the next unassigned one), so every byte string is a valid program and a changed byte alters
+//! one step. The state comes from running the machine, so decoding depends on the kernel (a
+//! spurious wakeup changes which threads are runnable). Records are fixed-size whatever the
+//! operation, so a changed operation byte does not shift the rest.
+
+use crate::hw::{HwSpec, TlbMode};
+use crate::machine::Machine;
+use crate::program::{Addr, InputError, Op, Step, Target, NPAGES};
+
+const SWITCH: u8 = 0;
+const LOAD: u8 = 1;
+const STORE: u8 = 2;
+const FORK: u8 = 3;
+const SPAWN: u8 = 4;
+const EXIT: u8 = 5;
+const SLEEP: u8 = 6;
+const WAKEUP: u8 = 7;
+const PREAD: u8 = 8;
+const PWRITE: u8 = 9;
+const MADVISE: u8 = 10;
+const MPROT_R: u8 = 11;
+const MPROT_RW: u8 = 12;
+/// Loads, stores and switches get a second slot: they are most of an interesting program.
+const KIND_TABLE: [u8; 16] = [
+    SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, SWITCH, LOAD, STORE,
+];
+
+pub struct Decoder<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for (i, c) in m.cpus.iter().enumerate() {
+        if c.running.is_some() {
+            out[n] = i as u8;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
+impl<'a> Decoder<'a> {
+    pub fn new(data: &'a [u8]) -> Decoder<'a> {
+        Decoder { data, pos: 0 }
+    }
+
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
+    }
+
+    pub fn header(&mut self) -> HwSpec {
+        let mut spec = HwSpec::default();
+        if let Some(&b0) = self.data.first() {
+            spec.cpus = Some(1 + (b0 & 7));
+            spec.mode = Some(if b0 & 8 != 0 { TlbMode::Tagged } else { TlbMode::Pc64 });
+        }
+        if let Some(&b1) = self.data.get(1) {
+            spec.tlb = Some(1 + (b1 & 63));
+        }
+        self.pos = 2;
+        spec
+    }
+
+    pub fn next_step(&mut self, m: &Machine) -> Option<Step> {
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let k = self.byte();
+        let pw = self.byte();
+        let vb = self.byte();
+        let tb = self.byte();
+        let value = if vb == 0xff { self.u32() } else { vb as u32 };
+        let pid = if tb == 0xff { self.u32().max(1) } else { 1 + tb as u32 % (m.pids_assigned() + 1) };
+        let (busy, nbusy) = busy_cpus(m);
+        let mut kind = KIND_TABLE[(k & 15) as usize];
+        if kind != SWITCH && nbusy == 0 {
+            kind = SWITCH;
+        }
+        let sel = (k >> 4) as usize;
+        let addr = Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 };
+        if kind == SWITCH {
+            let cpu = (sel % m.cpus.len()) as u8;
+            let n = m.runnable().count();
+            let i = pw as usize % (n + 1);
+            let target = if i == 0 {
+                Target::Idle
+            } else {
+                let (p, t) = m.runnable().nth(i - 1).unwrap();
+                Target::Thread(p, t)
+            };
+            return Some(Step { cpu, op: Op::Switch(target) });
+        }
+        let cpu = busy[sel % nbusy];
+        let op = match kind {
+            LOAD => Op::Load(addr),
+            STORE => Op::Store(addr, value),
+            FORK => Op::Fork,
+            SPAWN => Op::Spawn,
+            EXIT => Op::Exit,
+            SLEEP => Op::UmtxSleep(addr, value),
+            WAKEUP => Op::UmtxWakeup(addr),
+            PREAD => Op::ProcfsRead(pid, addr),
+            PWRITE => Op::ProcfsWrite(pid, addr, value),
+            MADVISE => Op::Madvise(addr.page),
+            MPROT_R => Op::Mprotect(addr.page, false),
+            MPROT_RW => Op::Mprotect(addr.page, true),
+            _ => unreachable!(),
+        };
+        Some(Step { cpu, op })
+    }
+}
+
+pub fn encode_header(hw: &crate::hw::Hw) -> [u8; 2] {
+    let tagged = if hw.mode == TlbMode::Tagged { 8 } else { 0 };
+    [((hw.cpus - 1) & 7) | tagged, (hw.tlb - 1) & 63]
+}
+
+/// The record that decodes to `s` in machine state `m`, or why `s` is not applicable there.
+pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), String> {
+    let (busy, nbusy) = busy_cpus(m);
+    let pw_addr = |a: Addr| (a.page << 2) | a.word;
+    let (kind, pw, value, pid) = match s.op {
+        Op::Switch(t) => {
+            let pw = match t {
+                Target::Idle => 0,
+                Target::Thread(p, tid) => match m.runnable().position(|x| x == (p, tid)) {
+                    Some(i) => i + 1,
+                    None => return Err(format!("P{p}.T{tid} is not runnable")),
+                },
+            };
+            (SWITCH, pw as u8, 0, 0)
+        }
+        Op::Load(a) => (LOAD, pw_addr(a), 0, 0),
+        Op::Store(a, v) => (STORE, pw_addr(a), v, 0),
+        Op::Fork => (FORK, 0, 0, 0),
+        Op::Spawn => (SPAWN, 0, 0, 0),
+        Op::Exit => (EXIT, 0, 0, 0),
+        Op::UmtxSleep(a, v) => (SLEEP, pw_addr(a), v, 0),
+        Op::UmtxWakeup(a) => (WAKEUP, pw_addr(a), 0, 0),
+        Op::ProcfsRead(p, a) => (PREAD, pw_addr(a), 0, p),
+        Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
+        Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
+        Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
+    };
+    let sel = if kind == SWITCH {
+        s.cpu as usize
+    } else {
+        match busy[..nbusy].iter().position(|&c| c == s.cpu) {
+            Some(i) => i,
+            None => return Err(format!("cpu{} is idle", s.cpu)),
+        }
+    };
+    out.push(kind | ((sel as u8) << 4));
+    out.push(pw);
+    let assigned = m.pids_assigned();
+    let tb_direct = pid >= 1 && pid <= assigned + 1 && pid - 1 < 0xff;
+    out.push(if value < 0xff { value as u8 } else { 0xff });
+    out.push(if kind == PREAD || kind == PWRITE { if tb_direct { (pid - 1) as u8 } else { 0xff } } else { 0 });
+    if value >= 0xff {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    if (kind == PREAD || kind == PWRITE) && !tb_direct {
+        out.extend_from_slice(&pid.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Encode a program (with its effective hardware and kernel): replays it to know the state
+/// each choice is taken in.
+pub fn encode(steps: &[Step], lines: &[usize], hw: crate::hw::Hw, kernel: &'static crate::kernel::Kernel) -> Result<Vec<u8>, InputError> {
+    let mut out = encode_header(&hw).to_vec();
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), InputError> {
+        let mut m = Machine::new(hw, kernel);
+        for (i, s) in steps.iter().enumerate() {
+            let line = lines.get(i).copied().unwrap_or(0);
+            encode_step(&m, s, &mut out).map_err(|msg| InputError { line, msg })?;
+            m.step(*s).map_err(|e| InputError { line, msg: e.0 })?;
+        }
+        Ok(())
+    }));
+    match res {
+        Ok(Ok(())) => Ok(out),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(InputError { line: 0, msg: "model assertion while encoding (the program panics the model)".into() }),
+    }
+}
+
+/// Decode a whole byte string into steps, running the machine without judgement (the
+/// program goes on past any violation; it stops at a model panic).
+pub fn decode(data: &[u8], cli: HwSpec, kernel: &'static crate::kernel::Kernel) -> (crate::hw::Hw, Vec<Step>) {
+    let mut d = Decoder::new(data);
+    let hw = d.header().overlay(cli).resolve();
+    let mut steps = Vec::new();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut m = Machine::new(hw, kernel);
+        while let Some(s) = d.next_step(&m) {
+            steps.push(s);
+            if m.step(s).is_err() {
+                steps.pop();
+                return;
+            }
+        }
+    }));
+    (hw, steps)
+}

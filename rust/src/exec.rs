@@ -1,0 +1,140 @@
+//! Running a program: each step executed on the machine, judged against the contract, then
+//! the internal invariants checked. The first violation ends the run. A model assertion
+//! (a Rust panic) becomes a `panic` violation at the step that raised it.
+
+use crate::codec::Decoder;
+use crate::hw::{Hw, HwSpec};
+use crate::judge::{Judge, Kind, Violation};
+use crate::kernel::Kernel;
+use crate::machine::Machine;
+use crate::program::{Assertion, InputError, Observed, Program, Step};
+use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub hw: Hw,
+    pub kernel: &'static Kernel,
+    /// Steps executed (including the one that panicked, if any).
+    pub steps: Vec<Step>,
+    /// One per executed step, except a step that panicked.
+    pub observed: Vec<Observed>,
+    pub violation: Option<Violation>,
+    /// (step number, assertion, observed) for each `-> X` that did not match.
+    pub assert_failures: Vec<(u32, Assertion, Observed)>,
+}
+
+thread_local! {
+    static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Model assertions are findings, not crashes: keep their message quiet and for the report.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = if let Some(s) = info.payload().downcast_ref::<&str>() {
+            s.to_string()
+        } else if let Some(s) = info.payload().downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "model assertion failed".to_string()
+        };
+        let loc = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        PANIC_MSG.with(|m| *m.borrow_mut() = Some(format!("{msg}{loc}")));
+    }));
+}
+
+/// Where steps come from: a parsed text program, or bytes decoded against the live state.
+pub enum Source<'a> {
+    Text(&'a Program),
+    Bytes(Decoder<'a>),
+}
+
+/// Execute and judge. Inapplicable text steps are input errors (with their line).
+pub fn run(mut src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
+    let mut report = Report {
+        hw,
+        kernel,
+        steps: Vec::new(),
+        observed: Vec::new(),
+        violation: None,
+        assert_failures: Vec::new(),
+    };
+    let mut input_error: Option<InputError> = None;
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        let mut m = Machine::new(hw, kernel);
+        let mut judge = Judge::new();
+        let mut idx = 0usize;
+        loop {
+            let step = match &mut src {
+                Source::Text(p) => match p.steps.get(idx) {
+                    Some(s) => *s,
+                    None => break,
+                },
+                Source::Bytes(d) => match d.next_step(&m) {
+                    Some(s) => s,
+                    None => break,
+                },
+            };
+            let n = idx as u32 + 1;
+            let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
+            report.steps.push(step);
+            let obs = match m.step(step) {
+                Ok(o) => o,
+                Err(e) => {
+                    report.steps.pop();
+                    let line = if let Source::Text(p) = &src { p.line_of(idx) } else { 0 };
+                    input_error = Some(InputError { line, msg: e.0 });
+                    return;
+                }
+            };
+            let actor = if matches!(step.op, crate::program::Op::Switch(_)) { None } else { actor };
+            if let Some(v) = judge.check(n, &step, actor, &obs) {
+                report.observed.push(obs);
+                report.violation = Some(v);
+                return;
+            }
+            if let Some((kind, msg)) = m.check_invariants() {
+                report.observed.push(obs);
+                report.violation = Some(Violation { kind, step: n, expected: "coherent machine".into(), observed: msg });
+                return;
+            }
+            if let Source::Text(p) = &src {
+                if let Some(Some(a)) = p.asserts.get(idx) {
+                    if !a.matches(&obs) {
+                        report.assert_failures.push((n, a.clone(), obs.clone()));
+                    }
+                }
+            }
+            report.observed.push(obs);
+            idx += 1;
+        }
+    }));
+    if res.is_err() {
+        let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
+        report.violation = Some(Violation {
+            kind: Kind::Panic,
+            step: report.steps.len() as u32,
+            expected: "no model assertion".into(),
+            observed: msg,
+        });
+    }
+    match input_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// The effective hardware: program header (or bytes header) overlaid by the command line.
+pub fn effective_hw(header: HwSpec, cli: HwSpec) -> Hw {
+    header.overlay(cli).resolve()
+}
+
+/// Only the verdict, for the fuzzing hot path: 0 clean, else the kind's code.
+pub fn fuzz_verdict(data: &[u8], kernel: &'static Kernel, cli: HwSpec) -> (u32, u32) {
+    let mut d = Decoder::new(data);
+    let hw = effective_hw(d.header(), cli);
+    match run(Source::Bytes(d), hw, kernel) {
+        Ok(r) => r.violation.map_or((0, 0), |v| (v.kind.code(), v.step)),
+        Err(_) => (Kind::Panic.code(), 0),
+    }
+}

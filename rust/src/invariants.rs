@@ -1,0 +1,84 @@
+//! The Rust core's internal invariants, checked after every operation (SPEC §4):
+//! `tlb-incoherent`, then `use-after-free`, then `file-corruption`.
+
+use crate::judge::Kind;
+use crate::machine::{Machine, IDLE_SPACE};
+use crate::program::{text_word, PAGE_NAMES};
+
+impl Machine {
+    pub fn check_invariants(&self) -> Option<(Kind, String)> {
+        // A CPU running an address space must not cache a translation its PTE does not allow.
+        for (c, cpu) in self.cpus.iter().enumerate() {
+            if cpu.space == IDLE_SPACE {
+                continue;
+            }
+            let pmap = &self.proc(cpu.space).pmap;
+            for te in cpu.tlb.entries.iter().filter(|e| e.asid == cpu.space) {
+                let pte = pmap.pte[te.va as usize];
+                let page = PAGE_NAMES[te.va as usize];
+                let bad = if !pte.present() {
+                    Some("the PTE is absent".to_string())
+                } else if pte.frame != te.frame {
+                    Some(format!("the PTE maps frame {}", pte.frame))
+                } else if te.writable && !pte.writable {
+                    Some("the PTE is read-only".to_string())
+                } else {
+                    None
+                };
+                if let Some(why) = bad {
+                    return Some((
+                        Kind::TlbIncoherent,
+                        format!(
+                            "cpu{c} TLB caches P{} {page} -> frame {}{} but {why}",
+                            cpu.space,
+                            te.frame,
+                            if te.writable { " writable" } else { "" }
+                        ),
+                    ));
+                }
+            }
+        }
+        for p in self.procs.iter().filter(|p| p.alive) {
+            for (va, pte) in p.pmap.pte.iter().enumerate() {
+                if pte.present() && self.phys.is_freed(pte.frame) {
+                    return Some((
+                        Kind::UseAfterFree,
+                        format!("P{} PTE {} maps freed frame {}", p.pid, PAGE_NAMES[va], pte.frame),
+                    ));
+                }
+            }
+        }
+        for (c, cpu) in self.cpus.iter().enumerate() {
+            for te in &cpu.tlb.entries {
+                let live = te.asid != IDLE_SPACE && self.proc(te.asid).alive;
+                if live && self.phys.is_freed(te.frame) {
+                    return Some((
+                        Kind::UseAfterFree,
+                        format!("cpu{c} TLB caches P{} {} -> freed frame {}", te.asid, PAGE_NAMES[te.va as usize], te.frame),
+                    ));
+                }
+            }
+        }
+        for s in &self.sleepers {
+            if self.phys.is_freed(s.frame) {
+                return Some((
+                    Kind::UseAfterFree,
+                    format!("P{}.T{} sleeps on freed frame {}", s.pid, s.tid, s.frame),
+                ));
+            }
+        }
+        let file = self.obj(self.file_object);
+        for p in 0..2u8 {
+            let f = self.phys.get(file.pages[p as usize]);
+            for w in 0..4u8 {
+                if f.words[w as usize] != text_word(p, w) {
+                    return Some((
+                        Kind::FileCorruption,
+                        format!("file page text{p} word {w} is {:#x}, not {:#x}", f.words[w as usize], text_word(p, w)),
+                    ));
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,221 @@
+//! The machine: CPUs, processes, objects and frames, and one operation at a time.
+
+use crate::hw::Hw;
+use crate::kernel::Kernel;
+use crate::phys::Phys;
+use crate::proc::{Proc, Thread, ThreadState};
+use crate::program::{text_word, Addr, Observed, Op, Outcome, Step, Target, SHM};
+use crate::tlb::Tlb;
+use crate::umtx::Sleeper;
+use crate::vm_object::{ObjType, VmObject};
+use crate::pmap::Pmap;
+
+pub const MAX_PROCS: usize = 8;
+pub const MAX_THREADS: usize = 4;
+/// The kernel's own address space, run by idle CPUs.
+pub const IDLE_SPACE: u32 = 0;
+
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    pub running: Option<(u32, u32)>,
+    /// Address space loaded (pid, or IDLE_SPACE).
+    pub space: u32,
+    pub tlb: Tlb,
+}
+
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub hw: Hw,
+    pub kernel: &'static Kernel,
+    pub phys: Phys,
+    pub objects: Vec<VmObject>,
+    /// Indexed by pid - 1; dead processes stay (pids are never reused).
+    pub procs: Vec<Proc>,
+    pub cpus: Vec<Cpu>,
+    pub sleepers: Vec<Sleeper>,
+    pub file_object: u32,
+    pub shm_object: u32,
+    /// Threads woken during the current operation.
+    pub woke: Vec<(u32, u32)>,
+}
+
+/// A well-formed step that cannot be performed in this state (an input error).
+#[derive(Debug, Clone)]
+pub struct Inapplicable(pub String);
+
+impl Machine {
+    pub fn new(hw: Hw, kernel: &'static Kernel) -> Machine {
+        let mut m = Machine {
+            hw,
+            kernel,
+            phys: Phys::default(),
+            objects: Vec::with_capacity(16),
+            procs: Vec::with_capacity(4),
+            cpus: (0..hw.cpus)
+                .map(|_| Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize) })
+                .collect(),
+            sleepers: Vec::new(),
+            file_object: 0,
+            shm_object: 0,
+            woke: Vec::new(),
+        };
+        // The executable's vnode object: its pages hold the file content; it keeps a
+        // reference of its own.
+        m.file_object = m.vm_object_allocate(ObjType::File, 2);
+        for p in 0..2u8 {
+            let words = [text_word(p, 0), text_word(p, 1), text_word(p, 2), text_word(p, 3)];
+            let f = m.phys.alloc(words);
+            m.obj_mut(m.file_object).pages[p as usize] = f;
+        }
+        m.shm_object = m.vm_object_allocate(ObjType::SharedAnon, 1);
+        let data = m.vm_object_allocate(ObjType::Anon, 4);
+        let map = m.initial_map(data);
+        // The allocation references of the file and shm objects stay with the machine (the
+        // vnode's own reference; the shared segment); the map takes its own.
+        m.procs.push(Proc {
+            pid: 1,
+            alive: true,
+            map,
+            pmap: Pmap::new(),
+            threads: vec![Thread { tid: 1, state: ThreadState::Runnable }],
+        });
+        m.sched_switch(0, Some((1, 1)));
+        m
+    }
+
+    #[inline]
+    pub fn proc(&self, pid: u32) -> &Proc {
+        &self.procs[pid as usize - 1]
+    }
+
+    #[inline]
+    pub fn proc_mut(&mut self, pid: u32) -> &mut Proc {
+        &mut self.procs[pid as usize - 1]
+    }
+
+    pub fn thread_mut(&mut self, pid: u32, tid: u32) -> &mut Thread {
+        &mut self.proc_mut(pid).threads[tid as usize - 1]
+    }
+
+    pub fn thread_state(&self, pid: u32, tid: u32) -> Option<ThreadState> {
+        if pid == 0 || pid as usize > self.procs.len() {
+            return None;
+        }
+        self.proc(pid).threads.get((tid as usize).wrapping_sub(1)).map(|t| t.state)
+    }
+
+    /// Runnable threads (not blocked, not on a CPU), in (pid, tid) order.
+    pub fn runnable(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.procs.iter().filter(|p| p.alive).flat_map(|p| {
+            p.threads
+                .iter()
+                .filter(|t| t.state == ThreadState::Runnable)
+                .map(move |t| (p.pid, t.tid))
+        })
+    }
+
+    /// Number of pids assigned so far.
+    pub fn pids_assigned(&self) -> u32 {
+        self.procs.len() as u32
+    }
+
+    /// Perform one step. The wake list is sorted by (pid, tid).
+    pub fn step(&mut self, s: Step) -> Result<Observed, Inapplicable> {
+        let cpu = s.cpu as usize;
+        if cpu >= self.cpus.len() {
+            return Err(Inapplicable(format!("cpu{} does not exist", s.cpu)));
+        }
+        self.woke.clear();
+        let outcome = match s.op {
+            Op::Switch(Target::Idle) => {
+                self.sched_switch(cpu, None);
+                Outcome::Ok
+            }
+            Op::Switch(Target::Thread(p, t)) => {
+                match self.thread_state(p, t) {
+                    Some(ThreadState::Runnable) => {}
+                    Some(ThreadState::Running(c)) if c as usize == cpu => {
+                        return Err(Inapplicable(format!("P{p}.T{t} is already running on cpu{cpu}")))
+                    }
+                    Some(ThreadState::Running(c)) => {
+                        return Err(Inapplicable(format!("P{p}.T{t} is running on cpu{c}")))
+                    }
+                    Some(ThreadState::Blocked) => return Err(Inapplicable(format!("P{p}.T{t} is blocked"))),
+                    Some(ThreadState::Dead) => return Err(Inapplicable(format!("P{p}.T{t} has exited"))),
+                    None => return Err(Inapplicable(format!("no thread P{p}.T{t}"))),
+                }
+                self.sched_switch(cpu, Some((p, t)));
+                Outcome::Ok
+            }
+            op => {
+                let Some((pid, tid)) = self.cpus[cpu].running else {
+                    return Err(Inapplicable(format!("cpu{cpu} is idle")));
+                };
+                self.syscall(cpu, pid, tid, op)
+            }
+        };
+        let mut woke = std::mem::take(&mut self.woke);
+        woke.sort_unstable();
+        Ok(Observed { outcome, woke })
+    }
+
+    fn syscall(&mut self, cpu: usize, pid: u32, tid: u32, op: Op) -> Outcome {
+        match op {
+            Op::Switch(_) => unreachable!(),
+            Op::Load(a) => match self.user_access(cpu, pid, a.page, false) {
+                Ok(f) => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+                Err(_) => self.segv(cpu, pid),
+            },
+            Op::Store(a, v) => match self.user_access(cpu, pid, a.page, true) {
+                Ok(f) => {
+                    self.phys.get_mut(f).words[a.word as usize] = v;
+                    Outcome::Ok
+                }
+                Err(_) => self.segv(cpu, pid),
+            },
+            Op::Fork => self.fork(cpu, pid),
+            Op::Spawn => self.spawn(pid),
+            Op::Exit => {
+                self.exit(cpu, pid);
+                Outcome::Ok
+            }
+            Op::UmtxSleep(a, v) => self.umtx_sleep(cpu, pid, tid, a, v),
+            Op::UmtxWakeup(a) => self.umtx_wakeup(cpu, pid, a),
+            Op::ProcfsRead(t, a) => self.procfs_read(cpu, t, a),
+            Op::ProcfsWrite(t, a, v) => self.procfs_write(cpu, t, a, v),
+            Op::Madvise(pg) => {
+                self.vm_map_madvise_dontneed(cpu, pid, pg);
+                Outcome::Ok
+            }
+            Op::Mprotect(pg, w) => {
+                self.vm_map_protect(cpu, pid, pg, w);
+                Outcome::Ok
+            }
+        }
+    }
+
+    /// A SEGV kills the whole process.
+    fn segv(&mut self, cpu: usize, pid: u32) -> Outcome {
+        self.exit(cpu, pid);
+        Outcome::Segv
+    }
+
+    /// The frame the process would see at `a` now (PTE first, else its map's chain): for
+    /// explanations and features; does not fault.
+    pub fn frame_seen(&self, pid: u32, page: u8) -> Option<u32> {
+        let p = self.proc(pid);
+        let pte = p.pmap.pte[page as usize];
+        if pte.present() {
+            return Some(pte.frame);
+        }
+        if p.map.entries.is_empty() {
+            return None;
+        }
+        let e = p.map.entries[p.map.lookup(page)];
+        self.vm_page_lookup_chain(e.object, e.offset + (page - e.start)).map(|(_, _, f)| f)
+    }
+
+    pub fn is_shm(a: Addr) -> bool {
+        a.page == SHM
+    }
+}

@@ -1,0 +1,98 @@
+//! Processes and threads: creation (the initial layout), spawn and exit.
+
+use crate::machine::{Machine, MAX_PROCS, MAX_THREADS};
+use crate::pmap::Pmap;
+use crate::program::{Outcome, FIRST_TEXT, SHM};
+use crate::vm_map::{VmMap, VmMapEntry};
+use crate::vm_object::ObjId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadState {
+    Runnable,
+    Running(u8),
+    Blocked,
+    Dead,
+}
+
+#[derive(Clone, Debug)]
+pub struct Thread {
+    pub tid: u32,
+    pub state: ThreadState,
+}
+
+#[derive(Clone, Debug)]
+pub struct Proc {
+    pub pid: u32,
+    pub alive: bool,
+    pub map: VmMap,
+    pub pmap: Pmap,
+    pub threads: Vec<Thread>,
+}
+
+impl Proc {
+    pub fn live_threads(&self) -> usize {
+        self.threads.iter().filter(|t| t.state != ThreadState::Dead).count()
+    }
+}
+
+impl Machine {
+    /// The layout of a new process (exec): data0..3 one anonymous object, text0..1 the file
+    /// object copy-on-write/needs-copy, shm0 the shared anonymous object.
+    pub fn initial_map(&mut self, data: ObjId) -> VmMap {
+        let file = self.file_object;
+        let shm = self.shm_object;
+        self.vm_object_reference(file);
+        self.vm_object_reference(shm);
+        let e = |start, end, object, prot_write, cow, share| VmMapEntry {
+            start,
+            end,
+            object,
+            offset: 0,
+            prot_write,
+            max_write: true,
+            cow,
+            needs_copy: cow,
+            inherit_share: share,
+        };
+        VmMap {
+            entries: vec![
+                e(0, FIRST_TEXT, data, true, false, false),
+                e(FIRST_TEXT, SHM, file, false, true, false),
+                e(SHM, SHM + 1, shm, true, false, true),
+            ],
+        }
+    }
+
+    pub fn live_procs(&self) -> usize {
+        self.procs.iter().filter(|p| p.alive).count()
+    }
+
+    pub fn spawn(&mut self, pid: u32) -> Outcome {
+        let p = self.proc_mut(pid);
+        if p.live_threads() >= MAX_THREADS {
+            return Outcome::Eagain;
+        }
+        let tid = p.threads.len() as u32 + 1;
+        p.threads.push(Thread { tid, state: ThreadState::Runnable });
+        Outcome::Thread(pid, tid)
+    }
+
+    /// exit (and SEGV): every thread dies, its CPU goes idle, its sleepers vanish; the pmap is
+    /// torn down and the map's object references are dropped.
+    pub fn exit(&mut self, cpu: usize, pid: u32) {
+        for i in 0..self.proc(pid).threads.len() {
+            if let ThreadState::Running(c) = self.proc(pid).threads[i].state {
+                self.cpu_idle(c as usize);
+            }
+            self.proc_mut(pid).threads[i].state = ThreadState::Dead;
+        }
+        self.umtx_drop_sleepers(pid);
+        self.pmap_remove_pages(cpu, pid);
+        let entries = std::mem::take(&mut self.proc_mut(pid).map.entries);
+        for e in entries {
+            self.vm_object_deallocate(cpu, e.object);
+        }
+        self.proc_mut(pid).alive = false;
+        debug_assert!(self.live_procs() <= MAX_PROCS);
+    }
+}

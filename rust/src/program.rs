@@ -1,0 +1,464 @@
+//! Programs: the operations, their outcomes, and the text form (SPEC §2.2, §2.3).
+
+use crate::hw::HwSpec;
+use crate::judge::Kind;
+use std::fmt;
+
+pub const NPAGES: usize = 7;
+pub const NWORDS: usize = 4;
+pub const PAGE_NAMES: [&str; NPAGES] = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"];
+pub const FIRST_TEXT: u8 = 4;
+pub const SHM: u8 = 6;
+
+pub fn is_data(page: u8) -> bool {
+    page < FIRST_TEXT
+}
+pub fn is_text(page: u8) -> bool {
+    page == 4 || page == 5
+}
+
+/// File content of the read-only "executable": word w of text page p.
+pub fn text_word(p: u8, w: u8) -> u32 {
+    0xf000 + 16 * p as u32 + w as u32
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct Addr {
+    pub page: u8,
+    pub word: u8,
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", PAGE_NAMES[self.page as usize], self.word)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Target {
+    Idle,
+    Thread(u32, u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    Switch(Target),
+    Load(Addr),
+    Store(Addr, u32),
+    Fork,
+    Spawn,
+    Exit,
+    UmtxSleep(Addr, u32),
+    UmtxWakeup(Addr),
+    ProcfsRead(u32, Addr),
+    ProcfsWrite(u32, Addr, u32),
+    Madvise(u8),
+    Mprotect(u8, bool),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Step {
+    pub cpu: u8,
+    pub op: Op,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cpu{} ", self.cpu)?;
+        match self.op {
+            Op::Switch(Target::Idle) => write!(f, "switch idle"),
+            Op::Switch(Target::Thread(p, t)) => write!(f, "switch P{p}.T{t}"),
+            Op::Load(a) => write!(f, "load {a}"),
+            Op::Store(a, v) => write!(f, "store {a} {v:#x}"),
+            Op::Fork => write!(f, "fork"),
+            Op::Spawn => write!(f, "spawn"),
+            Op::Exit => write!(f, "exit"),
+            Op::UmtxSleep(a, v) => write!(f, "umtx_sleep {a} {v:#x}"),
+            Op::UmtxWakeup(a) => write!(f, "umtx_wakeup {a}"),
+            Op::ProcfsRead(p, a) => write!(f, "procfs_read P{p} {a}"),
+            Op::ProcfsWrite(p, a, v) => write!(f, "procfs_write P{p} {a} {v:#x}"),
+            Op::Madvise(pg) => write!(f, "madvise {} dontneed", PAGE_NAMES[pg as usize]),
+            Op::Mprotect(pg, w) => {
+                write!(f, "mprotect {} {}", PAGE_NAMES[pg as usize], if w { "rw" } else { "r" })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    Ok,
+    Segv,
+    Value(u32),
+    Pid(u32),
+    Thread(u32, u32),
+    Eagain,
+    Blocked,
+    Ebusy,
+    Efault,
+    Esrch,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Outcome::Ok => write!(f, "ok"),
+            Outcome::Segv => write!(f, "SEGV"),
+            Outcome::Value(v) => write!(f, "{v:#x}"),
+            Outcome::Pid(p) => write!(f, "P{p}"),
+            Outcome::Thread(p, t) => write!(f, "P{p}.T{t}"),
+            Outcome::Eagain => write!(f, "EAGAIN"),
+            Outcome::Blocked => write!(f, "blocked"),
+            Outcome::Ebusy => write!(f, "EBUSY"),
+            Outcome::Efault => write!(f, "EFAULT"),
+            Outcome::Esrch => write!(f, "ESRCH"),
+        }
+    }
+}
+
+/// What one step showed: its outcome and the threads it woke (sorted by pid, tid).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Observed {
+    pub outcome: Outcome,
+    pub woke: Vec<(u32, u32)>,
+}
+
+pub fn fmt_woke(woke: &[(u32, u32)]) -> String {
+    let v: Vec<String> = woke.iter().map(|(p, t)| format!("P{p}.T{t}")).collect();
+    v.join(",")
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.outcome)?;
+        if !self.woke.is_empty() {
+            write!(f, " woke {}", fmt_woke(&self.woke))?;
+        }
+        Ok(())
+    }
+}
+
+/// `-> OUTCOME [woke ...]` written on an op line; the wake list is compared only if written.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Assertion {
+    pub outcome: Outcome,
+    pub woke: Option<Vec<(u32, u32)>>,
+}
+
+impl Assertion {
+    pub fn matches(&self, o: &Observed) -> bool {
+        self.outcome == o.outcome && self.woke.as_ref().is_none_or(|w| *w == o.woke)
+    }
+}
+
+impl fmt::Display for Assertion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.outcome)?;
+        if let Some(w) = &self.woke {
+            write!(f, " woke {}", fmt_woke(w))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Expect {
+    pub kernel: String,
+    /// None: clean; else the violation kind and step.
+    pub verdict: Option<(Kind, u32)>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Program {
+    pub hw: HwSpec,
+    pub kernel: Option<String>,
+    pub expects: Vec<Expect>,
+    pub steps: Vec<Step>,
+    pub asserts: Vec<Option<Assertion>>,
+    /// 1-based source line of each step (0 for programs that did not come from text).
+    pub lines: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InputError {
+    pub line: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}", self.line, self.msg)
+        } else {
+            write!(f, "{}", self.msg)
+        }
+    }
+}
+
+fn err<T>(line: usize, msg: impl Into<String>) -> Result<T, InputError> {
+    Err(InputError { line, msg: msg.into() })
+}
+
+pub fn parse_u32(s: &str) -> Option<u32> {
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if h.is_empty() || h.len() > 8 {
+            return None;
+        }
+        u32::from_str_radix(h, 16).ok()
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+pub fn parse_page(s: &str) -> Option<u8> {
+    PAGE_NAMES.iter().position(|n| *n == s).map(|i| i as u8)
+}
+
+fn parse_addr(s: &str) -> Result<Addr, String> {
+    let (p, w) = s.split_once('.').ok_or_else(|| format!("bad address '{s}' (expected PAGE.W)"))?;
+    let page = parse_page(p).ok_or_else(|| format!("unknown page '{p}'"))?;
+    let word: u8 = match w {
+        "0" => 0,
+        "1" => 1,
+        "2" => 2,
+        "3" => 3,
+        _ => return Err(format!("bad word '{w}' in '{s}' (0..3)")),
+    };
+    Ok(Addr { page, word })
+}
+
+fn parse_id(s: &str, prefix: char) -> Option<u32> {
+    let rest = s.strip_prefix(prefix)?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 9 {
+        return None;
+    }
+    let n: u32 = rest.parse().ok()?;
+    (n >= 1).then_some(n)
+}
+
+fn parse_thread(s: &str) -> Option<(u32, u32)> {
+    let (p, t) = s.split_once('.')?;
+    Some((parse_id(p, 'P')?, parse_id(t, 'T')?))
+}
+
+fn parse_value(s: &str) -> Result<u32, String> {
+    parse_u32(s).ok_or_else(|| format!("bad value '{s}'"))
+}
+
+pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    Ok(match s {
+        "ok" => Outcome::Ok,
+        "SEGV" => Outcome::Segv,
+        "EAGAIN" => Outcome::Eagain,
+        "blocked" => Outcome::Blocked,
+        "EBUSY" => Outcome::Ebusy,
+        "EFAULT" => Outcome::Efault,
+        "ESRCH" => Outcome::Esrch,
+        _ => {
+            if let Some(v) = parse_u32(s) {
+                Outcome::Value(v)
+            } else if let Some((p, t)) = parse_thread(s) {
+                Outcome::Thread(p, t)
+            } else if let Some(p) = parse_id(s, 'P') {
+                Outcome::Pid(p)
+            } else {
+                return Err(format!("bad outcome '{s}'"));
+            }
+        }
+    })
+}
+
+fn parse_assertion(s: &str) -> Result<Assertion, String> {
+    let toks: Vec<&str> = s.split_whitespace().collect();
+    match toks.as_slice() {
+        [o] => Ok(Assertion { outcome: parse_outcome(o)?, woke: None }),
+        [o, "woke", list] => {
+            let mut woke = Vec::new();
+            for t in list.split(',') {
+                woke.push(parse_thread(t).ok_or_else(|| format!("bad thread '{t}' in wake list"))?);
+            }
+            woke.sort_unstable();
+            Ok(Assertion { outcome: parse_outcome(o)?, woke: Some(woke) })
+        }
+        _ => Err(format!("bad outcome assertion '{s}'")),
+    }
+}
+
+fn nargs(toks: &[&str], n: usize, usage: &str) -> Result<(), String> {
+    if toks.len() != n {
+        Err(format!("usage: cpuN {usage}"))
+    } else {
+        Ok(())
+    }
+}
+
+fn parse_op(toks: &[&str]) -> Result<Op, String> {
+    let a = &toks[1..];
+    Ok(match toks[0] {
+        "switch" => {
+            nargs(a, 1, "switch Pp.Tt|idle")?;
+            if a[0] == "idle" {
+                Op::Switch(Target::Idle)
+            } else {
+                let (p, t) = parse_thread(a[0]).ok_or_else(|| format!("bad thread '{}'", a[0]))?;
+                Op::Switch(Target::Thread(p, t))
+            }
+        }
+        "load" => {
+            nargs(a, 1, "load PAGE.W")?;
+            Op::Load(parse_addr(a[0])?)
+        }
+        "store" => {
+            nargs(a, 2, "store PAGE.W VALUE")?;
+            Op::Store(parse_addr(a[0])?, parse_value(a[1])?)
+        }
+        "fork" => {
+            nargs(a, 0, "fork")?;
+            Op::Fork
+        }
+        "spawn" => {
+            nargs(a, 0, "spawn")?;
+            Op::Spawn
+        }
+        "exit" => {
+            nargs(a, 0, "exit")?;
+            Op::Exit
+        }
+        "umtx_sleep" => {
+            nargs(a, 2, "umtx_sleep PAGE.W VALUE")?;
+            Op::UmtxSleep(parse_addr(a[0])?, parse_value(a[1])?)
+        }
+        "umtx_wakeup" => {
+            nargs(a, 1, "umtx_wakeup PAGE.W")?;
+            Op::UmtxWakeup(parse_addr(a[0])?)
+        }
+        "procfs_read" => {
+            nargs(a, 2, "procfs_read Pn PAGE.W")?;
+            let p = parse_id(a[0], 'P').ok_or_else(|| format!("bad pid '{}'", a[0]))?;
+            Op::ProcfsRead(p, parse_addr(a[1])?)
+        }
+        "procfs_write" => {
+            nargs(a, 3, "procfs_write Pn PAGE.W VALUE")?;
+            let p = parse_id(a[0], 'P').ok_or_else(|| format!("bad pid '{}'", a[0]))?;
+            Op::ProcfsWrite(p, parse_addr(a[1])?, parse_value(a[2])?)
+        }
+        "madvise" => {
+            nargs(a, 2, "madvise PAGE dontneed")?;
+            let pg = parse_page(a[0]).ok_or_else(|| format!("unknown page '{}'", a[0]))?;
+            if a[1] != "dontneed" {
+                return Err(format!("bad madvise advice '{}' (dontneed)", a[1]));
+            }
+            Op::Madvise(pg)
+        }
+        "mprotect" => {
+            nargs(a, 2, "mprotect PAGE r|rw")?;
+            let pg = parse_page(a[0]).ok_or_else(|| format!("unknown page '{}'", a[0]))?;
+            let w = match a[1] {
+                "r" => false,
+                "rw" => true,
+                _ => return Err(format!("bad protection '{}' (r or rw)", a[1])),
+            };
+            Op::Mprotect(pg, w)
+        }
+        other => return Err(format!("unknown operation '{other}'")),
+    })
+}
+
+/// Parses the text form. Checks syntax only; CPU numbers are checked against the hardware
+/// by [`Program::check_cpus`] once the effective hardware is known.
+pub fn parse(text: &str) -> Result<Program, InputError> {
+    let mut prog = Program::default();
+    for (i, raw) in text.lines().enumerate() {
+        let ln = i + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (body, assertion) = match line.split_once("->") {
+            Some((b, a)) => (b.trim(), Some(a.trim())),
+            None => (line, None),
+        };
+        let toks: Vec<&str> = body.split_whitespace().collect();
+        let first = toks[0];
+        if first == "hw" || first == "kernel" || first == "expect" {
+            if !prog.steps.is_empty() {
+                return err(ln, format!("header line '{first}' after the first op line"));
+            }
+            if assertion.is_some() {
+                return err(ln, "a header line cannot carry '->'");
+            }
+            match first {
+                "hw" => {
+                    let spec = HwSpec::parse(&toks[1..].join(" ")).map_err(|m| InputError { line: ln, msg: m })?;
+                    prog.hw = prog.hw.overlay(spec);
+                }
+                "kernel" => {
+                    if toks.len() != 2 {
+                        return err(ln, "usage: kernel NAME");
+                    }
+                    if crate::kernel::by_name(toks[1]).is_none() {
+                        return err(ln, format!("unknown kernel '{}' (valid: {})", toks[1], crate::kernel::names().join(", ")));
+                    }
+                    prog.kernel = Some(toks[1].to_string());
+                }
+                _ => {
+                    let e = match toks.as_slice() {
+                        [_, k, "clean"] => Expect { kernel: k.to_string(), verdict: None },
+                        [_, k, kind, step] => {
+                            let kind = Kind::from_name(kind).ok_or_else(|| InputError {
+                                line: ln,
+                                msg: format!("unknown violation kind '{kind}'"),
+                            })?;
+                            let st: u32 = step
+                                .parse()
+                                .ok()
+                                .filter(|s| *s >= 1)
+                                .ok_or_else(|| InputError { line: ln, msg: format!("bad step '{step}'") })?;
+                            Expect { kernel: k.to_string(), verdict: Some((kind, st)) }
+                        }
+                        _ => return err(ln, "usage: expect KERNEL clean | expect KERNEL KIND STEP"),
+                    };
+                    if crate::kernel::by_name(&e.kernel).is_none() {
+                        return err(ln, format!("unknown kernel '{}' (valid: {})", e.kernel, crate::kernel::names().join(", ")));
+                    }
+                    prog.expects.push(e);
+                }
+            }
+            continue;
+        }
+        let cpu = first
+            .strip_prefix("cpu")
+            .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|d| d.parse::<u8>().ok())
+            .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel or expect, got '{first}'") })?;
+        if toks.len() < 2 {
+            return err(ln, "missing operation after cpu");
+        }
+        let op = parse_op(&toks[1..]).map_err(|m| InputError { line: ln, msg: m })?;
+        let a = match assertion {
+            Some(a) => Some(parse_assertion(a).map_err(|m| InputError { line: ln, msg: m })?),
+            None => None,
+        };
+        prog.steps.push(Step { cpu, op });
+        prog.asserts.push(a);
+        prog.lines.push(ln);
+    }
+    Ok(prog)
+}
+
+impl Program {
+    pub fn check_cpus(&self, cpus: u8) -> Result<(), InputError> {
+        for (s, ln) in self.steps.iter().zip(&self.lines) {
+            if s.cpu >= cpus {
+                return err(*ln, format!("cpu{} beyond the machine's {} CPUs", s.cpu, cpus));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn line_of(&self, idx: usize) -> usize {
+        self.lines.get(idx).copied().unwrap_or(0)
+    }
+}

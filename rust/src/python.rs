@@ -1,0 +1,275 @@
+//! Python bindings (`pyvmfuzz._core`). Input errors become `ValueError("line N: reason")`.
+
+use crate::codec;
+use crate::exec::{self, Report, Source};
+use crate::hw::{HwSpec, TlbMode};
+use crate::judge::KINDS;
+use crate::kernel::{self, Kernel};
+use crate::program::{self, Program};
+use crate::soak::SoakConfig;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::fmt::Write as _;
+
+fn kernel_by_name(name: &str) -> PyResult<&'static Kernel> {
+    kernel::by_name(name).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown kernel '{name}' (valid: {})", kernel::names().join(", ")))
+    })
+}
+
+fn hw_spec(hw: Option<&str>) -> PyResult<HwSpec> {
+    match hw {
+        None => Ok(HwSpec::default()),
+        Some(s) => HwSpec::parse(s).map_err(|m| PyValueError::new_err(format!("--hw: {m}"))),
+    }
+}
+
+fn parse_prog(text: &str) -> PyResult<Program> {
+    program::parse(text).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// Kernel precedence: explicit argument, then the program's `kernel` line, then `fixed`.
+fn pick_kernel(arg: Option<&str>, prog: &Program) -> PyResult<&'static Kernel> {
+    kernel_by_name(arg.or(prog.kernel.as_deref()).unwrap_or("fixed"))
+}
+
+fn trace_text(r: &Report) -> String {
+    let mut s = format!("{}\nkernel {}\n", r.hw, r.kernel.name);
+    for (i, st) in r.steps.iter().enumerate() {
+        match r.observed.get(i) {
+            Some(o) => {
+                let _ = writeln!(s, "{st} -> {o}");
+            }
+            None => {
+                let _ = writeln!(s, "{st}  # panic");
+            }
+        }
+    }
+    s
+}
+
+fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("kernel", r.kernel.name)?;
+    d.set_item("hw", r.hw.to_string())?;
+    d.set_item("steps", r.steps.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+    let mut trace: Vec<String> = r.observed.iter().map(|o| o.to_string()).collect();
+    if trace.len() < r.steps.len() {
+        trace.push("panic".into());
+    }
+    d.set_item("trace", trace)?;
+    d.set_item("trace_text", trace_text(r))?;
+    match &r.violation {
+        None => d.set_item("violation", py.None())?,
+        Some(v) => {
+            let vd = PyDict::new(py);
+            vd.set_item("kind", v.kind.name())?;
+            vd.set_item("step", v.step)?;
+            vd.set_item("expected", &v.expected)?;
+            vd.set_item("observed", &v.observed)?;
+            d.set_item("violation", vd)?;
+        }
+    }
+    let af = PyList::empty(py);
+    for (n, a, o) in &r.assert_failures {
+        let x = PyDict::new(py);
+        x.set_item("step", *n)?;
+        x.set_item("expected", a.to_string())?;
+        x.set_item("observed", o.to_string())?;
+        af.append(x)?;
+    }
+    d.set_item("assert_failures", af)?;
+    let ex = PyList::empty(py);
+    if let Some(p) = prog {
+        for e in &p.expects {
+            match e.verdict {
+                None => ex.append((e.kernel.as_str(), py.None(), py.None()))?,
+                Some((k, st)) => ex.append((e.kernel.as_str(), k.name(), st))?,
+            }
+        }
+    }
+    d.set_item("expects", ex)?;
+    Ok(d)
+}
+
+/// Parse and validate a text program; returns its header facts. Raises ValueError.
+#[pyfunction]
+#[pyo3(signature = (text, hw=None))]
+fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let prog = parse_prog(text)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = PyDict::new(py);
+    d.set_item("steps", prog.steps.len())?;
+    d.set_item("kernel", prog.kernel.as_deref())?;
+    d.set_item("hw", eff.to_string())?;
+    let ex = PyList::empty(py);
+    for e in &prog.expects {
+        match e.verdict {
+            None => ex.append((e.kernel.as_str(), py.None(), py.None()))?,
+            Some((k, st)) => ex.append((e.kernel.as_str(), k.name(), st))?,
+        }
+    }
+    d.set_item("expects", ex)?;
+    Ok(d)
+}
+
+/// Run a text program. `kernel`/`hw` override the program's header.
+#[pyfunction]
+#[pyo3(signature = (text, kernel=None, hw=None))]
+fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let prog = parse_prog(text)?;
+    let k = pick_kernel(kernel, &prog)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = exec::run(Source::Text(&prog), eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    report_dict(py, &r, Some(&prog))
+}
+
+/// Run a byte-form program (decoded against the live state; stops at the first violation).
+#[pyfunction]
+#[pyo3(signature = (data, kernel=None, hw=None))]
+fn run_bytes<'py>(py: Python<'py>, data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let k = kernel_by_name(kernel.unwrap_or("fixed"))?;
+    let mut d = codec::Decoder::new(data);
+    let eff = exec::effective_hw(d.header(), hw_spec(hw)?);
+    let r = exec::run(Source::Bytes(d), eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    report_dict(py, &r, None)
+}
+
+fn program_text(hw: &crate::hw::Hw, k: &Kernel, steps: &[program::Step]) -> String {
+    let mut s = format!("{hw}\nkernel {}\n", k.name);
+    for st in steps {
+        let _ = writeln!(s, "{st}");
+    }
+    s
+}
+
+/// Bytes → text program (header lines included).
+#[pyfunction]
+#[pyo3(signature = (data, kernel=None, hw=None))]
+fn decode(data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyResult<String> {
+    let k = kernel_by_name(kernel.unwrap_or("fixed"))?;
+    let (eff, steps) = codec::decode(data, hw_spec(hw)?, k);
+    Ok(program_text(&eff, k, &steps))
+}
+
+/// Text program → bytes that decode back to it (under the same kernel and hardware).
+#[pyfunction]
+#[pyo3(signature = (text, kernel=None, hw=None))]
+fn encode<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyBytes>> {
+    let prog = parse_prog(text)?;
+    let k = pick_kernel(kernel, &prog)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let b = codec::encode(&prog.steps, &prog.lines, eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &b))
+}
+
+/// Canonical text of a program (parse, then print): for round-trip checks.
+#[pyfunction]
+fn canonical(text: &str) -> PyResult<String> {
+    let prog = parse_prog(text)?;
+    let mut s = String::new();
+    for st in &prog.steps {
+        let _ = writeln!(s, "{st}");
+    }
+    Ok(s)
+}
+
+/// A fuzzing target: kernel and hardware override fixed once; `run(data)` is the hot path.
+#[pyclass(frozen)]
+struct FuzzTarget {
+    kernel: &'static Kernel,
+    hw: HwSpec,
+}
+
+#[pymethods]
+impl FuzzTarget {
+    #[new]
+    #[pyo3(signature = (kernel="fixed", hw=None))]
+    fn new(kernel: &str, hw: Option<&str>) -> PyResult<Self> {
+        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)? })
+    }
+
+    /// (kind code, step): 0 is clean; else `kinds()[code-1]`.
+    fn run(&self, data: &[u8]) -> (u32, u32) {
+        exec::fuzz_verdict(data, self.kernel, self.hw)
+    }
+
+    fn run_batch(&self, py: Python<'_>, inputs: Vec<Vec<u8>>) -> Vec<(u32, u32)> {
+        let k = self.kernel;
+        let hw = self.hw;
+        py.detach(move || inputs.iter().map(|d| exec::fuzz_verdict(d, k, hw)).collect())
+    }
+}
+
+/// Random programs run entirely in Rust (see soak.rs).
+#[pyfunction]
+#[pyo3(signature = (programs, seed=1, kernel="fixed", max_steps=64, max_cpus=4, max_tlb=16, mode="pc64"))]
+#[allow(clippy::too_many_arguments)]
+fn soak<'py>(
+    py: Python<'py>,
+    programs: u64,
+    seed: u64,
+    kernel: &str,
+    max_steps: u32,
+    max_cpus: u8,
+    max_tlb: u8,
+    mode: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let k = kernel_by_name(kernel)?;
+    let mode = match mode {
+        "pc64" => TlbMode::Pc64,
+        "tagged" => TlbMode::Tagged,
+        _ => return Err(PyValueError::new_err(format!("bad mode '{mode}'"))),
+    };
+    if max_steps == 0 || !(1..=8).contains(&max_cpus) || !(1..=64).contains(&max_tlb) {
+        return Err(PyValueError::new_err("soak: max_steps >= 1, max_cpus 1..8, max_tlb 1..64"));
+    }
+    let cfg = SoakConfig { programs, seed, max_steps, max_cpus, max_tlb, mode };
+    let res = py.detach(|| crate::soak::soak(&cfg, k));
+    let d = PyDict::new(py);
+    d.set_item("programs", res.programs)?;
+    d.set_item("steps", res.steps)?;
+    d.set_item("violations", res.violations)?;
+    let ex = PyList::empty(py);
+    for (hw, bytes, v) in &res.examples {
+        let x = PyDict::new(py);
+        x.set_item("hw", hw.to_string())?;
+        x.set_item("bytes", PyBytes::new(py, bytes))?;
+        x.set_item("kind", v.kind.name())?;
+        x.set_item("step", v.step)?;
+        x.set_item("observed", &v.observed)?;
+        ex.append(x)?;
+    }
+    d.set_item("examples", ex)?;
+    Ok(d)
+}
+
+#[pyfunction]
+fn kernels() -> Vec<(&'static str, &'static str)> {
+    kernel::KERNELS.iter().map(|k| (k.name, k.story)).collect()
+}
+
+#[pyfunction]
+fn kinds() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name()).collect()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    exec::install_panic_hook();
+    m.add_function(wrap_pyfunction!(check_text, m)?)?;
+    m.add_function(wrap_pyfunction!(run_text, m)?)?;
+    m.add_function(wrap_pyfunction!(run_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(encode, m)?)?;
+    m.add_function(wrap_pyfunction!(canonical, m)?)?;
+    m.add_function(wrap_pyfunction!(soak, m)?)?;
+    m.add_function(wrap_pyfunction!(kernels, m)?)?;
+    m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_class::<FuzzTarget>()?;
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Random programs in bulk, for the soak test and `pyvmfuzz bench`: random bytes decoded and
+//! run entirely in Rust.
+
+use crate::exec::{run, Source};
+use crate::codec::Decoder;
+use crate::hw::{Hw, TlbMode};
+use crate::judge::Violation;
+use crate::kernel::Kernel;
+
+/// splitmix64: tiny, deterministic, good enough to make test inputs.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+pub struct SoakConfig {
+    pub programs: u64,
+    pub seed: u64,
+    pub max_steps: u32,
+    pub max_cpus: u8,
+    pub max_tlb: u8,
+    pub mode: TlbMode,
+}
+
+#[derive(Default)]
+pub struct SoakResult {
+    pub programs: u64,
+    pub steps: u64,
+    pub violations: u64,
+    /// The first few violating inputs: (hw, bytes, violation).
+    pub examples: Vec<(Hw, Vec<u8>, Violation)>,
+}
+
+pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
+    let mut rng = Rng(cfg.seed);
+    let mut res = SoakResult::default();
+    let mut buf = Vec::with_capacity(2 + 4 * cfg.max_steps as usize);
+    for _ in 0..cfg.programs {
+        let hw = Hw {
+            cpus: 1 + rng.below(cfg.max_cpus as u64) as u8,
+            tlb: 1 + rng.below(cfg.max_tlb as u64) as u8,
+            mode: cfg.mode,
+        };
+        let nsteps = 1 + rng.below(cfg.max_steps as u64) as usize;
+        buf.clear();
+        buf.extend_from_slice(&crate::codec::encode_header(&hw));
+        while buf.len() < 2 + 4 * nsteps {
+            let r = rng.next().to_le_bytes();
+            buf.extend_from_slice(&r[..4]);
+        }
+        let mut d = Decoder::new(&buf);
+        d.header();
+        let report = run(Source::Bytes(d), hw, kernel).expect("decoded programs are always applicable");
+        res.programs += 1;
+        res.steps += report.steps.len() as u64;
+        if let Some(v) = report.violation {
+            res.violations += 1;
+            if res.examples.len() < 5 {
+                res.examples.push((hw, buf.clone(), v));
+            }
+        }
+    }
+    res
+}

@@ -1,0 +1,50 @@
+//! A per-CPU TLB: K entries, FIFO replacement, entries tagged by address space (pid; 0 is the
+//! kernel's idle space). Under `pc64` the switch code flushes it, so the tag only matters on
+//! `tagged` hardware.
+
+use crate::phys::FrameId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlbEntry {
+    pub asid: u32,
+    pub va: u8,
+    pub frame: FrameId,
+    pub writable: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tlb {
+    /// Oldest first.
+    pub entries: Vec<TlbEntry>,
+    pub cap: usize,
+}
+
+impl Tlb {
+    pub fn new(cap: usize) -> Tlb {
+        Tlb { entries: Vec::with_capacity(cap), cap }
+    }
+
+    #[inline]
+    pub fn lookup(&self, asid: u32, va: u8) -> Option<TlbEntry> {
+        self.entries.iter().copied().find(|e| e.asid == asid && e.va == va)
+    }
+
+    /// Filled by a successful page walk.
+    pub fn fill(&mut self, e: TlbEntry) {
+        self.invalidate(e.asid, e.va);
+        if self.entries.len() == self.cap {
+            self.entries.remove(0);
+        }
+        self.entries.push(e);
+    }
+
+    /// invlpg for one address space's va.
+    #[inline]
+    pub fn invalidate(&mut self, asid: u32, va: u8) {
+        self.entries.retain(|e| !(e.asid == asid && e.va == va));
+    }
+
+    pub fn flush(&mut self) {
+        self.entries.clear();
+    }
+}
