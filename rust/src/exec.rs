@@ -50,7 +50,12 @@ pub enum Source<'a> {
 }
 
 /// Execute and judge. Inapplicable text steps are input errors (with their line).
-pub fn run(mut src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
+pub fn run(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
+    run_opts(src, hw, kernel, 0)
+}
+
+/// `panic_at`: self-test of the panic path (0: never).
+pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32) -> Result<Report, InputError> {
     let mut report = Report {
         hw,
         kernel,
@@ -62,6 +67,7 @@ pub fn run(mut src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, I
     let mut input_error: Option<InputError> = None;
     let res = catch_unwind(AssertUnwindSafe(|| {
         let mut m = Machine::new(hw, kernel);
+        m.panic_at = panic_at;
         let mut judge = Judge::new();
         let mut idx = 0usize;
         loop {

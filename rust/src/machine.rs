@@ -37,6 +37,9 @@ pub struct Machine {
     pub shm_object: u32,
     /// Threads woken during the current operation.
     pub woke: Vec<(u32, u32)>,
+    /// Self-test only: raise a model assertion when this step number (1-based) runs.
+    pub panic_at: u32,
+    steps_run: u32,
 }
 
 /// A well-formed step that cannot be performed in this state (an input error).
@@ -58,6 +61,8 @@ impl Machine {
             file_object: 0,
             shm_object: 0,
             woke: Vec::new(),
+            panic_at: 0,
+            steps_run: 0,
         };
         // The executable's vnode object: its pages hold the file content; it keeps a
         // reference of its own.
@@ -126,6 +131,8 @@ impl Machine {
             return Err(Inapplicable(format!("cpu{} does not exist", s.cpu)));
         }
         self.woke.clear();
+        self.steps_run += 1;
+        assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
         let outcome = match s.op {
             Op::Switch(Target::Idle) => {
                 self.sched_switch(cpu, None);

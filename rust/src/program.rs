@@ -231,7 +231,7 @@ fn parse_addr(s: &str) -> Result<Addr, String> {
 
 fn parse_id(s: &str, prefix: char) -> Option<u32> {
     let rest = s.strip_prefix(prefix)?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 9 {
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 10 {
         return None;
     }
     let n: u32 = rest.parse().ok()?;

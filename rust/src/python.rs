@@ -127,6 +127,16 @@ fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&
     report_dict(py, &r, Some(&prog))
 }
 
+/// Self-test: run a text program with a model assertion raised at step `at`.
+#[pyfunction]
+fn _selftest_panic<'py>(py: Python<'py>, text: &str, at: u32) -> PyResult<Bound<'py, PyDict>> {
+    let prog = parse_prog(text)?;
+    let k = pick_kernel(None, &prog)?;
+    let eff = exec::effective_hw(prog.hw, HwSpec::default());
+    let r = exec::run_opts(Source::Text(&prog), eff, k, at).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    report_dict(py, &r, Some(&prog))
+}
+
 /// Run a byte-form program (decoded against the live state; stops at the first violation).
 #[pyfunction]
 #[pyo3(signature = (data, kernel=None, hw=None))]
@@ -270,6 +280,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(soak, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())
 }

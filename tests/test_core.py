@@ -1,0 +1,140 @@
+"""The Rust core: determinism, the byte form, the soak of random programs, the panic path."""
+
+import random
+import subprocess
+import sys
+
+import pytest
+
+from pyvmfuzz import _core
+
+from conftest import KERNELS
+
+
+def random_inputs(n, seed, max_len=2 + 4 * 64):
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.randrange(0, max_len)) for _ in range(n)]
+
+
+def op_lines(text):
+    return [ln for ln in text.splitlines() if ln.startswith("cpu")]
+
+
+def test_same_bytes_same_trace_in_two_processes():
+    inputs = random_inputs(200, seed=7)
+    code = (
+        "import sys, json; from pyvmfuzz import _core\n"
+        "data = [bytes.fromhex(h) for h in json.load(sys.stdin)]\n"
+        "for k in ('fixed', 'pre-385c96e4', 'partial-385c96e4'):\n"
+        "    for d in data:\n"
+        "        r = _core.run_bytes(d, k)\n"
+        "        print(r['trace_text'], r['violation'])\n"
+    )
+    import json
+
+    payload = json.dumps([d.hex() for d in inputs])
+    outs = [
+        subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    assert outs[0] == outs[1]
+    assert outs[0].count("cpu") > 1000  # the programs did run
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_100k_random_bytes_run_and_round_trip(kernel):
+    """Every byte string decodes to a valid program; its text parses back to itself; encoding
+    it gives bytes that decode to the same program."""
+    n = 100_000 if kernel == "fixed" else 10_000
+    for i, data in enumerate(random_inputs(n, seed=11)):
+        rep = _core.run_bytes(data, kernel)
+        assert len(rep["trace"]) == len(rep["steps"])
+        if i % 10:  # the full round trip on a tenth keeps this test a few seconds long
+            continue
+        text = _core.decode(data, kernel)
+        ops = op_lines(text)
+        assert op_lines(_core.canonical(text)) == ops
+        again = _core.decode(_core.encode(text, kernel), kernel)
+        assert again == text
+        # The run stops at a violation; its steps are a prefix of the decoded program.
+        assert rep["steps"] == ops[: len(rep["steps"])]
+
+
+def test_encode_escapes_large_values_and_pids():
+    text = "cpu0 store data0.0 0xdeadbeef\ncpu0 procfs_read P77 data0.0\ncpu0 procfs_write P1 text0.1 0x1ff\n"
+    for k in KERNELS:
+        b = _core.encode(text, k)
+        assert op_lines(_core.decode(b, k)) == op_lines(_core.canonical(text))
+
+
+def test_one_byte_change_usually_alters_one_step():
+    rng = random.Random(5)
+    local = 0
+    trials = 2000
+    for _ in range(trials):
+        data = bytearray(rng.randbytes(2 + 4 * 24))
+        before = op_lines(_core.decode(bytes(data), "fixed"))
+        i = rng.randrange(2, len(data))
+        data[i] = rng.randrange(256)
+        after = op_lines(_core.decode(bytes(data), "fixed"))
+        diff = sum(a != b for a, b in zip(before, after)) + abs(len(before) - len(after))
+        local += diff <= 1
+    assert local / trials > 0.6, local / trials
+
+
+def test_fixed_pc64_soak_is_clean():
+    """1,000,000 random programs (up to 64 steps, 1-4 CPUs, TLB 1-16): no violation."""
+    r = _core.soak(1_000_000, seed=2026, kernel="fixed", max_steps=64, max_cpus=4, max_tlb=16, mode="pc64")
+    print(f"\nfixed/pc64: {r['programs']} programs, {r['steps']} steps, {r['violations']} violations")
+    assert r["programs"] == 1_000_000
+    assert r["steps"] > 20_000_000
+    assert r["violations"] == 0, r["examples"]
+
+
+def test_soak_finds_the_prefix_kernels_and_tagged():
+    for kernel, mode, kind in (
+        ("pre-385c96e4", "pc64", "protection"),
+        ("partial-385c96e4", "pc64", "stale-read"),
+        ("fixed", "tagged", "tlb-incoherent"),
+    ):
+        r = _core.soak(50_000, seed=3, kernel=kernel, mode=mode)
+        assert r["violations"] > 0
+        assert {e["kind"] for e in r["examples"]} == {kind}
+
+
+def test_model_assertion_is_a_panic_violation_not_a_crash():
+    rep = _core._selftest_panic("cpu0 store data0.0 1\ncpu0 load data0.0\ncpu0 fork\n", 2)
+    assert rep["violation"]["kind"] == "panic"
+    assert rep["violation"]["step"] == 2
+    assert "self-test model assertion" in rep["violation"]["observed"]
+    assert rep["trace"] == ["ok", "panic"]
+    # The process survives and the next run is unaffected.
+    assert _core.run_text("cpu0 load data0.0")["trace"] == ["0x0"]
+
+
+def test_fuzz_target_matches_run_bytes():
+    kinds = _core.kinds()
+    for k in KERNELS:
+        t = _core.FuzzTarget(k)
+        inputs = random_inputs(3000, seed=9)
+        batch = t.run_batch(inputs)
+        for data, (code, step) in zip(inputs, batch):
+            rep = _core.run_bytes(data, k)
+            v = rep["violation"]
+            assert (code, step) == ((0, 0) if v is None else (kinds.index(v["kind"]) + 1, v["step"]))
+            assert t.run(data) == (code, step)
+
+
+def test_hw_override_and_header():
+    prog = "hw cpus=3 tlb=2 mode=tagged\ncpu2 switch idle\n"
+    assert _core.run_text(prog)["hw"] == "hw cpus=3 tlb=2 mode=tagged"
+    assert _core.run_text(prog, hw="mode=pc64")["hw"] == "hw cpus=3 tlb=2 mode=pc64"
+    with pytest.raises(ValueError, match="line 2: cpu2 beyond"):
+        _core.run_text(prog, hw="cpus=2")
+
+
+def test_tlb_capacity_is_fifo():
+    # With one TLB entry, touching another page evicts the first; behaviour stays correct.
+    prog = "hw tlb=1\ncpu0 store data0.0 1\ncpu0 load data1.0\ncpu0 fork\ncpu0 store data0.0 2\ncpu1 switch P2.T1\ncpu1 load data0.0 -> 0x1\n"
+    rep = _core.run_text(prog)
+    assert rep["violation"] is None and rep["assert_failures"] == []
