@@ -1,0 +1,120 @@
+"""Differential judgement: the Rust core's verdict against the Python oracle's, on the same
+observations. Used by `pyvmfuzz check` (CI) and by campaigns to confirm findings."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from . import _core, oracle
+from .programs import InputError, load, run as run_program, walk
+
+CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "panic"})
+KERNELS = [name for name, _ in _core.kernels()]
+
+
+def observations(rep: dict) -> str:
+    """The run's observations as a trace for the oracle (a step that panicked has none)."""
+    lines = [rep["hw"]]
+    for op, out in zip(rep["steps"], rep["trace"]):
+        if out == "panic":
+            break
+        lines.append(f"{op} -> {out}")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    return "clean" if v is None else f"{v[0]}@{v[1]}"
+
+
+@dataclass
+class Judgement:
+    core: tuple[str, int] | None
+    oracle: tuple[str, int] | None
+    agree: bool
+    oracle_violation: oracle.Violation | None
+
+    def describe(self) -> str:
+        return f"core={_fmt(self.core)} oracle={_fmt(self.oracle)}"
+
+
+def judge_report(rep: dict) -> Judgement:
+    """Do the core and the oracle agree on this run? For a core-only kind (an internal
+    invariant) the oracle must find nothing wrong up to and including that step."""
+    v = rep["violation"]
+    core = None if v is None else (v["kind"], v["step"])
+    try:
+        ov = oracle.judge(observations(rep))
+    except oracle.TraceError as e:  # the oracle could not follow the run: a disagreement
+        return Judgement(core, ("trace-error", 0), False, oracle.Violation("trace-error", 0, "", str(e)))
+    orc = None if ov is None else (ov.kind, ov.step)
+    if core is not None and core[0] in CORE_ONLY:
+        agree = orc is None
+    else:
+        agree = core == orc
+    return Judgement(core, orc, agree, ov)
+
+
+def confirm(rep: dict) -> Judgement:
+    """Confirm a violation the core reported (campaigns): a violation the oracle does not
+    confirm is a model disagreement, to be reported apart from kernel bugs."""
+    return judge_report(rep)
+
+
+class CleanSampler:
+    """Cross-check a fraction of clean runs with the oracle (deterministic per seed)."""
+
+    def __init__(self, rate: float, seed: int = 0):
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.checked = 0
+        self.disagreements: list[tuple[dict, Judgement]] = []
+
+    def maybe_check(self, rep: dict) -> Judgement | None:
+        if self.rate <= 0 or self.rng.random() >= self.rate:
+            return None
+        self.checked += 1
+        j = judge_report(rep)
+        if not j.agree:
+            self.disagreements.append((rep, j))
+        return j
+
+
+@dataclass
+class Finding:
+    path: str
+    kernel: str
+    problem: str  # "disagree", "expect", "assert"
+    detail: str
+
+
+def check_paths(paths: list[str], kernels: list[str], hw: str | None = None) -> tuple[int, list[Finding]]:
+    """(number of program/kernel pairs checked, findings). Raises InputError."""
+    files = walk(paths)
+    if not files:
+        raise InputError(f"{', '.join(paths)}: no programs found")
+    findings: list[Finding] = []
+    pairs = 0
+    for path in files:
+        pf = load(path)
+        for k in kernels:
+            rep = run_program(pf, k, hw)
+            pairs += 1
+            j = judge_report(rep)
+            if not j.agree:
+                detail = j.describe()
+                if j.oracle_violation is not None:
+                    ov = j.oracle_violation
+                    detail += f" (oracle: expected {ov.expected}, observed {ov.observed})"
+                findings.append(Finding(path, k, "disagree", detail))
+            for ek, kind, step in rep["expects"]:
+                if ek != k:
+                    continue
+                want = None if kind is None else (kind, step)
+                if j.core != want:
+                    findings.append(Finding(path, k, "expect", f"expected {_fmt(want)}, core gave {_fmt(j.core)}"))
+            for a in rep["assert_failures"]:
+                findings.append(
+                    Finding(path, k, "assert", f"step {a['step']}: written {a['expected']}, observed {a['observed']}")
+                )
+    return pairs, findings
