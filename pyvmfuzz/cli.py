@@ -133,9 +133,11 @@ def cmd_zoo(args) -> int:
 def cmd_demo(args) -> int:
     """Until campaigns land (issue 4/5), the demo replays the derived reproducers."""
     here = os.path.dirname(os.path.abspath(__file__))
-    corpus = os.path.join(here, "corpus")
-    if not os.path.isdir(corpus):
-        corpus = os.path.join(os.path.dirname(here), "corpus")
+    candidates = [os.path.join(os.getcwd(), "corpus"), os.path.join(os.path.dirname(here), "corpus")]
+    corpus = next((c for c in candidates if os.path.isdir(os.path.join(c, "repro"))), None)
+    if corpus is None:
+        sys.stderr.write("pyvmfuzz demo: run it from a clone of the repository (needs corpus/repro)\n")
+        return 2
     print("pyvmfuzz demo — the fuzzing campaign demo is not yet implemented;")
     print("meanwhile, here are the reproducers derived for DragonFly BSD 385c96e4:\n")
     for name in ("pre-385c96e4-debugger-text.txt", "partial-385c96e4-procfs-stale.txt"):

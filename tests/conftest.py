@@ -17,7 +17,7 @@ def corpus_files(sub="*"):
 def cli(*args, input=None, timeout=120):
     """Run the CLI in a fresh interpreter; returns CompletedProcess (text)."""
     return subprocess.run(
-        [sys.executable, "-m", "pyvmfuzz", *args],
+        [sys.executable, "-P", "-m", "pyvmfuzz", *args],
         capture_output=True,
         text=True,
         input=input,

@@ -34,7 +34,7 @@ def test_same_bytes_same_trace_in_two_processes():
 
     payload = json.dumps([d.hex() for d in inputs])
     outs = [
-        subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, text=True, check=True).stdout
+        subprocess.run([sys.executable, "-P", "-c", code], input=payload, capture_output=True, text=True, check=True).stdout
         for _ in range(2)
     ]
     assert outs[0] == outs[1]

@@ -22,6 +22,8 @@ pub struct Report {
     pub violation: Option<Violation>,
     /// (step number, assertion, observed) for each `-> X` that did not match.
     pub assert_failures: Vec<(u32, Assertion, Observed)>,
+    /// Steps completed without violation.
+    pub steps_run: u32,
 }
 
 thread_local! {
@@ -51,11 +53,12 @@ pub enum Source<'a> {
 
 /// Execute and judge. Inapplicable text steps are input errors (with their line).
 pub fn run(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
-    run_opts(src, hw, kernel, 0)
+    run_opts(src, hw, kernel, 0, true)
 }
 
 /// `panic_at`: self-test of the panic path (0: never).
-pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32) -> Result<Report, InputError> {
+/// `record`: keep steps and outcomes in the report (the fuzzing path needs only the verdict).
+pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32, record: bool) -> Result<Report, InputError> {
     let mut report = Report {
         hw,
         kernel,
@@ -63,6 +66,7 @@ pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32)
         observed: Vec::new(),
         violation: None,
         assert_failures: Vec::new(),
+        steps_run: 0,
     };
     let mut input_error: Option<InputError> = None;
     let res = catch_unwind(AssertUnwindSafe(|| {
@@ -88,6 +92,7 @@ pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32)
                 Ok(o) => o,
                 Err(e) => {
                     report.steps.pop();
+                    report.steps_run = idx as u32;
                     let line = if let Source::Text(p) = &src { p.line_of(idx) } else { 0 };
                     input_error = Some(InputError { line, msg: e.0 });
                     return;
@@ -111,15 +116,20 @@ pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32)
                     }
                 }
             }
-            report.observed.push(obs);
+            if record {
+                report.observed.push(obs);
+            } else {
+                report.steps.clear();
+            }
             idx += 1;
+            report.steps_run = idx as u32;
         }
     }));
     if res.is_err() {
         let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
         report.violation = Some(Violation {
             kind: Kind::Panic,
-            step: report.steps.len() as u32,
+            step: report.steps_run + 1,
             expected: "no model assertion".into(),
             observed: msg,
         });
@@ -139,7 +149,7 @@ pub fn effective_hw(header: HwSpec, cli: HwSpec) -> Hw {
 pub fn fuzz_verdict(data: &[u8], kernel: &'static Kernel, cli: HwSpec) -> (u32, u32) {
     let mut d = Decoder::new(data);
     let hw = effective_hw(d.header(), cli);
-    match run(Source::Bytes(d), hw, kernel) {
+    match run_opts(Source::Bytes(d), hw, kernel, 0, false) {
         Ok(r) => r.violation.map_or((0, 0), |v| (v.kind.code(), v.step)),
         Err(_) => (Kind::Panic.code(), 0),
     }

@@ -38,6 +38,15 @@ impl Machine {
                 }
             }
         }
+        if self.phys.freed_count > 0 {
+            if let Some(v) = self.check_use_after_free() {
+                return Some(v);
+            }
+        }
+        self.check_file()
+    }
+
+    fn check_use_after_free(&self) -> Option<(Kind, String)> {
         for p in self.procs.iter().filter(|p| p.alive) {
             for (va, pte) in p.pmap.pte.iter().enumerate() {
                 if pte.present() && self.phys.is_freed(pte.frame) {
@@ -67,6 +76,10 @@ impl Machine {
                 ));
             }
         }
+        None
+    }
+
+    fn check_file(&self) -> Option<(Kind, String)> {
         let file = self.obj(self.file_object);
         for p in 0..2u8 {
             let f = self.phys.get(file.pages[p as usize]);

@@ -51,9 +51,9 @@ impl Machine {
         let mut m = Machine {
             hw,
             kernel,
-            phys: Phys::default(),
+            phys: Phys { frames: Vec::with_capacity(32), freed_count: 0 },
             objects: Vec::with_capacity(16),
-            procs: Vec::with_capacity(4),
+            procs: Vec::with_capacity(8),
             cpus: (0..hw.cpus)
                 .map(|_| Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize) })
                 .collect(),

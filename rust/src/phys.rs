@@ -17,6 +17,8 @@ pub struct Frame {
 #[derive(Clone, Debug, Default)]
 pub struct Phys {
     pub frames: Vec<Frame>,
+    /// How many frames have been freed: while 0, nothing can dangle.
+    pub freed_count: u32,
 }
 
 impl Phys {
@@ -66,6 +68,7 @@ impl Phys {
         let fr = self.get_mut(f);
         if !fr.owned && fr.hold == 0 {
             fr.freed = true;
+            self.freed_count += 1;
         }
     }
 }

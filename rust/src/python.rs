@@ -133,7 +133,7 @@ fn _selftest_panic<'py>(py: Python<'py>, text: &str, at: u32) -> PyResult<Bound<
     let prog = parse_prog(text)?;
     let k = pick_kernel(None, &prog)?;
     let eff = exec::effective_hw(prog.hw, HwSpec::default());
-    let r = exec::run_opts(Source::Text(&prog), eff, k, at).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = exec::run_opts(Source::Text(&prog), eff, k, at, true).map_err(|e| PyValueError::new_err(e.to_string()))?;
     report_dict(py, &r, Some(&prog))
 }
 

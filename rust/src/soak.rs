@@ -1,7 +1,7 @@
 //! Random programs in bulk, for the soak test and `pyvmfuzz bench`: random bytes decoded and
 //! run entirely in Rust.
 
-use crate::exec::{run, Source};
+use crate::exec::{run_opts, Source};
 use crate::codec::Decoder;
 use crate::hw::{Hw, TlbMode};
 use crate::judge::Violation;
@@ -60,9 +60,9 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
         }
         let mut d = Decoder::new(&buf);
         d.header();
-        let report = run(Source::Bytes(d), hw, kernel).expect("decoded programs are always applicable");
+        let report = run_opts(Source::Bytes(d), hw, kernel, 0, false).expect("decoded programs are always applicable");
         res.programs += 1;
-        res.steps += report.steps.len() as u64;
+        res.steps += report.steps_run as u64 + report.violation.is_some() as u64;
         if let Some(v) = report.violation {
             res.violations += 1;
             if res.examples.len() < 5 {
