@@ -1,0 +1,158 @@
+"""Core vs oracle: the differential check, planted observations, campaign confirmation."""
+
+import os
+import random
+
+import pytest
+
+from pyvmfuzz import _core, oracle
+from pyvmfuzz.check import CleanSampler, check_paths, confirm, judge_report, observations
+
+from conftest import CORPUS, KERNELS
+
+
+def random_inputs(n, seed):
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.randrange(0, 2 + 4 * 64)) for _ in range(n)]
+
+
+def differential(kernel, n, seed):
+    seen = {}
+    disagreements = []
+    for data in random_inputs(n, seed):
+        rep = _core.run_bytes(data, kernel)
+        j = judge_report(rep)
+        seen[j.core[0] if j.core else "clean"] = seen.get(j.core[0] if j.core else "clean", 0) + 1
+        if not j.agree:
+            disagreements.append((data.hex(), j.describe(), rep["trace_text"]))
+    return seen, disagreements
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_core_and_oracle_agree_on_random_programs(kernel):
+    seen, dis = differential(kernel, 3000, seed=21)
+    assert dis == [], dis[:2]
+    assert seen.get("clean", 0) > 1000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_core_and_oracle_agree_100k(kernel):
+    seen, dis = differential(kernel, 100_000, seed=2026)
+    print(f"\n{kernel}: 100000 programs, verdicts {seen}, disagreements {len(dis)}")
+    assert dis == [], dis[:2]
+
+
+@pytest.mark.parametrize("kernel", ["fixed", "partial-385c96e4"])
+def test_core_and_oracle_agree_on_tagged_hardware(kernel):
+    for data in random_inputs(2000, seed=4):
+        rep = _core.run_bytes(data, kernel, "mode=tagged")
+        j = judge_report(rep)
+        assert j.agree, (j.describe(), rep["trace_text"])
+
+
+def core_trace(name, kernel):
+    text = open(os.path.join(CORPUS, "litmus", name)).read()
+    rep = _core.run_text(text, kernel)
+    assert rep["violation"] is None
+    return observations(rep)
+
+
+def plant(trace, step, new_outcome):
+    lines = trace.splitlines()
+    ops = [i for i, ln in enumerate(lines) if ln.startswith("cpu")]
+    i = ops[step - 1]
+    lines[i] = lines[i].split("->")[0] + "-> " + new_outcome
+    return "\n".join(lines) + "\n"
+
+
+def test_planted_changed_value_is_stale_read():
+    t = core_trace("05-procfs-stale-foreign-cpu.txt", "fixed")
+    assert oracle.judge(t) is None
+    v = oracle.judge(plant(t, 6, "0x1"))
+    assert (v.kind, v.step, v.expected, v.observed) == ("stale-read", 6, "0x2", "0x1")
+
+
+def test_planted_dropped_wake_is_lost_wakeup():
+    t = core_trace("09-shm-wakeup-across-processes.txt", "fixed")
+    assert oracle.judge(t) is None
+    v = oracle.judge(plant(t, 4, "ok"))
+    assert (v.kind, v.step, v.expected) == ("lost-wakeup", 4, "ok woke P2.T1")
+
+
+def test_planted_successful_store_is_protection():
+    t = core_trace("03-debugger-mprotect.txt", "fixed")
+    v = oracle.judge(plant(t, 4, "ok"))
+    assert (v.kind, v.step) == ("protection", 4)
+
+
+def test_planted_wrong_pid_is_outcome():
+    t = core_trace("14-process-limits.txt", "fixed")
+    v = oracle.judge(plant(t, 8, "P9"))
+    assert (v.kind, v.step, v.expected) == ("outcome", 8, "EAGAIN")
+
+
+def test_confirm_tells_a_finding_from_a_model_disagreement():
+    text = open(os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt")).read()
+    rep = _core.run_text(text, "pre-385c96e4")
+    assert confirm(rep).agree
+    # Pretend the core had judged a clean run as violating: the oracle does not confirm.
+    clean = _core.run_text(text, "fixed")
+    fake = dict(clean, violation={"kind": "stale-read", "step": 1, "expected": "", "observed": ""})
+    j = confirm(fake)
+    assert not j.agree and j.oracle is None
+
+
+def test_clean_sampler_samples_at_its_rate():
+    s = CleanSampler(0.25, seed=1)
+    rep = _core.run_text("cpu0 load data0.0")
+    for _ in range(400):
+        s.maybe_check(rep)
+    assert 60 < s.checked < 140 and s.disagreements == []
+    assert CleanSampler(0.0).maybe_check(rep) is None
+
+
+def test_check_paths_reports_expect_mismatch(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("expect fixed stale-read 1\ncpu0 load data0.0\n")
+    pairs, findings = check_paths([str(tmp_path)], ["fixed"])
+    assert pairs == 1
+    assert [(x.problem, x.detail) for x in findings] == [("expect", "expected stale-read@1, core gave clean")]
+
+
+def test_check_cli_corpus_all_kernels(run_cli):
+    p = run_cli("check", "corpus", "--kernel", "all")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "0 problem(s)" in p.stdout
+
+
+def test_check_cli_mismatch_exits_1(run_cli, tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("expect pre-385c96e4 clean\ncpu0 procfs_write P1 text0.0 1\ncpu0 store text0.0 2\n")
+    p = run_cli("check", str(f), "--kernel", "pre-385c96e4")
+    assert p.returncode == 1
+    assert "EXPECT" in p.stdout and "expected clean, core gave protection@2" in p.stdout
+
+
+def test_check_cli_input_errors(run_cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, needle in (
+        (["/nonexistent/dir"], "no such file or directory"),
+        ([str(empty)], "no programs found"),
+    ):
+        p = run_cli("check", *args)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and needle in p.stderr
+    # An unreadable entry in a directory: a dangling symlink (root can read any mode).
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "gone.txt").symlink_to(tmp_path / "missing")
+    p = run_cli("check", str(d))
+    assert p.returncode == 2 and "gone.txt" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    if os.geteuid() != 0:
+        f = tmp_path / "secret.txt"
+        f.write_text("cpu0 load data0.0\n")
+        f.chmod(0)
+        p = run_cli("check", str(f))
+        assert p.returncode == 2 and "cannot read" in p.stderr
