@@ -7,7 +7,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "corpus")
-KERNELS = ["fixed", "pre-385c96e4", "partial-385c96e4"]
+KERNELS = ["fixed", "pre-385c96e4", "partial-385c96e4", "no-cow-event"]
 
 
 def corpus_files(sub="*"):

@@ -96,7 +96,9 @@ impl Machine {
         let words = self.phys.get(old).words;
         let new = self.phys.alloc(words);
         self.obj_mut(first).pages[pindex as usize] = new;
-        self.vm_page_event_cow(old);
+        if self.kernel.cow_event {
+            self.vm_page_event_cow(old);
+        }
         if self.kernel.cow_copy_remove_all {
             self.pmap_remove_all(cpu, old);
         }

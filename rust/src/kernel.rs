@@ -15,6 +15,9 @@ pub struct Kernel {
     /// (`vm_page_protect(m, VM_PROT_NONE)` → `pmap_remove_all`), with shootdowns (385c96e4
     /// hunk 2).
     pub cow_copy_remove_all: bool,
+    /// The copy-on-write copy wakes umtx sleepers keyed on the old frame
+    /// (`vm_page_event(m, VMEVENT_COW)`, DragonFly 10192bae).
+    pub cow_event: bool,
 }
 
 /// DragonFly after 385c96e4: `vm_fault_page()` returns a held page and never touches the
@@ -26,6 +29,7 @@ pub const FIXED: Kernel = Kernel {
             a copy-on-write copy removes the old frame from every pmap with shootdowns.",
     vm_fault_page_pmap_enter: false,
     cow_copy_remove_all: true,
+    cow_event: true,
 };
 
 /// DragonFly before 385c96e4: `vm_fault_page()` finished with `pmap_enter()` of the page it
@@ -40,6 +44,7 @@ pub const PRE_385C96E4: Kernel = Kernel {
             VM_PROT_OVERRIDE_WRITE): a debugger write leaves text writable.",
     vm_fault_page_pmap_enter: true,
     cow_copy_remove_all: false,
+    ..FIXED
 };
 
 /// 385c96e4 hunk 1 without hunk 2: `vm_fault_page()` stops calling `pmap_enter()` but the
@@ -52,9 +57,23 @@ pub const PARTIAL_385C96E4: Kernel = Kernel {
             still reads the old frame.",
     vm_fault_page_pmap_enter: false,
     cow_copy_remove_all: false,
+    ..FIXED
 };
 
-pub const KERNELS: &[&Kernel] = &[&FIXED, &PRE_385C96E4, &PARTIAL_385C96E4];
+/// DragonFly 10192bae (2008) fixed a umtx lost wakeup: a thread sleeps on a word (keyed by
+/// the physical page), the process forks, and a write copies the page; the sleeper stays
+/// keyed on the old frame while `umtx_wakeup` now finds the new one. The fix registers a
+/// copy-on-write event on the page that wakes its sleepers when it is copied. Without it:
+pub const NO_COW_EVENT: Kernel = Kernel {
+    name: "no-cow-event",
+    story: "DragonFly BSD before 10192bae (2008): copy-on-write does not wake the umtx sleepers \
+            of the copied page; a sleeper keyed on the old frame is never found by umtx_wakeup \
+            after fork + COW (lost wakeup).",
+    cow_event: false,
+    ..FIXED
+};
+
+pub const KERNELS: &[&Kernel] = &[&FIXED, &PRE_385C96E4, &PARTIAL_385C96E4, &NO_COW_EVENT];
 
 pub fn by_name(name: &str) -> Option<&'static Kernel> {
     KERNELS.iter().copied().find(|k| k.name == name)

@@ -193,6 +193,8 @@ fn canonical(text: &str) -> PyResult<String> {
 struct FuzzTarget {
     kernel: &'static Kernel,
     hw: HwSpec,
+    /// Executions so far (read by the harness's progress thread).
+    execs: std::sync::atomic::AtomicU64,
 }
 
 #[pymethods]
@@ -200,12 +202,17 @@ impl FuzzTarget {
     #[new]
     #[pyo3(signature = (kernel="fixed", hw=None))]
     fn new(kernel: &str, hw: Option<&str>) -> PyResult<Self> {
-        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)? })
+        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default() })
     }
 
     /// (kind code, step): 0 is clean; else `kinds()[code-1]`.
     fn run(&self, data: &[u8]) -> (u32, u32) {
+        self.execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         exec::fuzz_verdict(data, self.kernel, self.hw)
+    }
+
+    fn execs(&self) -> u64 {
+        self.execs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn run_batch(&self, py: Python<'_>, inputs: Vec<Vec<u8>>) -> Vec<(u32, u32)> {
@@ -263,6 +270,12 @@ fn kernels() -> Vec<(&'static str, &'static str)> {
     kernel::KERNELS.iter().map(|k| (k.name, k.story)).collect()
 }
 
+/// The source tree this module was built from (for the coverage build of `pyvmfuzz fuzz`).
+#[pyfunction]
+fn source_dir() -> &'static str {
+    env!("CARGO_MANIFEST_DIR")
+}
+
 #[pyfunction]
 fn kinds() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.name()).collect()
@@ -280,6 +293,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(soak, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(source_dir, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())

@@ -1,0 +1,245 @@
+"""`pyvmfuzz fuzz`: a supervisor around the atheris/libFuzzer harness.
+
+It builds the coverage-instrumented core, seeds the corpus, starts the harness in its own
+session, turns libFuzzer's log into a live progress bar, tails the findings log, and on
+Ctrl-C stops the campaign cleanly: libFuzzer writes corpus inputs as it goes and findings are
+written atomically, so nothing found is lost."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import _core
+from .programs import InputError
+
+_STATUS = re.compile(r"^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
+_FORK = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+)")
+_OURS = re.compile(r"^#pyvmfuzz execs (\d+)")
+_LOADED = re.compile(r"^INFO: Loaded \d+ modules\s+\((\d+) inline 8-bit counters\)")
+_STAT = re.compile(r"^stat::(\w+):\s+(\d+)")
+
+
+@dataclass
+class Progress:
+    execs: int = 0
+    cov: int = 0
+    ft: int = 0
+    corp: int = 0
+    counters: int | None = None
+    loaded_line: str | None = None
+    stats: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+
+    def feed(self, line: str, fork: bool) -> None:
+        m = _OURS.match(line)
+        if m:
+            if not fork:
+                self.execs = max(self.execs, int(m[1]))
+            return
+        m = _STATUS.match(line)
+        if m:
+            self.execs = max(self.execs, int(m[1]))
+            self.cov, self.ft, self.corp = int(m[3]), int(m[4]), int(m[5])
+            return
+        m = _FORK.match(line)
+        if m:
+            self.execs = max(self.execs, int(m[1]))
+            self.cov, self.ft, self.corp = int(m[2]), int(m[3]), int(m[4])
+            return
+        m = _LOADED.match(line)
+        if m and self.loaded_line is None:
+            self.counters = int(m[1])
+            self.loaded_line = line.strip()
+            return
+        m = _STAT.match(line)
+        if m:
+            self.stats[m[1]] = int(m[2])
+            return
+        if "Traceback" in line or line.startswith("==") and "ERROR" in line:
+            self.errors.append(line.rstrip())
+
+
+def _writable_dir(path: str, what: str) -> str:
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"{what} {path}: not writable ({e.strerror})") from None
+    return os.path.abspath(path)
+
+
+def _seed_dir(kernel: str, hw: str | None) -> str:
+    """corpus/seeds/*.txt encoded for this kernel: clean programs that exercise every
+    mechanism, so the campaign does not start from nothing."""
+    from .check import KERNELS  # noqa: F401  (kernel names validated by the CLI)
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    roots = [os.path.join(os.getcwd(), "corpus", "seeds"), os.path.join(os.path.dirname(here), "corpus", "seeds")]
+    d = tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")
+    for root in roots:
+        if not os.path.isdir(root):
+            continue
+        for f in sorted(glob.glob(os.path.join(root, "*.txt"))):
+            try:
+                data = _core.encode(open(f).read(), kernel, hw)
+            except (ValueError, OSError):
+                continue  # not applicable under this kernel/hardware: skip the seed
+            with open(os.path.join(d, os.path.basename(f)[:-4]), "wb") as out:
+                out.write(data)
+        break
+    return d
+
+
+def _wrapper(out: str) -> str:
+    """An executable harness bound to this interpreter (libFuzzer's fork mode re-runs argv[0]
+    through sh, so it needs a shebang that finds atheris)."""
+    path = os.path.join(out, ".vm_fuzzer")
+    with open(path, "w") as f:
+        f.write(f"#!{sys.executable}\nfrom pyvmfuzz.harness import main\nmain()\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def _read_findings(path: str, start: float) -> list[list[str]]:
+    rows = []
+    try:
+        with open(path) as f:
+            for ln in f:
+                parts = ln.split()
+                if len(parts) >= 4 and float(parts[0]) >= start:
+                    rows.append(parts)
+    except (OSError, ValueError):
+        pass
+    return rows
+
+
+def run_campaign(args) -> int:
+    try:
+        import atheris  # noqa: F401
+    except ImportError:
+        raise InputError("fuzz needs atheris: pip install 'pyvmfuzz[fuzz]'") from None
+    from tqdm import tqdm
+
+    out = _writable_dir(args.out, "output directory")
+    corpus = _writable_dir(args.corpus or os.path.join(out, "corpus"), "corpus directory")
+    crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
+    if args.time < 0 or args.jobs < 1 or args.max_steps < 1:
+        raise InputError("--time must be >= 0, --jobs >= 1, --max-steps >= 1")
+    so = ""
+    if args.coverage != "none":
+        from .covbuild import build
+
+        so = build()
+    seeds = _seed_dir(args.kernel, args.hw)
+    findings_log = os.path.join(out, "findings.log")
+    log_path = os.path.join(out, "fuzz.log")
+    fork = args.jobs > 1
+    cmd = [
+        _wrapper(out), corpus, seeds,
+        f"-seed={args.seed}",
+        f"-max_len={2 + 4 * args.max_steps + 16}",
+        "-print_final_stats=1",
+        f"-artifact_prefix={crashes}/",
+        "-timeout=30",
+    ]
+    if args.time:
+        cmd.append(f"-max_total_time={args.time}")
+    if fork:
+        cmd.append(f"-fork={args.jobs}")
+    cmd += args.libfuzzer
+    env = dict(os.environ)
+    env.update(
+        PYVMFUZZ_KERNEL=args.kernel,
+        PYVMFUZZ_HW=args.hw or "",
+        PYVMFUZZ_CRASHES=crashes,
+        PYVMFUZZ_FINDINGS=findings_log,
+        PYVMFUZZ_CORE_SO=so,
+    )
+    start = time.time()
+    prog = Progress()
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, errors="replace",
+                            start_new_session=True, env=env, cwd=out)
+
+    def pump():
+        for line in proc.stderr:
+            log.write(line)
+            prog.feed(line, fork)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    interrupted = False
+    bar = tqdm(total=args.time or None, unit="s", dynamic_ncols=True, file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}" if args.time else "{elapsed} {postfix}",
+               disable=args.quiet, leave=True)
+    bar.set_description(f"fuzz {args.kernel}")
+    shown_loaded = False
+    try:
+        while proc.poll() is None:
+            time.sleep(0.25)
+            elapsed = time.time() - start
+            if prog.loaded_line and not shown_loaded:
+                bar.write(f"pyvmfuzz: Rust core coverage: {prog.loaded_line}")
+                shown_loaded = True
+            found = {r[3] for r in _read_findings(findings_log, start) if r[2] in ("new", "known")}
+            bar.n = min(elapsed, args.time) if args.time else elapsed
+            bar.set_postfix_str(
+                f"execs {prog.execs:,} ({prog.execs / max(elapsed, 1e-9):,.0f}/s) cov {prog.cov} ft {prog.ft} "
+                f"corp {prog.corp} findings {len(found)}", refresh=False)
+            bar.refresh()
+            if args.time and elapsed > args.time + 60:
+                os.killpg(proc.pid, signal.SIGKILL)  # libFuzzer ignored its own budget
+    except KeyboardInterrupt:
+        interrupted = True
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=15)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait()
+    finally:
+        bar.close()
+        reader.join(timeout=5)
+        log.close()
+        try:
+            import shutil
+
+            shutil.rmtree(seeds, ignore_errors=True)
+        except OSError:
+            pass
+    elapsed = time.time() - start
+    rows = _read_findings(findings_log, start)
+    confirmed = sorted({r[3] for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"})
+    disagreements = sorted({r[3] for r in rows if r[-1] == "disagreement"})
+    execs = prog.stats.get("number_of_executed_units", prog.execs)
+    print(f"# campaign {'interrupted' if interrupted else 'done'}: kernel {args.kernel}, {elapsed:.1f}s, "
+          f"{execs:,} execs ({execs / max(elapsed, 1e-9):,.0f}/s), corpus {len(os.listdir(corpus))} inputs in {corpus}")
+    if prog.loaded_line:
+        print(f"# coverage: {prog.loaded_line}")
+    for sig in confirmed:
+        print(f"# violation: {os.path.join(crashes, sig)}.txt")
+    for sig in disagreements:
+        print(f"# MODEL DISAGREEMENT (core vs oracle): {os.path.join(crashes, sig)}.txt")
+    if not confirmed and not disagreements:
+        print("# no violation found")
+    if proc.returncode not in (0, None) and not interrupted and not confirmed:
+        tail = prog.errors[-1] if prog.errors else f"harness exited with status {proc.returncode}"
+        sys.stderr.write(f"pyvmfuzz fuzz: {tail} (log: {log_path})\n")
+        return 2
+    if interrupted:
+        return 130 if not confirmed else 1
+    return 1 if confirmed or disagreements else 0

@@ -1,0 +1,113 @@
+"""The libFuzzer (atheris) harness: one Rust call per execution decodes, runs and judges the
+input; only a violation comes back to Python, where it is minimized, confirmed by the oracle
+and saved once per signature.
+
+Configured by environment (libFuzzer's fork mode re-executes the harness with its own argv):
+PYVMFUZZ_KERNEL, PYVMFUZZ_HW, PYVMFUZZ_CRASHES, PYVMFUZZ_FINDINGS (append-only log),
+PYVMFUZZ_CORE_SO (the coverage-instrumented core, or empty for the installed one)."""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import glob
+import importlib.util
+import os
+import sys
+import threading
+import time
+
+
+def load_core(so_path: str) -> None:
+    """Make libFuzzer's symbols global, then load the instrumented core as pyvmfuzz._core:
+    its SanitizerCoverage counters register with the libFuzzer that atheris runs."""
+    import atheris
+
+    if not so_path:
+        return
+    libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
+    if not libfuzzer:
+        sys.exit("pyvmfuzz harness: atheris has no core_with_libfuzzer module")
+    ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
+    import pyvmfuzz
+
+    spec = importlib.util.spec_from_file_location("pyvmfuzz._core", so_path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sys.modules["pyvmfuzz._core"] = mod
+    pyvmfuzz._core = mod
+
+
+class FindingHandler:
+    """What happens when an input violates: at most a few minimizations per (kind,
+    operation) per process, the oracle's confirmation, one file pair per signature."""
+
+    MAX_PER_KEY = 3
+
+    def __init__(self, kernel: str, hw: str | None, crashes: str, log: str | None):
+        from pyvmfuzz import _core
+
+        self.core = _core
+        self.kernel, self.hw, self.crashes, self.log = kernel, hw, crashes, log
+        self.tries: collections.Counter = collections.Counter()
+
+    def __call__(self, data: bytes) -> None:
+        from pyvmfuzz.check import confirm
+        from pyvmfuzz.findings import save
+        from pyvmfuzz.minimize import minimize_report
+
+        rep = self.core.run_bytes(data, self.kernel, self.hw)
+        v = rep["violation"]
+        if v is None:  # cannot happen: the fast path said otherwise
+            self._log(f"error nondeterministic-verdict {data.hex()}")
+            return
+        action = rep["steps"][v["step"] - 1].split()[1]
+        key = (v["kind"], action)
+        self.tries[key] += 1
+        if self.tries[key] > self.MAX_PER_KEY:
+            return
+        small = minimize_report(rep, budget_s=5.0)
+        j = confirm(small)
+        prefix = "" if j.agree else "disagreement-"
+        note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
+        base, new = save(self.crashes, small, note, prefix)
+        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
+                  f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}")
+
+    def _log(self, msg: str) -> None:
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write(f"{time.time():.3f} {os.getpid()} {msg}\n")
+
+
+def main() -> None:
+    kernel = os.environ.get("PYVMFUZZ_KERNEL", "fixed")
+    hw = os.environ.get("PYVMFUZZ_HW") or None
+    crashes = os.environ.get("PYVMFUZZ_CRASHES", "crashes")
+    load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""))
+    import atheris
+
+    from pyvmfuzz import _core
+
+    os.makedirs(crashes, exist_ok=True)
+    target = _core.FuzzTarget(kernel, hw)
+    run = target.run
+    found = FindingHandler(kernel, hw, crashes, os.environ.get("PYVMFUZZ_FINDINGS"))
+
+    def test_one_input(data: bytes) -> None:
+        if run(data)[0]:
+            found(data)
+
+    def progress() -> None:  # execs for the supervisor's bar (libFuzzer only pulses at 2^n)
+        while True:
+            time.sleep(0.5)
+            sys.stderr.write(f"#pyvmfuzz execs {target.execs()}\n")
+            sys.stderr.flush()
+
+    threading.Thread(target=progress, daemon=True).start()
+    atheris.Setup(sys.argv, test_one_input, internal_libfuzzer=True)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
