@@ -124,6 +124,29 @@ def _read_findings(path: str, start: float) -> list[list[str]]:
     return rows
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGINT to the harness's session (libFuzzer exits cleanly on it), then SIGKILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
+def _die_with_parent() -> None:
+    """In the harness child: if the supervisor dies (even by SIGKILL), so does the harness."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def run_campaign(args) -> int:
     try:
         import atheris  # noqa: F401
@@ -170,7 +193,7 @@ def run_campaign(args) -> int:
     prog = Progress()
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True, env=env, cwd=out)
+                            start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)
 
     def pump():
         for line in proc.stderr:
@@ -180,6 +203,8 @@ def run_campaign(args) -> int:
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     interrupted = False
+    stopped_on_find = False
+    first_find: float | None = None
     bar = tqdm(total=args.time or None, unit="s", dynamic_ncols=True, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}" if args.time else "{elapsed} {postfix}",
                disable=args.quiet, leave=True)
@@ -192,7 +217,13 @@ def run_campaign(args) -> int:
             if prog.loaded_line and not shown_loaded:
                 bar.write(f"pyvmfuzz: Rust core coverage: {prog.loaded_line}")
                 shown_loaded = True
-            found = {r[3] for r in _read_findings(findings_log, start) if r[2] in ("new", "known")}
+            rows = _read_findings(findings_log, start)
+            found = {r[3] for r in rows if r[2] in ("new", "known")}
+            if rows and first_find is None:
+                first_find = float(rows[0][0]) - start
+            if args.stop_on_find and any(r[-1] == "confirmed" for r in rows) and not stopped_on_find:
+                stopped_on_find = True
+                _stop(proc)
             bar.n = min(elapsed, args.time) if args.time else elapsed
             bar.set_postfix_str(
                 f"execs {prog.execs:,} ({prog.execs / max(elapsed, 1e-9):,.0f}/s) cov {prog.cov} ft {prog.ft} "
@@ -202,15 +233,7 @@ def run_campaign(args) -> int:
                 os.killpg(proc.pid, signal.SIGKILL)  # libFuzzer ignored its own budget
     except KeyboardInterrupt:
         interrupted = True
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=15)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        proc.wait()
+        _stop(proc)
     finally:
         bar.close()
         reader.join(timeout=5)
@@ -223,20 +246,25 @@ def run_campaign(args) -> int:
             pass
     elapsed = time.time() - start
     rows = _read_findings(findings_log, start)
+    if rows:
+        first_find = min(float(r[0]) for r in rows) - start
     confirmed = sorted({r[3] for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"})
     disagreements = sorted({r[3] for r in rows if r[-1] == "disagreement"})
     execs = prog.stats.get("number_of_executed_units", prog.execs)
-    print(f"# campaign {'interrupted' if interrupted else 'done'}: kernel {args.kernel}, {elapsed:.1f}s, "
+    state = "interrupted" if interrupted else ("stopped at the first finding" if stopped_on_find else "done")
+    print(f"# campaign {state}: kernel {args.kernel}, {elapsed:.1f}s, "
           f"{execs:,} execs ({execs / max(elapsed, 1e-9):,.0f}/s), corpus {len(os.listdir(corpus))} inputs in {corpus}")
     if prog.loaded_line:
         print(f"# coverage: {prog.loaded_line}")
+    if first_find is not None:
+        print(f"# time to first violation: {first_find:.2f}s")
     for sig in confirmed:
         print(f"# violation: {os.path.join(crashes, sig)}.txt")
     for sig in disagreements:
         print(f"# MODEL DISAGREEMENT (core vs oracle): {os.path.join(crashes, sig)}.txt")
     if not confirmed and not disagreements:
         print("# no violation found")
-    if proc.returncode not in (0, None) and not interrupted and not confirmed:
+    if proc.returncode not in (0, None) and not interrupted and not stopped_on_find and not confirmed:
         tail = prog.errors[-1] if prog.errors else f"harness exited with status {proc.returncode}"
         sys.stderr.write(f"pyvmfuzz fuzz: {tail} (log: {log_path})\n")
         return 2

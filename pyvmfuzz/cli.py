@@ -95,6 +95,21 @@ def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
+    if args.ttf:
+        from .trials import run_trials, table
+
+        configs = args.configs.split(",")
+        for c in configs:
+            if c not in ("branch", "none"):
+                raise InputError(f"--configs: unknown coverage '{c}' (branch, none)")
+
+        def progress(c, i, t):
+            sys.stderr.write(f"trial {i + 1} {c}: {'-' if t is None else f'{t:.2f}s'}\n")
+
+        res = run_trials(args.ttf, configs, args.trials, args.budget, args.seed, progress)
+        print(table(args.ttf, res, args.budget))
+        return 0
+
     from . import oracle
     from .check import observations
 
@@ -202,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
     f.add_argument("--coverage", choices=["branch", "none"], default="branch",
                    help="branch: SanitizerCoverage build of the Rust core (default); none: the plain build")
+    f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
     f.set_defaults(func=cmd_fuzz)
@@ -209,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="measure the Rust core's steps/s on random programs")
     b.add_argument("--programs", type=int, default=200_000, help="programs per kernel (default 200000)")
     b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
+    b.add_argument("--ttf", type=_kernel, default=None, metavar="KERNEL",
+                   help="instead: time-to-first-violation campaigns against KERNEL per coverage configuration")
+    b.add_argument("--configs", default="branch,none", help="with --ttf: coverage configurations (branch,none)")
+    b.add_argument("--trials", type=int, default=5, help="with --ttf: trials per configuration (default 5)")
+    b.add_argument("--budget", type=int, default=60, help="with --ttf: seconds per trial (default 60)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)

@@ -56,6 +56,7 @@ class FindingHandler:
         from pyvmfuzz.findings import save
         from pyvmfuzz.minimize import minimize_report
 
+        detected = time.time()
         rep = self.core.run_bytes(data, self.kernel, self.hw)
         v = rep["violation"]
         if v is None:  # cannot happen: the fast path said otherwise
@@ -72,12 +73,12 @@ class FindingHandler:
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
         base, new = save(self.crashes, small, note, prefix)
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
-                  f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}")
+                  f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}", detected)
 
-    def _log(self, msg: str) -> None:
+    def _log(self, msg: str, when: float | None = None) -> None:
         if self.log:
             with open(self.log, "a") as f:
-                f.write(f"{time.time():.3f} {os.getpid()} {msg}\n")
+                f.write(f"{when or time.time():.3f} {os.getpid()} {msg}\n")
 
 
 def main() -> None:
