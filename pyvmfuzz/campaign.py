@@ -160,7 +160,7 @@ def run_campaign(args) -> int:
     if args.time < 0 or args.jobs < 1 or args.max_steps < 1:
         raise InputError("--time must be >= 0, --jobs >= 1, --max-steps >= 1")
     so = ""
-    if args.coverage != "none":
+    if args.coverage in ("branch", "both"):
         from .covbuild import build
 
         so = build()
@@ -188,6 +188,7 @@ def run_campaign(args) -> int:
         PYVMFUZZ_CRASHES=crashes,
         PYVMFUZZ_FINDINGS=findings_log,
         PYVMFUZZ_CORE_SO=so,
+        PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
     )
     start = time.time()
     prog = Progress()

@@ -100,8 +100,8 @@ def cmd_bench(args) -> int:
 
         configs = args.configs.split(",")
         for c in configs:
-            if c not in ("branch", "none"):
-                raise InputError(f"--configs: unknown coverage '{c}' (branch, none)")
+            if c not in ("both", "branch", "semantic", "none"):
+                raise InputError(f"--configs: unknown coverage '{c}' (both, branch, semantic, none)")
 
         def progress(c, i, t):
             sys.stderr.write(f"trial {i + 1} {c}: {'-' if t is None else f'{t:.2f}s'}\n")
@@ -215,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--jobs", type=int, default=1, help="parallel workers (libFuzzer -fork=N)")
     f.add_argument("--seed", type=int, default=1, help="libFuzzer seed")
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
-    f.add_argument("--coverage", choices=["branch", "none"], default="branch",
-                   help="branch: SanitizerCoverage build of the Rust core (default); none: the plain build")
+    f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="both",
+                   help="branch: SanitizerCoverage build of the Rust core; semantic: the core's VM-situation "
+                        "counters (rust/src/features.rs); both (default); none: no feedback from the core")
     f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
@@ -227,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
     b.add_argument("--ttf", type=_kernel, default=None, metavar="KERNEL",
                    help="instead: time-to-first-violation campaigns against KERNEL per coverage configuration")
-    b.add_argument("--configs", default="branch,none", help="with --ttf: coverage configurations (branch,none)")
+    b.add_argument("--configs", default="both,branch,semantic,none",
+                   help="with --ttf: coverage configurations (default both,branch,semantic,none)")
     b.add_argument("--trials", type=int, default=5, help="with --ttf: trials per configuration (default 5)")
     b.add_argument("--budget", type=int, default=60, help="with --ttf: seconds per trial (default 60)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")

@@ -4,7 +4,8 @@ and saved once per signature.
 
 Configured by environment (libFuzzer's fork mode re-executes the harness with its own argv):
 PYVMFUZZ_KERNEL, PYVMFUZZ_HW, PYVMFUZZ_CRASHES, PYVMFUZZ_FINDINGS (append-only log),
-PYVMFUZZ_CORE_SO (the coverage-instrumented core, or empty for the installed one)."""
+PYVMFUZZ_CORE_SO (the coverage-instrumented core, or empty for the installed one),
+PYVMFUZZ_SEMANTIC=1 (the core's semantic counters, see rust/src/features.rs)."""
 
 from __future__ import annotations
 
@@ -18,17 +19,20 @@ import threading
 import time
 
 
-def load_core(so_path: str) -> None:
+def load_core(so_path: str, semantic: bool) -> None:
     """Make libFuzzer's symbols global, then load the instrumented core as pyvmfuzz._core:
-    its SanitizerCoverage counters register with the libFuzzer that atheris runs."""
+    its SanitizerCoverage counters register with the libFuzzer that atheris runs. Semantic
+    counters find libFuzzer's registration functions the same way."""
     import atheris
 
-    if not so_path:
+    if not so_path and not semantic:
         return
     libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
     if not libfuzzer:
         sys.exit("pyvmfuzz harness: atheris has no core_with_libfuzzer module")
     ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
+    if not so_path:
+        return
     import pyvmfuzz
 
     spec = importlib.util.spec_from_file_location("pyvmfuzz._core", so_path)
@@ -85,13 +89,14 @@ def main() -> None:
     kernel = os.environ.get("PYVMFUZZ_KERNEL", "fixed")
     hw = os.environ.get("PYVMFUZZ_HW") or None
     crashes = os.environ.get("PYVMFUZZ_CRASHES", "crashes")
-    load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""))
+    semantic = os.environ.get("PYVMFUZZ_SEMANTIC") == "1"
+    load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""), semantic)
     import atheris
 
     from pyvmfuzz import _core
 
     os.makedirs(crashes, exist_ok=True)
-    target = _core.FuzzTarget(kernel, hw)
+    target = _core.FuzzTarget(kernel, hw, semantic)
     run = target.run
     found = FindingHandler(kernel, hw, crashes, os.environ.get("PYVMFUZZ_FINDINGS"))
 

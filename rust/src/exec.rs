@@ -3,6 +3,7 @@
 //! (a Rust panic) becomes a `panic` violation at the step that raised it.
 
 use crate::codec::Decoder;
+use crate::features::{situation, Features};
 use crate::hw::{Hw, HwSpec};
 use crate::judge::{Judge, Kind, Violation};
 use crate::kernel::Kernel;
@@ -53,12 +54,20 @@ pub enum Source<'a> {
 
 /// Execute and judge. Inapplicable text steps are input errors (with their line).
 pub fn run(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
-    run_opts(src, hw, kernel, 0, true)
+    run_opts(src, hw, kernel, 0, true, None)
 }
 
 /// `panic_at`: self-test of the panic path (0: never).
 /// `record`: keep steps and outcomes in the report (the fuzzing path needs only the verdict).
-pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32, record: bool) -> Result<Report, InputError> {
+/// `features`: where semantic coverage goes (None: not computed at all).
+pub fn run_opts(
+    mut src: Source,
+    hw: Hw,
+    kernel: &'static Kernel,
+    panic_at: u32,
+    record: bool,
+    mut features: Option<&mut Features>,
+) -> Result<Report, InputError> {
     let mut report = Report {
         hw,
         kernel,
@@ -88,6 +97,7 @@ pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32,
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
             report.steps.push(step);
+            let sit = features.as_ref().map(|_| situation(&m, &step));
             let obs = match m.step(step) {
                 Ok(o) => o,
                 Err(e) => {
@@ -98,6 +108,9 @@ pub fn run_opts(mut src: Source, hw: Hw, kernel: &'static Kernel, panic_at: u32,
                     return;
                 }
             };
+            if let (Some(f), Some(s)) = (features.as_deref_mut(), sit) {
+                f.record(s, &obs);
+            }
             let actor = if matches!(step.op, crate::program::Op::Switch(_)) { None } else { actor };
             if let Some(v) = judge.check(n, &step, actor, &obs) {
                 report.observed.push(obs);
@@ -146,10 +159,10 @@ pub fn effective_hw(header: HwSpec, cli: HwSpec) -> Hw {
 }
 
 /// Only the verdict, for the fuzzing hot path: 0 clean, else the kind's code.
-pub fn fuzz_verdict(data: &[u8], kernel: &'static Kernel, cli: HwSpec) -> (u32, u32) {
+pub fn fuzz_verdict(data: &[u8], kernel: &'static Kernel, cli: HwSpec, features: Option<&mut Features>) -> (u32, u32) {
     let mut d = Decoder::new(data);
     let hw = effective_hw(d.header(), cli);
-    match run_opts(Source::Bytes(d), hw, kernel, 0, false) {
+    match run_opts(Source::Bytes(d), hw, kernel, 0, false, features) {
         Ok(r) => r.violation.map_or((0, 0), |v| (v.kind.code(), v.step)),
         Err(_) => (Kind::Panic.code(), 0),
     }

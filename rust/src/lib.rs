@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod exec;
 pub mod fault;
+pub mod features;
 pub mod fork;
 pub mod hw;
 pub mod invariants;

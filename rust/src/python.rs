@@ -133,7 +133,7 @@ fn _selftest_panic<'py>(py: Python<'py>, text: &str, at: u32) -> PyResult<Bound<
     let prog = parse_prog(text)?;
     let k = pick_kernel(None, &prog)?;
     let eff = exec::effective_hw(prog.hw, HwSpec::default());
-    let r = exec::run_opts(Source::Text(&prog), eff, k, at, true).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = exec::run_opts(Source::Text(&prog), eff, k, at, true, None).map_err(|e| PyValueError::new_err(e.to_string()))?;
     report_dict(py, &r, Some(&prog))
 }
 
@@ -195,20 +195,32 @@ struct FuzzTarget {
     hw: HwSpec,
     /// Executions so far (read by the harness's progress thread).
     execs: std::sync::atomic::AtomicU64,
+    /// Feed semantic coverage to libFuzzer's counters.
+    semantic: bool,
 }
 
 #[pymethods]
 impl FuzzTarget {
+    /// `semantic=True` registers the semantic counters with the libFuzzer in this process
+    /// (raises if there is none) and feeds them on every run.
     #[new]
-    #[pyo3(signature = (kernel="fixed", hw=None))]
-    fn new(kernel: &str, hw: Option<&str>) -> PyResult<Self> {
-        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default() })
+    #[pyo3(signature = (kernel="fixed", hw=None, semantic=false))]
+    fn new(kernel: &str, hw: Option<&str>, semantic: bool) -> PyResult<Self> {
+        if semantic && !crate::features::register_with_libfuzzer() {
+            return Err(PyValueError::new_err("semantic coverage needs libFuzzer's symbols loaded globally"));
+        }
+        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), semantic })
     }
 
     /// (kind code, step): 0 is clean; else `kinds()[code-1]`.
     fn run(&self, data: &[u8]) -> (u32, u32) {
         self.execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        exec::fuzz_verdict(data, self.kernel, self.hw)
+        if self.semantic {
+            let mut f = crate::features::Features::to_counters();
+            exec::fuzz_verdict(data, self.kernel, self.hw, Some(&mut f))
+        } else {
+            exec::fuzz_verdict(data, self.kernel, self.hw, None)
+        }
     }
 
     fn execs(&self) -> u64 {
@@ -218,7 +230,7 @@ impl FuzzTarget {
     fn run_batch(&self, py: Python<'_>, inputs: Vec<Vec<u8>>) -> Vec<(u32, u32)> {
         let k = self.kernel;
         let hw = self.hw;
-        py.detach(move || inputs.iter().map(|d| exec::fuzz_verdict(d, k, hw)).collect())
+        py.detach(move || inputs.iter().map(|d| exec::fuzz_verdict(d, k, hw, None)).collect())
     }
 }
 
@@ -270,6 +282,19 @@ fn kernels() -> Vec<(&'static str, &'static str)> {
     kernel::KERNELS.iter().map(|k| (k.name, k.story)).collect()
 }
 
+/// The semantic features a byte-form program reaches (sorted, distinct counter indices).
+#[pyfunction]
+#[pyo3(signature = (data, kernel=None, hw=None))]
+fn semantic_features(data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyResult<Vec<u16>> {
+    let k = kernel_by_name(kernel.unwrap_or("fixed"))?;
+    let mut f = crate::features::Features::collecting();
+    exec::fuzz_verdict(data, k, hw_spec(hw)?, Some(&mut f));
+    let mut v = f.collected.take().unwrap_or_default();
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
 /// The source tree this module was built from (for the coverage build of `pyvmfuzz fuzz`).
 #[pyfunction]
 fn source_dir() -> &'static str {
@@ -294,6 +319,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
     m.add_function(wrap_pyfunction!(source_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(semantic_features, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())

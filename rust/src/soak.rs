@@ -60,7 +60,7 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
         }
         let mut d = Decoder::new(&buf);
         d.header();
-        let report = run_opts(Source::Bytes(d), hw, kernel, 0, false).expect("decoded programs are always applicable");
+        let report = run_opts(Source::Bytes(d), hw, kernel, 0, false, None).expect("decoded programs are always applicable");
         res.programs += 1;
         res.steps += report.steps_run as u64 + report.violation.is_some() as u64;
         if let Some(v) = report.violation {

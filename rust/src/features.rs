@@ -1,0 +1,194 @@
+//! Semantic coverage: the situations a program drove the machine into, as a kernel engineer
+//! would name them, hashed into 8-bit counters that libFuzzer treats like its own.
+//!
+//! Per step, for the page the operation touches (in the process it touches — the caller's,
+//! or procfs's target), the *situation* before the operation:
+//! - the operation; the PTE (absent / read-only / writable); where the page lives (nowhere
+//!   yet / top object / a backing object, i.e. copy-on-write shared); the map entry's
+//!   needs-copy and write permission; shadow depth (0, 1, 2, 3+);
+//! - the caller in the target pmap's `pm_active` or foreign; another CPU caching a TLB entry
+//!   for the page; umtx sleepers on the frame the process sees;
+//! - for a switch: whether the CPU still caches entries of the address space it enters.
+//!
+//! Two features per step: (situation, outcome class) and (the previous situation of the same
+//! process's page, this situation) — the pairs let libFuzzer see progress through sequences.
+//! Branch coverage cannot see these: the same code runs whatever the state.
+
+use crate::machine::{Machine, IDLE_SPACE};
+use crate::program::{Observed, Op, Outcome, Step, Target, NPAGES};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const NFEATURES: usize = 4096;
+
+#[repr(C, align(4096))]
+struct Counters([u8; NFEATURES]);
+
+static mut COUNTERS: Counters = Counters([0; NFEATURES]);
+static mut PCS: [usize; 2 * NFEATURES] = [0; 2 * NFEATURES];
+static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    fn dlsym(handle: *mut std::ffi::c_void, symbol: *const std::ffi::c_char) -> *mut std::ffi::c_void;
+}
+
+/// Register the counters (and a matching PC table) with the libFuzzer in this process, if
+/// there is one. Looked up at run time, so the plain build needs no libFuzzer symbols.
+pub fn register_with_libfuzzer() -> bool {
+    if REGISTERED.load(Ordering::SeqCst) {
+        return true;
+    }
+    // SAFETY: dlsym with RTLD_DEFAULT (null) on NUL-terminated names; the functions have the
+    // SanitizerCoverage signatures; the arrays are 'static and registered once.
+    unsafe {
+        let c = dlsym(std::ptr::null_mut(), c"__sanitizer_cov_8bit_counters_init".as_ptr());
+        let p = dlsym(std::ptr::null_mut(), c"__sanitizer_cov_pcs_init".as_ptr());
+        if c.is_null() || p.is_null() {
+            return false;
+        }
+        if REGISTERED.swap(true, Ordering::SeqCst) {
+            return true;
+        }
+        let counters = std::ptr::addr_of_mut!(COUNTERS.0) as *mut u8;
+        let pcs = std::ptr::addr_of_mut!(PCS) as *mut usize;
+        for i in 0..NFEATURES {
+            // Distinct fake PCs: the counters' own addresses; flags 0.
+            *pcs.add(2 * i) = counters as usize + i;
+            *pcs.add(2 * i + 1) = 0;
+        }
+        let init8: extern "C" fn(*mut u8, *mut u8) = std::mem::transmute(c);
+        let initpc: extern "C" fn(*const usize, *const usize) = std::mem::transmute(p);
+        init8(counters, counters.add(NFEATURES));
+        initpc(pcs, pcs.add(2 * NFEATURES));
+    }
+    true
+}
+
+/// Where a run's features go: libFuzzer's counters, or a list (for cmin and tests).
+pub struct Features {
+    prev: [u32; 8 * NPAGES],
+    pub collected: Option<Vec<u16>>,
+}
+
+#[inline]
+fn mix(x: u32) -> usize {
+    (x.wrapping_mul(0x9E37_79B1) >> 20) as usize % NFEATURES
+}
+
+impl Features {
+    pub fn to_counters() -> Features {
+        Features { prev: [0; 8 * NPAGES], collected: None }
+    }
+    pub fn collecting() -> Features {
+        Features { prev: [0; 8 * NPAGES], collected: Some(Vec::new()) }
+    }
+
+    #[inline]
+    fn hit(&mut self, f: u32) {
+        let i = mix(f);
+        match &mut self.collected {
+            Some(v) => v.push(i as u16),
+            // SAFETY: single-threaded fuzzing loop; libFuzzer reads the array between runs.
+            None => unsafe {
+                let c = std::ptr::addr_of_mut!(COUNTERS.0) as *mut u8;
+                *c.add(i) = (*c.add(i)).saturating_add(1);
+            },
+        }
+    }
+
+    /// After a step: its situation (taken before it ran) with its outcome, and the pair.
+    pub fn record(&mut self, sit: Situation, obs: &Observed) {
+        let class = match obs.outcome {
+            Outcome::Ok => 0,
+            Outcome::Segv => 1,
+            Outcome::Value(_) => 2,
+            Outcome::Pid(_) => 3,
+            Outcome::Thread(..) => 4,
+            Outcome::Eagain => 5,
+            Outcome::Blocked => 6,
+            Outcome::Ebusy => 7,
+            Outcome::Efault => 8,
+            Outcome::Esrch => 9,
+        } | ((!obs.woke.is_empty() as u32) << 4);
+        self.hit(sit.bits ^ (class << 24));
+        if let Some(slot) = sit.slot {
+            let prev = self.prev[slot];
+            self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
+            self.prev[slot] = sit.bits;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Situation {
+    bits: u32,
+    /// (process, page) this situation belongs to, for pairs.
+    slot: Option<usize>,
+}
+
+/// The situation step `s` finds the machine in (before it runs).
+pub fn situation(m: &Machine, s: &Step) -> Situation {
+    let cpu = s.cpu as usize;
+    let (opcode, target, page): (u32, Option<u32>, Option<u8>) = match s.op {
+        Op::Switch(t) => {
+            let space = match t {
+                Target::Idle => IDLE_SPACE,
+                Target::Thread(p, _) => p,
+            };
+            let stale = m.cpus[cpu].space != space && m.cpus[cpu].tlb.entries.iter().any(|e| e.asid == space);
+            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9, slot: None };
+        }
+        Op::Load(a) => (2, None, Some(a.page)),
+        Op::Store(a, _) => (3, None, Some(a.page)),
+        Op::Fork => (4, None, None),
+        Op::Spawn => (5, None, None),
+        Op::Exit => (6, None, None),
+        Op::UmtxSleep(a, _) => (7, None, Some(a.page)),
+        Op::UmtxWakeup(a) => (8, None, Some(a.page)),
+        Op::ProcfsRead(p, a) => (9, Some(p), Some(a.page)),
+        Op::ProcfsWrite(p, a, _) => (10, Some(p), Some(a.page)),
+        Op::Madvise(pg) => (11, None, Some(pg)),
+        Op::Mprotect(pg, w) => (12 + w as u32, None, Some(pg)),
+    };
+    let Some(actor) = m.cpus[cpu].running.map(|(p, _)| p) else {
+        return Situation { bits: opcode, slot: None };
+    };
+    let pid = target.unwrap_or(actor);
+    let Some(page) = page else {
+        let nsleep = m.sleepers.len().min(3) as u32;
+        return Situation { bits: opcode | (m.live_procs() as u32) << 8 | nsleep << 12, slot: None };
+    };
+    if pid == 0 || pid as usize > m.procs.len() || !m.proc(pid).alive {
+        return Situation { bits: opcode | 1 << 31, slot: None };
+    }
+    let p = m.proc(pid);
+    let pte = p.pmap.pte[page as usize];
+    let pte_state = if !pte.present() { 0 } else if pte.writable { 2 } else { 1 };
+    let e = p.map.entries[p.map.lookup(page)];
+    let found = m.vm_page_lookup_chain(e.object, e.offset + (page - e.start));
+    let location = match found {
+        None => 0,
+        Some((o, _, _)) if o == e.object => 1,
+        Some(_) => 2,
+    };
+    let depth = m.shadow_depth(e.object).min(3);
+    let foreign = p.pmap.pm_active & (1 << cpu) == 0;
+    let remote_tlb = m
+        .cpus
+        .iter()
+        .enumerate()
+        .any(|(c, x)| c != cpu && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page));
+    let frame = found.map(|(_, _, f)| f);
+    let sleepers = frame.is_some_and(|f| m.sleepers.iter().any(|s| s.frame == f));
+    let bits = opcode
+        | (page as u32) << 4
+        | pte_state << 7
+        | location << 9
+        | (e.needs_copy as u32) << 11
+        | (e.prot_write as u32) << 12
+        | depth << 13
+        | (foreign as u32) << 15
+        | (remote_tlb as u32) << 16
+        | (sleepers as u32) << 17
+        | ((target.is_some() && pid == actor) as u32) << 18;
+    Situation { bits, slot: Some(((pid as usize - 1) % 8) * NPAGES + page as usize) }
+}
