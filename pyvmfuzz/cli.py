@@ -91,6 +91,74 @@ def cmd_fuzz(args) -> int:
     return run_campaign(args)
 
 
+def _load_violating(path: str, kernel: str | None, hw: str | None) -> tuple[dict, str]:
+    """(report, text program) for a text or byte-form file."""
+    pf = load(path)
+    rep = run_program(pf, kernel, hw)
+    text = pf.text if pf.is_text else "\n".join([rep["hw"]] + rep["steps"]) + "\n"
+    return rep, text
+
+
+def cmd_minimize(args) -> int:
+    from tqdm import tqdm
+
+    from .findings import atomic_write
+    from .minimize import minimize_report
+
+    rep, _ = _load_violating(args.file, args.kernel, args.hw)
+    v = rep["violation"]
+    if v is None:
+        raise InputError(f"{args.file}: no violation under {rep['kernel']}: nothing to minimize")
+    before = len(rep["steps"])
+    bar = tqdm(total=before, desc="minimize", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
+
+    def progress(n):
+        bar.n = before - n
+        bar.refresh()
+
+    small = minimize_report(rep, args.time, progress)
+    bar.close()
+    sv = small["violation"]
+    out = "\n".join([
+        f"# minimized by pyvmfuzz from {args.file}: {before} -> {len(small['steps'])} steps",
+        f"# {sv['kind']} at step {sv['step']}: expected {sv['expected']}, observed {sv['observed']}",
+        small["trace_text"].rstrip("\n"),
+    ]) + "\n"
+    out = out.replace(f"kernel {small['kernel']}\n", f"kernel {small['kernel']}\nexpect {small['kernel']} {sv['kind']} {sv['step']}\n", 1)
+    if args.output:
+        atomic_write(args.output, out)
+        print(f"# {args.file}: {before} -> {len(small['steps'])} steps ({sv['kind']}), written to {args.output}")
+    else:
+        sys.stdout.write(out)
+    sys.stderr.write(f"pyvmfuzz minimize: {before} -> {len(small['steps'])} steps\n")
+    return 1
+
+
+def cmd_explain(args) -> int:
+    from .explain import model, render_html, render_text
+    from .findings import atomic_write
+
+    pf = load(args.file)
+    if not pf.is_text:
+        text = "\n".join([run_program(pf, args.kernel, args.hw)["hw"]] + run_program(pf, args.kernel, args.hw)["steps"])
+    else:
+        text = pf.text
+    try:
+        rep = _core.explain(text, args.kernel, args.hw)
+    except ValueError as e:
+        raise InputError(f"{args.file}: {e}") from None
+    m = model(rep)
+    title = os.path.basename(args.file)
+    sys.stdout.write(render_text(m, title))
+    if args.html:
+        try:
+            atomic_write(args.html, render_html(m, title))
+        except OSError as e:
+            raise InputError(f"{args.html}: cannot write: {e.strerror}") from None
+        print(f"# html: {args.html}")
+    return 1 if rep["violation"] else 0
+
+
 def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
@@ -223,6 +291,22 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
     f.set_defaults(func=cmd_fuzz)
 
+    mn = sub.add_parser("minimize", help="minimize a violating program (1-minimal, simpler arguments)")
+    mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates")
+    mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else stdout)")
+    mn.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
+    mn.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the program's header")
+    mn.add_argument("--time", type=float, default=30.0, help="time budget in seconds (default 30)")
+    mn.add_argument("--quiet", action="store_true", help="no progress bar")
+    mn.set_defaults(func=cmd_minimize)
+
+    ex = sub.add_parser("explain", help="per-CPU timeline with PTE/TLB/pm_active state at each step")
+    ex.add_argument("file", metavar="FILE", help="text or byte-form program")
+    ex.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
+    ex.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the program's header")
+    ex.add_argument("--html", default=None, metavar="OUT", help="also write a self-contained HTML page")
+    ex.set_defaults(func=cmd_explain)
+
     b = sub.add_parser("bench", help="measure the Rust core's steps/s on random programs")
     b.add_argument("--programs", type=int, default=200_000, help="programs per kernel (default 200000)")
     b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
@@ -243,9 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     for name, issue, text in (
-        ("minimize", 5, "minimize a violating program (not yet)"),
         ("cmin", 5, "minimize a corpus (not yet)"),
-        ("explain", 5, "explain a violation (not yet)"),
     ):
         x = sub.add_parser(name, help=text)
         x.add_argument("rest", nargs=argparse.REMAINDER)

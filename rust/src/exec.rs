@@ -61,12 +61,25 @@ pub fn run(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, Input
 /// `record`: keep steps and outcomes in the report (the fuzzing path needs only the verdict).
 /// `features`: where semantic coverage goes (None: not computed at all).
 pub fn run_opts(
+    src: Source,
+    hw: Hw,
+    kernel: &'static Kernel,
+    panic_at: u32,
+    record: bool,
+    mut features: Option<&mut Features>,
+) -> Result<Report, InputError> {
+    run_observed(src, hw, kernel, panic_at, record, features.take(), &mut |_| {})
+}
+
+/// As `run_opts`, calling `after` with the machine after every executed step.
+pub fn run_observed(
     mut src: Source,
     hw: Hw,
     kernel: &'static Kernel,
     panic_at: u32,
     record: bool,
     mut features: Option<&mut Features>,
+    after: &mut dyn FnMut(&Machine),
 ) -> Result<Report, InputError> {
     let mut report = Report {
         hw,
@@ -111,6 +124,7 @@ pub fn run_opts(
             if let (Some(f), Some(s)) = (features.as_deref_mut(), sit) {
                 f.record(s, &obs);
             }
+            after(&m);
             let actor = if matches!(step.op, crate::program::Op::Switch(_)) { None } else { actor };
             if let Some(v) = judge.check(n, &step, actor, &obs) {
                 report.observed.push(obs);

@@ -19,6 +19,7 @@ use crate::program::{Observed, Op, Outcome, Step, Target, NPAGES};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const NFEATURES: usize = 4096;
+const PAIRS: bool = true;
 
 #[repr(C, align(4096))]
 struct Counters([u8; NFEATURES]);
@@ -90,7 +91,7 @@ impl Features {
             // SAFETY: single-threaded fuzzing loop; libFuzzer reads the array between runs.
             None => unsafe {
                 let c = std::ptr::addr_of_mut!(COUNTERS.0) as *mut u8;
-                *c.add(i) = (*c.add(i)).saturating_add(1);
+                *c.add(i) = 1;
             },
         }
     }
@@ -110,10 +111,12 @@ impl Features {
             Outcome::Esrch => 9,
         } | ((!obs.woke.is_empty() as u32) << 4);
         self.hit(sit.bits ^ (class << 24));
-        if let Some(slot) = sit.slot {
-            let prev = self.prev[slot];
-            self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
-            self.prev[slot] = sit.bits;
+        if PAIRS {
+            if let Some(slot) = sit.slot {
+                let prev = self.prev[slot];
+                self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
+                self.prev[slot] = sit.bits;
+            }
         }
     }
 }
@@ -164,23 +167,39 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
     let pte = p.pmap.pte[page as usize];
     let pte_state = if !pte.present() { 0 } else if pte.writable { 2 } else { 1 };
     let e = p.map.entries[p.map.lookup(page)];
-    let found = m.vm_page_lookup_chain(e.object, e.offset + (page - e.start));
+    // One walk down the shadow chain: where the page is, and how deep the chain goes.
+    let (mut o, mut idx, mut depth, mut found) = (e.object, e.offset + (page - e.start), 0u32, None);
+    loop {
+        let ob = m.obj(o);
+        if found.is_none() && ob.pages[idx as usize] != crate::phys::NO_FRAME {
+            found = Some((depth, ob.pages[idx as usize]));
+        }
+        match ob.backing {
+            Some(b) => {
+                idx += ob.backing_offset;
+                o = b;
+                depth += 1;
+            }
+            None => break,
+        }
+    }
     let location = match found {
         None => 0,
-        Some((o, _, _)) if o == e.object => 1,
+        Some((0, _)) => 1,
         Some(_) => 2,
     };
-    let depth = m.shadow_depth(e.object).min(3);
+    let depth = depth.min(3);
     let foreign = p.pmap.pm_active & (1 << cpu) == 0;
-    let remote_tlb = m
-        .cpus
-        .iter()
-        .enumerate()
-        .any(|(c, x)| c != cpu && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page));
-    let frame = found.map(|(_, _, f)| f);
-    let sleepers = frame.is_some_and(|f| m.sleepers.iter().any(|s| s.frame == f));
+    // Only a CPU in the space (or any CPU, on tagged hardware) can cache its entries.
+    let tagged = m.hw.mode == crate::hw::TlbMode::Tagged;
+    let remote_tlb = m.cpus.iter().enumerate().any(|(c, x)| {
+        c != cpu && (tagged || x.space == pid) && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page)
+    });
+    let frame = found.map(|(_, f)| f);
+    let sleepers = !m.sleepers.is_empty() && frame.is_some_and(|f| m.sleepers.iter().any(|s| s.frame == f));
     let bits = opcode
-        | (page as u32) << 4
+        | (crate::program::is_text(page) as u32) << 4
+        | ((page == crate::program::SHM) as u32) << 5
         | pte_state << 7
         | location << 9
         | (e.needs_copy as u32) << 11

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod exec;
+pub mod explain;
 pub mod fault;
 pub mod features;
 pub mod fork;

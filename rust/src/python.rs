@@ -295,6 +295,75 @@ fn semantic_features(data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyR
     Ok(v)
 }
 
+fn thread_name(t: (u32, u32)) -> String {
+    format!("P{}.T{}", t.0, t.1)
+}
+
+/// Run a text program and return its report plus the machine's state after every step
+/// (for `pyvmfuzz explain`).
+#[pyfunction]
+#[pyo3(signature = (text, kernel=None, hw=None))]
+fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    use crate::program::PAGE_NAMES;
+    let prog = parse_prog(text)?;
+    let k = pick_kernel(kernel, &prog)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let mut snaps = Vec::new();
+    let r = exec::run_observed(Source::Text(&prog), eff, k, 0, true, None, &mut |m| {
+        snaps.push(crate::explain::snapshot(m))
+    })
+    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = report_dict(py, &r, Some(&prog))?;
+    let states = PyList::empty(py);
+    for s in &snaps {
+        let sd = PyDict::new(py);
+        let cpus = PyList::empty(py);
+        for c in &s.cpus {
+            let cd = PyDict::new(py);
+            cd.set_item("running", c.running.map(thread_name))?;
+            cd.set_item("space", c.space)?;
+            let tlb: Vec<(u32, &str, u32, bool)> =
+                c.tlb.iter().map(|&(a, va, f, w)| (a, PAGE_NAMES[va as usize], f, w)).collect();
+            cd.set_item("tlb", tlb)?;
+            cpus.append(cd)?;
+        }
+        sd.set_item("cpus", cpus)?;
+        let procs = PyList::empty(py);
+        for p in &s.procs {
+            let pd = PyDict::new(py);
+            pd.set_item("pid", p.pid)?;
+            let act: Vec<u32> = (0..8).filter(|c| p.pm_active & (1 << c) != 0).collect();
+            pd.set_item("pm_active", act)?;
+            let pages = PyDict::new(py);
+            for (i, name) in PAGE_NAMES.iter().enumerate() {
+                let pg = PyDict::new(py);
+                pg.set_item("pte", p.pte[i])?;
+                pg.set_item("seen", p.seen[i])?;
+                pg.set_item("prot", if p.entry[i].0 { "rw" } else { "r" })?;
+                pg.set_item("needs_copy", p.entry[i].1)?;
+                pg.set_item("shadow_depth", p.entry[i].2)?;
+                pages.set_item(*name, pg)?;
+            }
+            pd.set_item("pages", pages)?;
+            let th: Vec<(String, &str)> = p.threads.iter().map(|&(t, st)| (format!("P{}.T{}", p.pid, t), st)).collect();
+            pd.set_item("threads", th)?;
+            procs.append(pd)?;
+        }
+        sd.set_item("procs", procs)?;
+        let sl: Vec<(String, u32, u8)> = s.sleepers.iter().map(|&(p, t, f, w)| (thread_name((p, t)), f, w)).collect();
+        sd.set_item("sleepers", sl)?;
+        let fr = PyDict::new(py);
+        for (f, words, freed) in &s.frames {
+            fr.set_item(*f, (words.to_vec(), *freed))?;
+        }
+        sd.set_item("frames", fr)?;
+        states.append(sd)?;
+    }
+    d.set_item("states", states)?;
+    Ok(d)
+}
+
 /// The source tree this module was built from (for the coverage build of `pyvmfuzz fuzz`).
 #[pyfunction]
 fn source_dir() -> &'static str {
@@ -320,6 +389,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
     m.add_function(wrap_pyfunction!(source_dir, m)?)?;
     m.add_function(wrap_pyfunction!(semantic_features, m)?)?;
+    m.add_function(wrap_pyfunction!(explain, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())

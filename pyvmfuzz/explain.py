@@ -1,0 +1,193 @@
+"""`pyvmfuzz explain`: a per-CPU timeline of an interleaving with the machine state that
+matters at every step — for each page the program touches: each process's PTE and the frame
+its map holds, each CPU's TLB entry, `pm_active`, the umtx sleepers — and the step where
+expectation and observation part. Text for the terminal, or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import html
+import re
+
+_PAGE = re.compile(r"\b(data[0-3]|text[01]|shm0)\b")
+
+
+def pages_involved(steps: list[str]) -> list[str]:
+    order = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"]
+    seen = {m for s in steps for m in _PAGE.findall(s)}
+    return [p for p in order if p in seen]
+
+
+def _f(frame) -> str:
+    return "-" if frame is None else f"f{frame}"
+
+
+def _pte(pte) -> str:
+    return "-" if pte is None else f"f{pte[0]} {'rw' if pte[1] else 'r'}"
+
+
+def cells(state: dict, page: str, ncpus: int) -> dict:
+    """The state of one page after a step: per process PTE and seen frame, per CPU TLB."""
+    out = {"procs": {}, "tlb": []}
+    for p in state["procs"]:
+        pg = p["pages"][page]
+        out["procs"][p["pid"]] = (_pte(pg["pte"]), _f(pg["seen"]), p["pm_active"])
+    for c in state["cpus"]:
+        ent = [f"P{a}:f{f}{' rw' if w else ' r'}" for (a, pg, f, w) in c["tlb"] if pg == page]
+        out["tlb"].append(" ".join(ent) or "-")
+    return out
+
+
+def model(rep: dict) -> dict:
+    """Everything a renderer needs, computed once."""
+    steps, trace, states = rep["steps"], rep["trace"], rep["states"]
+    ncpus = int(re.search(r"cpus=(\d+)", rep["hw"])[1])
+    pages = pages_involved(steps)
+    v = rep["violation"]
+    rows = []
+    for i, (op, out) in enumerate(zip(steps, trace)):
+        st = states[i] if i < len(states) else None
+        cpu = int(op.split()[0][3:])
+        rows.append({
+            "n": i + 1,
+            "cpu": cpu,
+            "op": op.split(None, 1)[1],
+            "outcome": out,
+            "running": [c["running"] for c in st["cpus"]] if st else [None] * ncpus,
+            "pages": {pg: cells(st, pg, ncpus) for pg in pages} if st else {},
+            "sleepers": st["sleepers"] if st else [],
+            "bad": v is not None and v["step"] == i + 1,
+        })
+    frames = {}
+    for st in states:
+        for f, (words, freed) in st["frames"].items():
+            frames[int(f)] = (words, freed)
+    pids = sorted({p["pid"] for st in states for p in st["procs"]})
+    return {"rows": rows, "pages": pages, "ncpus": ncpus, "pids": pids, "frames": frames,
+            "violation": v, "kernel": rep["kernel"], "hw": rep["hw"]}
+
+
+def render_text(m: dict, title: str) -> str:
+    out = [f"# explain {title} — kernel {m['kernel']}, {m['hw']}"]
+    w = 34
+    head = "step " + "".join(f"{'cpu' + str(c):<{w}}" for c in range(m["ncpus"]))
+    out.append(head)
+    for r in m["rows"]:
+        lane = []
+        for c in range(m["ncpus"]):
+            if c == r["cpu"]:
+                lane.append(f"{r['op']} -> {r['outcome']}"[: w - 1].ljust(w))
+            else:
+                run = r["running"][c]
+                lane.append(("· " + (run or "idle"))[: w - 1].ljust(w))
+        mark = "!!" if r["bad"] else "  "
+        out.append(f"{r['n']:>3}{mark}" + "".join(lane))
+        for pg in m["pages"]:
+            cell = r["pages"].get(pg)
+            if not cell:
+                continue
+            procs = "  ".join(f"P{pid} pte {pte} sees {seen} active {{{','.join(map(str, act))}}}"
+                              for pid, (pte, seen, act) in cell["procs"].items())
+            tlb = "  ".join(f"cpu{c}: {t}" for c, t in enumerate(cell["tlb"]))
+            out.append(f"       {pg:<6} {procs} | TLB {tlb}")
+        if r["sleepers"]:
+            out.append("       sleepers " + ", ".join(f"{t} on f{f} word {w_}" for t, f, w_ in r["sleepers"]))
+    v = m["violation"]
+    if v:
+        out.append(f"# step {v['step']}: {v['kind']} — expected {v['expected']}, observed {v['observed']}")
+    else:
+        out.append("# no violation: expectation and observation agree at every step")
+    out.append("# frames: " + "  ".join(
+        f"f{f}=[{','.join(hex(x) for x in words)}]{' (freed)' if freed else ''}"
+        for f, (words, freed) in sorted(m["frames"].items())))
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;color:#1d2330;background:#fafbfc}
+h1{font-size:20px;margin:0 0 4px} .sub{color:#5b6478;margin-bottom:16px}
+.verdict{padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
+.bad{background:#fde8e8;border:1px solid #e0a0a0;color:#8a1c1c} .ok{background:#e6f4ea;border:1px solid #9cc9a8;color:#1d5a2e}
+table{border-collapse:collapse;font-size:12.5px;font-family:ui-monospace,Menlo,Consolas,monospace}
+th,td{border:1px solid #d8dce4;padding:4px 6px;vertical-align:top;white-space:nowrap}
+th{background:#eef1f6;position:sticky;top:0} tr.badrow td{background:#fff1f1}
+td.op{background:#e8f0fe;font-weight:600} td.idle{color:#9aa3b5} .rw{color:#b3261e;font-weight:600}
+.legend{font-size:12px;color:#5b6478;margin-top:14px}
+"""
+
+
+def render_html(m: dict, title: str) -> str:
+    e = html.escape
+    n = len(m["rows"])
+    lane_h, top, left, colw = 26, 30, 60, 150
+    width = left + colw * m["ncpus"] + 20
+    height = top + lane_h * n + 10
+    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="ui-monospace,monospace" font-size="11">']
+    for c in range(m["ncpus"]):
+        x = left + c * colw
+        svg.append(f'<text x="{x + colw / 2}" y="18" text-anchor="middle" font-weight="bold">cpu{c}</text>')
+        svg.append(f'<line x1="{x + colw / 2}" y1="{top - 4}" x2="{x + colw / 2}" y2="{height - 6}" stroke="#c9cfdb"/>')
+    for i, r in enumerate(m["rows"]):
+        y = top + i * lane_h
+        svg.append(f'<text x="8" y="{y + 16}" fill="#5b6478">{r["n"]}</text>')
+        for c in range(m["ncpus"]):
+            x = left + c * colw
+            if c == r["cpu"]:
+                fill = "#f7c8c8" if r["bad"] else "#cfe0fc"
+                stroke = "#b3261e" if r["bad"] else "#5b8def"
+                svg.append(f'<rect x="{x + 4}" y="{y + 2}" width="{colw - 8}" height="{lane_h - 5}" rx="4" '
+                           f'fill="{fill}" stroke="{stroke}"/>')
+                label = e(f"{r['op']} → {r['outcome']}")
+                svg.append(f'<text x="{x + 9}" y="{y + 16}">{label[:24]}</text>')
+            elif r["running"][c]:
+                svg.append(f'<text x="{x + colw / 2}" y="{y + 16}" text-anchor="middle" fill="#9aa3b5">'
+                           f'{e(r["running"][c])}</text>')
+    svg.append("</svg>")
+
+    head = ["step"] + [f"cpu{c}" for c in range(m["ncpus"])]
+    for pg in m["pages"]:
+        head += [f"{pg}: P{pid} PTE / sees" for pid in m["pids"]] + [f"{pg}: TLB cpu{c}" for c in range(m["ncpus"])]
+    head += ["pm_active", "sleepers"]
+    body = []
+    for r in m["rows"]:
+        tds = [f"<td>{r['n']}</td>"]
+        for c in range(m["ncpus"]):
+            if c == r["cpu"]:
+                tds.append(f'<td class="op">{e(r["op"])} → {e(r["outcome"])}</td>')
+            else:
+                tds.append(f'<td class="idle">{e(r["running"][c] or "idle")}</td>')
+        for pg in m["pages"]:
+            cell = r["pages"].get(pg, {"procs": {}, "tlb": ["-"] * m["ncpus"]})
+            for pid in m["pids"]:
+                pte, seen, _ = cell["procs"].get(pid, ("", "", []))
+                cls = ' class="rw"' if pte.endswith("rw") else ""
+                tds.append(f"<td{cls}>{e(pte)} / {e(seen)}</td>" if pte else "<td></td>")
+            for t in cell["tlb"]:
+                cls = ' class="rw"' if " rw" in t else ""
+                tds.append(f"<td{cls}>{e(t)}</td>")
+        act = []
+        if r["pages"]:
+            any_pg = next(iter(r["pages"].values()))
+            act = [f"P{pid}:{{{','.join(map(str, a))}}}" for pid, (_, _, a) in any_pg["procs"].items()]
+        tds.append(f"<td>{e(' '.join(act))}</td>")
+        tds.append(f"<td>{e(', '.join(f'{t}@f{f}.{w}' for t, f, w in r['sleepers']))}</td>")
+        body.append(f'<tr class="{"badrow" if r["bad"] else ""}">' + "".join(tds) + "</tr>")
+    v = m["violation"]
+    verdict = (f'<div class="verdict bad">step {v["step"]}: {e(v["kind"])} — expected {e(v["expected"])}, '
+               f'observed {e(v["observed"])}</div>' if v else
+               '<div class="verdict ok">clean: expectation and observation agree at every step</div>')
+    frames = " ".join(f"f{f}=[{', '.join(hex(x) for x in words)}]{' freed' if freed else ''}"
+                      for f, (words, freed) in sorted(m["frames"].items()))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>pyvmfuzz explain: {e(title)}</title>
+<style>{_CSS}</style></head><body>
+<h1>{e(title)}</h1><div class="sub">kernel {e(m['kernel'])} · {e(m['hw'])}</div>
+{verdict}
+<h2 style="font-size:15px">Timeline</h2>
+{''.join(svg)}
+<h2 style="font-size:15px">State after each step</h2>
+<table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
+<div class="legend">PTE: frame and protection (rw in red); sees: the frame the process's map (shadow chain)
+holds for the page; TLB: entries cached per CPU (P:frame prot); pm_active: CPUs running each pmap.<br>
+Frames: {e(frames)}</div>
+</body></html>
+"""

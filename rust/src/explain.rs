@@ -1,0 +1,108 @@
+//! Snapshots of the machine after each step, for `pyvmfuzz explain`: what each CPU runs and
+//! caches, each live pmap's PTEs and `pm_active`, the frame each process sees per page, and
+//! the umtx sleepers.
+
+use crate::machine::{Machine, IDLE_SPACE};
+use crate::program::NPAGES;
+
+#[derive(Clone, Debug)]
+pub struct CpuSnap {
+    pub running: Option<(u32, u32)>,
+    pub space: u32,
+    /// (asid, page, frame, writable), oldest first.
+    pub tlb: Vec<(u32, u8, u32, bool)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProcSnap {
+    pub pid: u32,
+    pub pm_active: u8,
+    /// Per page: the PTE (frame, writable), if present.
+    pub pte: [Option<(u32, bool)>; NPAGES],
+    /// Per page: the frame the process's map would find (PTE aside), if any.
+    pub seen: [Option<u32>; NPAGES],
+    /// Per page: the map entry's (prot write, needs copy, shadow depth).
+    pub entry: [(bool, bool, u32); NPAGES],
+    /// Threads: (tid, state name).
+    pub threads: Vec<(u32, &'static str)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub cpus: Vec<CpuSnap>,
+    pub procs: Vec<ProcSnap>,
+    pub sleepers: Vec<(u32, u32, u32, u8)>,
+    /// Words of every frame referenced above.
+    pub frames: Vec<(u32, [u32; 4], bool)>,
+}
+
+pub fn snapshot(m: &Machine) -> Snapshot {
+    let mut frames: Vec<u32> = Vec::new();
+    let mut note = |f: u32| {
+        if !frames.contains(&f) {
+            frames.push(f)
+        }
+    };
+    let cpus = m
+        .cpus
+        .iter()
+        .map(|c| CpuSnap {
+            running: c.running,
+            space: c.space,
+            tlb: c
+                .tlb
+                .entries
+                .iter()
+                .map(|e| {
+                    note(e.frame);
+                    (e.asid, e.va, e.frame, e.writable)
+                })
+                .collect(),
+        })
+        .collect();
+    let mut procs = Vec::new();
+    for p in m.procs.iter().filter(|p| p.alive) {
+        let mut pte = [None; NPAGES];
+        let mut seen = [None; NPAGES];
+        let mut entry = [(false, false, 0); NPAGES];
+        for va in 0..NPAGES as u8 {
+            let t = p.pmap.pte[va as usize];
+            if t.present() {
+                note(t.frame);
+                pte[va as usize] = Some((t.frame, t.writable));
+            }
+            let e = p.map.entries[p.map.lookup(va)];
+            if let Some((_, _, f)) = m.vm_page_lookup_chain(e.object, e.offset + (va - e.start)) {
+                note(f);
+                seen[va as usize] = Some(f);
+            }
+            entry[va as usize] = (e.prot_write, e.needs_copy, m.shadow_depth(e.object));
+        }
+        let threads = p
+            .threads
+            .iter()
+            .filter(|t| t.state != crate::proc::ThreadState::Dead)
+            .map(|t| {
+                let s = match t.state {
+                    crate::proc::ThreadState::Runnable => "runnable",
+                    crate::proc::ThreadState::Running(_) => "running",
+                    crate::proc::ThreadState::Blocked => "blocked",
+                    crate::proc::ThreadState::Dead => "dead",
+                };
+                (t.tid, s)
+            })
+            .collect();
+        procs.push(ProcSnap { pid: p.pid, pm_active: p.pmap.pm_active, pte, seen, entry, threads });
+    }
+    let sleepers = m
+        .sleepers
+        .iter()
+        .map(|s| {
+            note(s.frame);
+            (s.pid, s.tid, s.frame, s.word)
+        })
+        .collect();
+    let frames = frames.iter().map(|&f| (f, m.phys.get(f).words, m.phys.is_freed(f))).collect();
+    let _ = IDLE_SPACE;
+    Snapshot { cpus, procs, sleepers, frames }
+}
