@@ -159,6 +159,14 @@ def cmd_explain(args) -> int:
     return 1 if rep["violation"] else 0
 
 
+def cmd_cmin(args) -> int:
+    from .cmin import cmin
+
+    before, after, feats = cmin(args.dir, args.output, args.kernel, args.hw)
+    print(f"# cmin: {before} -> {after} inputs, {feats} features kept, in {args.output}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
@@ -222,33 +230,9 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Until campaigns land (issue 4/5), the demo replays the derived reproducers."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates = [os.path.join(os.getcwd(), "corpus"), os.path.join(os.path.dirname(here), "corpus")]
-    corpus = next((c for c in candidates if os.path.isdir(os.path.join(c, "repro"))), None)
-    if corpus is None:
-        sys.stderr.write("pyvmfuzz demo: run it from a clone of the repository (needs corpus/repro)\n")
-        return 2
-    print("pyvmfuzz demo — the fuzzing campaign demo is not yet implemented;")
-    print("meanwhile, here are the reproducers derived for DragonFly BSD 385c96e4:\n")
-    for name in ("pre-385c96e4-debugger-text.txt", "partial-385c96e4-procfs-stale.txt"):
-        path = os.path.join(corpus, "repro", name)
-        if not os.path.exists(path):
-            continue
-        for k in KERNELS:
-            rep = run_program(load(path), k, None)
-            print(f"## {name} under {k}")
-            sys.stdout.write(rep["trace_text"])
-            print(verdict_line(rep) + "\n")
-    return 0
+    from .demo import run_demo
 
-
-def _not_yet(issue: int):
-    def f(args) -> int:
-        sys.stderr.write(f"pyvmfuzz {args.cmd}: not implemented yet (issue {issue})\n")
-        return 2
-
-    return f
+    return run_demo(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,15 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
     z = sub.add_parser("zoo", help="list the kernel variants and their stories")
     z.set_defaults(func=cmd_zoo)
 
-    d = sub.add_parser("demo", help="show the 385c96e4 reproducers (campaign demo: not yet)")
+    d = sub.add_parser("demo", help="fuzz the 385c96e4 kernels until the bugs appear, minimize, explain")
+    d.add_argument("--out", default="demo-out", help="where campaigns and findings go (default demo-out)")
+    d.add_argument("--fixed-time", type=int, default=20, help="budget for the clean fixed campaign (default 20s)")
+    d.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
+                   help="coverage for the demo campaigns (default semantic: no extra build)")
     d.set_defaults(func=cmd_demo)
 
-    for name, issue, text in (
-        ("cmin", 5, "minimize a corpus (not yet)"),
-    ):
-        x = sub.add_parser(name, help=text)
-        x.add_argument("rest", nargs=argparse.REMAINDER)
-        x.set_defaults(func=_not_yet(issue))
+    cm = sub.add_parser("cmin", help="keep a smallest subset of a corpus with the same coverage")
+    cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")
+    cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
+    cm.add_argument("--kernel", type=_kernel, default="fixed", help="kernel the inputs are decoded under")
+    cm.add_argument("--hw", type=_hw, default="mode=pc64", help="hardware keys (as the campaign's; default mode=pc64)")
+    cm.set_defaults(func=cmd_cmin)
     return p
 
 
