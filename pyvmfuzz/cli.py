@@ -105,15 +105,15 @@ def cmd_minimize(args) -> int:
     from .findings import atomic_write
     from .minimize import minimize_report
 
-    rep, _ = _load_violating(args.file, args.kernel, args.hw)
+    rep, text = _load_violating(args.file, args.kernel, args.hw)
     v = rep["violation"]
     if v is None:
         raise InputError(f"{args.file}: no violation under {rep['kernel']}: nothing to minimize")
-    before = len(rep["steps"])
-    bar = tqdm(total=before, desc="minimize", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
+    before = sum(1 for ln in text.splitlines() if ln.strip().startswith("cpu"))
+    bar = tqdm(total=len(rep["steps"]), desc="minimize", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
 
     def progress(n):
-        bar.n = before - n
+        bar.n = len(rep["steps"]) - n
         bar.refresh()
 
     small = minimize_report(rep, args.time, progress)
