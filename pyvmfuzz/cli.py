@@ -172,7 +172,7 @@ def cmd_bench(args) -> int:
     import random
 
     if args.ttf:
-        from .trials import run_trials, table
+        from .trials import comparison, run_trials, table
 
         configs = args.configs.split(",")
         for c in configs:
@@ -184,6 +184,7 @@ def cmd_bench(args) -> int:
 
         res = run_trials(args.ttf, configs, args.trials, args.budget, args.seed, progress)
         print(table(args.ttf, res, args.budget))
+        print(comparison(res, args.budget, configs[0]))
         return 0
 
     from . import oracle

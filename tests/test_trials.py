@@ -1,0 +1,19 @@
+"""The statistics used to compare fuzzing configurations."""
+
+from pyvmfuzz.trials import Result, a12_faster, censored, mann_whitney
+
+
+def test_mann_whitney_separates_and_ties():
+    assert mann_whitney([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]) < 0.001
+    assert mann_whitney([1, 2, 3], [1, 2, 3]) == 1.0
+    p = mann_whitney([1, 3, 5, 7, 9], [2, 4, 6, 8, 10])
+    assert 0.5 < p <= 1.0
+
+
+def test_a12_and_censoring():
+    assert a12_faster([1, 2], [3, 4]) == 1.0
+    assert a12_faster([3, 4], [1, 2]) == 0.0
+    assert a12_faster([5], [5]) == 0.5
+    r = Result("x", times=[1.0, None, 3.0])
+    assert censored(r, 60) == [1.0, 60, 3.0]
+    assert r.hits() == 2 and r.median(60) == 3.0
