@@ -268,9 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--jobs", type=int, default=1, help="parallel workers (libFuzzer -fork=N)")
     f.add_argument("--seed", type=int, default=1, help="libFuzzer seed")
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
-    f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="both",
-                   help="branch: SanitizerCoverage build of the Rust core; semantic: the core's VM-situation "
-                        "counters (rust/src/features.rs); both (default); none: no feedback from the core")
+    f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
+                   help="semantic (default; measured best): the core's VM-situation counters "
+                        "(rust/src/features.rs); branch: a SanitizerCoverage build of the Rust core (built "
+                        "with cargo on first use); both; none: no feedback from the core")
     f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")

@@ -24,7 +24,7 @@ def findings(tmp_path):
 
 
 def test_pre_fix_kernel_protection_found_saved_and_replayed(tmp_path):
-    p = fuzz(tmp_path, "--kernel", "pre-385c96e4", "--time", "30", "--stop-on-find")
+    p = fuzz(tmp_path, "--kernel", "pre-385c96e4", "--time", "30", "--stop-on-find", "--coverage", "both")
     assert p.returncode == 1, p.stdout + p.stderr
     assert re.search(r"Loaded 2 modules +\(\d+ inline 8-bit counters\)", p.stdout)  # branch + semantic reached libFuzzer
     txt = [f for f in findings(tmp_path) if os.path.basename(f).startswith("protection-")]
@@ -34,6 +34,13 @@ def test_pre_fix_kernel_protection_found_saved_and_replayed(tmp_path):
         assert r.returncode == 1 and "# verdict: protection" in r.stdout, r.stdout + r.stderr
     # The saved text is a regression program: check agrees with its expect line.
     assert cli("check", txt[0], "--kernel", "pre-385c96e4").returncode == 0
+
+
+def test_default_coverage_is_semantic_counters(tmp_path):
+    p = fuzz(tmp_path, "--kernel", "partial-385c96e4", "--time", "30", "--stop-on-find")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"Loaded 1 modules +\(4096 inline 8-bit counters\)", p.stdout)
+    assert any(os.path.basename(f).startswith("stale-read-") for f in findings(tmp_path))
 
 
 def test_fixed_kernel_short_campaign_is_clean(tmp_path):
