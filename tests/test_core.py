@@ -138,3 +138,10 @@ def test_tlb_capacity_is_fifo():
     prog = "hw tlb=1\ncpu0 store data0.0 1\ncpu0 load data1.0\ncpu0 fork\ncpu0 store data0.0 2\ncpu1 switch P2.T1\ncpu1 load data0.0 -> 0x1\n"
     rep = _core.run_text(prog)
     assert rep["violation"] is None and rep["assert_failures"] == []
+
+
+@pytest.mark.parametrize("mode", ["pc64", "tagged"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_incremental_invariant_checks_match_full_checks(kernel, mode):
+    """The hot path checks only what a step could have broken; a full check must agree."""
+    assert _core._selftest_invariants(5000, seed=13, kernel=kernel, mode=mode) == 0

@@ -6,7 +6,42 @@ use crate::machine::{Machine, IDLE_SPACE};
 use crate::program::{text_word, PAGE_NAMES};
 
 impl Machine {
-    pub fn check_invariants(&self) -> Option<(Kind, String)> {
+    /// Checks only what the step could have broken (see `Dirty`): coherence needs a PTE or
+    /// address-space change, use-after-free a PTE change or a freed frame, file corruption a
+    /// write to a file frame. `full` checks everything (tests compare the two).
+    pub fn check_invariants(&mut self) -> Option<(Kind, String)> {
+        let d = std::mem::take(&mut self.dirty);
+        let freed = self.phys.freed_count;
+        self.dirty.freed_seen = freed;
+        if d.pte || d.space {
+            if let Some(v) = self.check_coherence() {
+                return Some(v);
+            }
+        }
+        if freed > 0 && (d.pte || freed != d.freed_seen) {
+            if let Some(v) = self.check_use_after_free() {
+                return Some(v);
+            }
+        }
+        if d.file {
+            return self.check_file();
+        }
+        None
+    }
+
+    pub fn check_invariants_full(&self) -> Option<(Kind, String)> {
+        if let Some(v) = self.check_coherence() {
+            return Some(v);
+        }
+        if self.phys.freed_count > 0 {
+            if let Some(v) = self.check_use_after_free() {
+                return Some(v);
+            }
+        }
+        self.check_file()
+    }
+
+    fn check_coherence(&self) -> Option<(Kind, String)> {
         // A CPU running an address space must not cache a translation its PTE does not allow.
         for (c, cpu) in self.cpus.iter().enumerate() {
             if cpu.space == IDLE_SPACE {
@@ -38,12 +73,7 @@ impl Machine {
                 }
             }
         }
-        if self.phys.freed_count > 0 {
-            if let Some(v) = self.check_use_after_free() {
-                return Some(v);
-            }
-        }
-        self.check_file()
+        None
     }
 
     fn check_use_after_free(&self) -> Option<(Kind, String)> {

@@ -37,9 +37,21 @@ pub struct Machine {
     pub shm_object: u32,
     /// Threads woken during the current operation.
     pub woke: Vec<(u32, u32)>,
+    /// What changed since the invariants were last checked (they can only break there).
+    pub dirty: Dirty,
     /// Self-test only: raise a model assertion when this step number (1-based) runs.
     pub panic_at: u32,
     steps_run: u32,
+}
+
+/// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
+/// was written; and how many frames had been freed then.
+#[derive(Clone, Debug, Default)]
+pub struct Dirty {
+    pub pte: bool,
+    pub space: bool,
+    pub file: bool,
+    pub freed_seen: u32,
 }
 
 /// A well-formed step that cannot be performed in this state (an input error).
@@ -61,6 +73,7 @@ impl Machine {
             file_object: 0,
             shm_object: 0,
             woke: Vec::new(),
+            dirty: Dirty::default(),
             panic_at: 0,
             steps_run: 0,
         };
@@ -175,7 +188,7 @@ impl Machine {
             },
             Op::Store(a, v) => match self.user_access(cpu, pid, a.page, true) {
                 Ok(f) => {
-                    self.phys.get_mut(f).words[a.word as usize] = v;
+                    self.write_word(f, a.word, v);
                     Outcome::Ok
                 }
                 Err(_) => self.segv(cpu, pid),
@@ -199,6 +212,15 @@ impl Machine {
                 Outcome::Ok
             }
         }
+    }
+
+    /// Every write to a frame (user store or kernel mapping) goes through here.
+    pub fn write_word(&mut self, f: u32, word: u8, v: u32) {
+        let file = self.obj(self.file_object);
+        if file.pages[0] == f || file.pages[1] == f {
+            self.dirty.file = true;
+        }
+        self.phys.get_mut(f).words[word as usize] = v;
     }
 
     /// A SEGV kills the whole process.

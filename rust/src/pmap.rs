@@ -41,6 +41,7 @@ impl Default for Pmap {
 impl Machine {
     /// pmap_enter: install va → frame; a valid old PTE that changes is shot down.
     pub fn pmap_enter(&mut self, cpu: usize, pid: u32, va: u8, frame: FrameId, writable: bool) {
+        self.dirty.pte = true;
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         let old = *pte;
         *pte = Pte { frame, writable };
@@ -54,6 +55,7 @@ impl Machine {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() {
             *pte = Pte::ABSENT;
+            self.dirty.pte = true;
             self.pmap_inval(cpu, pid, va);
         }
     }
@@ -63,6 +65,7 @@ impl Machine {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() && pte.writable {
             pte.writable = false;
+            self.dirty.pte = true;
             self.pmap_invalidate_protect(cpu, pid, va);
         }
     }

@@ -31,7 +31,7 @@ impl Machine {
         let f = self
             .vm_fault_page(cpu, target, a.page, VM_PROT_OVERRIDE_WRITE)
             .unwrap_or_else(|_| panic!("procfs OVERRIDE_WRITE fault failed within max prot"));
-        self.phys.get_mut(f).words[a.word as usize] = value;
+        self.write_word(f, a.word, value);
         self.phys.unhold(f);
         Outcome::Ok
     }

@@ -277,6 +277,15 @@ fn soak<'py>(
     Ok(d)
 }
 
+/// Self-test: incremental vs full invariant checks on random programs (returns mismatches).
+#[pyfunction]
+#[pyo3(signature = (programs, seed=1, kernel="fixed", mode="pc64"))]
+fn _selftest_invariants(programs: u64, seed: u64, kernel: &str, mode: &str) -> PyResult<u64> {
+    let k = kernel_by_name(kernel)?;
+    let mode = if mode == "tagged" { TlbMode::Tagged } else { TlbMode::Pc64 };
+    Ok(crate::soak::crosscheck_invariants(programs, seed, k, mode))
+}
+
 #[pyfunction]
 fn kernels() -> Vec<(&'static str, &'static str)> {
     kernel::KERNELS.iter().map(|k| (k.name, k.story)).collect()
@@ -391,6 +400,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(semantic_features, m)?)?;
     m.add_function(wrap_pyfunction!(explain, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
+    m.add_function(wrap_pyfunction!(_selftest_invariants, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())
 }

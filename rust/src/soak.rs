@@ -72,3 +72,36 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
     }
     res
 }
+
+/// Self-check of the incremental invariant check: on random programs, after every step, the
+/// incremental check must report exactly what a full check reports. Returns mismatches.
+pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, mode: TlbMode) -> u64 {
+    let mut rng = Rng(seed);
+    let mut mismatches = 0;
+    for _ in 0..programs {
+        let hw = Hw { cpus: 1 + rng.below(4) as u8, tlb: 1 + rng.below(16) as u8, mode };
+        let buf: Vec<u8> = (0..2 + 4 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
+        let mut d = Decoder::new(&buf);
+        d.header();
+        let mut m = crate::machine::Machine::new(hw, kernel);
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut bad = 0;
+            while let Some(s) = d.next_step(&m) {
+                if m.step(s).is_err() {
+                    break;
+                }
+                let full = m.check_invariants_full();
+                let inc = m.check_invariants();
+                if full != inc {
+                    bad += 1;
+                }
+                if full.is_some() {
+                    break;
+                }
+            }
+            bad
+        }));
+        mismatches += ok.unwrap_or(0);
+    }
+    mismatches
+}

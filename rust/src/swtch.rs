@@ -15,6 +15,7 @@ impl Machine {
         if old == space {
             return;
         }
+        self.dirty.space = true;
         let bit = 1u8 << cpu;
         if old != IDLE_SPACE {
             self.proc_mut(old).pmap.pm_active &= !bit;
