@@ -161,9 +161,13 @@ def run_campaign(args) -> int:
         raise InputError("--time must be >= 0, --jobs >= 1, --max-steps >= 1")
     so = ""
     if args.coverage in ("branch", "both"):
+        import shutil
+
         from .covbuild import build
 
-        so = build()
+        # A private copy: a rebuild during the campaign must not change what its workers load.
+        so = os.path.join(out, ".core-cov.so")
+        shutil.copyfile(build(), so)
     seeds = _seed_dir(args.kernel, args.hw)
     findings_log = os.path.join(out, "findings.log")
     log_path = os.path.join(out, "fuzz.log")
@@ -189,10 +193,11 @@ def run_campaign(args) -> int:
         PYVMFUZZ_FINDINGS=findings_log,
         PYVMFUZZ_CORE_SO=so,
         PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
+        PYVMFUZZ_XCHECK=str(getattr(args, "cross_check", 0) or 0),
     )
     start = time.time()
     prog = Progress()
-    log = open(log_path, "w")
+    log = open(log_path, "w", buffering=1)  # line-buffered: `tail -f` works during a campaign
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, errors="replace",
                             start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)
 
@@ -220,8 +225,9 @@ def run_campaign(args) -> int:
                 shown_loaded = True
             rows = _read_findings(findings_log, start)
             found = {r[3] for r in rows if r[2] in ("new", "known")}
-            if rows and first_find is None:
-                first_find = float(rows[0][0]) - start
+            finds = [r for r in rows if r[2] in ("new", "known")]
+            if finds and first_find is None:
+                first_find = float(finds[0][0]) - start
             if args.stop_on_find and any(r[-1] == "confirmed" for r in rows) and not stopped_on_find:
                 stopped_on_find = True
                 _stop(proc)
@@ -247,10 +253,12 @@ def run_campaign(args) -> int:
             pass
     elapsed = time.time() - start
     rows = _read_findings(findings_log, start)
-    if rows:
-        first_find = min(float(r[0]) for r in rows) - start
+    finds = [r for r in rows if r[2] in ("new", "known")]
+    if finds:
+        first_find = min(float(r[0]) for r in finds) - start
     confirmed = sorted({r[3] for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"})
     disagreements = sorted({r[3] for r in rows if r[-1] == "disagreement"})
+    xchecked = sum(int(r[3]) for r in rows if r[2] == "crosschecked")
     execs = prog.stats.get("number_of_executed_units", prog.execs)
     state = "interrupted" if interrupted else ("stopped at the first finding" if stopped_on_find else "done")
     print(f"# campaign {state}: kernel {args.kernel}, {elapsed:.1f}s, "
@@ -259,6 +267,8 @@ def run_campaign(args) -> int:
         print(f"# coverage: {prog.loaded_line}")
     if first_find is not None:
         print(f"# time to first violation: {first_find:.2f}s")
+    if xchecked:
+        print(f"# oracle cross-checked {xchecked:,} clean runs")
     for sig in confirmed:
         print(f"# violation: {os.path.join(crashes, sig)}.txt")
     for sig in disagreements:

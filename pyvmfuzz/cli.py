@@ -171,10 +171,28 @@ def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
+    if args.zoo:
+        from . import zoobench
+
+        trials = args.trials if args.trials else (3 if args.quick else 10)
+        budget = args.budget if args.budget else (20 if args.quick else 120)
+        kernels = args.kernels.split(",") if args.kernels else None
+        configs = args.configs.split(",") if args.configs else zoobench.CONFIGS
+        for c in configs:
+            if c not in zoobench.CONFIGS:
+                raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.CONFIGS)})")
+        text = zoobench.run(trials, budget, kernels, args.out, lambda m: sys.stderr.write(m + "\n"), configs)
+        print(text)
+        print(f"# table: {os.path.join(args.out, 'zoo.md')}, plot: {os.path.join(args.out, 'zoo.png')}")
+        return 0
+    if args.trials is None:
+        args.trials = 5
+    if args.budget is None:
+        args.budget = 60
     if args.ttf:
         from .trials import comparison, run_trials, table
 
-        configs = args.configs.split(",")
+        configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
             if c not in ("both", "branch", "semantic", "none"):
                 raise InputError(f"--configs: unknown coverage '{c}' (both, branch, semantic, none)")
@@ -206,9 +224,14 @@ def cmd_bench(args) -> int:
     inputs = [rng.randbytes(2 + 4 * rng.randrange(1, args.steps + 1)) for _ in range(args.oracle_programs)]
     for k in KERNELS:
         target = _core.FuzzTarget(k)
+        reps = 0
         t0 = time.perf_counter()
-        target.run_batch(inputs)
-        core_dt = time.perf_counter() - t0
+        while True:  # repeat: one batch takes milliseconds, too short to time alone
+            target.run_batch(inputs)
+            reps += 1
+            if time.perf_counter() - t0 > 0.5:
+                break
+        core_dt = (time.perf_counter() - t0) / reps
         traces = []
         steps = 0
         for d in inputs:
@@ -225,8 +248,15 @@ def cmd_bench(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    for name, story in _core.kernels():
-        print(f"{name}\n    {story}")
+    import textwrap
+
+    print(f"{'kernel':<20} {'hardware':<12} {'expected':<10} story")
+    for z in _core.zoo():
+        expected = "found" if z["expect_found"] else "clean"
+        lines = textwrap.wrap(z["story"], 70) or [""]
+        print(f"{z['name']:<20} {z['hw']:<12} {expected:<10} {lines[0]}")
+        for ln in lines[1:]:
+            print(" " * 45 + ln)
     return 0
 
 
@@ -272,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semantic (default; measured best): the core's VM-situation counters "
                         "(rust/src/features.rs); branch: a SanitizerCoverage build of the Rust core (built "
                         "with cargo on first use); both; none: no feedback from the core")
+    f.add_argument("--cross-check", type=int, default=0, metavar="N",
+                   help="also judge every Nth clean run with the Python oracle (0: off)")
     f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
@@ -298,15 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
     b.add_argument("--ttf", type=_kernel, default=None, metavar="KERNEL",
                    help="instead: time-to-first-violation campaigns against KERNEL per coverage configuration")
-    b.add_argument("--configs", default="both,branch,semantic,none",
-                   help="with --ttf: coverage configurations (default both,branch,semantic,none)")
-    b.add_argument("--trials", type=int, default=5, help="with --ttf: trials per configuration (default 5)")
-    b.add_argument("--budget", type=int, default=60, help="with --ttf: seconds per trial (default 60)")
+    b.add_argument("--configs", default=None,
+                   help="--ttf: coverage configurations (default both,branch,semantic,none); "
+                        "--zoo: atheris,atheris-nocov,random,hypothesis (default all)")
+    b.add_argument("--trials", type=int, default=None,
+                   help="trials per configuration (--ttf: 5; --zoo: 10, --quick 3)")
+    b.add_argument("--budget", type=int, default=None, help="seconds per trial (--ttf: 60; --zoo: 120, --quick 20)")
+    b.add_argument("--zoo", action="store_true",
+                   help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
+    b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
+    b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
+    b.add_argument("--out", default="bench-out", help="with --zoo: where zoo.md and zoo.png go")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)
 
-    z = sub.add_parser("zoo", help="list the kernel variants and their stories")
+    z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict")
     z.set_defaults(func=cmd_zoo)
 
     d = sub.add_parser("demo", help="fuzz the 385c96e4 kernels until the bugs appear, minimize, explain")

@@ -79,6 +79,15 @@ class FindingHandler:
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
                   f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}", detected)
 
+    def disagreement(self, rep: dict, j) -> None:
+        """A clean run the oracle judges otherwise: a model bug, saved apart."""
+        from pyvmfuzz.findings import save
+
+        fake = dict(rep, violation={"kind": j.oracle[0] if j.oracle else "clean", "step": max(1, j.oracle[1]) if j.oracle else 1,
+                                    "expected": "", "observed": j.describe()})
+        base, new = save(self.crashes, fake, f"cross-check: {j.describe()}", "disagreement-")
+        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} disagreement 0->0 disagreement")
+
     def _log(self, msg: str, when: float | None = None) -> None:
         if self.log:
             with open(self.log, "a") as f:
@@ -100,9 +109,36 @@ def main() -> None:
     run = target.run
     found = FindingHandler(kernel, hw, crashes, os.environ.get("PYVMFUZZ_FINDINGS"))
 
+    xcheck = int(os.environ.get("PYVMFUZZ_XCHECK", "0") or 0)
+
     def test_one_input(data: bytes) -> None:
         if run(data)[0]:
             found(data)
+
+    if xcheck > 0:
+        # Every xcheck-th clean run is judged by the oracle too; a disagreement is saved.
+        from pyvmfuzz.check import CleanSampler
+
+        sampler = CleanSampler(1.0 / xcheck, seed=os.getpid())
+        countdown = [xcheck]
+        last_report = [time.time()]
+
+        def test_one_input(data: bytes) -> None:  # noqa: F811
+            if run(data)[0]:
+                found(data)
+                return
+            countdown[0] -= 1
+            if countdown[0] == 0:
+                countdown[0] = xcheck
+                rep = _core.run_bytes(data, kernel, hw)
+                sampler.rate = 1.0
+                j = sampler.maybe_check(rep)
+                if j is not None and not j.agree:
+                    found.disagreement(rep, j)
+                if time.time() - last_report[0] > 1.0:
+                    found._log(f"crosschecked {sampler.checked}")
+                    sampler.checked = 0
+                    last_report[0] = time.time()
 
     def progress() -> None:  # execs for the supervisor's bar (libFuzzer only pulses at 2^n)
         while True:

@@ -7,7 +7,10 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "corpus")
-KERNELS = ["fixed", "pre-385c96e4", "partial-385c96e4", "no-cow-event"]
+KERNELS = [
+    "fixed", "pre-385c96e4", "partial-385c96e4", "no-cow-event", "fork-no-protect", "shootdown-no-ipi",
+    "protect-wrong-va", "fixed-tagged", "switch-clear-early",
+]
 
 
 def corpus_files(sub="*"):

@@ -105,3 +105,10 @@ def test_unwritable_output_dir(tmp_path):
     f.write_text("x")
     p = cli("fuzz", "--out", str(f / "sub"), "--time", "1", "--quiet")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "not writable" in p.stderr
+
+
+def test_cross_check_samples_clean_runs(tmp_path):
+    p = fuzz(tmp_path, "--kernel", "fixed", "--time", "4", "--cross-check", "50")
+    assert p.returncode == 0, p.stdout + p.stderr
+    m = re.search(r"# oracle cross-checked ([\d,]+) clean runs", p.stdout)
+    assert m and int(m[1].replace(",", "")) > 100, p.stdout

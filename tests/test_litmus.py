@@ -44,7 +44,7 @@ def test_each_prefix_kernel_has_a_finding_and_fixed_none():
         for k in KERNELS:
             v = _core.run_text(text, k)["violation"]
             if v:
-                fails[k].add((v["kind"], "tagged" in text))
+                fails[k].add((v["kind"], "mode=tagged" in text))
     assert ("protection", False) in fails["pre-385c96e4"]
     assert ("stale-read", False) in fails["partial-385c96e4"]
     assert fails["fixed"] == {("tlb-incoherent", True)}

@@ -19,8 +19,10 @@ impl Machine {
             let e = self.proc(pid).map.entries[i];
             self.vm_object_reference(e.object);
             if !e.inherit_share && !e.needs_copy {
-                for va in e.start..e.end {
-                    self.pmap_protect_ro(cpu, pid, va);
+                if self.kernel.fork_write_protect {
+                    for va in e.start..e.end {
+                        self.pmap_protect_ro(cpu, pid, va);
+                    }
                 }
                 let pe = &mut self.proc_mut(pid).map.entries[i];
                 pe.cow = true;

@@ -18,6 +18,18 @@ pub struct Kernel {
     /// The copy-on-write copy wakes umtx sleepers keyed on the old frame
     /// (`vm_page_event(m, VMEVENT_COW)`, DragonFly 10192bae).
     pub cow_event: bool,
+    /// fork write-protects the parent's PTEs of private entries (vmspace_fork → pmap_protect).
+    pub fork_write_protect: bool,
+    /// pmap_inval IPIs the other CPUs in `pm_active` (not only the local invalidation).
+    pub shootdown_remote: bool,
+    /// The write-protect path invalidates the page it protected (not its neighbour).
+    pub protect_right_va: bool,
+    /// On `tagged` hardware a CPU keeps its bit in the old pmap's `pm_active` when it switches
+    /// away without flushing, so later shootdowns still reach the entries it may cache.
+    pub pm_active_until_flush: bool,
+    /// Hardware the variant is judged on in the zoo, and whether the fuzzer must find it.
+    pub zoo_hw: &'static str,
+    pub zoo_expect_found: bool,
 }
 
 /// DragonFly after 385c96e4: `vm_fault_page()` returns a held page and never touches the
@@ -30,6 +42,12 @@ pub const FIXED: Kernel = Kernel {
     vm_fault_page_pmap_enter: false,
     cow_copy_remove_all: true,
     cow_event: true,
+    fork_write_protect: true,
+    shootdown_remote: true,
+    protect_right_va: true,
+    pm_active_until_flush: false,
+    zoo_hw: "mode=pc64",
+    zoo_expect_found: false,
 };
 
 /// DragonFly before 385c96e4: `vm_fault_page()` finished with `pmap_enter()` of the page it
@@ -44,6 +62,7 @@ pub const PRE_385C96E4: Kernel = Kernel {
             VM_PROT_OVERRIDE_WRITE): a debugger write leaves text writable.",
     vm_fault_page_pmap_enter: true,
     cow_copy_remove_all: false,
+    zoo_expect_found: true,
     ..FIXED
 };
 
@@ -57,6 +76,7 @@ pub const PARTIAL_385C96E4: Kernel = Kernel {
             still reads the old frame.",
     vm_fault_page_pmap_enter: false,
     cow_copy_remove_all: false,
+    zoo_expect_found: true,
     ..FIXED
 };
 
@@ -70,10 +90,81 @@ pub const NO_COW_EVENT: Kernel = Kernel {
             of the copied page; a sleeper keyed on the old frame is never found by umtx_wakeup \
             after fork + COW (lost wakeup).",
     cow_event: false,
+    zoo_expect_found: true,
     ..FIXED
 };
 
-pub const KERNELS: &[&Kernel] = &[&FIXED, &PRE_385C96E4, &PARTIAL_385C96E4, &NO_COW_EVENT];
+/// fork must write-protect the parent's mappings of every page it makes copy-on-write;
+/// otherwise the parent keeps storing through its old writable PTEs into frames the child
+/// still shares, and the child sees the parent's post-fork writes. (The classic COW-setup
+/// omission; DragonFly's vmspace_fork does `pmap_protect()` for exactly this.)
+pub const FORK_NO_PROTECT: Kernel = Kernel {
+    name: "fork-no-protect",
+    story: "fork marks private entries copy-on-write but leaves the parent's PTEs writable: \
+            the parent's later stores land in frames the child still shares.",
+    fork_write_protect: false,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// A shootdown that forgets the IPI: the initiator invalidates its own TLB but not the
+/// other CPUs in `pm_active`, so a thread on another CPU keeps a stale (e.g. writable)
+/// translation after fork, mprotect or a COW unmap.
+pub const SHOOTDOWN_NO_IPI: Kernel = Kernel {
+    name: "shootdown-no-ipi",
+    story: "pmap_inval invalidates only the calling CPU and skips the IPI to the other CPUs \
+            in pm_active: a remote thread keeps a stale writable TLB entry.",
+    shootdown_remote: false,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// DragonFly 3cb318dc: `pmap_clearbit()` (the path that write-protects a page) invalidated
+/// the wrong virtual address, leaving stale writable TLB entries for the page it protected.
+pub const PROTECT_WRONG_VA: Kernel = Kernel {
+    name: "protect-wrong-va",
+    story: "DragonFly BSD 3cb318dc: the write-protect path (pmap_clearbit) invalidates the \
+            wrong address, so the page it made read-only stays writable in TLBs.",
+    protect_right_va: false,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// A kernel correct on PCID-tagged TLBs too: a CPU that switches away without flushing keeps
+/// its bit in the old pmap's `pm_active` (as "may cache"), so shootdowns still reach it.
+pub const FIXED_TAGGED: Kernel = Kernel {
+    name: "fixed-tagged",
+    story: "fixed, made correct for tagged (PCID) TLBs: a CPU keeps its pm_active bit until it \
+            has flushed, so shootdowns reach every CPU that may cache the pmap's entries.",
+    pm_active_until_flush: true,
+    zoo_hw: "mode=tagged",
+    ..FIXED
+};
+
+/// OpenBSD amd64 `pm_cpus`: a CPU's bit was cleared when it switched away while its TLB could
+/// still hold the old pmap's entries, so a later initiator skipped its IPI. On tagged TLBs
+/// that is exactly `fixed-tagged` with the early clear.
+pub const SWITCH_CLEAR_EARLY: Kernel = Kernel {
+    name: "switch-clear-early",
+    story: "OpenBSD amd64 pm_cpus: the CPU's bit is cleared at switch-out while its tagged TLB \
+            still holds the old pmap's entries, so a later shootdown skips it.",
+    pm_active_until_flush: false,
+    zoo_hw: "mode=tagged",
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+pub const KERNELS: &[&Kernel] = &[
+    &FIXED,
+    &PRE_385C96E4,
+    &PARTIAL_385C96E4,
+    &NO_COW_EVENT,
+    &FORK_NO_PROTECT,
+    &SHOOTDOWN_NO_IPI,
+    &PROTECT_WRONG_VA,
+    &FIXED_TAGGED,
+    &SWITCH_CLEAR_EARLY,
+];
 
 pub fn by_name(name: &str) -> Option<&'static Kernel> {
     KERNELS.iter().copied().find(|k| k.name == name)

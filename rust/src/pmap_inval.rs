@@ -4,13 +4,15 @@
 //! `pm_active` is a *foreign* context: it invalidates nothing locally.
 
 use crate::machine::Machine;
+use crate::program::NPAGES;
 
 impl Machine {
     pub fn pmap_inval(&mut self, cpu: usize, pid: u32, va: u8) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
-        let targets = mask & !me;
-        self.ipi_invalidate(targets, pid, va);
+        if self.kernel.shootdown_remote {
+            self.ipi_invalidate(mask & !me, pid, va);
+        }
         if mask & me != 0 {
             self.cpus[cpu].tlb.invalidate(pid, va);
         }
@@ -18,7 +20,8 @@ impl Machine {
 
     /// The write-protect path (fork, mprotect) invalidates through here.
     pub fn pmap_invalidate_protect(&mut self, cpu: usize, pid: u32, va: u8) {
-        self.pmap_inval(cpu, pid, va);
+        let target = if self.kernel.protect_right_va { va } else { (va + 1) % NPAGES as u8 };
+        self.pmap_inval(cpu, pid, target);
     }
 
     /// Deliver the invalidation IPI to each CPU in `targets` and wait for it.

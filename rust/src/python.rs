@@ -277,6 +277,15 @@ fn soak<'py>(
     Ok(d)
 }
 
+/// The random baseline of `pyvmfuzz bench`: (seconds to first violation or None, programs).
+#[pyfunction]
+#[pyo3(signature = (kernel, seed, budget_s, hw=None, max_steps=32))]
+fn random_until(py: Python<'_>, kernel: &str, seed: u64, budget_s: f64, hw: Option<&str>, max_steps: u32) -> PyResult<(Option<f64>, u64)> {
+    let k = kernel_by_name(kernel)?;
+    let spec = hw_spec(hw)?;
+    Ok(py.detach(|| crate::soak::random_until(k, spec, seed, budget_s, max_steps.max(1))))
+}
+
 /// Self-test: incremental vs full invariant checks on random programs (returns mismatches).
 #[pyfunction]
 #[pyo3(signature = (programs, seed=1, kernel="fixed", mode="pc64"))]
@@ -379,6 +388,21 @@ fn source_dir() -> &'static str {
     env!("CARGO_MANIFEST_DIR")
 }
 
+/// The zoo: every kernel with the hardware it is judged on and whether it must be found.
+#[pyfunction]
+fn zoo<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for k in kernel::KERNELS {
+        let d = PyDict::new(py);
+        d.set_item("name", k.name)?;
+        d.set_item("story", k.story)?;
+        d.set_item("hw", k.zoo_hw)?;
+        d.set_item("expect_found", k.zoo_expect_found)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
 #[pyfunction]
 fn kinds() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.name()).collect()
@@ -396,6 +420,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(soak, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(zoo, m)?)?;
+    m.add_function(wrap_pyfunction!(random_until, m)?)?;
     m.add_function(wrap_pyfunction!(source_dir, m)?)?;
     m.add_function(wrap_pyfunction!(semantic_features, m)?)?;
     m.add_function(wrap_pyfunction!(explain, m)?)?;

@@ -105,3 +105,28 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
     }
     mismatches
 }
+
+/// The no-feedback baseline: uniformly random byte strings (the header too; keys in `hw`
+/// override it, as in a campaign), decoded and run until the first violation or the time
+/// budget. Returns (seconds to the first violation if any, programs run).
+pub fn random_until(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, budget_s: f64, max_steps: u32) -> (Option<f64>, u64) {
+    let mut rng = Rng(seed);
+    let start = std::time::Instant::now();
+    let mut buf = Vec::with_capacity(2 + 4 * max_steps as usize);
+    let mut n = 0u64;
+    loop {
+        if n % 1024 == 0 && start.elapsed().as_secs_f64() > budget_s {
+            return (None, n);
+        }
+        let len = 2 + 4 * (1 + rng.below(max_steps as u64) as usize);
+        buf.clear();
+        while buf.len() < len {
+            buf.extend_from_slice(&rng.next().to_le_bytes()[..4]);
+        }
+        buf.truncate(len);
+        n += 1;
+        if crate::exec::fuzz_verdict(&buf, kernel, hw, None).0 != 0 {
+            return (Some(start.elapsed().as_secs_f64()), n);
+        }
+    }
+}

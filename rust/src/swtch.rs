@@ -17,13 +17,14 @@ impl Machine {
         }
         self.dirty.space = true;
         let bit = 1u8 << cpu;
-        if old != IDLE_SPACE {
+        let flushes = self.hw.mode == TlbMode::Pc64;
+        if old != IDLE_SPACE && (flushes || !self.kernel.pm_active_until_flush) {
             self.proc_mut(old).pmap.pm_active &= !bit;
         }
         if space != IDLE_SPACE {
             self.proc_mut(space).pmap.pm_active |= bit;
         }
-        if self.hw.mode == TlbMode::Pc64 {
+        if flushes {
             self.cpus[cpu].tlb.flush();
         }
         self.cpus[cpu].space = space;

@@ -1,0 +1,126 @@
+"""`pyvmfuzz bench --zoo`: bug-finding power on the zoo, measured the way the fuzzing field does
+(see ../shared/notes/measuring-bug-finding.md): per kernel and configuration N independent trials
+with the same wall-clock budget; hit rate, median time to first violation (censored at the
+budget), exec/s; Mann-Whitney U and Vargha-Delaney A12 against uniformly random inputs.
+Configurations, all on the same decoder and machine: atheris with the core's coverage
+(the campaign default), atheris without it, random bytes in Rust, a Hypothesis state machine."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+
+from . import _core
+from .baselines import hypothesis_until
+from .findings import atomic_write
+from .trials import a12_faster, mann_whitney, one_trial
+
+CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
+
+
+def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[float | None, float]:
+    """(time to first violation or None, exec/s)."""
+    if config == "atheris":
+        return one_trial(kernel, "semantic", seed, budget, hw)
+    if config == "atheris-nocov":
+        return one_trial(kernel, "none", seed, budget, hw)
+    if config == "random":
+        t, n = _core.random_until(kernel, seed, float(budget), hw)
+        return t, n / (t if t else budget)
+    if config == "hypothesis":
+        t, n = hypothesis_until(kernel, seed, float(budget), hw)
+        return t, n / (t if t else budget)
+    raise ValueError(config)
+
+
+def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=print,
+        configs_wanted: list[str] | None = None) -> str:
+    zoo = [z for z in _core.zoo() if kernels is None or z["name"] in kernels]
+    rows = []
+    data = {}
+    for z in zoo:
+        wanted = configs_wanted or CONFIGS
+        configs = [c for c in CONFIGS if c in wanted] if z["expect_found"] else ["atheris"]
+        res = {c: ([], []) for c in configs}
+        for i in range(trials):
+            for c in configs:
+                t, rate = trial(z["name"], z["hw"], c, 1000 + i, budget)
+                res[c][0].append(t)
+                res[c][1].append(rate)
+                progress(f"{z['name']:<20} {c:<14} trial {i + 1}/{trials}: "
+                         f"{'-' if t is None else f'{t:.2f}s'}")
+        data[z["name"]] = (z, res)
+        cens = {c: [budget if t is None else t for t in ts] for c, (ts, _) in res.items()}
+        for c, (ts, rates) in res.items():
+            hits = sum(t is not None for t in ts)
+            med = statistics.median(cens[c])
+            if "random" in cens and c != "random":
+                p = f"{mann_whitney(cens[c], cens['random']):.3f}"
+                a = f"{a12_faster(cens[c], cens['random']):.2f}"
+            else:
+                p = a = "—"
+            medtxt = f"{med:.2f} s" if hits * 2 > len(ts) else f"> {budget} s" if hits == 0 else f"{med:.2f} s"
+            rows.append(f"| {z['name']} | {z['hw'].split('=')[1]} | {'found' if z['expect_found'] else 'clean'} | {c} "
+                        f"| {hits}/{len(ts)} | {medtxt} | {statistics.median(rates):,.0f} | {p} | {a} |")
+    when = datetime.date.today().isoformat()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    md = [
+        f"Zoo benchmark: {trials} trials per kernel and configuration, budget {budget} s each "
+        f"({when}, {machine}); `pyvmfuzz bench --zoo --trials {trials} --budget {budget}"
+        f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}`.",
+        "",
+        "| kernel | hw | expected | configuration | hits | median time to first violation | exec/s | MWU p vs random | A12 vs random (P[sooner]) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
+    text = "\n".join(md) + "\n"
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, "zoo.md"), text)
+    plot(data, budget, os.path.join(out, "zoo.png"), f"{when}, {machine}")
+    return text
+
+
+def plot(data: dict, budget: int, path: str, note: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        sys.stderr.write("pyvmfuzz bench: matplotlib not installed (pip install 'pyvmfuzz[bench]'): no plot\n")
+        return False
+    found = [(name, z, res) for name, (z, res) in data.items() if z["expect_found"]]
+    if not found:
+        return False
+    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c"}
+    fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(CONFIGS) + 1.8))
+    y = 0
+    ticks, labels = [], []
+    for name, z, res in found:
+        for c in CONFIGS:
+            ts = res.get(c, ([], []))[0]
+            xs = [budget * 1.15 if t is None else max(t, 1e-4) for t in ts]
+            ax.scatter(xs, [y] * len(xs), color=colors[c], s=22, alpha=0.8,
+                       marker="x" if any(t is None for t in ts) and all(t is None for t in ts) else "o",
+                       label=c if name == found[0][0] else None)
+            ticks.append(y)
+            labels.append(f"{name} · {c}")
+            y += 1
+        y += 0.8
+    ax.axvline(budget, color="#b3261e", lw=1, ls="--")
+    ax.text(budget, 1.01, f" budget {budget} s; misses drawn past it", color="#b3261e", fontsize=8,
+            transform=ax.get_xaxis_transform())
+    ax.set_xscale("log")
+    ax.set_yticks(ticks)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("time to first violation (s, log)")
+    ax.set_title(f"pyvmfuzz zoo: time to first violation per trial ({note})", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
