@@ -85,8 +85,11 @@ def render_text(m: dict, title: str) -> str:
             cell = r["pages"].get(pg)
             if not cell:
                 continue
-            procs = "  ".join(f"P{pid} pte {pte} sees {seen} active {{{','.join(map(str, act))}}}"
-                              for pid, (pte, seen, act) in cell["procs"].items())
+            procs = "  ".join(
+                f"P{pid} pte {pte} sees {seen}"
+                + (" (PTE stale!)" if pte != "-" and seen != "-" and pte.split()[0] != seen else "")
+                + f" active {{{','.join(map(str, act))}}}"
+                for pid, (pte, seen, act) in cell["procs"].items())
             tlb = "  ".join(f"cpu{c}: {t}" for c, t in enumerate(cell["tlb"]))
             out.append(f"       {pg:<6} {procs} | TLB {tlb}")
         if r["sleepers"]:
@@ -111,6 +114,7 @@ table{border-collapse:collapse;font-size:12.5px;font-family:ui-monospace,Menlo,C
 th,td{border:1px solid #d8dce4;padding:4px 6px;vertical-align:top;white-space:nowrap}
 th{background:#eef1f6;position:sticky;top:0} tr.badrow td{background:#fff1f1}
 td.op{background:#e8f0fe;font-weight:600} td.idle{color:#9aa3b5} .rw{color:#b3261e;font-weight:600}
+td.stale{background:#ffe2b8;font-weight:600}
 .legend{font-size:12px;color:#5b6478;margin-top:14px}
 """
 
@@ -118,7 +122,7 @@ td.op{background:#e8f0fe;font-weight:600} td.idle{color:#9aa3b5} .rw{color:#b326
 def render_html(m: dict, title: str) -> str:
     e = html.escape
     n = len(m["rows"])
-    lane_h, top, left, colw = 26, 30, 60, 150
+    lane_h, top, left, colw = 26, 30, 60, 210
     width = left + colw * m["ncpus"] + 20
     height = top + lane_h * n + 10
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -138,7 +142,9 @@ def render_html(m: dict, title: str) -> str:
                 svg.append(f'<rect x="{x + 4}" y="{y + 2}" width="{colw - 8}" height="{lane_h - 5}" rx="4" '
                            f'fill="{fill}" stroke="{stroke}"/>')
                 label = e(f"{r['op']} → {r['outcome']}")
-                svg.append(f'<text x="{x + 9}" y="{y + 16}">{label[:24]}</text>')
+                full = f"{r['op']} → {r['outcome']}"
+                short = full if len(full) <= 30 else full[:29] + "…"
+                svg.append(f'<text x="{x + 9}" y="{y + 16}"><title>{label}</title>{e(short)}</text>')
             elif r["running"][c]:
                 svg.append(f'<text x="{x + colw / 2}" y="{y + 16}" text-anchor="middle" fill="#9aa3b5">'
                            f'{e(r["running"][c])}</text>')
@@ -160,7 +166,10 @@ def render_html(m: dict, title: str) -> str:
             cell = r["pages"].get(pg, {"procs": {}, "tlb": ["-"] * m["ncpus"]})
             for pid in m["pids"]:
                 pte, seen, _ = cell["procs"].get(pid, ("", "", []))
-                cls = ' class="rw"' if pte.endswith("rw") else ""
+                # The insight of most findings: the PTE maps another frame than the map holds.
+                stale = pte not in ("", "-") and seen not in ("", "-") and pte.split()[0] != seen
+                cls = ' class="stale" title="the PTE maps a different frame than the process\'s map holds"' if stale \
+                    else (' class="rw"' if pte.endswith("rw") else "")
                 tds.append(f"<td{cls}>{e(pte)} / {e(seen)}</td>" if pte else "<td></td>")
             for t in cell["tlb"]:
                 cls = ' class="rw"' if " rw" in t else ""
@@ -187,7 +196,7 @@ def render_html(m: dict, title: str) -> str:
 <h2 style="font-size:15px">State after each step</h2>
 <table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
 <div class="legend">PTE: frame and protection (rw in red); sees: the frame the process's map (shadow chain)
-holds for the page; TLB: entries cached per CPU (P:frame prot); pm_active: CPUs running each pmap.<br>
+holds for the page (orange: the PTE maps another frame); TLB: entries cached per CPU (P:frame prot); pm_active: CPUs running each pmap.<br>
 Frames: {e(frames)}</div>
 </body></html>
 """

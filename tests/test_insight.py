@@ -128,3 +128,16 @@ def test_demo_tells_the_story(tmp_path):
     assert "- partial-385c96e4: stale-read at step" in out
     assert "- fixed: no violation" in out
     assert len([f for f in os.listdir(tmp_path / "demo" / "pre-385c96e4" / "crashes") if f.endswith(".html")]) >= 1
+
+
+@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="needs Debian's chromium")
+def test_explain_html_renders_in_headless_chromium(tmp_path):
+    import subprocess
+
+    page, shot = tmp_path / "x.html", tmp_path / "x.png"
+    cli("explain", os.path.join(CORPUS, "litmus", "05-procfs-stale-foreign-cpu.txt"), "--kernel",
+        "partial-385c96e4", "--html", str(page))
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1400,900", f"file://{page}"], capture_output=True, timeout=120)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
