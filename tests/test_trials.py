@@ -17,3 +17,24 @@ def test_a12_and_censoring():
     r = Result("x", times=[1.0, None, 3.0])
     assert censored(r, 60) == [1.0, 60, 3.0]
     assert r.hits() == 2 and r.median(60) == 3.0
+
+
+def test_random_baseline_finds_easy_bugs_and_not_fixed():
+    from pyvmfuzz import _core
+
+    t, n = _core.random_until("protect-wrong-va", 1, 10.0, "mode=pc64")
+    assert t is not None and n >= 1
+    t, n = _core.random_until("fixed", 1, 0.3, "mode=pc64")
+    assert t is None and n > 1000
+
+
+def test_hypothesis_state_machine_baseline_runs_the_same_operations():
+    import pytest
+
+    pytest.importorskip("hypothesis")
+    from pyvmfuzz.baselines import hypothesis_until
+
+    t, n = hypothesis_until("protect-wrong-va", 1, 20.0, "mode=pc64")
+    assert t is not None and n >= 1
+    t, n = hypothesis_until("fixed", 1, 1.0, "mode=pc64")
+    assert t is None and n > 50
