@@ -171,6 +171,11 @@ def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
+    for name in ("programs", "steps", "oracle_programs", "trials", "budget"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1")
+
     if args.zoo:
         from . import zoobench
 

@@ -54,9 +54,12 @@ def load(path: str) -> ProgramFile:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
     if path.endswith(TEXT_SUFFIXES):
         try:
-            return ProgramFile(path, raw.decode("utf-8"), None)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise InputError(f"{path}: not a text program (invalid UTF-8)") from None
+        if not any(ln.split("#")[0].strip().startswith("cpu") for ln in text.splitlines()):
+            raise InputError(f"{path}: no operations (an empty program)")
+        return ProgramFile(path, text, None)
     text = _looks_like_text(raw)
     if text is not None:
         return ProgramFile(path, text, None)

@@ -105,3 +105,10 @@ def test_every_subcommand_has_help(run_cli):
     for cmd in ("run", "check", "fuzz", "minimize", "cmin", "explain", "bench", "zoo", "demo"):
         p = run_cli(cmd, "--help")
         assert p.returncode == 0 and "usage:" in p.stdout, cmd
+
+
+def test_empty_text_program_and_bad_bench_numbers(run_cli, tmp_path):
+    f = tmp_path / "empty.txt"
+    f.write_text("# nothing here\n")
+    assert "no operations" in one_line_error(run_cli("run", str(f)))
+    assert "--programs must be at least 1" in one_line_error(run_cli("bench", "--programs", "-5"))
