@@ -1,25 +1,31 @@
 //! Semantic coverage: the situations a program drove the machine into, as a kernel engineer
-//! would name them, hashed into 8-bit counters that libFuzzer treats like its own.
+//! would name them, hashed into 8-bit counters that libFuzzer treats like its own. Branch
+//! coverage cannot see these: the same code runs whatever the state.
 //!
-//! Per step, for the page the operation touches (in the process it touches — the caller's,
-//! or procfs's target), the *situation* before the operation:
-//! - the operation; the PTE (absent / read-only / writable); where the page lives (nowhere
-//!   yet / top object / a backing object, i.e. copy-on-write shared); the map entry's
-//!   needs-copy and write permission; shadow depth (0, 1, 2, 3+);
-//! - the caller in the target pmap's `pm_active` or foreign; another CPU caching a TLB entry
-//!   for the page; umtx sleepers on the frame the process sees;
-//! - for a switch: whether the CPU still caches entries of the address space it enters.
+//! The *situation* of a step, before the operation runs, for the page it touches in the
+//! process it touches (the caller's, or procfs's target):
+//! - the operation;
+//! - the PTE: absent / read-only / writable;
+//! - where the page lives: nowhere yet / the top object / a backing object (COW-shared);
+//! - the caller in the target pmap's `pm_active`, or foreign;
+//! - another CPU caching a TLB entry for the page;
+//! - umtx sleepers on the frame the process sees.
+//! For a switch: whether the CPU still caches entries of the address space it enters; for
+//! fork/spawn/exit: live processes and sleepers.
 //!
-//! Two features per step: (situation, outcome class) and (the previous situation of the same
-//! process's page, this situation) — the pairs let libFuzzer see progress through sequences.
-//! Branch coverage cannot see these: the same code runs whatever the state.
+//! Two features per step: (situation, outcome class — SEGV / blocked / an error / other, and
+//! whether it woke a thread), and (the previous situation of the same process's page, this
+//! situation), so libFuzzer sees progress through sequences. Counters record presence only.
+//!
+//! Coarse on purpose, and measured (`pyvmfuzz bench --ttf`): finer situations (the page
+//! itself, its protection, needs-copy, shadow depth) multiplied the corpus and found the
+//! zoo's bugs later, not sooner.
 
 use crate::machine::{Machine, IDLE_SPACE};
 use crate::program::{Observed, Op, Outcome, Step, Target, NPAGES};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const NFEATURES: usize = 4096;
-const PAIRS: bool = true;
 
 #[repr(C, align(4096))]
 struct Counters([u8; NFEATURES]);
@@ -105,12 +111,10 @@ impl Features {
             _ => 0,
         } | ((!obs.woke.is_empty() as u32) << 4);
         self.hit(sit.bits ^ (class << 24));
-        if PAIRS {
-            if let Some(slot) = sit.slot {
-                let prev = self.prev[slot];
-                self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
-                self.prev[slot] = sit.bits;
-            }
+        if let Some(slot) = sit.slot {
+            let prev = self.prev[slot];
+            self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
+            self.prev[slot] = sit.bits;
         }
     }
 }
@@ -161,12 +165,14 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
     let pte = p.pmap.pte[page as usize];
     let pte_state = if !pte.present() { 0 } else if pte.writable { 2 } else { 1 };
     let e = p.map.entries[p.map.lookup(page)];
-    // One walk down the shadow chain: where the page is, and how deep the chain goes.
+    // Where the page lives: nowhere yet, the top object, or a backing object (COW-shared).
     let (mut o, mut idx, mut depth, mut found) = (e.object, e.offset + (page - e.start), 0u32, None);
     loop {
         let ob = m.obj(o);
-        if found.is_none() && ob.pages[idx as usize] != crate::phys::NO_FRAME {
-            found = Some((depth, ob.pages[idx as usize]));
+        let f = ob.pages[idx as usize];
+        if f != crate::phys::NO_FRAME {
+            found = Some((depth, f));
+            break;
         }
         match ob.backing {
             Some(b) => {
@@ -182,18 +188,15 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
         Some((0, _)) => 1,
         Some(_) => 2,
     };
-    let depth = depth.min(3);
     let foreign = p.pmap.pm_active & (1 << cpu) == 0;
     // Only a CPU in the space (or any CPU, on tagged hardware) can cache its entries.
     let tagged = m.hw.mode == crate::hw::TlbMode::Tagged;
-    let remote_tlb = m.cpus.iter().enumerate().any(|(c, x)| {
-        c != cpu && (tagged || x.space == pid) && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page)
-    });
+    let remote_tlb = (pte_state != 0 || tagged)
+        && m.cpus.iter().enumerate().any(|(c, x)| {
+            c != cpu && (tagged || x.space == pid) && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page)
+        });
     let frame = found.map(|(_, f)| f);
     let sleepers = !m.sleepers.is_empty() && frame.is_some_and(|f| m.sleepers.iter().any(|s| s.frame == f));
-    // Coarse on purpose: each distinct value is a corpus entry to libFuzzer, so only what
-    // decides a VM bug's path is kept (measured: finer situations dilute the corpus).
-    let _ = (depth, e.needs_copy, e.prot_write);
     let bits = opcode
         | pte_state << 7
         | location << 9
