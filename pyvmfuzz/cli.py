@@ -249,6 +249,15 @@ def cmd_bench(args) -> int:
         oracle_dt = time.perf_counter() - t0
         print(f"{k:<18} {steps:>8} {steps / core_dt:>13.0f} {steps / oracle_dt:>15.0f} "
               f"{oracle_dt / core_dt:>7.0f}x", flush=True)
+
+    try:
+        from .semcost import measure
+
+        off, on = measure()
+        print("\n## Semantic counters on the fuzzing path (32-step programs, FuzzTarget.run, same inputs)")
+        print(f"without {off:,.0f} exec/s, with {on:,.0f} exec/s: cost {100 * (1 - on / off):.1f}%")
+    except ImportError:
+        print("\n(semantic counters cost: needs atheris)")
     return 0
 
 
