@@ -119,7 +119,7 @@ def plot(data: dict, budget: int, path: str, note: str) -> bool:
     ax.invert_yaxis()
     ax.set_xlabel("time to first violation (s, log)")
     ax.set_title(f"pyvmfuzz zoo: time to first violation per trial ({note})", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
