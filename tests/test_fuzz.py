@@ -112,3 +112,24 @@ def test_cross_check_samples_clean_runs(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     m = re.search(r"# oracle cross-checked ([\d,]+) clean runs", p.stdout)
     assert m and int(m[1].replace(",", "")) > 100, p.stdout
+
+
+def test_parser_and_decoder_fuzz_themselves(tmp_path):
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(os.path.join(ROOT, "corpus", "litmus"), corpus)
+    p = subprocess.run([sys.executable, "-P", os.path.join(ROOT, "fuzz", "parser_fuzzer.py"), str(corpus),
+                        "-runs=20000", "-seed=7", f"-artifact_prefix={tmp_path}/"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Done 20000 runs" in p.stderr
+
+
+def test_jobs_2_findings_replay_identically_in_fresh_processes(tmp_path):
+    p = fuzz(tmp_path, "--kernel", "partial-385c96e4", "--jobs", "2", "--time", "40", "--stop-on-find")
+    assert p.returncode == 1, p.stdout + p.stderr
+    for f in glob.glob(str(tmp_path / "out" / "crashes" / "*.bytes")):
+        a = cli("run", f, "--kernel", "partial-385c96e4", "--json")
+        b = cli("run", f, "--kernel", "partial-385c96e4", "--json")
+        assert a.returncode == b.returncode == 1 and a.stdout == b.stdout
