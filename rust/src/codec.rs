@@ -90,41 +90,44 @@ impl<'a> Decoder<'a> {
         let pw = self.byte();
         let vb = self.byte();
         let tb = self.byte();
+        // Escapes are consumed whatever the operation, so records stay aligned.
         let value = if vb == 0xff { self.u32() } else { vb as u32 };
-        let pid = if tb == 0xff { self.u32().max(1) } else { 1 + tb as u32 % (m.pids_assigned() + 1) };
+        let pid_escape = if tb == 0xff { Some(self.u32().max(1)) } else { None };
         let (busy, nbusy) = busy_cpus(m);
         let mut kind = KIND_TABLE[(k & 15) as usize];
         if kind != SWITCH && nbusy == 0 {
             kind = SWITCH;
         }
         let sel = (k >> 4) as usize;
-        let addr = Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 };
         if kind == SWITCH {
             let cpu = (sel % m.cpus.len()) as u8;
-            let n = m.runnable().count();
+            let mut cands = [(0u32, 0u32); 8 * 4];
+            let mut n = 0;
+            for t in m.runnable() {
+                cands[n] = t;
+                n += 1;
+            }
             let i = pw as usize % (n + 1);
-            let target = if i == 0 {
-                Target::Idle
-            } else {
-                let (p, t) = m.runnable().nth(i - 1).unwrap();
-                Target::Thread(p, t)
-            };
+            let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
             return Some(Step { cpu, op: Op::Switch(target) });
         }
-        let cpu = busy[sel % nbusy];
+        let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
+        // Only the choices an operation uses are computed (divisions are most of decoding).
+        let addr = || Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 };
+        let pid = || pid_escape.unwrap_or_else(|| 1 + tb as u32 % (m.pids_assigned() + 1));
         let op = match kind {
-            LOAD => Op::Load(addr),
-            STORE => Op::Store(addr, value),
+            LOAD => Op::Load(addr()),
+            STORE => Op::Store(addr(), value),
             FORK => Op::Fork,
             SPAWN => Op::Spawn,
             EXIT => Op::Exit,
-            SLEEP => Op::UmtxSleep(addr, value),
-            WAKEUP => Op::UmtxWakeup(addr),
-            PREAD => Op::ProcfsRead(pid, addr),
-            PWRITE => Op::ProcfsWrite(pid, addr, value),
-            MADVISE => Op::Madvise(addr.page),
-            MPROT_R => Op::Mprotect(addr.page, false),
-            MPROT_RW => Op::Mprotect(addr.page, true),
+            SLEEP => Op::UmtxSleep(addr(), value),
+            WAKEUP => Op::UmtxWakeup(addr()),
+            PREAD => Op::ProcfsRead(pid(), addr()),
+            PWRITE => Op::ProcfsWrite(pid(), addr(), value),
+            MADVISE => Op::Madvise(addr().page),
+            MPROT_R => Op::Mprotect(addr().page, false),
+            MPROT_RW => Op::Mprotect(addr().page, true),
             _ => unreachable!(),
         };
         Some(Step { cpu, op })
