@@ -3,10 +3,7 @@
 //! the child's pmap starts empty and its one thread T1 is runnable.
 
 use crate::machine::{Machine, MAX_PROCS};
-use crate::pmap::Pmap;
-use crate::proc::{Proc, Thread, ThreadState};
 use crate::program::Outcome;
-use crate::vm_map::VmMap;
 
 impl Machine {
     pub fn fork(&mut self, cpu: usize, pid: u32) -> Outcome {
@@ -14,7 +11,7 @@ impl Machine {
             return Outcome::Eagain;
         }
         let child = self.procs.len() as u32 + 1;
-        let mut entries = Vec::with_capacity(self.proc(pid).map.entries.len());
+        let mut cp = self.alloc_proc(child);
         for i in 0..self.proc(pid).map.entries.len() {
             let e = self.proc(pid).map.entries[i];
             self.vm_object_reference(e.object);
@@ -28,15 +25,9 @@ impl Machine {
                 pe.cow = true;
                 pe.needs_copy = true;
             }
-            entries.push(self.proc(pid).map.entries[i]);
+            cp.map.entries.push(self.proc(pid).map.entries[i]);
         }
-        self.procs.push(Proc {
-            pid: child,
-            alive: true,
-            map: VmMap { entries },
-            pmap: Pmap::new(),
-            threads: vec![Thread { tid: 1, state: ThreadState::Runnable }],
-        });
+        self.procs.push(cp);
         Outcome::Pid(child)
     }
 }

@@ -96,6 +96,23 @@ impl Default for Judge {
 }
 
 impl Judge {
+    /// Back to the initial contract state, keeping allocations.
+    pub fn reset(&mut self) {
+        let fresh = Judge::new_p1();
+        self.procs.clear();
+        self.procs.push(fresh);
+        self.shm = [0; 4];
+        self.sleepers.clear();
+    }
+
+    fn new_p1() -> CProc {
+        let mut mem = [[0u32; 4]; NPAGES];
+        for pg in 0..NPAGES as u8 {
+            mem[pg as usize] = original(pg);
+        }
+        CProc { alive: true, mem, writable: [true, true, true, true, false, false, true], live_threads: 1, next_tid: 2 }
+    }
+
     pub fn new() -> Judge {
         let mut mem = [[0u32; 4]; NPAGES];
         for pg in 0..NPAGES as u8 {

@@ -9,6 +9,7 @@ use crate::tlb::Tlb;
 use crate::umtx::Sleeper;
 use crate::vm_object::{ObjType, VmObject};
 use crate::pmap::Pmap;
+use crate::vm_map::VmMap;
 
 pub const MAX_PROCS: usize = 8;
 pub const MAX_THREADS: usize = 4;
@@ -31,6 +32,8 @@ pub struct Machine {
     pub objects: Vec<VmObject>,
     /// Indexed by pid - 1; dead processes stay (pids are never reused).
     pub procs: Vec<Proc>,
+    /// Processes of earlier runs, kept for their allocations (see `reset`).
+    spare: Vec<Proc>,
     pub cpus: Vec<Cpu>,
     pub sleepers: Vec<Sleeper>,
     pub file_object: u32,
@@ -66,9 +69,8 @@ impl Machine {
             phys: Phys { frames: Vec::with_capacity(32), freed_count: 0 },
             objects: Vec::with_capacity(16),
             procs: Vec::with_capacity(8),
-            cpus: (0..hw.cpus)
-                .map(|_| Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize) })
-                .collect(),
+            spare: Vec::new(),
+            cpus: Vec::new(),
             sleepers: Vec::new(),
             file_object: 0,
             shm_object: 0,
@@ -77,28 +79,70 @@ impl Machine {
             panic_at: 0,
             steps_run: 0,
         };
+        m.reset(hw, kernel);
+        m
+    }
+
+    /// Back to the initial state (SPEC §2.1) for `hw` and `kernel`, whatever state the machine
+    /// was left in (even by a model assertion), keeping its allocations: the fuzzing path runs
+    /// millions of programs and allocation was a tenth of its time.
+    pub fn reset(&mut self, hw: Hw, kernel: &'static Kernel) {
+        self.hw = hw;
+        self.kernel = kernel;
+        self.phys.frames.clear();
+        self.phys.freed_count = 0;
+        self.objects.clear();
+        self.spare.append(&mut self.procs);
+        self.cpus.truncate(hw.cpus as usize);
+        for c in &mut self.cpus {
+            c.running = None;
+            c.space = IDLE_SPACE;
+            c.tlb.entries.clear();
+            c.tlb.cap = hw.tlb as usize;
+        }
+        while self.cpus.len() < hw.cpus as usize {
+            self.cpus.push(Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize) });
+        }
+        self.sleepers.clear();
+        self.woke.clear();
+        self.dirty = Dirty::default();
+        self.panic_at = 0;
+        self.steps_run = 0;
         // The executable's vnode object: its pages hold the file content; it keeps a
         // reference of its own.
-        m.file_object = m.vm_object_allocate(ObjType::File, 2);
+        self.file_object = self.vm_object_allocate(ObjType::File, 2);
         for p in 0..2u8 {
             let words = [text_word(p, 0), text_word(p, 1), text_word(p, 2), text_word(p, 3)];
-            let f = m.phys.alloc(words);
-            m.obj_mut(m.file_object).pages[p as usize] = f;
+            let f = self.phys.alloc(words);
+            self.obj_mut(self.file_object).pages[p as usize] = f;
         }
-        m.shm_object = m.vm_object_allocate(ObjType::SharedAnon, 1);
-        let data = m.vm_object_allocate(ObjType::Anon, 4);
-        let map = m.initial_map(data);
+        self.shm_object = self.vm_object_allocate(ObjType::SharedAnon, 1);
+        let data = self.vm_object_allocate(ObjType::Anon, 4);
         // The allocation references of the file and shm objects stay with the machine (the
         // vnode's own reference; the shared segment); the map takes its own.
-        m.procs.push(Proc {
-            pid: 1,
+        let mut p1 = self.alloc_proc(1);
+        self.initial_map(data, &mut p1.map.entries);
+        self.procs.push(p1);
+        self.sched_switch(0, Some((1, 1)));
+    }
+
+    /// A fresh process `pid` with one runnable thread T1 and an empty map and pmap, reusing a
+    /// spare process's allocations when there is one.
+    pub fn alloc_proc(&mut self, pid: u32) -> Proc {
+        let mut p = self.spare.pop().unwrap_or_else(|| Proc {
+            pid,
             alive: true,
-            map,
+            map: VmMap { entries: Vec::with_capacity(8) },
             pmap: Pmap::new(),
-            threads: vec![Thread { tid: 1, state: ThreadState::Runnable }],
+            threads: Vec::with_capacity(4),
         });
-        m.sched_switch(0, Some((1, 1)));
-        m
+        p.pid = pid;
+        p.alive = true;
+        p.map.entries.clear();
+        p.pmap = Pmap::new();
+        p.threads.clear();
+        p.threads.push(Thread { tid: 1, state: ThreadState::Runnable });
+        p
     }
 
     #[inline]

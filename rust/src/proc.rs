@@ -38,7 +38,7 @@ impl Proc {
 impl Machine {
     /// The layout of a new process (exec): data0..3 one anonymous object, text0..1 the file
     /// object copy-on-write/needs-copy, shm0 the shared anonymous object.
-    pub fn initial_map(&mut self, data: ObjId) -> VmMap {
+    pub fn initial_map(&mut self, data: ObjId, entries: &mut Vec<VmMapEntry>) {
         let file = self.file_object;
         let shm = self.shm_object;
         self.vm_object_reference(file);
@@ -54,13 +54,9 @@ impl Machine {
             needs_copy: cow,
             inherit_share: share,
         };
-        VmMap {
-            entries: vec![
-                e(0, FIRST_TEXT, data, true, false, false),
-                e(FIRST_TEXT, SHM, file, false, true, false),
-                e(SHM, SHM + 1, shm, true, false, true),
-            ],
-        }
+        entries.push(e(0, FIRST_TEXT, data, true, false, false));
+        entries.push(e(FIRST_TEXT, SHM, file, false, true, false));
+        entries.push(e(SHM, SHM + 1, shm, true, false, true));
     }
 
     pub fn live_procs(&self) -> usize {
@@ -88,8 +84,7 @@ impl Machine {
         }
         self.umtx_drop_sleepers(pid);
         self.pmap_remove_pages(cpu, pid);
-        let entries = std::mem::take(&mut self.proc_mut(pid).map.entries);
-        for e in entries {
+        while let Some(e) = self.proc_mut(pid).map.entries.pop() {
             self.vm_object_deallocate(cpu, e.object);
         }
         self.proc_mut(pid).alive = false;
