@@ -167,15 +167,44 @@ def cmd_cmin(args) -> int:
     return 0
 
 
+def _bench_long(n: int, seed: int) -> int:
+    """A long run in one process: RSS, open descriptors and threads before and after."""
+    import random
+    import threading
+
+    def rss_kb() -> int:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+    rng = random.Random(seed)
+    inputs = [rng.randbytes(2 + 4 * rng.randrange(1, 33)) for _ in range(4096)]
+    target = _core.FuzzTarget("fixed", "mode=pc64")
+    run = target.run
+    warm = min(n, 1_000_000)
+    for i in range(warm):
+        run(inputs[i & 4095])
+    r0, fd0, th0 = rss_kb(), len(os.listdir("/proc/self/fd")), threading.active_count()
+    t0 = time.perf_counter()
+    for i in range(n):
+        run(inputs[i & 4095])
+    dt = time.perf_counter() - t0
+    r1, fd1, th1 = rss_kb(), len(os.listdir("/proc/self/fd")), threading.active_count()
+    print(f"# {n:,} executions after {warm:,} warm-up, {n / dt:,.0f} exec/s")
+    print(f"RSS {r0:,} kB -> {r1:,} kB ({100 * (r1 - r0) / r0:+.1f}%), fds {fd0} -> {fd1}, threads {th0} -> {th1}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
-    for name in ("programs", "steps", "oracle_programs", "trials", "budget"):
+    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
 
+    if args.long:
+        return _bench_long(args.long, args.seed)
     if args.zoo:
         from . import zoobench
 
@@ -350,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--trials", type=int, default=None,
                    help="trials per configuration (--ttf: 5; --zoo: 10, --quick 3)")
     b.add_argument("--budget", type=int, default=None, help="seconds per trial (--ttf: 60; --zoo: 120, --quick 20)")
+    b.add_argument("--long", type=int, default=None, metavar="N",
+                   help="instead: N executions in one process; RSS, fd and thread growth")
     b.add_argument("--zoo", action="store_true",
                    help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
