@@ -105,6 +105,10 @@ def cmd_minimize(args) -> int:
     from .findings import atomic_write
     from .minimize import minimize_report
 
+    if args.output:
+        d = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(d) or not os.access(d, os.W_OK):
+            raise InputError(f"{args.output}: cannot write (no such directory or not writable)")
     rep, text = _load_violating(args.file, args.kernel, args.hw)
     v = rep["violation"]
     if v is None:
@@ -419,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"pyvmfuzz {args.cmd}: interrupted\n")
         return 130
+    except OSError as e:  # an unwritable output, a vanished file: still one line, exit 2
+        where = f"{e.filename}: " if e.filename else ""
+        sys.stderr.write(f"pyvmfuzz {args.cmd}: {where}{e.strerror or e}\n")
+        return 2
     except BrokenPipeError:
         return 0
 

@@ -1,0 +1,104 @@
+"""Hostile input for every command (exit 2, one line, no traceback, no partial output), and
+campaigns interrupted at random moments."""
+
+import glob
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CORPUS, ROOT, cli
+
+GOOD = os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt")
+
+
+@pytest.fixture
+def bad(tmp_path):
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_bytes(b"\x00\xff\xfe binary \x80\x81")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"cpu0 load data0.0\n" * (10 * 1024 * 1024 // 18))
+    malformed = tmp_path / "malformed.txt"
+    malformed.write_text("cpu0 load data0.0\ncpu0 frobnicate\n")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "ok.txt").write_text("cpu0 load data0.0\n")
+    (mixed / "bad.txt").write_text("cpu9 load data0.0\n")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    return {
+        "missing": str(tmp_path / "nope.txt"),
+        "garbage": str(garbage),
+        "empty": str(empty),
+        "huge": str(huge),
+        "malformed": str(malformed),
+        "mixed": str(mixed),
+        "unwritable": str(afile / "sub" / "out"),
+    }
+
+
+CASES = [
+    (["run", "{missing}"], "no such file"),
+    (["run", "{garbage}"], "not a text program"),
+    (["run", "{empty}"], "no operations"),
+    (["run", "{huge}"], "too large"),
+    (["run", "{malformed}"], "line 2"),
+    (["run", GOOD, "--hw", "tlb=0"], "tlb=0"),
+    (["run", GOOD, "--kernel", "nope"], "unknown kernel"),
+    (["check", "{mixed}", "--kernel", "fixed"], "line 1: cpu9 beyond"),
+    (["check", "{missing}"], "no such file"),
+    (["minimize", "{garbage}"], "not a text program"),
+    (["minimize", GOOD, "-o", "{unwritable}", "--kernel", "pre-385c96e4", "--quiet"], "cannot write"),
+    (["explain", "{malformed}"], "line 2"),
+    (["explain", GOOD, "--html", "{unwritable}"], "cannot write"),
+    (["cmin", "{mixed}", "-o", "{unwritable}"], ""),
+    (["fuzz", "--out", "{unwritable}", "--time", "1"], "not writable"),
+    (["fuzz", "--time", "-3"], ""),
+    (["bench", "--trials", "0", "--ttf", "fixed"], "at least 1"),
+    (["zoo", "--bogus"], "unrecognized"),
+]
+
+
+@pytest.mark.parametrize("args,needle", CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
+def test_bad_input_exits_2_with_one_line(bad, args, needle):
+    argv = [a.format(**bad) for a in args]
+    p = cli(*argv)
+    assert p.returncode == 2, (argv, p.returncode, p.stdout[-500:], p.stderr[-500:])
+    assert "Traceback" not in p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert needle in lines[0], lines[0]
+    assert not os.path.exists(bad["unwritable"])
+
+
+@pytest.mark.slow
+def test_campaigns_interrupted_at_random_moments_keep_only_complete_files(tmp_path):
+    """20 campaigns killed with SIGINT or SIGKILL at random moments; afterwards every finding
+    is complete and replayable, and the next campaign resumes from the same directories."""
+    rng = random.Random(2026)
+    out = tmp_path / "out"
+    for i in range(20):
+        proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", "pre-385c96e4", "--time", "60",
+             "--out", str(out), "--quiet"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.3, 3.0))
+        proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGKILL)
+        proc.wait(timeout=60)
+        time.sleep(0.3)
+        crashes = out / "crashes"
+        for t in glob.glob(str(crashes / "*.txt")):
+            assert os.path.exists(t[:-4] + ".bytes"), t
+            assert cli("run", t, "--kernel", "pre-385c96e4").returncode == 1
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(out) not in ps  # no harness survived its supervisor
+    p = cli("fuzz", "--kernel", "pre-385c96e4", "--time", "3", "--out", str(out), "--quiet")
+    assert p.returncode == 1, p.stderr
+    assert "seed corpus: files:" in (out / "fuzz.log").read_text()
