@@ -80,30 +80,15 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
         af.append(x)?;
     }
     d.set_item("assert_failures", af)?;
-    let ex = PyList::empty(py);
-    if let Some(p) = prog {
-        for e in &p.expects {
-            match e.verdict {
-                None => ex.append((e.kernel.as_str(), py.None(), py.None()))?,
-                Some((k, st)) => ex.append((e.kernel.as_str(), k.name(), st))?,
-            }
-        }
+    match prog {
+        Some(p) => d.set_item("expects", expects_list(py, p)?)?,
+        None => d.set_item("expects", PyList::empty(py))?,
     }
-    d.set_item("expects", ex)?;
     Ok(d)
 }
 
-/// Parse and validate a text program; returns its header facts. Raises ValueError.
-#[pyfunction]
-#[pyo3(signature = (text, hw=None))]
-fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
-    let prog = parse_prog(text)?;
-    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
-    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let d = PyDict::new(py);
-    d.set_item("steps", prog.steps.len())?;
-    d.set_item("kernel", prog.kernel.as_deref())?;
-    d.set_item("hw", eff.to_string())?;
+/// The program's `expect` lines as (kernel, kind or None, step or None).
+fn expects_list<'py>(py: Python<'py>, prog: &Program) -> PyResult<Bound<'py, PyList>> {
     let ex = PyList::empty(py);
     for e in &prog.expects {
         match e.verdict {
@@ -111,7 +96,29 @@ fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bo
             Some((k, st)) => ex.append((e.kernel.as_str(), k.name(), st))?,
         }
     }
-    d.set_item("expects", ex)?;
+    Ok(ex)
+}
+
+/// Parse a text program and settle its kernel and hardware (arguments override the header);
+/// every CPU it names must exist.
+fn prepare(text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<(Program, &'static Kernel, crate::hw::Hw)> {
+    let prog = parse_prog(text)?;
+    let k = pick_kernel(kernel, &prog)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok((prog, k, eff))
+}
+
+/// Parse and validate a text program; returns its header facts. Raises ValueError.
+#[pyfunction]
+#[pyo3(signature = (text, hw=None))]
+fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+    let (prog, _, eff) = prepare(text, None, hw)?;
+    let d = PyDict::new(py);
+    d.set_item("steps", prog.steps.len())?;
+    d.set_item("kernel", prog.kernel.as_deref())?;
+    d.set_item("hw", eff.to_string())?;
+    d.set_item("expects", expects_list(py, &prog)?)?;
     Ok(d)
 }
 
@@ -119,10 +126,7 @@ fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bo
 #[pyfunction]
 #[pyo3(signature = (text, kernel=None, hw=None))]
 fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
-    let prog = parse_prog(text)?;
-    let k = pick_kernel(kernel, &prog)?;
-    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
-    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (prog, k, eff) = prepare(text, kernel, hw)?;
     let r = exec::run(Source::Text(&prog), eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
     report_dict(py, &r, Some(&prog))
 }
@@ -130,9 +134,7 @@ fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&
 /// Self-test: run a text program with a model assertion raised at step `at`.
 #[pyfunction]
 fn _selftest_panic<'py>(py: Python<'py>, text: &str, at: u32) -> PyResult<Bound<'py, PyDict>> {
-    let prog = parse_prog(text)?;
-    let k = pick_kernel(None, &prog)?;
-    let eff = exec::effective_hw(prog.hw, HwSpec::default());
+    let (prog, k, eff) = prepare(text, None, None)?;
     let r = exec::run_opts(Source::Text(&prog), eff, k, at, true, None).map_err(|e| PyValueError::new_err(e.to_string()))?;
     report_dict(py, &r, Some(&prog))
 }
@@ -169,10 +171,7 @@ fn decode(data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyResult<Strin
 #[pyfunction]
 #[pyo3(signature = (text, kernel=None, hw=None))]
 fn encode<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyBytes>> {
-    let prog = parse_prog(text)?;
-    let k = pick_kernel(kernel, &prog)?;
-    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
-    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (prog, k, eff) = prepare(text, kernel, hw)?;
     let b = codec::encode(&prog.steps, &prog.lines, eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(PyBytes::new(py, &b))
 }
@@ -323,10 +322,7 @@ fn thread_name(t: (u32, u32)) -> String {
 #[pyo3(signature = (text, kernel=None, hw=None))]
 fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
     use crate::program::PAGE_NAMES;
-    let prog = parse_prog(text)?;
-    let k = pick_kernel(kernel, &prog)?;
-    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
-    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let (prog, k, eff) = prepare(text, kernel, hw)?;
     let mut snaps = Vec::new();
     let r = exec::run_observed(Source::Text(&prog), eff, k, 0, true, None, &mut |m| {
         snaps.push(crate::explain::snapshot(m))
