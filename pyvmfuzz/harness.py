@@ -5,7 +5,9 @@ and saved once per signature.
 Configured by environment (libFuzzer's fork mode re-executes the harness with its own argv):
 PYVMFUZZ_KERNEL, PYVMFUZZ_HW, PYVMFUZZ_CRASHES, PYVMFUZZ_FINDINGS (append-only log),
 PYVMFUZZ_CORE_SO (the coverage-instrumented core, or empty for the installed one),
-PYVMFUZZ_SEMANTIC=1 (the core's semantic counters, see rust/src/features.rs)."""
+PYVMFUZZ_SEMANTIC=1 (the core's semantic counters, see rust/src/features.rs),
+PYVMFUZZ_CRASH=1 (a violation is a crash: ClusterFuzzLite/OSS-Fuzz), PYVMFUZZ_PRELOADED=1
+(libFuzzer comes from an LD_PRELOADed sanitizer_with_fuzzer.so)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,8 @@ def load_core(so_path: str, semantic: bool) -> None:
 
     if not so_path and not semantic:
         return
-    libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
-    if not libfuzzer:
-        sys.exit("pyvmfuzz harness: atheris has no core_with_libfuzzer module")
-    ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
+    if os.environ.get("PYVMFUZZ_PRELOADED") != "1":
+        _load_libfuzzer_global(atheris)
     if not so_path:
         return
     import pyvmfuzz
@@ -40,6 +40,13 @@ def load_core(so_path: str, semantic: bool) -> None:
     spec.loader.exec_module(mod)
     sys.modules["pyvmfuzz._core"] = mod
     pyvmfuzz._core = mod
+
+
+def _load_libfuzzer_global(atheris) -> None:
+    libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
+    if not libfuzzer:
+        sys.exit("pyvmfuzz harness: atheris has no core_with_libfuzzer module")
+    ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
 
 
 class FindingHandler:
@@ -115,6 +122,17 @@ def main() -> None:
         if run(data)[0]:
             found(data)
 
+    if os.environ.get("PYVMFUZZ_CRASH") == "1":
+        # ClusterFuzz(Lite) mode: a violation is a crash, and libFuzzer saves the input.
+        kinds = _core.kinds()
+
+        def test_one_input(data: bytes) -> None:  # noqa: F811
+            code, step = run(data)
+            if code:
+                hw_flag = f" --hw {hw}" if hw else ""
+                raise AssertionError(f"pyvmfuzz: {kinds[code - 1]} at step {step} under {kernel}; "
+                                     f"replay: pyvmfuzz run ARTIFACT --kernel {kernel}{hw_flag}")
+
     if xcheck > 0:
         # Every xcheck-th clean run is judged by the oracle too; a disagreement is saved.
         from pyvmfuzz.check import CleanSampler
@@ -147,7 +165,9 @@ def main() -> None:
             sys.stderr.flush()
 
     threading.Thread(target=progress, daemon=True).start()
-    atheris.Setup(sys.argv, test_one_input, internal_libfuzzer=True)
+    # Preloaded sanitizer_with_fuzzer.so (the OSS-Fuzz wrapper) brings its own libFuzzer.
+    internal = None if os.environ.get("PYVMFUZZ_PRELOADED") == "1" else True
+    atheris.Setup(sys.argv, test_one_input, internal_libfuzzer=internal)
     atheris.Fuzz()
 
 
