@@ -82,8 +82,6 @@ def _writable_dir(path: str, what: str) -> str:
 def _seed_dir(kernel: str, hw: str | None) -> str:
     """corpus/seeds/*.txt encoded for this kernel: clean programs that exercise every
     mechanism, so the campaign does not start from nothing."""
-    from .check import KERNELS  # noqa: F401  (kernel names validated by the CLI)
-
     here = os.path.dirname(os.path.abspath(__file__))
     roots = [os.path.join(os.getcwd(), "corpus", "seeds"), os.path.join(os.path.dirname(here), "corpus", "seeds")]
     d = tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")

@@ -91,8 +91,8 @@ def cmd_fuzz(args) -> int:
     return run_campaign(args)
 
 
-def _load_violating(path: str, kernel: str | None, hw: str | None) -> tuple[dict, str]:
-    """(report, text program) for a text or byte-form file."""
+def _load_program(path: str, kernel: str | None, hw: str | None) -> tuple[dict, str]:
+    """(report, text program) for a text or byte-form file (bytes: the steps that ran)."""
     pf = load(path)
     rep = run_program(pf, kernel, hw)
     text = pf.text if pf.is_text else "\n".join([rep["hw"]] + rep["steps"]) + "\n"
@@ -109,7 +109,7 @@ def cmd_minimize(args) -> int:
         d = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(d) or not os.access(d, os.W_OK):
             raise InputError(f"{args.output}: cannot write (no such directory or not writable)")
-    rep, text = _load_violating(args.file, args.kernel, args.hw)
+    rep, text = _load_program(args.file, args.kernel, args.hw)
     v = rep["violation"]
     if v is None:
         raise InputError(f"{args.file}: no violation under {rep['kernel']}: nothing to minimize")
@@ -142,11 +142,7 @@ def cmd_explain(args) -> int:
     from .explain import model, render_html, render_text
     from .findings import atomic_write
 
-    pf = load(args.file)
-    if not pf.is_text:
-        text = "\n".join([run_program(pf, args.kernel, args.hw)["hw"]] + run_program(pf, args.kernel, args.hw)["steps"])
-    else:
-        text = pf.text
+    _, text = _load_program(args.file, args.kernel, args.hw)
     try:
         rep = _core.explain(text, args.kernel, args.hw)
     except ValueError as e:
