@@ -51,7 +51,6 @@ def test_workflows_follow_the_documented_layout(name, mode):
     assert mode in modes
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("pyinstaller") is None, reason="pip install 'pyvmfuzz[cflite]'")
 def test_build_sh_produces_fuzzers_that_crash_on_violations(tmp_path):
     src, out, work = tmp_path / "src", tmp_path / "out", tmp_path / "work"

@@ -77,7 +77,6 @@ def test_bad_input_exits_2_with_one_line(bad, args, needle):
     assert not os.path.exists(bad["unwritable"])
 
 
-@pytest.mark.slow
 def test_campaigns_interrupted_at_random_moments_keep_only_complete_files(tmp_path):
     """20 campaigns killed with SIGINT or SIGKILL at random moments; afterwards every finding
     is complete and replayable, and the next campaign resumes from the same directories."""
