@@ -19,7 +19,8 @@ fi
 mkdir -p "$OUT" "$WORK"
 
 # The SanitizerCoverage build of the core (same recipe as `pyvmfuzz fuzz --coverage branch`).
-so=$(PYVMFUZZ_SRC="$SRC/pyvmfuzz" python3 -c 'from pyvmfuzz.covbuild import build; print(build(quiet=True))')
+# (Python runs from $WORK so that the installed pyvmfuzz, not the source tree, is imported.)
+so=$(cd "$WORK" && PYVMFUZZ_SRC="$SRC/pyvmfuzz" python3 -c 'from pyvmfuzz.covbuild import build; print(build(quiet=True))')
 cp "$so" "$OUT/pyvmfuzz_core_cov.so"
 
 # The image provides sanitizer_with_fuzzer.so in $OUT; outside it, take atheris' own.
@@ -28,14 +29,15 @@ if [ ! -f "$OUT/sanitizer_with_fuzzer.so" ]; then
     undefined) lib=ubsan_with_fuzzer.so ;;
     *) lib=asan_with_fuzzer.so ;;
   esac
-  cp "$(python3 -c 'import atheris; print(atheris.path())')/$lib" "$OUT/sanitizer_with_fuzzer.so"
+  cp "$(cd "$WORK" && python3 -c 'import atheris; print(atheris.path())')/$lib" "$OUT/sanitizer_with_fuzzer.so"
 fi
 
 for harness in fuzz/*_fuzzer.py; do
   name=$(basename -s .py "$harness")
-  pyinstaller --log-level WARN --noconfirm --distpath "$OUT" --workpath "$WORK/pyinstaller" \
+  src_harness="$PWD/$harness"
+  (cd "$WORK" && pyinstaller --log-level WARN --noconfirm --distpath "$OUT" --workpath "$WORK/pyinstaller" \
     --specpath "$WORK" --onefile --collect-submodules pyvmfuzz --collect-all atheris \
-    --name "$name.pkg" "$harness"
+    --name "$name.pkg" "$src_harness")
   cat > "$OUT/$name" <<WRAPPER
 #!/bin/sh
 # LLVMFuzzerTestOneInput for fuzzer detection.
@@ -52,11 +54,12 @@ WRAPPER
 done
 
 # Seed corpora (the campaign seeds, in byte form) and dictionaries (whole step records).
-python3 - "$OUT" <<'PY'
+repo=$PWD
+(cd "$WORK" && python3 - "$OUT" "$repo" <<'PY'
 import glob, os, sys, zipfile
 from pyvmfuzz import _core
-out = sys.argv[1]
-seeds = sorted(glob.glob("corpus/seeds/*.txt")) + sorted(glob.glob("corpus/litmus/*.txt"))
+out, repo = sys.argv[1], sys.argv[2]
+seeds = sorted(glob.glob(f"{repo}/corpus/seeds/*.txt")) + sorted(glob.glob(f"{repo}/corpus/litmus/*.txt"))
 with zipfile.ZipFile(os.path.join(out, "vm_fuzzer_seed_corpus.zip"), "w") as z:
     for f in seeds:
         try:
@@ -79,3 +82,4 @@ with open(os.path.join(out, "parser_fuzzer.dict"), "w") as d:
               "shm0.2", "P2.T1", " -> ", "hw cpus=", "kernel ", "expect ", "dontneed", "0x"]:
         d.write(f'"{t}"\n')
 PY
+)
