@@ -163,3 +163,18 @@ def test_zoo_metadata_matches_random_search():
             assert r["violations"] == 0, z["name"]
         elif z["name"] != "no-cow-event":
             assert r["violations"] > 0, z["name"]
+
+
+def test_machine_reuse_leaves_no_residue():
+    """The core reuses one machine per thread: a program's trace must not depend on what ran
+    before it (other kernels, tagged hardware, more CPUs, a model panic)."""
+    probes = random_inputs(50, seed=31)
+    before = [(_core.run_bytes(d, "fixed")["trace_text"], _core.run_bytes(d, "partial-385c96e4", "mode=tagged")["trace_text"])
+              for d in probes]
+    for i, d in enumerate(random_inputs(2000, seed=32)):
+        _core.run_bytes(d, ["fixed-tagged", "pre-385c96e4", "no-cow-event"][i % 3], "mode=tagged" if i % 2 else None)
+        if i % 500 == 0:
+            _core._selftest_panic("hw cpus=8 tlb=64\ncpu0 fork\ncpu0 spawn\ncpu0 store data0.0 1\n", 3)
+    after = [(_core.run_bytes(d, "fixed")["trace_text"], _core.run_bytes(d, "partial-385c96e4", "mode=tagged")["trace_text"])
+             for d in probes]
+    assert before == after
