@@ -145,7 +145,42 @@ def _die_with_parent() -> None:
         pass
 
 
+def _linux_campaign(args) -> int:
+    from tqdm import tqdm
+
+    from . import linux
+
+    out = _writable_dir(args.out, "output directory")
+    crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
+    if args.time <= 0:
+        raise InputError("--target linux needs a --time budget")
+    bar = tqdm(total=args.time, unit="s", file=sys.stderr, disable=args.quiet,
+               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}")
+    bar.set_description("fuzz linux")
+
+    def progress(st, elapsed):
+        bar.n = min(elapsed, args.time)
+        bar.set_postfix_str(f"programs {st['programs']:,} ({st['programs'] / max(elapsed, 1e-9):.0f}/s) "
+                            f"findings {len(st['found'])}")
+
+    try:
+        st = linux.campaign(args.time, crashes, args.seed, args.max_steps, None, progress)
+    except KeyboardInterrupt:
+        bar.close()
+        print("# campaign interrupted")
+        return 130
+    bar.close()
+    print(f"# linux campaign done: {st['programs']:,} programs, {st['steps']:,} steps; findings in {crashes}")
+    for f in st["found"]:
+        print(f"# violation: {f}")
+    if not st["found"]:
+        print("# no violation found")
+    return 1 if st["found"] else 0
+
+
 def run_campaign(args) -> int:
+    if getattr(args, "target", "model") == "linux":
+        return _linux_campaign(args)
     try:
         import atheris  # noqa: F401
     except ImportError:

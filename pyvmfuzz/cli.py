@@ -43,11 +43,22 @@ def verdict_line(report: dict) -> str:
     return f"# verdict: {v['kind']} at step {v['step']}: expected {v['expected']}, observed {v['observed']}"
 
 
+def _run_linux(pf, hw):
+    from . import linux
+
+    if not pf.is_text:
+        raise InputError(f"{pf.path}: --target linux takes text programs")
+    try:
+        return linux.run_text(pf.text, hw)
+    except InputError as e:
+        raise InputError(f"{pf.path}: {e}") from None
+
+
 def cmd_run(args) -> int:
     status = 0
     for path in args.files:
         pf = load(path)
-        rep = run_program(pf, args.kernel, args.hw)
+        rep = _run_linux(pf, args.hw) if args.target == "linux" else run_program(pf, args.kernel, args.hw)
         bad = rep["violation"] is not None or rep["assert_failures"]
         if bad:
             status = 1
@@ -74,6 +85,9 @@ def cmd_run(args) -> int:
 
 def cmd_check(args) -> int:
     from .check import check_paths
+
+    if args.target == "linux":
+        return _check_linux(args)
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]
     pairs, findings = check_paths(args.paths, kernels, args.hw)
@@ -167,6 +181,27 @@ def cmd_cmin(args) -> int:
     return 0
 
 
+def _bench_linux(seed: int, programs: int = 100) -> None:
+    """Linux beside the model, on the same random programs, in the same run."""
+    import random
+
+    from . import linux
+
+    rng = random.Random(seed)
+    progs = [(c, linux.random_ops(rng, c, 20)) for c in (rng.randrange(1, 5) for _ in range(programs))]
+    steps = sum(len(o) for _, o in progs)
+    t0 = time.perf_counter()
+    bad = sum(linux.run_ops(o, c)["violation"] is not None for c, o in progs)
+    lx = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for c, o in progs:
+        _core.run_text("\n".join([f"hw cpus={c}"] + o) + "\n", "fixed")
+    md = time.perf_counter() - t0
+    print(f"\n## Linux (this host's kernel, oracle-judged) vs the model, same {programs} programs ({steps} steps)")
+    print(f"linux: {programs / lx:,.1f} programs/s, {steps / lx:,.0f} steps/s, {bad} oracle violations")
+    print(f"model: {programs / md:,.0f} programs/s, {steps / md:,.0f} steps/s (run_text per program)")
+
+
 def _bench_long(n: int, seed: int) -> int:
     """A long run in one process: RSS, open descriptors and threads before and after."""
     import random
@@ -192,6 +227,31 @@ def _bench_long(n: int, seed: int) -> int:
     print(f"# {n:,} executions after {warm:,} warm-up, {n / dt:,.0f} exec/s")
     print(f"RSS {r0:,} kB -> {r1:,} kB ({100 * (r1 - r0) / r0:+.1f}%), fds {fd0} -> {fd1}, threads {th0} -> {th1}")
     return 0
+
+
+def _check_linux(args) -> int:
+    """Every program clean under `fixed` must be clean on the host kernel too (oracle-judged)."""
+    from .programs import walk
+
+    files = walk(args.paths)
+    if not files:
+        raise InputError(f"{', '.join(args.paths)}: no programs found")
+    problems = checked = 0
+    for path in files:
+        pf = load(path)
+        if not pf.is_text:
+            continue
+        model = run_program(pf, "fixed", args.hw)
+        if model["violation"] is not None or "mode=tagged" in model["hw"]:
+            continue
+        rep = _run_linux(pf, args.hw)
+        checked += 1
+        if rep["violation"] is not None:
+            problems += 1
+            v = rep["violation"]
+            print(f"LINUX    {path}: {v['kind']}@{v['step']} (expected {v['expected']}, observed {v['observed']})")
+    print(f"# checked {checked} programs clean under fixed on Linux: {problems} problem(s)")
+    return 1 if problems else 0
 
 
 def cmd_bench(args) -> int:
@@ -279,6 +339,8 @@ def cmd_bench(args) -> int:
         print(f"{k:<18} {steps:>8} {steps / core_dt:>13.0f} {steps / oracle_dt:>15.0f} "
               f"{oracle_dt / core_dt:>7.0f}x", flush=True)
 
+    _bench_linux(args.seed)
+
     try:
         from .semcost import measure
 
@@ -319,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kernel", type=_kernel, default=None, help="kernel variant (default: the program's, else fixed)")
     r.add_argument("--hw", type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
     r.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    r.add_argument("--target", choices=["model", "linux"], default="model",
+                   help="model (default) or linux: real processes on this host, judged by the oracle")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines")
@@ -326,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--kernel", type=lambda s: s if s == "all" else _kernel(s), default="fixed",
                    help="kernel variant or 'all' (default: fixed)")
     c.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the programs' headers")
+    c.add_argument("--target", choices=["model", "linux"], default="model",
+                   help="linux: programs clean under fixed must be clean on this host's kernel")
     c.set_defaults(func=cmd_check)
 
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
@@ -345,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semantic (default; measured best): the core's VM-situation counters "
                         "(rust/src/features.rs); branch: a SanitizerCoverage build of the Rust core (built "
                         "with cargo on first use); both; none: no feedback from the core")
+    f.add_argument("--target", choices=["model", "linux"], default="model",
+                   help="linux: random programs on this host's kernel, judged by the oracle (slower)")
     f.add_argument("--cross-check", type=int, default=0, metavar="N",
                    help="also judge every Nth clean run with the Python oracle (0: off)")
     f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")

@@ -363,6 +363,22 @@ class LinuxMachine:
         raise AssertionError(a)
 
 
+def run_text(text: str, hw: str | None = None) -> dict:
+    """A text program (header: `hw cpus=N`; tlb and mode are the host's) on Linux."""
+    import re
+
+    from . import _core
+
+    try:
+        info = _core.check_text(text, hw)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    cpus = int(re.search(r"cpus=(\d+)", info["hw"])[1])
+    ops = [ln.split("#")[0].split("->")[0].strip() for ln in text.splitlines()
+           if ln.split("#")[0].strip().startswith("cpu")]
+    return run_ops(ops, cpus)
+
+
 def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
     """Run op lines (no outcomes) on Linux, judging each step with the oracle."""
     orc = oracle.Oracle(cpus)
@@ -440,3 +456,33 @@ def random_ops(rng, cpus: int, n: int) -> list[str]:
             break
         ops.append(line)
     return ops
+
+
+def campaign(seconds: int, crashes: str, seed: int, max_steps: int, cpus: int | None, progress=None) -> dict:
+    """`pyvmfuzz fuzz --target linux`: random programs (generated against the contract's state)
+    on the host kernel until the budget; each violating trace saved once, atomically."""
+    import hashlib
+    import random
+
+    from .findings import atomic_write
+
+    rng = random.Random(seed)
+    start = time.time()
+    stats = {"programs": 0, "steps": 0, "found": []}
+    while time.time() - start < seconds:
+        n = cpus or rng.randrange(1, min(4, len(os.sched_getaffinity(0)) * 2) + 1)
+        ops = random_ops(rng, n, rng.randrange(1, max_steps + 1))
+        rep = run_ops(ops, n)
+        stats["programs"] += 1
+        stats["steps"] += len(rep["steps"])
+        if rep["violation"] is not None:
+            v = rep["violation"]
+            name = f"linux-{v['kind']}-{hashlib.sha1(rep['trace_text'].encode()).hexdigest()[:12]}.txt"
+            path = os.path.join(crashes, name)
+            if not os.path.exists(path):
+                atomic_write(path, f"# pyvmfuzz finding on Linux: {v['kind']} at step {v['step']}: expected "
+                                   f"{v['expected']}, observed {v['observed']}\n" + rep["trace_text"])
+                stats["found"].append(path)
+        if progress:
+            progress(stats, time.time() - start)
+    return stats
