@@ -103,6 +103,7 @@ impl Features {
     }
 
     /// After a step: its situation (taken before it ran) with its outcome, and the pair.
+    #[inline]
     pub fn record(&mut self, sit: Situation, obs: &Observed) {
         let class = match obs.outcome {
             Outcome::Segv => 1,
@@ -127,6 +128,7 @@ pub struct Situation {
 }
 
 /// The situation step `s` finds the machine in (before it runs).
+#[inline]
 pub fn situation(m: &Machine, s: &Step) -> Situation {
     let cpu = s.cpu as usize;
     let (opcode, target, page): (u32, Option<u32>, Option<u8>) = match s.op {
