@@ -166,23 +166,29 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
     let p = m.proc(pid);
     let pte = p.pmap.pte[page as usize];
     let pte_state = if !pte.present() { 0 } else if pte.writable { 2 } else { 1 };
-    let e = p.map.entries[p.map.lookup(page)];
     // Where the page lives: nowhere yet, the top object, or a backing object (COW-shared).
-    let (mut o, mut idx, mut depth, mut found) = (e.object, e.offset + (page - e.start), 0u32, None);
-    loop {
-        let ob = m.obj(o);
-        let f = ob.pages[idx as usize];
-        if f != crate::phys::NO_FRAME {
-            found = Some((depth, f));
-            break;
-        }
-        match ob.backing {
-            Some(b) => {
-                idx += ob.backing_offset;
-                o = b;
-                depth += 1;
+    // A writable PTE maps a page of the top object: no walk needed (the common case).
+    let mut found = None;
+    if pte_state == 2 {
+        found = Some((0u32, pte.frame));
+    } else {
+        let e = p.map.entries[p.map.lookup(page)];
+        let (mut o, mut idx, mut depth) = (e.object, e.offset + (page - e.start), 0u32);
+        loop {
+            let ob = m.obj(o);
+            let f = ob.pages[idx as usize];
+            if f != crate::phys::NO_FRAME {
+                found = Some((depth, f));
+                break;
             }
-            None => break,
+            match ob.backing {
+                Some(b) => {
+                    idx += ob.backing_offset;
+                    o = b;
+                    depth += 1;
+                }
+                None => break,
+            }
         }
     }
     let location = match found {
