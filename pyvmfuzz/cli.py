@@ -436,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--html", default=None, metavar="OUT", help="also write a self-contained HTML page")
     ex.set_defaults(func=cmd_explain)
 
-    b = sub.add_parser("bench", help="measure the Rust core's steps/s on random programs")
+    b = sub.add_parser("bench", help="throughput (core, oracle, Linux), time-to-find trials, the zoo benchmark")
     b.add_argument("--programs", type=int, default=200_000, help="programs per kernel (default 200000)")
     b.add_argument("--steps", type=int, default=32, help="max steps per program (default 32)")
     b.add_argument("--ttf", type=_kernel, default=None, metavar="KERNEL",
