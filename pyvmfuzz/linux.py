@@ -274,8 +274,9 @@ class LinuxMachine:
         except (OSError, IndexError):
             return False
 
-    def do(self, op: oracle.Op, actor, next_pid: int, pin_of) -> tuple[str, list[tuple[int, int]]]:
-        """Perform one op; returns (outcome, woke). `actor` is (pid, tid) or None."""
+    def do(self, op: oracle.Op, actor, next_pid: int, next_tid_of) -> tuple[str, list[tuple[int, int]]]:
+        """Perform one op; returns (outcome, woke). `actor` is (pid, tid) or None; `next_pid` and
+        `next_tid_of(pid)` are the ids the contract assigns next (Linux's own are not the model's)."""
         a = op.action
         woke: list[tuple[int, int]] = []
         if a == "switch":
@@ -312,7 +313,7 @@ class LinuxMachine:
             self._cmd(actor, "spawn", [theirs.fileno()])
             theirs.close()
             _, _, tid = self._recv(ours, "hello").split()
-            new_tid = pin_of(pid)
+            new_tid = next_tid_of(pid)
             self.threads[(pid, new_tid)] = (ours, self.procs[pid], int(tid))
             return f"P{pid}.T{new_tid}", woke
         if a == "exit":
@@ -409,8 +410,6 @@ def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
             if v is not None:
                 violation = {"kind": v.kind, "step": v.step, "expected": v.expected, "observed": v.observed}
                 break
-            if op.action == "switch" and cur is not None:
-                pass
     finally:
         m.close()
     hw = f"hw cpus={cpus} tlb=8 mode=pc64"
