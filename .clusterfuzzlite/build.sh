@@ -20,7 +20,7 @@ mkdir -p "$OUT" "$WORK"
 
 # The SanitizerCoverage build of the core (same recipe as `pyvmfuzz fuzz --coverage branch`).
 # (Python runs from $WORK so that the installed pyvmfuzz, not the source tree, is imported.)
-so=$(cd "$WORK" && PYVMFUZZ_SRC="$SRC/pyvmfuzz" python3 -c 'from pyvmfuzz.covbuild import build; print(build(quiet=True))')
+so=$(cd "$WORK" && PYVMFUZZ_SRC="$SRC/pyvmfuzz" python3 -c 'from pyvmfuzz.campaign.covbuild import build; print(build(quiet=True))')
 cp "$so" "$OUT/pyvmfuzz_core_cov.so"
 
 # The image provides sanitizer_with_fuzzer.so in $OUT; outside it, take atheris' own.

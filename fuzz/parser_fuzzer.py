@@ -5,7 +5,7 @@ other than the clean ValueError of bad input is a crash. Violations are not find
 
     fuzz/parser_fuzzer.py [CORPUS] -max_total_time=60
 
-With PYVMFUZZ_CORE_SO pointing at the coverage build (`python -c "from pyvmfuzz.covbuild import
+With PYVMFUZZ_CORE_SO pointing at the coverage build (`python -c "from pyvmfuzz.campaign.covbuild import
 build; print(build())"`), libFuzzer is guided by the Rust parser's and decoder's branches."""
 
 import os
@@ -13,7 +13,7 @@ import sys
 
 import atheris
 
-from pyvmfuzz.harness import load_core
+from pyvmfuzz.campaign.harness import load_core
 
 load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""), False)
 from pyvmfuzz import _core  # noqa: E402  (after load_core: it may swap in the instrumented core)

@@ -8,8 +8,8 @@ import os
 import sys
 import time
 
-from . import _core
-from .programs import InputError, load, run as run_program, walk
+from pyvmfuzz import _core
+from pyvmfuzz.programs import InputError, load, run as run_program, walk
 
 KERNELS = [name for name, _ in _core.kernels()]
 
@@ -44,7 +44,7 @@ def verdict_line(report: dict) -> str:
 
 
 def _run_linux(pf, hw):
-    from . import linux
+    from pyvmfuzz.targets import linux
 
     if not pf.is_text:
         raise InputError(f"{pf.path}: --target linux takes text programs")
@@ -84,7 +84,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from .check import check_paths
+    from pyvmfuzz.oracle.check import check_paths
 
     if args.target == "linux":
         return _check_linux(args)
@@ -98,7 +98,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_fuzz(args) -> int:
-    from .campaign import run_campaign
+    from pyvmfuzz.campaign import run_campaign
 
     if args.libfuzzer and args.libfuzzer[0] == "--":
         args.libfuzzer = args.libfuzzer[1:]
@@ -116,8 +116,8 @@ def _load_program(path: str, kernel: str | None, hw: str | None) -> tuple[dict, 
 def cmd_minimize(args) -> int:
     from tqdm import tqdm
 
-    from .findings import atomic_write
-    from .minimize import minimize_report
+    from pyvmfuzz.campaign.findings import atomic_write
+    from pyvmfuzz.insight.minimize import minimize_report
 
     if args.output:
         d = os.path.dirname(os.path.abspath(args.output))
@@ -153,8 +153,8 @@ def cmd_minimize(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from .explain import model, render_html, render_text
-    from .findings import atomic_write
+    from pyvmfuzz.insight.explain import model, render_html, render_text
+    from pyvmfuzz.campaign.findings import atomic_write
 
     _, text = _load_program(args.file, args.kernel, args.hw)
     try:
@@ -174,7 +174,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_cmin(args) -> int:
-    from .cmin import cmin
+    from pyvmfuzz.insight.cmin import cmin
 
     before, after, feats = cmin(args.dir, args.output, args.kernel, args.hw)
     print(f"# cmin: {before} -> {after} inputs, {feats} features kept, in {args.output}")
@@ -185,7 +185,7 @@ def _bench_linux(seed: int, programs: int = 100) -> None:
     """Linux beside the model, on the same random programs, in the same run."""
     import random
 
-    from . import linux
+    from pyvmfuzz.targets import linux
 
     rng = random.Random(seed)
     progs = [(c, linux.random_ops(rng, c, 20)) for c in (rng.randrange(1, 5) for _ in range(programs))]
@@ -231,7 +231,7 @@ def _bench_long(n: int, seed: int) -> int:
 
 def _check_linux(args) -> int:
     """Every program clean under `fixed` must be clean on the host kernel too (oracle-judged)."""
-    from .programs import walk
+    from pyvmfuzz.programs import walk
 
     files = walk(args.paths)
     if not files:
@@ -266,7 +266,7 @@ def cmd_bench(args) -> int:
     if args.long:
         return _bench_long(args.long, args.seed)
     if args.zoo:
-        from . import zoobench
+        from pyvmfuzz.bench import zoobench
 
         trials = args.trials if args.trials else (3 if args.quick else 10)
         budget = args.budget if args.budget else (20 if args.quick else 120)
@@ -284,7 +284,7 @@ def cmd_bench(args) -> int:
     if args.budget is None:
         args.budget = 60
     if args.ttf:
-        from .trials import comparison, run_trials, table
+        from pyvmfuzz.bench.trials import comparison, run_trials, table
 
         configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
@@ -299,8 +299,8 @@ def cmd_bench(args) -> int:
         print(comparison(res, args.budget, configs[0]))
         return 0
 
-    from . import oracle
-    from .check import observations
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import observations
 
     print(f"# pyvmfuzz bench — random programs (up to {args.steps} steps, 1-4 CPUs, TLB 1-16, pc64), seed {args.seed}")
     print("\n## Rust core: decode + execute + judge, all in Rust")
@@ -342,7 +342,7 @@ def cmd_bench(args) -> int:
     _bench_linux(args.seed)
 
     try:
-        from .semcost import measure
+        from pyvmfuzz.bench.semcost import measure
 
         off, on = measure()
         print("\n## Semantic counters on the fuzzing path (32-step programs, FuzzTarget.run, same inputs)")
@@ -366,7 +366,7 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from pyvmfuzz.demo import run_demo
 
     return run_demo(args)
 

@@ -10,10 +10,10 @@ import os
 import sys
 import time
 
-from . import _core
-from .campaign import run_campaign
-from .explain import model, render_html, render_text
-from .findings import atomic_write
+from pyvmfuzz import _core
+from pyvmfuzz.campaign import run_campaign
+from pyvmfuzz.insight.explain import model, render_html, render_text
+from pyvmfuzz.campaign.findings import atomic_write
 
 STORIES = {
     "pre-385c96e4": (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import _core
+from pyvmfuzz import _core
 
 TEXT_SUFFIXES = (".txt", ".vm")
 MAX_FILE_BYTES = 1 << 20  # a program is small; a bigger file is a mistake, not a program

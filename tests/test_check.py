@@ -5,8 +5,10 @@ import random
 
 import pytest
 
-from pyvmfuzz import _core, oracle
-from pyvmfuzz.check import CleanSampler, check_paths, confirm, judge_report, observations
+from pyvmfuzz import _core
+
+from pyvmfuzz import oracle
+from pyvmfuzz.oracle.check import CleanSampler, check_paths, confirm, judge_report, observations
 
 from conftest import CORPUS, KERNELS
 

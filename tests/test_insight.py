@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pyvmfuzz import _core
-from pyvmfuzz.minimize import minimize_report
+from pyvmfuzz.insight.minimize import minimize_report
 
 from conftest import CORPUS, cli
 
@@ -103,7 +103,7 @@ def test_semantic_features_see_situations():
 
 @pytest.mark.skipif(pytest.importorskip("atheris") is None, reason="atheris")
 def test_cmin_keeps_coverage_and_shrinks(tmp_path):
-    from pyvmfuzz.cmin import corpus_features
+    from pyvmfuzz.insight.cmin import corpus_features
 
     p = cli("fuzz", "--kernel", "fixed", "--time", "4", "--out", str(tmp_path / "out"), "--quiet",
             "--coverage", "semantic")

@@ -14,7 +14,7 @@ from conftest import CORPUS, ROOT, cli
 if sys.platform != "linux":
     pytest.skip("Linux only", allow_module_level=True)
 
-from pyvmfuzz import linux  # noqa: E402
+from pyvmfuzz.targets import linux  # noqa: E402
 
 
 def test_corpus_programs_clean_under_fixed_are_clean_on_linux():
@@ -51,7 +51,7 @@ def test_1000_random_programs_no_disagreement_with_the_oracle():
 def test_killing_the_driver_leaves_no_process(tmp_path):
     code = (
         "import os, sys\n"
-        "from pyvmfuzz import linux\n"
+        "from pyvmfuzz.targets import linux\n"
         "m = linux.LinuxMachine(2)\n"
         "print(m.pgid, flush=True)\n"
         "from pyvmfuzz import oracle\n"

@@ -1,6 +1,6 @@
 """The statistics used to compare fuzzing configurations."""
 
-from pyvmfuzz.trials import Result, a12_faster, censored, mann_whitney
+from pyvmfuzz.bench.trials import Result, a12_faster, censored, mann_whitney
 
 
 def test_mann_whitney_separates_and_ties():
@@ -32,7 +32,7 @@ def test_hypothesis_state_machine_baseline_runs_the_same_operations():
     import pytest
 
     pytest.importorskip("hypothesis")
-    from pyvmfuzz.baselines import hypothesis_until
+    from pyvmfuzz.bench.baselines import hypothesis_until
 
     t, n = hypothesis_until("protect-wrong-va", 1, 20.0, "mode=pc64")
     assert t is not None and n >= 1

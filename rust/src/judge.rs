@@ -1,5 +1,5 @@
 //! Judgement at full speed: a compact copy of the user-visible contract (SPEC §4), fed each
-//! step's observation. The Python oracle (`pyvmfuzz/oracle.py`) is the slow, independent one.
+//! step's observation. The Python oracle (`pyvmfuzz/oracle/contract.py`) is the slow, independent one.
 
 use crate::machine::{MAX_PROCS, MAX_THREADS};
 use crate::program::{is_text, text_word, Addr, Observed, Op, Outcome, Step, NPAGES, SHM};

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 
-from . import _core
+from pyvmfuzz import _core
 
 _VAL = re.compile(r"^(0x[0-9a-f]+|\d+)$")
 _ADDR = re.compile(r"^(data[0-3]|text[01]|shm0)\.([0-3])$")

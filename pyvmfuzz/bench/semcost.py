@@ -18,7 +18,7 @@ def measure(inputs: int = 20000, rounds: int = 5, kernel: str = "fixed", seed: i
 
     libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
     ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
-    from . import _core
+    from pyvmfuzz import _core
 
     rng = random.Random(seed)
     data = [rng.randbytes(2 + 4 * 32) for _ in range(inputs)]

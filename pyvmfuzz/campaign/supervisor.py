@@ -18,8 +18,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import _core
-from .programs import InputError
+from pyvmfuzz import _core
+from pyvmfuzz.programs import InputError
 
 _STATUS = re.compile(r"^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _FORK = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+)")
@@ -83,7 +83,7 @@ def _seed_dir(kernel: str, hw: str | None) -> str:
     """corpus/seeds/*.txt encoded for this kernel: clean programs that exercise every
     mechanism, so the campaign does not start from nothing."""
     here = os.path.dirname(os.path.abspath(__file__))
-    roots = [os.path.join(os.getcwd(), "corpus", "seeds"), os.path.join(os.path.dirname(here), "corpus", "seeds")]
+    roots = [os.path.join(os.getcwd(), "corpus", "seeds"), os.path.join(os.path.dirname(os.path.dirname(here)), "corpus", "seeds")]
     d = tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")
     for root in roots:
         if not os.path.isdir(root):
@@ -104,7 +104,7 @@ def _wrapper(out: str) -> str:
     through sh, so it needs a shebang that finds atheris)."""
     path = os.path.join(out, ".vm_fuzzer")
     with open(path, "w") as f:
-        f.write(f"#!{sys.executable}\nfrom pyvmfuzz.harness import main\nmain()\n")
+        f.write(f"#!{sys.executable}\nfrom pyvmfuzz.campaign.harness import main\nmain()\n")
     os.chmod(path, 0o755)
     return path
 
@@ -148,7 +148,7 @@ def _die_with_parent() -> None:
 def _linux_campaign(args) -> int:
     from tqdm import tqdm
 
-    from . import linux
+    from pyvmfuzz.targets import linux
 
     out = _writable_dir(args.out, "output directory")
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
@@ -196,7 +196,7 @@ def run_campaign(args) -> int:
     if args.coverage in ("branch", "both"):
         import shutil
 
-        from .covbuild import build
+        from pyvmfuzz.campaign.covbuild import build
 
         # A private copy: a rebuild during the campaign must not change what its workers load.
         so = os.path.join(out, ".core-cov.so")

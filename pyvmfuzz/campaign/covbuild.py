@@ -12,8 +12,8 @@ import shutil
 import subprocess
 import sys
 
-from . import _core
-from .programs import InputError
+from pyvmfuzz import _core
+from pyvmfuzz.programs import InputError
 
 TARGET = "x86_64-unknown-linux-gnu"
 SANCOV_FLAGS = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from . import _core
+from pyvmfuzz import _core
 
 # Operation codes of the byte form (rust/src/codec.rs).
 SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW = range(13)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from . import _core, oracle
-from .programs import InputError, load, run as run_program, walk
+from pyvmfuzz import _core
+
+from pyvmfuzz import oracle
+from pyvmfuzz.programs import InputError, load, run as run_program, walk
 
 CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "panic"})
 KERNELS = [name for name, _ in _core.kernels()]

@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 
-from . import _core
+from pyvmfuzz import _core
 
 _VALUE = re.compile(r"\b0x[0-9a-f]+\b|\b\d+\b")
 

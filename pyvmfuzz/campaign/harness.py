@@ -63,9 +63,9 @@ class FindingHandler:
         self.tries: collections.Counter = collections.Counter()
 
     def __call__(self, data: bytes) -> None:
-        from pyvmfuzz.check import confirm
-        from pyvmfuzz.findings import save
-        from pyvmfuzz.minimize import minimize_report
+        from pyvmfuzz.oracle.check import confirm
+        from pyvmfuzz.campaign.findings import save
+        from pyvmfuzz.insight.minimize import minimize_report
 
         detected = time.time()
         rep = self.core.run_bytes(data, self.kernel, self.hw)
@@ -88,7 +88,7 @@ class FindingHandler:
 
     def disagreement(self, rep: dict, j) -> None:
         """A clean run the oracle judges otherwise: a model bug, saved apart."""
-        from pyvmfuzz.findings import save
+        from pyvmfuzz.campaign.findings import save
 
         fake = dict(rep, violation={"kind": j.oracle[0] if j.oracle else "clean", "step": max(1, j.oracle[1]) if j.oracle else 1,
                                     "expected": "", "observed": j.describe()})
@@ -135,7 +135,7 @@ def main() -> None:
 
     if xcheck > 0:
         # Every xcheck-th clean run is judged by the oracle too; a disagreement is saved.
-        from pyvmfuzz.check import CleanSampler
+        from pyvmfuzz.oracle.check import CleanSampler
 
         sampler = CleanSampler(1.0 / xcheck, seed=os.getpid())
         countdown = [xcheck]

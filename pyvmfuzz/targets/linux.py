@@ -22,8 +22,8 @@ import struct
 import threading
 import time
 
-from . import oracle
-from .programs import InputError
+from pyvmfuzz import oracle
+from pyvmfuzz.programs import InputError
 
 PAGE = 4096
 PAGES = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"]
@@ -368,7 +368,7 @@ def run_text(text: str, hw: str | None = None) -> dict:
     """A text program (header: `hw cpus=N`; tlb and mode are the host's) on Linux."""
     import re
 
-    from . import _core
+    from pyvmfuzz import _core
 
     try:
         info = _core.check_text(text, hw)
@@ -463,7 +463,7 @@ def campaign(seconds: int, crashes: str, seed: int, max_steps: int, cpus: int | 
     import hashlib
     import random
 
-    from .findings import atomic_write
+    from pyvmfuzz.campaign.findings import atomic_write
 
     rng = random.Random(seed)
     start = time.time()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 
-from . import _core
-from .findings import atomic_write
-from .programs import InputError, load, walk
+from pyvmfuzz import _core
+from pyvmfuzz.campaign.findings import atomic_write
+from pyvmfuzz.programs import InputError, load, walk
 
 
 def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:

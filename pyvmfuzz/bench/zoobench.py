@@ -13,10 +13,10 @@ import platform
 import statistics
 import sys
 
-from . import _core
-from .baselines import hypothesis_until
-from .findings import atomic_write
-from .trials import a12_faster, mann_whitney, one_trial
+from pyvmfuzz import _core
+from pyvmfuzz.bench.baselines import hypothesis_until
+from pyvmfuzz.campaign.findings import atomic_write
+from pyvmfuzz.bench.trials import a12_faster, mann_whitney, one_trial
 
 CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
 

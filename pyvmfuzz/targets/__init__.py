@@ -1,0 +1,2 @@
+"""Targets a program runs on: the Rust model (`pyvmfuzz._core`, via `pyvmfuzz.programs`) and the
+host kernel (`linux.py`)."""
