@@ -37,6 +37,23 @@ const KIND_TABLE: [u8; 16] = [
     SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, SWITCH, LOAD, STORE,
 ];
 
+/// The operation codes of a record's low nibble, by name (exported to Python as the layout).
+pub const OPCODES: [(u8, &str); 13] = [
+    (SWITCH, "switch"),
+    (LOAD, "load"),
+    (STORE, "store"),
+    (FORK, "fork"),
+    (SPAWN, "spawn"),
+    (EXIT, "exit"),
+    (SLEEP, "umtx_sleep"),
+    (WAKEUP, "umtx_wakeup"),
+    (PREAD, "procfs_read"),
+    (PWRITE, "procfs_write"),
+    (MADVISE, "madvise"),
+    (MPROT_R, "mprotect_r"),
+    (MPROT_RW, "mprotect_rw"),
+];
+
 pub struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,

@@ -404,6 +404,46 @@ fn kinds() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.name()).collect()
 }
 
+/// Parse a text program (syntax only; no CPU check) into its parts: `hw` (cpus, tlb, mode as
+/// written in the header, each None when absent), `kernel`, `expects`, and `steps`: per op line
+/// (source line, canonical op text, canonical assertion text or None).
+#[pyfunction]
+fn parse_text<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> {
+    let prog = parse_prog(text)?;
+    let d = PyDict::new(py);
+    let mode = prog.hw.mode.map(|m| if m == TlbMode::Tagged { "tagged" } else { "pc64" });
+    d.set_item("hw", (prog.hw.cpus, prog.hw.tlb, mode))?;
+    d.set_item("kernel", prog.kernel.as_deref())?;
+    d.set_item("expects", expects_list(py, &prog)?)?;
+    let steps: Vec<(usize, String, Option<String>)> = (0..prog.steps.len())
+        .map(|i| (prog.line_of(i), prog.steps[i].to_string(), prog.asserts[i].as_ref().map(|a| a.to_string())))
+        .collect();
+    d.set_item("steps", steps)?;
+    Ok(d)
+}
+
+/// The layout facts the core is built with (SPEC §2.1, §2.3; rust/src/program.rs, codec.rs, hw.rs).
+#[pyfunction]
+fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    use crate::program::{text_word, NWORDS, PAGE_NAMES};
+    let d = PyDict::new(py);
+    d.set_item("pages", PAGE_NAMES.to_vec())?;
+    d.set_item("words", NWORDS)?;
+    let text: Vec<(&str, Vec<u32>)> = (0..PAGE_NAMES.len() as u8)
+        .filter(|&p| program::is_text(p))
+        .map(|p| (PAGE_NAMES[p as usize], (0..NWORDS as u8).map(|w| text_word(p, w)).collect()))
+        .collect();
+    d.set_item("text_content", text)?;
+    d.set_item("shared_pages", vec![PAGE_NAMES[program::SHM as usize]])?;
+    d.set_item("opcodes", codec::OPCODES.to_vec())?;
+    d.set_item("headers", vec!["hw", "kernel", "expect"])?;
+    let def = crate::hw::Hw::default();
+    d.set_item("hw_default", (def.cpus, def.tlb, "pc64"))?;
+    d.set_item("hw_max", (crate::hw::MAX_CPUS, crate::hw::MAX_TLB))?;
+    d.set_item("modes", vec!["pc64", "tagged"])?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     exec::install_panic_hook();
@@ -423,6 +463,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explain, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_panic, m)?)?;
     m.add_function(wrap_pyfunction!(_selftest_invariants, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_text, m)?)?;
+    m.add_function(wrap_pyfunction!(layout, m)?)?;
     m.add_class::<FuzzTarget>()?;
     Ok(())
 }
