@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from pyvmfuzz import _core
@@ -13,7 +14,24 @@ _TEXT_STARTS = ("cpu", "hw", "kernel", "expect", "#")
 
 
 class InputError(Exception):
-    """Bad input: the CLI prints the message on one line and exits 2."""
+    """Bad input: the CLI prints the message on one line and exits 2.
+
+    `str(e)` is the one-line message (`PATH: line N: reason`, or shorter where a part is
+    unknown). Attributes: `line` (1-based source line of the text program, or None), `reason`
+    (the message without path and line) and `path` (or None). Built from the message when not
+    given: the core's errors read `line N: reason` (rust/src/program.rs InputError)."""
+
+    _LINE = re.compile(r"(?:^|: )line (\d+): (.*)$", re.S)
+
+    def __init__(self, message: str, *, line: int | None = None, reason: str | None = None,
+                 path: str | None = None):
+        super().__init__(message)
+        m = self._LINE.search(message)
+        if line is None and m:
+            line = int(m[1])
+        if reason is None:
+            reason = m[2] if m else (message[len(path) + 2:] if path and message.startswith(path + ": ") else message)
+        self.line, self.reason, self.path = line, reason, path
 
 
 @dataclass

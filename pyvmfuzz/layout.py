@@ -1,0 +1,93 @@
+"""The layout facts of a program, defined once on the Python side: page names, words per page,
+the file content of the text pages, operations and their arguments, byte-form opcodes,
+outcomes, yield points, kernels and violation kinds.
+
+Where the Rust core exports a fact (`_core.layout()`, `_core.kernels()`, `_core.kinds()`) it is
+read from there, so Python and Rust cannot drift apart; the text grammar of the operations
+(SPEC §2.2, §3.2) is written here. The oracle (pyvmfuzz/oracle/) keeps its own reading of SPEC
+on purpose and does not import this module."""
+
+from __future__ import annotations
+
+from pyvmfuzz import _core
+
+_L = _core.layout()
+
+#: Page names in layout order (SPEC §2.1): data0..data3 private anonymous, text0/text1 a private
+#: mapping of the read-only file, shm0 shared anonymous.
+PAGES: tuple[str, ...] = tuple(_L["pages"])
+#: Words (u32) per page; addresses are `PAGE.W` with W in range(WORDS).
+WORDS: int = int(_L["words"])
+#: Initial (file) content of each text page's words; never changes (SPEC §2.1).
+TEXT_CONTENT: dict[str, tuple[int, ...]] = {p: tuple(ws) for p, ws in _L["text_content"]}
+TEXT_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p in TEXT_CONTENT)
+SHARED_PAGES: tuple[str, ...] = tuple(_L["shared_pages"])
+DATA_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p not in TEXT_CONTENT and p not in SHARED_PAGES)
+#: Every `PAGE.W` address, in layout order.
+ADDRS: tuple[str, ...] = tuple(f"{p}.{w}" for p in PAGES for w in range(WORDS))
+
+#: Byte form (rust/src/codec.rs): 2 header bytes, then 4-byte records `[op | sel<<4, page<<2 | word,
+#: value, pid]`; 0xff in the value or pid byte means a u32 LE follows.
+OPCODES: dict[str, int] = {name: code for code, name in _L["opcodes"]}
+HEADER_BYTES, RECORD_BYTES, ESCAPE = 2, 4, 0xFF
+
+#: Header line keywords the core parses (SPEC §2.1, §2.3; `os` is SPEC §4.2).
+CORE_HEADERS: tuple[str, ...] = tuple(_L["headers"])
+HEADERS: tuple[str, ...] = ("hw", "kernel", "os", "expect")
+OS_NAMES: tuple[str, ...] = ("dragonfly", "linux")  # SPEC §4.2; dragonfly is the default
+
+HW_DEFAULT: tuple[int, int, str] = tuple(_L["hw_default"])  # (cpus, tlb, mode)
+MAX_CPUS, MAX_TLB = (int(x) for x in _L["hw_max"])
+MODES: tuple[str, ...] = tuple(_L["modes"])
+
+KERNELS: tuple[str, ...] = tuple(name for name, _ in _core.kernels())
+KINDS: tuple[str, ...] = tuple(_core.kinds())
+
+#: Text grammar of the operations: name -> argument kinds, in order (SPEC §2.2, §3.2).
+#: addr = PAGE.W, value = u32, pid = Pn, page = PAGE, target = Pp.Tt | idle,
+#: advice = dontneed, prot = r | rw. `resume` and `ipi` are SPEC §3.2's lines.
+OPS: dict[str, tuple[str, ...]] = {
+    "switch": ("target",),
+    "load": ("addr",),
+    "store": ("addr", "value"),
+    "fork": (),
+    "spawn": (),
+    "exit": (),
+    "umtx_sleep": ("addr", "value"),
+    "umtx_wakeup": ("addr",),
+    "procfs_read": ("pid", "addr"),
+    "procfs_write": ("pid", "addr", "value"),
+    "madvise": ("page", "advice"),
+    "mprotect": ("page", "prot"),
+    "resume": (),
+    "ipi": (),
+}
+#: Operations the core runs today (the others are parsed and printed, SPEC §3.2).
+CORE_OPS: tuple[str, ...] = tuple(dict.fromkeys(n.removesuffix("_rw").removesuffix("_r") for n in OPCODES))
+
+#: Yield points and the operations that have them (SPEC §3.2 table). `wait` is any operation's.
+_POINTS_SPEC: dict[str, tuple[str, ...]] = {
+    "cow": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
+    "pmap_enter": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
+    "ipi_wait": ("load", "store", "fork", "exit", "madvise", "mprotect", "procfs_read", "procfs_write",
+                 "umtx_sleep", "umtx_wakeup"),
+    "access": ("procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
+    "sleep": ("umtx_sleep",),
+    "retry": ("procfs_write",),
+    "enter": ("switch",),
+    "wait": tuple(op for op in OPS if op not in ("resume", "ipi")),
+}
+POINTS: dict[str, tuple[str, ...]] = {p: tuple(ops) for p, ops in _L.get("points", _POINTS_SPEC).items()}
+
+#: Outcome words (SPEC §2.2, §3.2); VALUE (hex), `P<pid>` and `P<pid>.T<tid>` are the others.
+OUTCOME_WORDS: tuple[str, ...] = ("ok", "SEGV", "EAGAIN", "blocked", "EBUSY", "EFAULT", "ESRCH", "paused")
+
+
+def text_word(page: str, word: int) -> int:
+    """Initial content of `page.word`: the file's word for a text page, else 0 (SPEC §2.1)."""
+    return TEXT_CONTENT[page][word] if page in TEXT_CONTENT else 0
+
+
+def points_of(op: str) -> tuple[str, ...]:
+    """The yield points `op` may stop at with `until` (SPEC §3.2), in table order."""
+    return tuple(p for p, ops in POINTS.items() if op in ops)
