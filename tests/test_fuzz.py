@@ -133,3 +133,24 @@ def test_jobs_2_findings_replay_identically_in_fresh_processes(tmp_path):
         a = cli("run", f, "--kernel", "partial-385c96e4", "--json")
         b = cli("run", f, "--kernel", "partial-385c96e4", "--json")
         assert a.returncode == b.returncode == 1 and a.stdout == b.stdout
+
+
+def test_campaign_into_a_model_panic_saves_a_replayable_finding(tmp_path):
+    """A program that makes the core hit a model assertion is a finding like any other: the
+    self-test hook (PYVMFUZZ_SELFTEST_PANIC_AT) panics the core at step 3 in every run —
+    campaign, minimizer, encoder and replay alike — and the campaign saves it from the bytes in
+    hand (the encoder panics too), confirmed, and replayable from both files."""
+    env = dict(os.environ, PYVMFUZZ_SELFTEST_PANIC_AT="3")
+    out = tmp_path / "out"
+    p = subprocess.run([sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", "fixed", "--time", "20",
+                        "--out", str(out), "--quiet", "--stop-on-find"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "# violation:" in p.stdout and "no violation found" not in p.stdout
+    txt = sorted(glob.glob(str(out / "crashes" / "panic-*.txt")))
+    assert txt, p.stdout
+    assert not glob.glob(str(out / "crashes" / "unsaved-*"))
+    for f in (txt[0], txt[0][:-4] + ".bytes"):
+        r = subprocess.run([sys.executable, "-P", "-m", "pyvmfuzz", "run", f, "--kernel", "fixed"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "# verdict: panic at step 3" in r.stdout, r.stdout + r.stderr

@@ -72,17 +72,25 @@ def finding_text(rep: dict, note: str) -> str:
     return "\n".join(head + [hw, kernel, f"expect {rep['kernel']} {v['kind']} {v['step']}"] + ops) + "\n"
 
 
-def save(crashes: str, rep: dict, note: str, prefix: str = "") -> tuple[str, bool]:
+def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | None = None) -> tuple[str, bool]:
     """Save a (minimized) violating run as text and bytes, once per signature.
+    `data`: the input as the campaign found it, written as the .bytes when the program cannot
+    be encoded (a program that panics the model also panics the encoder): no finding is lost.
     Returns (base path, whether it was new)."""
     v = rep["violation"]
     sig = prefix + signature(v["kind"], rep["steps"])
     base = os.path.join(crashes, sig)
     if os.path.exists(base + ".txt"):
         return base, False
-    text = finding_text(rep, note)
     program = "\n".join([rep["hw"]] + rep["steps"]) + "\n"
-    data = _core.encode(program, rep["kernel"])
-    atomic_write(base + ".bytes", data)
+    try:
+        blob = _core.encode(program, rep["kernel"])
+    except ValueError as e:
+        if data is None:
+            raise
+        blob = data
+        note += f"; FILE.bytes is the input as found (the program cannot be encoded: {e})"
+    text = finding_text(rep, note)
+    atomic_write(base + ".bytes", blob)
     atomic_write(base + ".txt", text)  # last: its presence marks the finding complete
     return base, True

@@ -63,6 +63,18 @@ class FindingHandler:
         self.tries: collections.Counter = collections.Counter()
 
     def __call__(self, data: bytes) -> None:
+        try:
+            self._handle(data)
+        except Exception as e:  # noqa: BLE001 -- never lose a finding to a bug in this path
+            import hashlib
+
+            from pyvmfuzz.campaign.findings import atomic_write
+
+            name = f"unsaved-{hashlib.sha1(data).hexdigest()[:12]}.bytes"
+            atomic_write(os.path.join(self.crashes, name), data)
+            self._log(f"error {name} {type(e).__name__}: {e}".replace("\n", " "))
+
+    def _handle(self, data: bytes) -> None:
         from pyvmfuzz.oracle.check import confirm
         from pyvmfuzz.campaign.findings import save
         from pyvmfuzz.insight.minimize import minimize_report
@@ -82,7 +94,7 @@ class FindingHandler:
         j = confirm(small)
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
-        base, new = save(self.crashes, small, note, prefix)
+        base, new = save(self.crashes, small, note, prefix, data)
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
                   f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}", detected)
 

@@ -25,6 +25,9 @@ pub struct Report {
     pub assert_failures: Vec<(u32, Assertion, Observed)>,
     /// Steps completed without violation.
     pub steps_run: u32,
+    /// Only with [`run_past_internal`]: the first core-only violation (an internal invariant),
+    /// which did not end the run.
+    pub internal: Option<Violation>,
 }
 
 thread_local! {
@@ -32,6 +35,18 @@ thread_local! {
     /// One machine and judge per thread, reset for each run (allocation was a tenth of the
     /// fuzzing path's time).
     static POOL: RefCell<Option<(Machine, Judge)>> = const { RefCell::new(None) };
+    /// Set by [`run_past_internal`] for one run.
+    static PAST_INTERNAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Witness search (issue 15): as [`run`], but an internal-invariant violation is recorded in
+/// `Report::internal` and the run goes on until the first user-visible violation (or a model
+/// assertion), which is `Report::violation`. Invariants are not checked after the first break.
+pub fn run_past_internal(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
+    PAST_INTERNAL.with(|f| f.set(true));
+    let r = run_opts(src, hw, kernel, 0, true, None);
+    PAST_INTERNAL.with(|f| f.set(false));
+    r
 }
 
 /// Model assertions are findings, not crashes: keep their message quiet and for the report.
@@ -92,7 +107,9 @@ pub fn run_observed(
         violation: None,
         assert_failures: Vec::new(),
         steps_run: 0,
+        internal: None,
     };
+    let past_internal = PAST_INTERNAL.with(|f| f.get());
     let mut input_error: Option<InputError> = None;
     let (mut m, mut judge) = match POOL.with(|p| p.borrow_mut().take()) {
         Some((mut m, mut j)) => {
@@ -102,7 +119,9 @@ pub fn run_observed(
         }
         None => (Machine::new(hw, kernel), Judge::new()),
     };
-    m.panic_at = panic_at;
+    if panic_at != 0 {
+        m.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
+    }
     let res = catch_unwind(AssertUnwindSafe(|| {
         let m = &mut m;
         let judge = &mut judge;
@@ -142,10 +161,16 @@ pub fn run_observed(
                 report.violation = Some(v);
                 return;
             }
-            if let Some((kind, msg)) = m.check_invariants() {
-                report.observed.push(obs);
-                report.violation = Some(Violation { kind, step: n, expected: "coherent machine".into(), observed: msg });
-                return;
+            if report.internal.is_none() {
+                if let Some((kind, msg)) = m.check_invariants() {
+                    let v = Violation { kind, step: n, expected: "coherent machine".into(), observed: msg };
+                    if !past_internal {
+                        report.observed.push(obs);
+                        report.violation = Some(v);
+                        return;
+                    }
+                    report.internal = Some(v);
+                }
             }
             if let Source::Text(p) = &src {
                 if let Some(Some(a)) = p.asserts.get(idx) {

@@ -7,13 +7,13 @@ use crate::program::{text_word, PAGE_NAMES};
 
 impl Machine {
     /// Checks only what the step could have broken (see `Dirty`): coherence needs a PTE or
-    /// address-space change, use-after-free a PTE change or a freed frame, file corruption a
+    /// address-space change or a TLB fill, use-after-free a PTE change or a freed frame, file corruption a
     /// write to a file frame. `full` checks everything (tests compare the two).
     pub fn check_invariants(&mut self) -> Option<(Kind, String)> {
         let d = std::mem::take(&mut self.dirty);
         let freed = self.phys.freed_count;
         self.dirty.freed_seen = freed;
-        if d.pte || d.space {
+        if d.pte || d.space || d.fill {
             if let Some(v) = self.check_coherence() {
                 return Some(v);
             }

@@ -44,7 +44,17 @@ pub struct Machine {
     pub dirty: Dirty,
     /// Self-test only: raise a model assertion when this step number (1-based) runs.
     pub panic_at: u32,
+    /// Self-test only: a planted fault, TLB fills cache the entry writable whatever the PTE
+    /// says (the invariant checks must flag it).
+    pub plant_fill_writable: bool,
     steps_run: u32,
+}
+
+/// Self-test hook: `PYVMFUZZ_SELFTEST_PANIC_AT=N` makes every run (campaign, replay, encode)
+/// raise a model assertion at step N, so tests can drive a real campaign into a `panic`.
+pub fn selftest_panic_at() -> u32 {
+    static AT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_PANIC_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
@@ -52,6 +62,8 @@ pub struct Machine {
 #[derive(Clone, Debug, Default)]
 pub struct Dirty {
     pub pte: bool,
+    /// A TLB entry was created (a fill must copy the PTE; a wrong bit breaks coherence).
+    pub fill: bool,
     pub space: bool,
     pub file: bool,
     pub freed_seen: u32,
@@ -77,6 +89,7 @@ impl Machine {
             woke: Vec::new(),
             dirty: Dirty::default(),
             panic_at: 0,
+            plant_fill_writable: false,
             steps_run: 0,
         };
         m.reset(hw, kernel);
@@ -106,7 +119,8 @@ impl Machine {
         self.sleepers.clear();
         self.woke.clear();
         self.dirty = Dirty::default();
-        self.panic_at = 0;
+        self.panic_at = selftest_panic_at();
+        self.plant_fill_writable = false;
         self.steps_run = 0;
         // The executable's vnode object: its pages hold the file content; it keeps a
         // reference of its own.

@@ -80,6 +80,17 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
         af.append(x)?;
     }
     d.set_item("assert_failures", af)?;
+    match &r.internal {
+        None => d.set_item("internal", py.None())?,
+        Some(v) => {
+            let vd = PyDict::new(py);
+            vd.set_item("kind", v.kind.name())?;
+            vd.set_item("step", v.step)?;
+            vd.set_item("expected", &v.expected)?;
+            vd.set_item("observed", &v.observed)?;
+            d.set_item("internal", vd)?;
+        }
+    }
     match prog {
         Some(p) => d.set_item("expects", expects_list(py, p)?)?,
         None => d.set_item("expects", PyList::empty(py))?,
@@ -122,12 +133,15 @@ fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bo
     Ok(d)
 }
 
-/// Run a text program. `kernel`/`hw` override the program's header.
+/// Run a text program. `kernel`/`hw` override the program's header. `past_internal`: an
+/// internal-invariant violation goes to `internal` and the run goes on to the first
+/// user-visible one (witness search, see exec::run_past_internal).
 #[pyfunction]
-#[pyo3(signature = (text, kernel=None, hw=None))]
-fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (text, kernel=None, hw=None, past_internal=false))]
+fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>, past_internal: bool) -> PyResult<Bound<'py, PyDict>> {
     let (prog, k, eff) = prepare(text, kernel, hw)?;
-    let r = exec::run(Source::Text(&prog), eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = if past_internal { exec::run_past_internal(Source::Text(&prog), eff, k) } else { exec::run(Source::Text(&prog), eff, k) }
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
     report_dict(py, &r, Some(&prog))
 }
 
@@ -285,13 +299,15 @@ fn random_until(py: Python<'_>, kernel: &str, seed: u64, budget_s: f64, hw: Opti
     Ok(py.detach(|| crate::soak::random_until(k, spec, seed, budget_s, max_steps.max(1))))
 }
 
-/// Self-test: incremental vs full invariant checks on random programs (returns mismatches).
+/// Self-test: incremental vs full invariant checks on random programs. Returns (mismatches,
+/// programs the full check flagged); a program that panics counts as a mismatch.
+/// `plant_fill_writable=True` plants a fault: TLB fills cache a writable bit the PTE lacks.
 #[pyfunction]
-#[pyo3(signature = (programs, seed=1, kernel="fixed", mode="pc64"))]
-fn _selftest_invariants(programs: u64, seed: u64, kernel: &str, mode: &str) -> PyResult<u64> {
+#[pyo3(signature = (programs, seed=1, kernel="fixed", mode="pc64", plant_fill_writable=false))]
+fn _selftest_invariants(programs: u64, seed: u64, kernel: &str, mode: &str, plant_fill_writable: bool) -> PyResult<(u64, u64)> {
     let k = kernel_by_name(kernel)?;
     let mode = if mode == "tagged" { TlbMode::Tagged } else { TlbMode::Pc64 };
-    Ok(crate::soak::crosscheck_invariants(programs, seed, k, mode))
+    Ok(crate::soak::crosscheck_invariants(programs, seed, k, mode, plant_fill_writable))
 }
 
 #[pyfunction]

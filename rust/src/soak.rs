@@ -74,16 +74,20 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
 }
 
 /// Self-check of the incremental invariant check: on random programs, after every step, the
-/// incremental check must report exactly what a full check reports. Returns mismatches.
-pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, mode: TlbMode) -> u64 {
+/// incremental check must report exactly what a full check reports. Returns (mismatches,
+/// programs the full check flagged). A program that raises a model assertion counts as a
+/// mismatch: it was never checked to the end, so it is not clean. `plant_fill_writable`
+/// plants a fault (TLB fills cache a writable bit the PTE lacks) that both checks must flag.
+pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, mode: TlbMode, plant_fill_writable: bool) -> (u64, u64) {
     let mut rng = Rng(seed);
-    let mut mismatches = 0;
+    let (mut mismatches, mut flagged) = (0, 0);
     for _ in 0..programs {
         let hw = Hw { cpus: 1 + rng.below(4) as u8, tlb: 1 + rng.below(16) as u8, mode };
         let buf: Vec<u8> = (0..2 + 4 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
         let mut d = Decoder::new(&buf);
         d.header();
         let mut m = crate::machine::Machine::new(hw, kernel);
+        m.plant_fill_writable = plant_fill_writable;
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut bad = 0;
             while let Some(s) = d.next_step(&m) {
@@ -96,14 +100,16 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
                     bad += 1;
                 }
                 if full.is_some() {
-                    break;
+                    return (bad, 1);
                 }
             }
-            bad
+            (bad, 0)
         }));
-        mismatches += ok.unwrap_or(0);
+        let (bad, f) = ok.unwrap_or((1, 0));
+        mismatches += bad;
+        flagged += f;
     }
-    mismatches
+    (mismatches, flagged)
 }
 
 /// The no-feedback baseline: uniformly random byte strings (the header too; keys in `hw`

@@ -19,7 +19,9 @@ impl Machine {
             }
             let pte = self.proc(pid).pmap.pte[va as usize];
             if pte.present() && (!write || pte.writable) {
-                self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable: pte.writable });
+                let writable = pte.writable || self.plant_fill_writable;
+                self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable });
+                self.dirty.fill = true;
                 return Ok(pte.frame);
             }
             if self.vm_fault(cpu, pid, va, write).is_err() {
