@@ -1,0 +1,216 @@
+"""Type stub of the Rust extension `pyvmfuzz._core` (rust/src/python.rs).
+
+The core parses, runs and judges programs (SPEC §2, §3, §4). Conventions for every function:
+
+- Programs in text form follow SPEC §2.3; in byte form, rust/src/codec.rs (2 header bytes, then
+  4-byte records; every byte string is a valid program).
+- `kernel`: a name from `kernels()` (SPEC §3.1, §3.3); None takes the program's `kernel` line,
+  else `"fixed"` (byte form: `"fixed"`).
+- `hw`: hardware keys overlaid on the program's header key by key, as `"cpus=3,tlb=4,mode=tagged"`
+  (SPEC §2.1: cpus 1..8, tlb 1..64, mode pc64|tagged).
+- Errors: every input error (malformed line, a step not applicable when reached, unknown kernel,
+  bad hw) raises `ValueError` with one line, `"line N: reason"` when it has a line number
+  (`--hw: ...` for a bad `hw`). Model assertions are not errors: they are the `panic` kind.
+- Steps are numbered 1, 2, ... over op lines; outcomes are trace text (`0x5`, `ok woke P1.T2`).
+"""
+
+from typing import Literal, TypedDict, final
+
+_Kind = Literal["stale-read", "protection", "outcome", "lost-wakeup", "tlb-incoherent", "use-after-free",
+                "file-corruption", "panic"]
+
+class ViolationDict(TypedDict):
+    """The first violation (SPEC §4): kind, 1-based step, expected and observed outcome text."""
+
+    kind: str
+    step: int
+    expected: str
+    observed: str
+
+class AssertFailureDict(TypedDict):
+    step: int
+    expected: str
+    observed: str
+
+class ReportDict(TypedDict):
+    """A run. `steps[i]` is the canonical op line of step i+1 (no assertion) and `trace[i]` its
+    outcome (`"panic"` for the step where a model assertion failed). Text programs run every
+    step; byte-form runs stop after the first violation."""
+
+    kernel: str
+    hw: str
+    """The effective hardware as a header line: `"hw cpus=2 tlb=8 mode=pc64"`."""
+    steps: list[str]
+    trace: list[str]
+    trace_text: str
+    """Header lines, then `STEP -> OUTCOME` per step: a replayable program."""
+    violation: ViolationDict | None
+    assert_failures: list[AssertFailureDict]
+    expects: list[tuple[str, str | None, int | None]]
+    """The `expect` lines: (kernel, kind, step); kind and step None for `clean`."""
+
+class CheckDict(TypedDict):
+    steps: int
+    kernel: str | None
+    hw: str
+    expects: list[tuple[str, str | None, int | None]]
+
+class ParseDict(TypedDict):
+    """`hw`: (cpus, tlb, mode) as written in the header, each None when absent. `steps`: per op
+    line (1-based source line, canonical op text, canonical assertion text or None)."""
+
+    hw: tuple[int | None, int | None, str | None]
+    kernel: str | None
+    expects: list[tuple[str, str | None, int | None]]
+    steps: list[tuple[int, str, str | None]]
+
+class LayoutDict(TypedDict):
+    """The layout the core is built with (SPEC §2.1; rust/src/program.rs, codec.rs, hw.rs)."""
+
+    pages: list[str]
+    words: int
+    text_content: list[tuple[str, list[int]]]
+    """Each text page's words (u32), the read-only file's content."""
+    shared_pages: list[str]
+    opcodes: list[tuple[int, str]]
+    """Byte form: (low nibble of a record's first byte, operation); mprotect has `_r`/`_rw`."""
+    headers: list[str]
+    """The header keywords the core parses."""
+    hw_default: tuple[int, int, str]
+    hw_max: tuple[int, int]
+    modes: list[str]
+
+class CpuState(TypedDict):
+    running: str | None
+    """`P1.T1`, or None when idle."""
+    space: int
+    tlb: list[tuple[int, str, int, bool]]
+    """(address space, page, frame, writable) per entry, oldest first (FIFO)."""
+
+class PageState(TypedDict):
+    pte: tuple[int, bool] | None
+    """(frame, writable), or None when unmapped."""
+    seen: int | None
+    """The frame the process's map (shadow chain) holds for the page."""
+    prot: Literal["r", "rw"]
+    needs_copy: bool
+    shadow_depth: int
+
+class ProcState(TypedDict):
+    pid: int
+    pm_active: list[int]
+    pages: dict[str, PageState]
+    threads: list[tuple[str, str]]
+
+class State(TypedDict):
+    cpus: list[CpuState]
+    procs: list[ProcState]
+    sleepers: list[tuple[str, int, int]]
+    """(thread, frame, word)."""
+    frames: dict[int, tuple[list[int], bool]]
+    """frame -> (its 4 words, freed)."""
+
+class ExplainDict(ReportDict):
+    states: list[State]
+    """The machine after each executed step (as many as `trace` has outcomes before a panic)."""
+
+class ZooEntry(TypedDict):
+    name: str
+    story: str
+    hw: str
+    expect_found: bool
+
+class SoakExample(TypedDict):
+    hw: str
+    bytes: bytes
+    kind: str
+    step: int
+    observed: str
+
+class SoakDict(TypedDict):
+    programs: int
+    steps: int
+    violations: int
+    examples: list[SoakExample]
+
+def check_text(text: str, hw: str | None = None) -> CheckDict:
+    """Parse and validate a text program (every CPU must exist on the effective hardware).
+    Raises ValueError."""
+
+def parse_text(text: str) -> ParseDict:
+    """Parse a text program, syntax only (no CPU check): the header as written and the
+    canonical text of every op line and assertion. Raises ValueError."""
+
+def run_text(text: str, kernel: str | None = None, hw: str | None = None) -> ReportDict:
+    """Run a text program and judge it. A line not applicable when reached raises ValueError,
+    unless the run already ended in a violation (SPEC §2.3)."""
+
+def run_bytes(data: bytes, kernel: str | None = None, hw: str | None = None) -> ReportDict:
+    """Run a byte-form program, decoded against the live state; stops at the first violation.
+    Never raises for the data (every byte string is a program); ValueError for kernel/hw."""
+
+def decode(data: bytes, kernel: str | None = None, hw: str | None = None) -> str:
+    """Byte form -> text program with `hw` and `kernel` header lines (the effective ones)."""
+
+def encode(text: str, kernel: str | None = None, hw: str | None = None) -> bytes:
+    """Text program -> byte form that decodes back to it under the same kernel and hardware.
+    Raises ValueError for a malformed program or a step not applicable when reached."""
+
+def canonical(text: str) -> str:
+    """The op lines as the core prints them (no header, no assertions): parse, then print."""
+
+def explain(text: str, kernel: str | None = None, hw: str | None = None) -> ExplainDict:
+    """`run_text` plus the machine state after every step (for `pyvmfuzz explain`)."""
+
+def semantic_features(data: bytes, kernel: str | None = None, hw: str | None = None) -> list[int]:
+    """The semantic features (sorted, distinct counter indices; rust/src/features.rs) a
+    byte-form program reaches."""
+
+def soak(programs: int, seed: int = 1, kernel: str = "fixed", max_steps: int = 64, max_cpus: int = 4,
+         max_tlb: int = 16, mode: Literal["pc64", "tagged"] = "pc64") -> SoakDict:
+    """Random byte-form programs run entirely in Rust (rust/src/soak.rs); releases the GIL.
+    Raises ValueError unless max_steps >= 1, max_cpus in 1..8, max_tlb in 1..64."""
+
+def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,
+                 max_steps: int = 32) -> tuple[float | None, int]:
+    """The random baseline of `pyvmfuzz bench`: (seconds to the first violation, or None when
+    the budget in seconds ran out; programs run). Releases the GIL."""
+
+def kernels() -> list[tuple[str, str]]:
+    """Every kernel variant: (name, one-paragraph story citing the real bug). SPEC §3.1, §3.3."""
+
+def kinds() -> list[_Kind]:
+    """Violation kinds in code order: `FuzzTarget.run`'s code c > 0 is `kinds()[c - 1]` (SPEC §4)."""
+
+def zoo() -> list[ZooEntry]:
+    """Every kernel with the hardware it is judged on and whether a campaign must find it."""
+
+def layout() -> LayoutDict:
+    """Page names, words per page, text content, byte-form opcodes, hardware limits."""
+
+def source_dir() -> str:
+    """The crate's source directory this module was built from (for the coverage build)."""
+
+def _selftest_panic(text: str, at: int) -> ReportDict:
+    """Self-test: run with a model assertion raised at step `at`."""
+
+def _selftest_invariants(programs: int, seed: int = 1, kernel: str = "fixed", mode: str = "pc64") -> int:
+    """Self-test: incremental vs full invariant checks on random programs; returns mismatches."""
+
+@final
+class FuzzTarget:
+    """A fuzzing target with kernel and hardware fixed once; `run(data)` is the hot path."""
+
+    def __init__(self, kernel: str = "fixed", hw: str | None = None, semantic: bool = False) -> None:
+        """`semantic=True` registers the core's semantic counters with the libFuzzer loaded in
+        this process and feeds them on every run; raises ValueError when there is none, or for a
+        bad kernel/hw."""
+
+    def run(self, data: bytes) -> tuple[int, int]:
+        """(kind code, step): (0, 0) clean; else the kind is `kinds()[code - 1]`."""
+
+    def run_batch(self, inputs: list[bytes]) -> list[tuple[int, int]]:
+        """`run` over many inputs with the GIL released (no semantic feedback)."""
+
+    def execs(self) -> int:
+        """Executions of `run` so far (read by the harness's progress thread)."""
