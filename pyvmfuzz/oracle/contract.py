@@ -30,6 +30,7 @@ WORDS = 4
 MAX_PROCS = 8      # live processes
 MAX_THREADS = 4    # live threads per process
 MAX_CPUS = 8
+PERSONALITIES = ("dragonfly", "linux")   # SPEC §4.2; dragonfly is the default
 
 
 def original(page: str, word: int) -> int:
@@ -199,9 +200,12 @@ class Process:
 class Oracle:
     """The contract, one step at a time."""
 
-    def __init__(self, cpus: int = 2):
+    def __init__(self, cpus: int = 2, os: str = "dragonfly"):
         if not 1 <= cpus <= MAX_CPUS:
             raise ValueError(f"cpus must be 1..{MAX_CPUS}")
+        if os not in PERSONALITIES:
+            raise ValueError(f"os must be one of {', '.join(PERSONALITIES)}")
+        self.os = os                                    # SPEC §4.2 personality
         self.ncpus = cpus
         self.cpu: list[Thread | None] = [None] * cpus   # who runs on each CPU
         self.procs: dict[int, Process] = {}             # live processes only
@@ -290,7 +294,12 @@ class Oracle:
                 return "EAGAIN"
             return f"P{proc.pid}.T{proc.next_tid}"
         if a == "umtx_sleep":
-            if proc.prot[op.page] != "rw":
+            # DragonFly faults the page READ|WRITE and fails where prot lacks write. Linux's
+            # FUTEX_WAIT only reads the word: a private futex keys on (mm, address) with no
+            # page lookup, a shared one on shm0 (shmem, not PageAnon) retries read-only since
+            # 9ea71503a8ed -- so it compares and blocks like on a writable page (SPEC §4.2;
+            # host evidence in tests/test_oracle_lin.py::test_linux_futex_on_readonly_pages).
+            if proc.prot[op.page] != "rw" and self.os == "dragonfly":
                 return "EFAULT"
             return "blocked" if self.read(proc, op.page, op.word) == op.value else "EBUSY"
         if a in ("procfs_read", "procfs_write"):
@@ -422,25 +431,64 @@ class Oracle:
         self.ended = v
         return v
 
+    # -- state copies, for the linearizability search (linearizability.py)
+
+    def clone(self) -> "Oracle":
+        """An independent copy of the whole state (the search branches on it)."""
+        o = Oracle.__new__(Oracle)
+        o.os, o.ncpus, o.shm = self.os, self.ncpus, list(self.shm)
+        o.next_pid, o.steps, o.ended = self.next_pid, self.steps, self.ended
+        o.procs = {}
+        for pid, p in self.procs.items():
+            q = Process(pid, {pg: list(ws) for pg, ws in p.mem.items()}, dict(p.prot),
+                        {tid: Thread(t.pid, t.tid, t.state, t.cpu, t.key)
+                         for tid, t in p.threads.items()}, p.next_tid)
+            o.procs[pid] = q
+        o.cpu = [None if t is None else o.procs[t.pid].threads[t.tid] for t in self.cpu]
+        return o
+
+    def fingerprint(self) -> tuple:
+        """A hashable summary of everything the contract's future outcomes depend on."""
+        return (
+            tuple(None if t is None else t.name for t in self.cpu),
+            tuple(self.shm), self.next_pid,
+            tuple((pid, p.next_tid,
+                   tuple(tuple(p.mem[pg]) for pg in PRIVATE_PAGES),
+                   tuple(p.prot[pg] for pg in PAGES),
+                   tuple((t.tid, t.state, t.cpu, t.key) for t in p.threads.values()))
+                  for pid, p in sorted(self.procs.items())),
+        )
+
 
 # ---------------------------------------------------------------- traces
 
 def parse_trace(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]]]:
     """Header CPU count and the steps as (line number, op text, outcome, wake list).
 
-    Every line is checked for form before anything runs, as for programs.
+    Every line is checked for form before anything runs, as for programs. Sequential traces
+    only; interleaved lines (SPEC §3.2) are linearizability.py's.
     """
-    cpus, steps = 2, []
+    return parse_trace_os(text)[:2]
+
+
+def parse_trace_os(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
+    """parse_trace, plus the `os` header's personality (SPEC §4.2; default dragonfly)."""
+    cpus, steps, osname = 2, [], "dragonfly"
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         head = line.split()[0]
-        if head in ("hw", "kernel", "expect"):
+        if head in ("hw", "kernel", "expect", "os"):
             if steps:
                 raise TraceError(f"line {lineno}: header line after the first op")
             if head == "hw":
                 cpus = _parse_hw(line, lineno, cpus)
+            elif head == "os":
+                toks = line.split()
+                if len(toks) != 2 or toks[1] not in PERSONALITIES:
+                    raise TraceError(f"line {lineno}: bad os line (want `os linux` or `os dragonfly`)")
+                osname = toks[1]
             continue
         if "->" not in line:
             raise TraceError(f"line {lineno}: missing outcome (`-> OUTCOME`)")
@@ -456,7 +504,7 @@ def parse_trace(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]]]:
         except ValueError as e:
             raise TraceError(f"line {lineno}: {e}") from None
         steps.append((lineno, op_text.strip(), toks[0], woke))
-    return cpus, steps
+    return cpus, steps, osname
 
 
 def _parse_hw(line: str, lineno: int, cpus: int) -> int:
@@ -472,10 +520,18 @@ def _parse_hw(line: str, lineno: int, cpus: int) -> int:
     return cpus
 
 
-def judge(trace_text: str) -> Violation | None:
-    """The first violation in a trace, or None if every observation is allowed."""
-    cpus, steps = parse_trace(trace_text)
-    oracle = Oracle(cpus)
+def judge(trace_text: str, os: str | None = None) -> Violation | None:
+    """The first violation in a sequential trace, or None if every observation is allowed.
+
+    `os` overrides the trace's `os` header (SPEC §4.2). The package's `oracle.judge` is
+    linearizability.judge, which is this judgement on traces without SPEC §3.2 lines.
+    """
+    cpus, steps, osname = parse_trace_os(trace_text)
+    if os is not None:
+        if os not in PERSONALITIES:
+            raise TraceError(f"unknown os {os!r} (want {' or '.join(PERSONALITIES)})")
+        osname = os
+    oracle = Oracle(cpus, os=osname)
     for lineno, op_text, outcome, woke in steps:
         v = oracle.step(op_text, outcome, woke, line=lineno)
         if v is not None:
