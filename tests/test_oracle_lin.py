@@ -1,0 +1,284 @@
+"""The linearizability oracle (SPEC §4.1, §4.2) on hand-written traces whose verdict was worked
+out by hand from the SPEC; and its equivalence with the sequential judgement (no §3.2 lines)."""
+
+import ctypes
+import mmap
+import os
+import random
+
+import pytest
+
+from pyvmfuzz.oracle import TraceError, Violation, judge, judge_sequential
+from pyvmfuzz.oracle import linearizability as lin
+
+
+def v(kind, step, expected, observed):
+    return Violation(kind, step, expected, observed)
+
+
+# two threads of P1, on cpu0 and cpu1
+TWO = "cpu0 spawn -> P1.T2\ncpu1 switch P1.T2 -> ok\n"
+
+
+# ------------------------------------------------------------ pending IPIs, real time
+
+IPI_WINDOW = TWO + """\
+cpu1 store data0.0 0x1 -> ok
+cpu0 mprotect data0 r until ipi_wait -> paused
+cpu1 store data0.0 0x2 -> ok
+cpu1 ipi -> ok
+cpu0 resume -> ok
+cpu1 load data0.0 -> 0x2
+"""
+
+
+def test_store_during_pending_mprotect_is_linearizable():
+    # the store (step 5) overlaps the mprotect (steps 4..7): ordering it first explains `ok`
+    assert judge(IPI_WINDOW) is None
+
+
+def test_store_after_mprotect_completed_must_segv():
+    # step 9 starts after the mprotect completed at step 7: real time puts it after -> SEGV
+    assert judge(IPI_WINDOW + "cpu1 store data0.0 0x3 -> ok\n") == v("protection", 9, "SEGV", "ok")
+    assert judge(IPI_WINDOW + "cpu1 store data0.0 0x3 -> SEGV\n") is None
+
+
+def test_real_time_order_is_respected():
+    # the load starts after the store completed: it must see the store
+    after = TWO + "cpu1 store data0.0 0x5 -> ok\ncpu0 load data0.0 until pmap_enter -> paused\ncpu0 resume -> 0x0\n"
+    assert judge(after) == v("stale-read", 5, "0x5", "0x0")
+    # the same lines with the load started first: it may take effect before the store
+    before = TWO + "cpu0 load data0.0 until pmap_enter -> paused\ncpu1 store data0.0 0x5 -> ok\ncpu0 resume -> 0x0\n"
+    assert judge(before) is None
+    assert judge(before.replace("resume -> 0x0", "resume -> 0x5")) is None
+
+
+def test_two_reads_cannot_see_a_store_undone():
+    # a pending store seen by one load cannot be unseen by a later one
+    t = TWO + ("cpu0 store data0.0 0x7 until pmap_enter -> paused\n"
+               "cpu1 load data0.0 -> 0x7\ncpu1 load data0.0 -> 0x0\n")
+    assert judge(t) == v("stale-read", 5, "0x7", "0x0")
+
+
+# ------------------------------------------------------------ pending ops' effects
+
+DISCARD = """\
+cpu0 store data0.0 0x5 -> ok
+cpu0 fork -> P2
+cpu1 switch P2.T1 -> ok
+cpu0 madvise data0 dontneed until ipi_wait -> paused
+cpu1 procfs_read P1 data0.0 -> 0x0
+"""
+
+
+def test_pending_op_effect_visible_before_it_completes():
+    # the madvise never completes, yet its discard is seen: it is linearized while pending
+    assert judge(DISCARD) is None
+    # ... and once seen it stays: the old value cannot come back
+    assert judge(DISCARD + "cpu1 procfs_read P1 data0.0 -> 0x5\n") == v("stale-read", 6, "0x0", "0x5")
+
+
+def test_pending_op_linearized_early_is_held_to_its_outcome():
+    # the load saw the store's value, so the store took effect before step 4: it cannot SEGV
+    t = TWO + "cpu0 store data0.0 0x7 until pmap_enter -> paused\ncpu1 load data0.0 -> 0x7\ncpu0 resume -> SEGV\n"
+    assert judge(t) == v("protection", 5, "ok", "SEGV")
+    assert judge(t.replace("-> SEGV", "-> ok")) is None
+
+
+def test_plain_line_paused_at_wait():
+    t = TWO + """\
+cpu0 mprotect data0 r until ipi_wait -> paused
+cpu1 mprotect data1 r -> paused
+cpu0 resume -> ok
+cpu1 resume -> ok
+cpu1 store data1.0 0x1 -> SEGV
+"""
+    assert judge(t) is None
+    h = lin.parse(t)
+    assert h.interleaved and [(o.start, o.end) for o in h.ops[2:]] == [(3, 5), (4, 6), (7, 7)]
+
+
+def test_switch_paused_at_enter():
+    # between the halves the switch may already have taken effect: T1 is runnable for cpu1
+    t = TWO.replace("cpu1 switch P1.T2 -> ok\n", "") + """\
+cpu0 switch P1.T2 until enter -> paused
+cpu1 switch P1.T1 -> ok
+cpu0 resume -> ok
+cpu0 store data0.0 0x1 -> ok
+cpu1 load data0.0 -> 0x1
+"""
+    assert judge(t) is None
+    # a thread whose switch never happened cannot be the one running the op
+    bad = "cpu0 spawn -> P1.T2\ncpu1 switch P1.T1 -> ok\n"
+    with pytest.raises(TraceError, match="not runnable"):
+        judge(bad)
+
+
+# ------------------------------------------------------------ wake rules
+
+SLEEP_THEN_WAKE = TWO.replace("cpu1 switch P1.T2 -> ok\n", "") + """\
+cpu0 umtx_sleep data0.0 0x0 -> blocked
+cpu1 switch P1.T2 -> ok
+cpu1 umtx_wakeup data0.0 until access -> paused
+cpu1 resume -> ok woke P1.T1
+"""
+
+
+def test_wakeup_must_wake_a_sleep_completed_before_it():
+    assert judge(SLEEP_THEN_WAKE) is None
+    lost = SLEEP_THEN_WAKE.replace("ok woke P1.T1", "ok")
+    assert judge(lost) == v("lost-wakeup", 5, "ok woke P1.T1", "ok")
+    # reported on a later line than the one where the wakeup completes: still lost there
+    assert judge(lost + "cpu0 ipi -> ok woke P1.T1\n") == v("lost-wakeup", 5, "ok woke P1.T1", "ok")
+    # reported while the wakeup is in flight (it took effect first): fine
+    early = SLEEP_THEN_WAKE.replace("until access -> paused", "until access -> paused woke P1.T1")
+    assert judge(early.replace("resume -> ok woke P1.T1", "resume -> ok")) is None
+
+
+def test_wake_rule_applies_at_the_linearization_point():
+    # the sleep completes inside the wakeup's interval: the wakeup may take effect first
+    t = TWO + """\
+cpu1 umtx_wakeup data0.0 until access -> paused
+cpu0 umtx_sleep data0.0 0x0 -> blocked
+cpu1 resume -> ok
+"""
+    assert judge(t) is None
+    assert judge(t.replace("resume -> ok", "resume -> ok woke P1.T1")) is None   # or after it
+
+
+def test_woken_thread_must_have_been_asleep_before_the_line():
+    # a thread may be reported woken only after its sleep completed, not on that very line
+    t = TWO + "cpu0 umtx_sleep data0.0 0x0 until sleep -> paused\ncpu1 store data1.0 0x1 -> ok woke P1.T1\n"
+    assert judge(t) == v("outcome", 4, "ok", "ok woke P1.T1")
+
+
+# ------------------------------------------------------------ kinds
+
+def test_outcome_kind_and_ipi_line():
+    assert judge("cpu1 ipi -> EBUSY\n") == v("outcome", 1, "ok", "EBUSY")
+    t = TWO + "cpu1 fork until ipi_wait -> paused\ncpu0 spawn -> P1.T3\ncpu1 resume -> P3\n"
+    assert judge(t) == v("outcome", 5, "P2", "P3")
+
+
+def test_most_specific_kind_over_the_valid_orders():
+    # P2's exit is pending: ordered before the read the read gets `outcome` (ESRCH vs 0x9),
+    # ordered after it `stale-read` (0x0 vs 0x9): SPEC §4.1 reports the more specific one
+    t = "cpu0 fork -> P2\ncpu1 switch P2.T1 -> ok\ncpu1 exit until ipi_wait -> paused\ncpu0 procfs_read P2 data0.0 -> 0x9\n"
+    assert judge(t) == v("stale-read", 4, "0x0", "0x9")
+    # with the exit complete there is one order: outcome
+    assert judge(t.replace("cpu1 exit until ipi_wait -> paused", "cpu1 exit -> ok")) == v("outcome", 4, "ESRCH", "0x9")
+
+
+def test_input_errors():
+    with pytest.raises(TraceError, match="line 2: not applicable: nothing in flight"):
+        judge("cpu0 store data0.0 1 -> ok\ncpu0 resume -> ok\n")
+    with pytest.raises(TraceError, match="line 2: not applicable: cpu0 has an op in flight"):
+        judge("cpu0 store data0.0 1 until pmap_enter -> paused\ncpu0 load data0.0 -> 0x1\n")
+    with pytest.raises(TraceError, match="unknown yield point"):
+        judge("cpu0 load data0.0 until nowhere -> paused\n")
+    with pytest.raises(TraceError, match="line 1: bad os line"):
+        judge("os freebsd\ncpu0 load data0.0 -> 0x0\n")
+
+
+# ------------------------------------------------------------ personalities (SPEC §4.2)
+
+RO_SLEEP = "cpu0 mprotect data0 r -> ok\ncpu0 umtx_sleep data0.0 0x0 -> {}\n"
+
+
+def test_os_personality_umtx_sleep_on_readonly_page():
+    assert judge(RO_SLEEP.format("EFAULT")) is None                       # dragonfly, default
+    assert judge("os dragonfly\n" + RO_SLEEP.format("EFAULT")) is None
+    assert judge("os linux\n" + RO_SLEEP.format("blocked")) is None
+    assert judge("os linux\n" + RO_SLEEP.format("EFAULT")) == v("outcome", 2, "blocked", "EFAULT")
+    assert judge(RO_SLEEP.format("blocked"), os="linux") is None           # the parameter wins
+    assert judge("os linux\n" + RO_SLEEP.format("EFAULT"), os="dragonfly") is None
+    # text is read-only from the start; a differing value reads EAGAIN -> EBUSY on Linux
+    assert judge("cpu0 umtx_sleep text0.0 0x0 -> EBUSY\n", os="linux") is None
+    assert judge_sequential("cpu0 umtx_sleep text0.0 0x0 -> EBUSY\n", os="linux") is None
+    with pytest.raises(TraceError):
+        judge("cpu0 load data0.0 -> 0x0\n", os="plan9")
+
+
+FUTEX_WAIT, FUTEX_PRIVATE_FLAG = 0, 128
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps") or os.uname().machine != "x86_64",
+                    reason="Linux x86-64 futex syscall number")
+def test_linux_futex_on_readonly_pages():
+    """The host's FUTEX_WAIT on a page without write permission, against the oracle's `os
+    linux` answer: a private futex on a PROT_READ private page and a shared futex on a
+    read-only MAP_SHARED page both read the word: equal -> would block (ETIMEDOUT with a
+    timeout), different -> EAGAIN. Never EFAULT (kernel/futex/core.c get_futex_key: no page
+    lookup for private futexes; shared ones retry read-only since 9ea71503a8ed)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+
+    class Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+    def futex_wait(addr, val, private):
+        ts = Timespec(0, 1_000_000)
+        op = FUTEX_WAIT | (FUTEX_PRIVATE_FLAG if private else 0)
+        r = libc.syscall(202, ctypes.c_void_p(addr), op, ctypes.c_uint32(val), ctypes.byref(ts), None, 0)
+        return "ok" if r == 0 else os.strerror(ctypes.get_errno())
+
+    host = {}
+    for name, flags, private in (("private", mmap.MAP_PRIVATE, True), ("shared", mmap.MAP_SHARED, False)):
+        m = mmap.mmap(-1, mmap.PAGESIZE, flags=flags, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        m[0:4] = (5).to_bytes(4, "little")
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        assert libc.mprotect(ctypes.c_void_p(addr), mmap.PAGESIZE, mmap.PROT_READ) == 0
+        host[name] = (futex_wait(addr, 5, private), futex_wait(addr, 6, private))
+    to_contract = {os.strerror(110): "blocked", os.strerror(11): "EBUSY", os.strerror(14): "EFAULT"}
+    for name, page in (("private", "data0"), ("shared", "shm0")):
+        equal, differ = (to_contract.get(r, r) for r in host[name])
+        for value, seen in ((0x0, equal), (0x1, differ)):
+            t = f"cpu0 mprotect {page} r -> ok\ncpu0 umtx_sleep {page}.0 {value:#x} -> {seen}\n"
+            assert judge(t, os="linux") is None, (name, host[name])
+    assert host["private"] == (os.strerror(110), os.strerror(11))   # ETIMEDOUT, EAGAIN
+    assert host["shared"] == (os.strerror(110), os.strerror(11))
+    # the futex flavour matters: a *shared* futex on a read-only private anonymous page is
+    # EFAULT (get_futex_key: PageAnon && ro) -- why the contract uses private futexes there
+    m = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    m[0:4] = (5).to_bytes(4, "little")
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mprotect(ctypes.c_void_p(addr), mmap.PAGESIZE, mmap.PROT_READ) == 0
+    assert futex_wait(addr, 5, private=False) == os.strerror(14)       # EFAULT
+
+
+# ------------------------------------------------------------ the sequential judgement
+
+def _sequential_traces(n, seed):
+    """Traces with no §3.2 lines, each also mutated at one step (to make violations)."""
+    from pyvmfuzz.oracle.check import KERNELS, observations
+    from pyvmfuzz import _core
+
+    rng = random.Random(seed)
+    for i in range(n):
+        rep = _core.run_bytes(rng.randbytes(2 + 4 * rng.randrange(1, 24)), KERNELS[i % len(KERNELS)])
+        t = observations(rep)
+        yield t
+        lines = t.splitlines()
+        if len(lines) > 1:
+            j = rng.randrange(1, len(lines))
+            op = lines[j].partition(" -> ")[0]
+            alt = rng.choice(["ok", "0x1", "SEGV", "blocked", "EBUSY", "EFAULT", "ok woke P1.T1", "P3"])
+            lines[j] = f"{op} -> {alt}"
+            yield "\n".join(lines) + "\n"
+
+
+def _verdict(f, t):
+    try:
+        return f(t)
+    except TraceError as e:
+        return ("trace-error", str(e))
+
+
+def test_sequential_traces_judged_exactly_as_before():
+    pytest.importorskip("pyvmfuzz._core")
+    traces = list(_sequential_traces(300, seed=7))
+    verdicts = [_verdict(judge_sequential, t) for t in traces]
+    assert sum(isinstance(x, Violation) for x in verdicts) > 100      # the mutants do violate
+    for t, want in zip(traces, verdicts):
+        assert not lin.parse(t).interleaved
+        assert _verdict(judge, t) == want, t
