@@ -36,6 +36,17 @@ def _hw(spec: str) -> str:
     return spec
 
 
+def _hw_over(default: str):
+    """--hw where the command has default keys (fuzz, cmin: mode=pc64): the user's keys
+    overlay the default's key by key, as a program header is overlaid (SPEC 2.1)."""
+    def parse(spec: str) -> str:
+        _hw(spec)
+        keys = dict(item.split("=", 1) for item in default.replace(",", " ").split())
+        keys.update(item.split("=", 1) for item in spec.replace(",", " ").split())
+        return ",".join(f"{k}={v}" for k, v in keys.items())
+    return parse
+
+
 def verdict_line(report: dict) -> str:
     v = report["violation"]
     if v is None:
@@ -90,10 +101,20 @@ def cmd_check(args) -> int:
         return _check_linux(args)
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]
-    pairs, findings = check_paths(args.paths, kernels, args.hw)
+    skipped: list[str] = []
+    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped)
+    if skipped:
+        names = ", ".join(os.path.relpath(f) for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
+        print(f"# skipped {len(skipped)} files that are not programs (.txt, .vm, .bytes or no suffix): {names}")
     for f in findings:
         print(f"{f.problem.upper():8} {f.path} [{f.kernel}]: {f.detail}")
-    print(f"# checked {pairs} program/kernel pairs: {len(findings)} problem(s)")
+    errors = [f for f in findings if f.problem == "error"]
+    print(f"# checked {pairs} program/kernel pairs: {len(findings)} problem(s)"
+          + (f", {len(errors)} bad input(s)" if errors else ""))
+    if errors:  # the check is incomplete: a bad input outranks a problem found
+        more = f" (and {len(errors) - 1} more bad input(s): see the ERROR lines)" if len(errors) > 1 else ""
+        sys.stderr.write(f"pyvmfuzz check: {errors[0].path}: {errors[0].detail}{more}\n")
+        return 2
     return 1 if findings else 0
 
 
@@ -109,7 +130,7 @@ def _load_program(path: str, kernel: str | None, hw: str | None) -> tuple[dict, 
     """(report, text program) for a text or byte-form file (bytes: the steps that ran)."""
     pf = load(path)
     rep = run_program(pf, kernel, hw)
-    text = pf.text if pf.is_text else "\n".join([rep["hw"]] + rep["steps"]) + "\n"
+    text = pf.text if pf.is_text else "\n".join([rep["hw"], f"kernel {rep['kernel']}"] + rep["steps"]) + "\n"
     return rep, text
 
 
@@ -128,7 +149,9 @@ def cmd_minimize(args) -> int:
     if v is None:
         raise InputError(f"{args.file}: no violation under {rep['kernel']}: nothing to minimize")
     before = sum(1 for ln in text.splitlines() if ln.strip().startswith("cpu"))
-    bar = tqdm(total=len(rep["steps"]), desc="minimize", unit="step", file=sys.stderr, disable=args.quiet, leave=False)
+    # No bar where stderr is not a terminal (CI logs): a carriage-return bar is noise there.
+    bar = tqdm(total=len(rep["steps"]), desc="minimize", unit="step", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty(), leave=False)
 
     def progress(n):
         bar.n = len(rep["steps"]) - n
@@ -149,7 +172,7 @@ def cmd_minimize(args) -> int:
     else:
         sys.stdout.write(out)
     sys.stderr.write(f"pyvmfuzz minimize: {before} -> {len(small['steps'])} steps\n")
-    return 1
+    return 0
 
 
 def cmd_explain(args) -> int:
@@ -177,7 +200,8 @@ def cmd_cmin(args) -> int:
     from pyvmfuzz.insight.cmin import cmin
 
     before, after, feats = cmin(args.dir, args.output, args.kernel, args.hw)
-    print(f"# cmin: {before} -> {after} inputs, {feats} features kept, in {args.output}")
+    print(f"# cmin: {before} -> {after} inputs, {feats} features kept (kernel {args.kernel}, {args.hw}), "
+          f"in {args.output}")
     return 0
 
 
@@ -258,11 +282,16 @@ def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
+    t_start = time.time() - 1  # a plot is claimed only if written by this run
     for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
 
+    if not args.zoo:  # options that only --zoo reads: refuse them rather than ignore them
+        given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out)) if v]
+        if given:
+            raise InputError(f"{', '.join(given)} only apply with --zoo")
     if args.long:
         return _bench_long(args.long, args.seed)
     if args.zoo:
@@ -275,9 +304,12 @@ def cmd_bench(args) -> int:
         for c in configs:
             if c not in zoobench.CONFIGS:
                 raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.CONFIGS)})")
-        text = zoobench.run(trials, budget, kernels, args.out, lambda m: sys.stderr.write(m + "\n"), configs)
+        out = args.out or "bench-out"
+        text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs)
         print(text)
-        print(f"# table: {os.path.join(args.out, 'zoo.md')}, plot: {os.path.join(args.out, 'zoo.png')}")
+        png = os.path.join(out, "zoo.png")
+        plotted = os.path.exists(png) and os.path.getmtime(png) >= t_start
+        print(f"# table: {os.path.join(out, 'zoo.md')}" + (f", plot: {png}" if plotted else ", no plot"))
         return 0
     if args.trials is None:
         args.trials = 5
@@ -372,7 +404,10 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="pyvmfuzz", description="Fuzz kernel VM interleavings against a multi-CPU MMU model.")
+    p = _Parser(prog="pyvmfuzz", description="Fuzz kernel VM interleavings against a multi-CPU MMU model.",
+                epilog="Exit status: 0 clean (or done), 1 violation found, 2 bad usage or input, 130 interrupted "
+                       "(Ctrl-C) with nothing found. Program format and exit codes: docs/program-format.md.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -396,16 +431,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
                        description="Coverage-guided campaign. Distinct violations are minimized, confirmed by "
-                                   "the oracle and saved as text + bytes in --crashes. Flags after -- go to libFuzzer.")
+                                   "the oracle and saved as text + bytes in --crashes. Flags after -- go to libFuzzer.",
+                       epilog="Exit status: 0 budget spent, no violation; 1 violation found (also when interrupted "
+                              "after one); 2 bad usage, or libFuzzer refused its flags or failed; 130 interrupted "
+                              "(Ctrl-C) before any violation — the corpus and any findings are kept.")
     f.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed)")
-    f.add_argument("--hw", type=_hw, default="mode=pc64",
+    f.add_argument("--hw", type=_hw_over("mode=pc64"), default="mode=pc64",
                    help="hardware keys fixed for the campaign; the rest come from the input (default mode=pc64)")
     f.add_argument("--time", type=int, default=60, help="budget in seconds (0: until Ctrl-C; default 60)")
     f.add_argument("--out", default="fuzz-out", help="campaign directory: log, findings log (default fuzz-out)")
     f.add_argument("--corpus", default=None, help="corpus directory, resumed if it exists (default OUT/corpus)")
     f.add_argument("--crashes", default=None, help="findings directory (default OUT/crashes)")
     f.add_argument("--jobs", type=int, default=1, help="parallel workers (libFuzzer -fork=N)")
-    f.add_argument("--seed", type=int, default=1, help="libFuzzer seed")
+    f.add_argument("--seed", type=int, default=None,
+                   help="libFuzzer -seed (default: a fresh random seed, printed; fork-mode jobs derive their own from it)")
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
     f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
                    help="semantic (default; measured best): the core's VM-situation counters "
@@ -420,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
     f.set_defaults(func=cmd_fuzz)
 
-    mn = sub.add_parser("minimize", help="minimize a violating program (1-minimal, simpler arguments)")
+    mn = sub.add_parser("minimize", help="minimize a violating program (1-minimal, simpler arguments)",
+                        epilog="Exit status: 0 minimized; 2 bad input, or the program does not violate.")
     mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates")
     mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else stdout)")
     mn.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
@@ -453,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
-    b.add_argument("--out", default="bench-out", help="with --zoo: where zoo.md and zoo.png go")
+    b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)
@@ -470,17 +510,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     cm = sub.add_parser("cmin", help="keep a smallest subset of a corpus with the same coverage")
     cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")
-    cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory")
-    cm.add_argument("--kernel", type=_kernel, default="fixed", help="kernel the inputs are decoded under")
-    cm.add_argument("--hw", type=_hw, default="mode=pc64", help="hardware keys (as the campaign's; default mode=pc64)")
+    cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (new or empty)")
+    cm.add_argument("--kernel", type=_kernel, default="fixed",
+                    help="kernel the inputs are decoded under, as the campaign's (default: fixed)")
+    cm.add_argument("--hw", type=_hw_over("mode=pc64"), default="mode=pc64",
+                    help="hardware keys over the default mode=pc64 (as the campaign's)")
     cm.set_defaults(func=cmd_cmin)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _version() -> str:
     try:
-        return args.func(args)
+        from importlib.metadata import version
+
+        return version("pyvmfuzz")
+    except Exception:  # running from a bare source tree
+        return "unknown"
+
+
+def _stdout_gone() -> int:
+    """The reader of stdout went away (`| head`): that is the reader's choice, not an error.
+    Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except BrokenPipeError:  # --help | head
+        return _stdout_gone()
+    except SystemExit as e:  # --help, --version: flush here too
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_gone()
+        raise
+    try:
+        rc = args.func(args)
+        sys.stdout.flush()  # here, where a broken pipe is caught, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        return _stdout_gone()
     except InputError as e:
         sys.stderr.write(f"pyvmfuzz {args.cmd}: {e}\n")
         return 2
@@ -491,8 +566,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         sys.stderr.write(f"pyvmfuzz {args.cmd}: {where}{e.strerror or e}\n")
         return 2
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pyvmfuzz import _core
 
 TEXT_SUFFIXES = (".txt", ".vm")
+BYTES_SUFFIXES = (".bytes",)  # the byte form a campaign saves beside each finding's .txt
 MAX_FILE_BYTES = 1 << 20  # a program is small; a bigger file is a mistake, not a program
 _TEXT_STARTS = ("cpu", "hw", "kernel", "expect", "#")
 
@@ -45,10 +46,23 @@ class ProgramFile:
         return self.text is not None
 
 
-def _looks_like_text(raw: bytes) -> str | None:
+def visible(msg: str) -> str:
+    """A message with invisible characters (a BOM, a zero-width space, NBSP) written as
+    escapes, so an error about them shows what is actually there."""
+    return "".join(c if c.isprintable() or c in "\t" else f"\\u{ord(c):04x}" for c in msg)
+
+
+def _decode(raw: bytes) -> str | None:
+    """UTF-8 text, less a leading byte-order mark (Windows editors write one); None if not UTF-8."""
     try:
-        s = raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
+        return None
+
+
+def _looks_like_text(raw: bytes) -> str | None:
+    s = _decode(raw)
+    if s is None:
         return None
     lines = [ln.strip() for ln in s.splitlines() if ln.strip()]
     if lines and all(ln.startswith(_TEXT_STARTS) for ln in lines):
@@ -56,8 +70,20 @@ def _looks_like_text(raw: bytes) -> str | None:
     return None
 
 
+def _check_text(path: str, text: str) -> None:
+    """Parse errors first (they name the line), then an empty program."""
+    try:
+        facts = _core.check_text(text, "cpus=8")  # a --hw given later may add CPUs: parse only
+    except ValueError as e:
+        raise InputError(f"{path}: {visible(str(e))}") from None
+    if facts["steps"] == 0:
+        raise InputError(f"{path}: no operations (an empty program)")
+
+
 def load(path: str) -> ProgramFile:
-    """Read a program file; `.txt` files must be text, others are sniffed."""
+    """Read a program file; `.txt`/`.vm` files must be text, `.bytes` files are the byte form,
+    others are sniffed. An empty file, a file over MAX_FILE_BYTES, a text program that does
+    not parse or has no operation: InputError naming the file."""
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -70,40 +96,105 @@ def load(path: str) -> ProgramFile:
             raw = f.read()
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
+    if not raw:
+        # Every byte string decodes to a program, but an empty file is a mistake (a failed
+        # copy, a truncated write), not the empty program.
+        raise InputError(f"{path}: empty file (no program)")
     if path.endswith(TEXT_SUFFIXES):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: not a text program (invalid UTF-8)") from None
-        if not any(ln.split("#")[0].strip().startswith("cpu") for ln in text.splitlines()):
-            raise InputError(f"{path}: no operations (an empty program)")
+        text = _decode(raw)
+        if text is None:
+            raise InputError(f"{path}: not a text program (invalid UTF-8)")
+        _check_text(path, text)
         return ProgramFile(path, text, None)
-    text = _looks_like_text(raw)
+    text = None if path.endswith(BYTES_SUFFIXES) else _looks_like_text(raw)
     if text is not None:
+        _check_text(path, text)
         return ProgramFile(path, text, None)
     return ProgramFile(path, None, raw)
 
 
+def sidecar(path: str) -> dict:
+    """How to replay a saved finding's byte form: its `.txt` beside it (same stem) names the
+    kernel, hardware and personality on a `# replay-bytes: --kernel K --hw KEYS --os OS` line
+    (campaign.findings.save). Returns {"kernel", "hw", "os"} (each may be absent)."""
+    stem, ext = os.path.splitext(path)
+    txt = stem + ".txt"
+    if ext == ".txt" or not os.path.isfile(txt):
+        return {}
+    try:
+        with open(txt, encoding="utf-8", errors="replace") as f:
+            for ln in f:
+                if ln.startswith("# replay-bytes:"):
+                    toks = ln.split(":", 1)[1].split()
+                    return {toks[i][2:]: toks[i + 1] for i in range(0, len(toks) - 1, 2) if toks[i].startswith("--")}
+                if ln.startswith("cpu"):
+                    break
+    except OSError:
+        pass
+    return {}
+
+
+def _overlay_hw(base: str | None, top: str | None) -> str | None:
+    """Hardware keys of `top` over those of `base` (each "k=v,k=v"), key by key."""
+    keys: dict[str, str] = {}
+    for spec in (base, top):
+        for item in (spec or "").replace(",", " ").split():
+            k, _, v = item.partition("=")
+            keys[k] = v
+    return ",".join(f"{k}={v}" for k, v in keys.items()) or None
+
+
 def run(pf: ProgramFile, kernel: str | None, hw: str | None) -> dict:
-    """Execute a loaded program; input errors are raised as InputError naming the file."""
+    """Execute a loaded program; input errors are raised as InputError naming the file.
+    A byte-form finding takes its kernel and hardware from its sidecar (`sidecar`) unless
+    given here."""
     try:
         if pf.is_text:
             return _core.run_text(pf.text, kernel, hw)
-        return _core.run_bytes(pf.data, kernel, hw)
+        sc = sidecar(pf.path)
+        return _core.run_bytes(pf.data, kernel or sc.get("kernel"), _overlay_hw(sc.get("hw"), hw))
     except ValueError as e:
-        raise InputError(f"{pf.path}: {e}") from None
+        raise InputError(f"{pf.path}: {visible(str(e))}") from None
 
 
-def walk(paths: list[str]) -> list[str]:
-    """Files named, and files under directories named (sorted; hidden files skipped)."""
+def is_program_name(name: str) -> bool:
+    """Whether a file met while walking a directory is taken as a program: `.txt`/`.vm`
+    (text), `.bytes` (byte form), or a name without suffix — libFuzzer names corpus inputs by
+    their SHA-1 and artifacts `crash-<sha1>`, `timeout-…`. Anything else (README.md, a PNG,
+    fuzz.log, JSON) is skipped. A file named on the command line is always a program."""
+    base = os.path.basename(name)
+    if base.startswith("."):
+        return False
+    return base.endswith(TEXT_SUFFIXES + BYTES_SUFFIXES) or "." not in base
+
+
+def walk_programs(paths: list[str]) -> tuple[list[str], list[str]]:
+    """(programs, skipped files): files named, and under directories named the files that
+    `is_program_name` accepts (sorted; hidden files and directories are left out silently;
+    symbolic links to directories are followed once)."""
     out: list[str] = []
+    skipped: list[str] = []
     for p in paths:
         if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
+            seen = set()
+            for root, dirs, files in os.walk(p, followlinks=True):
+                real = os.path.realpath(root)
+                if real in seen:  # a link loop, or the same directory twice
+                    dirs[:] = []
+                    continue
+                seen.add(real)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+                for f in sorted(files):
+                    if f.startswith("."):
+                        continue
+                    (out if is_program_name(f) else skipped).append(os.path.join(root, f))
         elif os.path.exists(p):
             out.append(p)
         else:
             raise InputError(f"{p}: no such file or directory")
-    return out
+    return out, skipped
+
+
+def walk(paths: list[str]) -> list[str]:
+    """The programs of `walk_programs`, without the skipped files."""
+    return walk_programs(paths)[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyvmfuzz import _core
 
 from pyvmfuzz import oracle
-from pyvmfuzz.programs import InputError, load, run as run_program, walk
+from pyvmfuzz.programs import InputError, load, run as run_program, walk_programs
 
 CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "panic"})
 KERNELS = [name for name, _ in _core.kernels()]
@@ -82,25 +82,65 @@ class CleanSampler:
         return j
 
 
+def _witness_problem(pf, kernel: str, hw: str | None, want: tuple[str, int]) -> str | None:
+    """A second, later `expect KERNEL KIND STEP` after a core-only first violation (a saved
+    witness, issue 15): run on past the internal invariant (the core's run_past_internal);
+    its first user-visible violation must be `want`, and the oracle must report exactly that
+    on the observations. None when it holds, else what went wrong."""
+    if not pf.is_text:
+        return f"expected {_fmt(want)} past the internal violation: only text programs carry it"
+    try:
+        rep = _core.run_text(pf.text, kernel, hw, past_internal=True)
+    except ValueError as e:
+        return f"expected {_fmt(want)} past the internal violation: {e}"
+    v = rep["violation"]
+    got = None if v is None else (v["kind"], v["step"])
+    if got != want:
+        return f"expected {_fmt(want)} past the internal violation, core gave {_fmt(got)}"
+    if want[0] in CORE_ONLY:
+        return None
+    try:
+        ov = oracle.judge(observations(rep))
+    except oracle.TraceError as e:
+        return f"oracle cannot follow the witness: {e}"
+    if ov is None or (ov.kind, ov.step) != want:
+        return f"expected {_fmt(want)} past the internal violation; the oracle gave {_fmt(None if ov is None else (ov.kind, ov.step))}"
+    return None
+
+
 @dataclass
 class Finding:
     path: str
     kernel: str
-    problem: str  # "disagree", "expect", "assert"
+    problem: str  # "disagree", "expect", "assert"; "error": a bad input (kernel "-" when unreadable)
     detail: str
 
 
-def check_paths(paths: list[str], kernels: list[str], hw: str | None = None) -> tuple[int, list[Finding]]:
-    """(number of program/kernel pairs checked, findings). Raises InputError."""
-    files = walk(paths)
+def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
+                skipped: list[str] | None = None) -> tuple[int, list[Finding]]:
+    """(number of program/kernel pairs checked, findings). A bad file (empty, oversized, not
+    parsing, not applicable) is an "error" finding and the check goes on; files under a
+    directory that are not programs (`programs.is_program_name`) are appended to `skipped`.
+    Raises InputError when nothing names a program."""
+    files, skip = walk_programs(paths)
+    if skipped is not None:
+        skipped.extend(skip)
     if not files:
         raise InputError(f"{', '.join(paths)}: no programs found")
     findings: list[Finding] = []
     pairs = 0
     for path in files:
-        pf = load(path)
+        try:
+            pf = load(path)
+        except InputError as e:
+            findings.append(Finding(path, "-", "error", str(e).removeprefix(f"{path}: ")))
+            continue
         for k in kernels:
-            rep = run_program(pf, k, hw)
+            try:
+                rep = run_program(pf, k, hw)
+            except InputError as e:
+                findings.append(Finding(path, k, "error", str(e).removeprefix(f"{path}: ")))
+                continue
             pairs += 1
             j = judge_report(rep)
             if not j.agree:
@@ -109,11 +149,15 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None) -> 
                     ov = j.oracle_violation
                     detail += f" (oracle: expected {ov.expected}, observed {ov.observed})"
                 findings.append(Finding(path, k, "disagree", detail))
-            for ek, kind, step in rep["expects"]:
-                if ek != k:
-                    continue
+            mine = [(kind, step) for ek, kind, step in rep["expects"] if ek == k]
+            first = min(mine, key=lambda e: e[1] or 0) if mine else None
+            for kind, step in mine:
                 want = None if kind is None else (kind, step)
-                if j.core != want:
+                if want is not None and first != want and j.core is not None and j.core[0] in CORE_ONLY and j.core[1] < step:
+                    problem = _witness_problem(pf, k, hw, want)
+                    if problem:
+                        findings.append(Finding(path, k, "expect", problem))
+                elif j.core != want:
                     findings.append(Finding(path, k, "expect", f"expected {_fmt(want)}, core gave {_fmt(j.core)}"))
             for a in rep["assert_failures"]:
                 findings.append(

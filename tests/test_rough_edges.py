@@ -1,0 +1,291 @@
+"""Issue 17, "Rough edges" 2-18 (item 1 and 9 belong elsewhere): one test per item, each
+reproducing what a new user ran into."""
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CORPUS, ROOT, cli
+
+REPRO = os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt")
+
+
+def _keys(spec):
+    """The keys a --hw value fixes (the rest come from the program or the input bytes)."""
+    return dict(item.split("=") for item in re.split(r"[\s,]+", spec.strip()) if item)
+
+
+def test_02_hw_overlays_defaults_key_by_key(tmp_path):
+    from pyvmfuzz.cli import build_parser
+
+    # Where --hw has a default (fuzz, cmin), a partial --hw keeps the default's other keys.
+    for argv in (["fuzz", "--hw", "cpus=8,tlb=64"], ["cmin", "d", "-o", "o", "--hw", "cpus=8,tlb=64"]):
+        args = build_parser().parse_args(argv)
+        assert _keys(args.hw) == {"cpus": "8", "tlb": "64", "mode": "pc64"}, argv
+    args = build_parser().parse_args(["fuzz", "--hw", "mode=tagged"])
+    assert _keys(args.hw) == {"mode": "tagged"}
+    assert _keys(build_parser().parse_args(["fuzz"]).hw) == {"mode": "pc64"}
+    # Where it overrides a program's header (run, check, minimize, explain): key by key too.
+    p = tmp_path / "p.txt"
+    p.write_text("hw tlb=4 mode=tagged\ncpu0 load data0.0\n")
+    r = cli("run", str(p), "--hw", "cpus=3")
+    assert r.returncode == 0, r.stderr
+    assert "hw cpus=3 tlb=4 mode=tagged" in r.stdout
+
+
+def test_03_utf8_bom_text_is_text(tmp_path):
+    body = "hw cpus=2\ncpu0 store data0.0 0x5\ncpu0 load data0.0\n"
+    for name in ("bom", "bom.txt", "bom.vm"):
+        p = tmp_path / name
+        p.write_bytes(b"\xef\xbb\xbf" + body.encode())
+        r = cli("run", str(p))
+        assert r.returncode == 0, (name, r.stderr)
+        assert "cpu0 load data0.0 -> 0x5" in r.stdout, name
+    # Other invisible characters are shown, not printed raw, in an error.
+    q = tmp_path / "zw.txt"
+    q.write_text("cpu0 lo\u200bad data0.0\n")
+    r = cli("run", str(q))
+    assert r.returncode == 2 and "\\u200b" in r.stderr and "\u200b" not in r.stderr, r.stderr
+
+
+def test_04_check_dir_skips_non_programs_and_goes_on(tmp_path):
+    d = tmp_path / "out"
+    (d / "crashes").mkdir(parents=True)
+    shutil.copy(REPRO, d / "crashes" / "good.txt")
+    (d / "README.md").write_text("# notes\n")
+    (d / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (d / "stats.json").write_text('{"a": 1}\n')
+    (d / "fuzz.log").write_text("INFO: Seed: 1\n" * 100)
+    (d / "crashes" / "crash-0123abcd").write_bytes(b"")  # empty: a bad input
+    (d / "crashes" / "0123456789abcdef").write_bytes(b"\x01" * ((1 << 20) + 1))  # oversized
+    (d / "crashes" / "cafe").write_bytes(bytes(range(40)))  # a libFuzzer corpus file: a program
+    r = cli("check", str(d), "--kernel", "pre-385c96e4")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    out = r.stdout + r.stderr
+    for name in ("README.md", "plot.png", "stats.json", "fuzz.log"):
+        assert name in out and not re.search(rf"(PASS|ERROR|DISAGREE|EXPECT)\S*\s+\S*{re.escape(name)}", out), name
+    assert re.search(r"skipped 4 files that are not programs", out), out
+    assert re.search(r"ERROR\s+\S*crash-0123abcd", out) and re.search(r"ERROR\s+\S*0123456789abcdef", out), out
+    assert "checked 2 program/kernel pairs" in out, out  # good.txt and cafe both ran
+
+
+def test_05_bench_zoo_claims_only_what_it_did(tmp_path, monkeypatch, capsys):
+    r = cli("bench", "--quick")
+    assert r.returncode == 2 and "--zoo" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    for extra in (["--kernels", "fixed"], ["--out", "x"]):
+        r = cli("bench", *extra, "--programs", "1")
+        assert r.returncode == 2 and "--zoo" in r.stderr, extra
+
+    from pyvmfuzz import _core, cli as cli_mod
+    from pyvmfuzz.bench import zoobench
+
+    found = next(z["name"] for z in _core.zoo() if z["expect_found"])
+    times = iter([0.5, None, None] * 8)
+    monkeypatch.setattr(zoobench, "trial", lambda *a: (next(times), 100.0))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # not installed
+    out = tmp_path / "b"
+    rc = cli_mod.main(["bench", "--zoo", "--kernels", found, "--trials", "3", "--budget", "1",
+                       "--configs", "random", "--out", str(out)])
+    o = capsys.readouterr()
+    assert rc == 0
+    assert not (out / "zoo.png").exists() and "zoo.png" not in o.out
+    md = (out / "zoo.md").read_text()
+    assert f"--kernels {found}" in md and "--configs random" in md
+    assert "| 1/3 | > 1 s |" in md, md  # 1 hit in 3: the median is censored
+
+
+def test_06_output_errors_name_the_output(tmp_path):
+    for args, target in ((["minimize", REPRO, "--kernel", "pre-385c96e4", "--quiet", "-o", "/proc/x.txt"], "/proc/x.txt"),
+                         (["explain", REPRO, "--html", "/proc/x.html"], "/proc/x.html"),
+                         (["cmin", os.path.join(CORPUS, "seeds"), "-o", "/proc/cm"], "/proc/cm")):
+        r = cli(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert target in r.stderr and ".tmp-" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_07_outputs_follow_the_umask(tmp_path):
+    from pyvmfuzz.campaign.findings import atomic_write
+
+    for mask in (0o022, 0o027, 0o002):
+        old = os.umask(mask)
+        try:
+            p = tmp_path / f"f{mask:o}"
+            atomic_write(str(p), "x\n")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o666 & ~mask
+    # and through the CLI (minimize -o), under the test process's umask
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = tmp_path / "m.txt"
+    r = cli("minimize", REPRO, "--kernel", "pre-385c96e4", "--quiet", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o666 & ~mask
+
+
+def test_10_cmin_says_its_kernel_and_never_merges(tmp_path):
+    r = cli("cmin", "--help")
+    assert re.search(r"--kernel KERNEL\s+.*default: fixed", r.stdout, re.S), r.stdout
+    src = os.path.join(CORPUS, "seeds")
+    out = tmp_path / "min"
+    r = cli("cmin", src, "-o", str(out))
+    assert r.returncode == 0 and "kernel fixed" in r.stdout, r.stdout
+    kept = sorted(os.listdir(out))
+    (out / "stranger").write_bytes(b"\x00\x01")
+    r = cli("cmin", src, "-o", str(out))
+    assert r.returncode == 2 and "not empty" in r.stderr, r.stderr
+    assert sorted(os.listdir(out)) == sorted(kept + ["stranger"])  # nothing written into it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli("cmin", src, "-o", str(empty)).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def two_campaigns(tmp_path_factory):
+    """Two short campaigns into the same directory (the second resumes), stderr not a TTY."""
+    out = tmp_path_factory.mktemp("camp")
+    runs = [cli("fuzz", "--kernel", "fixed", "--time", "2", "--out", str(out), timeout=120) for _ in range(2)]
+    return out, runs
+
+
+def test_08_summary_prints_coverage_numbers(two_campaigns):
+    _, runs = two_campaigns
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+        both = r.stdout + r.stderr
+        assert both.count("INFO: Loaded") <= 1, both
+        m = re.search(r"^# coverage: (\d+) cov, (\d+) features, (\d+) inline 8-bit counters", r.stdout, re.M)
+        assert m and int(m[1]) > 0 and int(m[2]) > 0 and int(m[3]) > 0, r.stdout
+
+
+def test_11_seed_fresh_printed_and_per_job(two_campaigns, tmp_path):
+    _, runs = two_campaigns
+    seeds = [re.search(r"^# seed (\d+)", r.stdout, re.M) for r in runs]
+    assert all(seeds), [r.stdout for r in runs]
+    assert seeds[0][1] != seeds[1][1]  # a fresh seed per campaign
+    from pyvmfuzz.cli import build_parser
+
+    assert "random" in build_parser()._subparsers._group_actions[0].choices["fuzz"].format_help()
+    r = cli("fuzz", "--kernel", "fixed", "--time", "1", "--seed", "77", "--out", str(tmp_path / "s"))
+    assert re.search(r"^# seed 77\b", r.stdout, re.M), r.stdout
+    # fork mode: every job runs with its own seed (logged by the harness)
+    r = cli("fuzz", "--kernel", "fixed", "--time", "4", "--jobs", "2", "--seed", "5", "--out", str(tmp_path / "j"))
+    assert r.returncode == 0, r.stderr
+    log = (tmp_path / "j" / "findings.log").read_text()
+    job_seeds = re.findall(r"^\S+ \d+ seed (\d+)$", log, re.M)
+    assert len(job_seeds) >= 2 and len(set(job_seeds)) == len(job_seeds), log
+
+
+def test_12_libfuzzer_errors_reach_the_user(tmp_path):
+    cases = [("-foo=1", "unrecognized flag '-foo=1'"), ("-dict=/nonexistent", "ParseDictionaryFile"),
+             ("-help=1", "help")]
+    for i, (flag, want) in enumerate(cases):
+        r = cli("fuzz", "--kernel", "fixed", "--time", "5", "--quiet", "--out", str(tmp_path / str(i)), "--", flag)
+        assert r.returncode == 2, (flag, r.stdout, r.stderr)
+        last = r.stderr.strip().splitlines()[-1]
+        assert last.startswith("pyvmfuzz fuzz:") and want in last, (flag, last)
+        assert "no violation found" not in r.stdout and "campaign done" not in r.stdout, (flag, r.stdout)
+
+
+def test_13_seed_corpus_ships_in_the_package(tmp_path):
+    import pyvmfuzz
+
+    # An installed copy of the package, away from the clone: seeds must come with it.
+    site = tmp_path / "site"
+    shutil.copytree(os.path.dirname(pyvmfuzz.__file__), site / "pyvmfuzz",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    code = ("import os; from pyvmfuzz.campaign.supervisor import _seed_dir; "
+            "d = _seed_dir('fixed', 'mode=pc64'); print(len(os.listdir(d)))")
+    env = dict(os.environ, PYTHONPATH=str(site))
+    r = subprocess.run([sys.executable, "-P", "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) >= 4
+    pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
+    assert "corpus/**/*" not in pyproject or "seeds" in pyproject
+
+
+def test_14_fuzz_log_appends_and_stays_small(two_campaigns, tmp_path):
+    out, _ = two_campaigns
+    log = (out / "fuzz.log").read_text()
+    assert len(re.findall(r"^# pyvmfuzz campaign start", log, re.M)) >= 2, log[:500]
+    assert not re.search(r"^#\d+\s+(NEW|REDUCE)\s", log, re.M)  # per-input lines are not kept
+    assert not re.search(r"^#pyvmfuzz execs", log, re.M)
+    assert os.path.getsize(out / "fuzz.log") < 64 * 1024
+    from pyvmfuzz.campaign.supervisor import RotatingLog
+
+    p = tmp_path / "fuzz.log"
+    lg = RotatingLog(str(p), max_bytes=1000)
+    for i in range(500):
+        lg.write(f"line {i}\n")
+    lg.close()
+    assert os.path.getsize(p) <= 1000 and os.path.getsize(str(p) + ".1") <= 1000
+    assert "line 499" in p.read_text()
+
+
+def test_15_non_tty_progress_is_plain_lines(two_campaigns):
+    _, runs = two_campaigns
+    for r in runs:
+        assert "\r" not in r.stderr, repr(r.stderr[-300:])
+        assert re.search(r"^fuzz fixed: \d+s/2s execs [\d,]+", r.stderr, re.M), r.stderr
+    r = cli("minimize", REPRO, "--kernel", "pre-385c96e4")
+    assert r.returncode == 0 and "\r" not in r.stderr, repr(r.stderr)
+
+
+def test_16_explain_nothing_cut(tmp_path):
+    p = tmp_path / "p.txt"
+    p.write_text("hw cpus=3\ncpu0 fork\ncpu1 switch P2.T1\ncpu2 switch idle\n"
+                 "cpu1 procfs_write P1 text0.0 0x77777777\ncpu0 procfs_write P2 data0.0 0x12345678\n"
+                 "cpu0 umtx_sleep shm0.3 0x0\ncpu1 load text0.0\n")
+    html = tmp_path / "x.html"
+    r = cli("explain", str(p), "--html", str(html))
+    assert r.returncode == 0, r.stderr
+    for op in ("procfs_write P1 text0.0 0x77777777 -> ok", "procfs_write P2 data0.0 0x12345678 -> ok",
+               "umtx_sleep shm0.3 0x0 -> blocked"):
+        assert op in r.stdout, r.stdout
+    page = html.read_text()
+    assert "…" not in page
+    assert "procfs_write P1 text0.0 0x77777777 → ok</text>" in page
+    # the per-step table: one column per CPU and per page (not per page x process x CPU)
+    first_row = re.search(r"<tr>(.*?)</tr>", page, re.S)[1]
+    assert first_row.count("<th") <= 1 + 3 + 4 + 1, first_row
+
+
+def test_17_malformed_line_and_empty_file(tmp_path):
+    p = tmp_path / "bad.txt"
+    p.write_text("cpo0 load data0.0\n")
+    r = cli("run", str(p))
+    assert r.returncode == 2 and "line 1" in r.stderr and "empty" not in r.stderr, r.stderr
+    for name, content in (("empty", b""), ("empty.bytes", b""), ("comments.txt", b"# nothing\n")):
+        q = tmp_path / name
+        q.write_bytes(content)
+        for cmd in ("run", "check"):
+            r = cli(cmd, str(q))
+            assert r.returncode == 2, (name, cmd, r.stdout)
+            assert "empty" in r.stderr or "empty" in r.stdout or "no operations" in r.stderr + r.stdout, (name, cmd)
+
+
+def test_18_exit_codes_pipes_version_docs(tmp_path):
+    r = cli("minimize", REPRO, "--kernel", "pre-385c96e4", "--quiet")
+    assert r.returncode == 0 and "expect pre-385c96e4 protection" in r.stdout
+    files = " ".join([os.path.join(CORPUS, "litmus", "*.txt")] * 4)
+    for cmd in (f"run {files}", f"check {files} --kernel all", "zoo", "--help", "fuzz --help"):
+        sh = subprocess.run(["bash", "-c", f"{sys.executable} -P -m pyvmfuzz {cmd} | head -1 >/dev/null; "
+                                           "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, cwd=ROOT)
+        assert sh.stdout.strip() in ("0", "1") and sh.stderr == "", (cmd, sh.stdout, sh.stderr)
+    r = cli("--version")
+    assert r.returncode == 0 and re.fullmatch(r"pyvmfuzz \d+\.\d+\.\d+\S*\n", r.stdout), r.stdout
+    r = cli("fuzz", "--help")
+    assert "130" in r.stdout
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "../shared/" not in readme
+    doc = os.path.join(ROOT, "docs", "program-format.md")
+    assert "docs/program-format.md" in readme and os.path.exists(doc)
+    text = open(doc).read()
+    for must in ("hw cpus=", "expect", "-> ", "130", "Exit status"):
+        assert must in text, must
