@@ -12,23 +12,45 @@ from pyvmfuzz import _core
 _VALUE = re.compile(r"\b0x[0-9a-f]+\b|\b\d+\b")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux >= 4.7), else by setting it back."""
+    try:
+        with open("/proc/self/status") as f:
+            for ln in f:
+                if ln.startswith("Umask:"):
+                    return int(ln.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
     """Write via a hidden temp file in the same directory and rename: a reader (or an
-    interrupted campaign) never sees a partial file."""
+    interrupted campaign) never sees a partial file. The file gets the mode a plain open()
+    would give it (0666 less the umask), not mkstemp's 0600. An OSError names `path`, never
+    the temp file."""
     d = os.path.dirname(path) or "."
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename != path:
+            raise OSError(e.errno, e.strerror, path) from None
         raise
 
 

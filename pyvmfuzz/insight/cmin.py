@@ -29,9 +29,15 @@ def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:
 
 
 def cmin(src: str, dst: str, kernel: str, hw: str | None) -> tuple[int, int, int]:
-    """Returns (inputs before, inputs kept, features)."""
+    """Returns (inputs before, inputs kept, features). `dst` must be new or empty; files under
+    `src` that are not programs (`programs.is_program_name`) are left out. Raises InputError."""
     if os.path.abspath(src) == os.path.abspath(dst):
         raise InputError("cmin: the output directory must differ from the input")
+    # Merging into a folder that holds other inputs would hand back more than the minimal set.
+    if os.path.isdir(dst) and os.listdir(dst):
+        raise InputError(f"{dst}: exists and is not empty (cmin writes a new corpus: name a new or empty directory)")
+    if os.path.exists(dst) and not os.path.isdir(dst):
+        raise InputError(f"{dst}: exists and is not a directory")
     files = walk([src])
     if not files:
         raise InputError(f"{src}: no inputs found")
