@@ -1,6 +1,7 @@
 """Campaigns: atheris + libFuzzer with the Rust core's coverage. Each runs a few seconds."""
 
 import glob
+import json
 import os
 import re
 import signal
@@ -154,3 +155,30 @@ def test_campaign_into_a_model_panic_saves_a_replayable_finding(tmp_path):
         r = subprocess.run([sys.executable, "-P", "-m", "pyvmfuzz", "run", f, "--kernel", "fixed"],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 1 and "# verdict: panic at step 3" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("kernel", ["pre-385c96e4", "shootdown-no-ipi"])
+def test_campaign_crashes_directory_is_a_regression_suite(tmp_path, kernel):
+    """Saved findings are regression programs: every op line asserts the oracle's (correct)
+    outcome, `expect` lines give the violation under the campaign's kernel and `clean` under
+    fixed, and `check --kernel all` on the whole crashes directory passes. The .bytes replay
+    with no flags (its .txt names kernel and hardware) to the same verdict as the .txt."""
+    p = fuzz(tmp_path, "--kernel", kernel, "--time", "6", "--seed", "5")
+    assert p.returncode == 1, p.stdout + p.stderr
+    crashes = tmp_path / "out" / "crashes"
+    txts = findings(tmp_path)
+    assert txts
+    for t in txts:
+        text = open(t).read()
+        ops = [ln for ln in text.splitlines() if ln.startswith("cpu")]
+        assert ops and all(" -> " in ln for ln in ops), text
+        assert "expect fixed clean" in text, text
+        assert f"kernel {kernel}" in text and "os dragonfly" in text
+        fixed = cli("run", t, "--kernel", "fixed", "--json")
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr  # every assertion holds under fixed
+        a = cli("run", t, "--json")
+        b = cli("run", t[:-4] + ".bytes", "--json")
+        va, vb = (json.loads(x.stdout)["violation"] for x in (a, b))
+        assert va is not None and (va["kind"], va["step"]) == (vb["kind"], vb["step"]), a.stdout + b.stdout
+    c = cli("check", str(crashes), "--kernel", "all", timeout=300)
+    assert c.returncode == 0, c.stdout[-3000:] + c.stderr

@@ -80,39 +80,148 @@ def signature(kind: str, ops: list[str]) -> str:
     return f"{kind}-{hashlib.sha1(shape(kind, ops).encode()).hexdigest()[:12]}"
 
 
-def finding_text(rep: dict, note: str) -> str:
-    """The saved program: a replayable trace with its expect line and verdict."""
+USER_VISIBLE = ("stale-read", "protection", "outcome", "lost-wakeup", "file-corruption")
+
+
+def _os_line() -> str:
+    """The personality header (SPEC §4.2): a real line once the core parses `os`, else a
+    comment that says the same (campaigns on the model are DragonFly's personality)."""
+    try:
+        _core.check_text("os dragonfly\ncpu0 load data0.0\n")
+        return "os dragonfly"
+    except ValueError:
+        return "# os dragonfly"
+
+
+def oracle_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[str | None]:
+    """The outcome the oracle (SPEC §4) requires at each step, given the observations before
+    it (spurious wakeups observed are adopted, as the oracle does). None where the oracle
+    cannot follow the run (a disagreement, reported elsewhere)."""
+    from pyvmfuzz.oracle import Oracle, TraceError
+
+    cpus = int(re.search(r"cpus=(\d+)", hw)[1]) if re.search(r"cpus=(\d+)", hw) else 2
+    o = Oracle(cpus)
+    out: list[str | None] = []
+    for i, op in enumerate(steps):
+        try:
+            out.append(o.expected_outcome(op))
+        except (TraceError, ValueError):
+            return out + [None] * (len(steps) - i)
+        if i + 1 == len(steps) or i >= len(trace) or trace[i] == "panic":
+            continue
+        outcome, _, woke = trace[i].partition(" woke ")
+        try:
+            if o.step(op, outcome, [w for w in woke.split(",") if w]) is not None:
+                return out + [None] * (len(steps) - i - 1)
+        except (TraceError, ValueError, RuntimeError):
+            return out + [None] * (len(steps) - i - 1)
+    return out
+
+
+def _verdict(rep: dict) -> tuple[str, int] | None:
     v = rep["violation"]
-    head = [
-        f"# pyvmfuzz finding: {v['kind']} under {rep['kernel']}",
-        f"# {note}",
-        f"# replay: pyvmfuzz run FILE --kernel {rep['kernel']}",
-        f"# step {v['step']}: expected {v['expected']}, observed {v['observed']}",
-    ]
-    lines = rep["trace_text"].splitlines()
-    hw, kernel, ops = lines[0], lines[1], lines[2:]
-    return "\n".join(head + [hw, kernel, f"expect {rep['kernel']} {v['kind']} {v['step']}"] + ops) + "\n"
+    return None if v is None else (v["kind"], v["step"])
 
 
-def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | None = None) -> tuple[str, bool]:
+def expect_lines(program: str, kernel: str, first: tuple[str, int], witness: tuple[str, int] | None) -> tuple[list[str], list[str]]:
+    """(expect lines, comment lines) for a saved finding. Its own kernel gets the first
+    violation (and, for a witness, the user-visible one after it); every other kernel gets an
+    expect line only where the oracle vouches for the core's verdict on it: clean (the oracle
+    finds nothing in the whole run) or a user-visible kind the oracle reports at the same
+    step. A core-only verdict elsewhere, or a kernel under which the program cannot run, is
+    left as a comment (the oracle cannot derive it)."""
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import KERNELS, observations
+
+    # A saved disagreement has no kind of the core's to expect.
+    lines = [f"expect {kernel} {first[0]} {first[1]}"] if first[0] in _core.kinds() else []
+    if witness:
+        lines.append(f"expect {kernel} {witness[0]} {witness[1]}")
+    notes = []
+    for k in KERNELS:
+        if k == kernel:
+            continue
+        try:
+            r = _core.run_text(program, k)
+        except ValueError as e:
+            notes.append(f"# {k}: not applicable ({e})")
+            continue
+        core = _verdict(r)
+        try:
+            ov = oracle.judge(observations(r))
+        except Exception:  # noqa: BLE001 -- an oracle that cannot follow vouches for nothing
+            ov = None
+            core = ("?", 0)
+        orc = None if ov is None else (ov.kind, ov.step)
+        if core is None and orc is None:
+            lines.append(f"expect {k} clean")
+        elif core is not None and core == orc and core[0] not in ("tlb-incoherent", "use-after-free", "file-corruption", "panic"):
+            lines.append(f"expect {k} {core[0]} {core[1]}")
+        elif core is not None:
+            notes.append(f"# {k}: core verdict {core[0]} at step {core[1]} (core-only: not asserted)")
+    return lines, notes
+
+
+def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: str | None = None) -> str:
+    """The saved program, a regression program (issue 15/17): each op line asserts the
+    *correct* outcome (the oracle's) with `->`, so it passes under a correct kernel; `expect`
+    lines give the violation under its kernel and the verdict of every kernel the oracle can
+    vouch for (`fixed`: clean). The header names kernel, hw and personality (`os`), so
+    `run FILE` (and `run FILE.bytes`, which reads this file as its sidecar) needs no flags.
+
+    `witness`: the report (core past its internal invariants, exec::run_past_internal) of an
+    extension of a core-only finding to a user-visible violation: that program is saved."""
+    base = witness or rep
+    v = rep["violation"] if witness is None else witness["internal"]
+    first = (v["kind"], v["step"])
+    uv = None if witness is None else (witness["violation"]["kind"], witness["violation"]["step"])
+    steps, trace, kernel, hw = base["steps"], base["trace"], base["kernel"], base["hw"]
+    want = oracle_outcomes(hw, steps, trace)
+    ops = [op if w is None else f"{op} -> {w}" for op, w in zip(steps, want)]
+    program = "\n".join([hw, f"kernel {kernel}"] + steps) + "\n"
+    expects, notes = expect_lines(program, kernel, first, uv)
+    head = [f"# pyvmfuzz finding: {(uv or first)[0]} under {kernel}"]
+    if uv:
+        wv = witness["violation"]
+        head += [f"# user-visible: {uv[0]} at step {uv[1]}: expected {wv['expected']}, observed {wv['observed']} (oracle-confirmed)",
+                 f"# the invariant first broke at step {first[1]}: {first[0]}: {v['observed']}"]
+    else:
+        head.append(f"# step {first[1]}: {first[0]}: expected {v['expected']}, observed {v['observed']}")
+        if first[0] in ("tlb-incoherent", "use-after-free"):
+            head.append("# internal-only: no continuation within the search budget makes a user see it")
+    hw_keys = ",".join((bytes_hw or hw).split()[1:])
+    head += [f"# {note}",
+             "# replay: pyvmfuzz run FILE (kernel, hw and os from this header)",
+             f"# replay-bytes: --kernel {kernel} --hw {hw_keys} --os dragonfly",
+             "# -> assertions are the correct (oracle's) outcomes: under a fixed kernel they all hold"]
+    return "\n".join(head + [hw, f"kernel {kernel}", _os_line()] + expects + notes + ops) + "\n"
+
+
+def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | None = None,
+         witness: dict | None = None, data_hw: str | None = None) -> tuple[str, bool]:
     """Save a (minimized) violating run as text and bytes, once per signature.
     `data`: the input as the campaign found it, written as the .bytes when the program cannot
     be encoded (a program that panics the model also panics the encoder): no finding is lost.
+    `data_hw`: the hardware `data` ran on (the campaign's --hw over its header). The .txt
+    names how to replay the .bytes (`# replay-bytes: --kernel K --hw KEYS --os OS`): the byte
+    form carries the hardware in its header but neither kernel nor personality, and decoding
+    depends on the kernel, so `pyvmfuzz run FILE.bytes` reads that line (programs.sidecar).
     Returns (base path, whether it was new)."""
-    v = rep["violation"]
-    sig = prefix + signature(v["kind"], rep["steps"])
+    v = rep["violation"] if witness is None else witness["violation"]
+    sig = prefix + signature(v["kind"], (witness or rep)["steps"])
     base = os.path.join(crashes, sig)
     if os.path.exists(base + ".txt"):
         return base, False
-    program = "\n".join([rep["hw"]] + rep["steps"]) + "\n"
+    program = "\n".join([rep["hw"]] + (witness or rep)["steps"]) + "\n"
+    bytes_hw = None
     try:
         blob = _core.encode(program, rep["kernel"])
     except ValueError as e:
         if data is None:
             raise
-        blob = data
+        blob, bytes_hw = data, data_hw
         note += f"; FILE.bytes is the input as found (the program cannot be encoded: {e})"
-    text = finding_text(rep, note)
+    text = finding_text(rep, note, witness, bytes_hw)
     atomic_write(base + ".bytes", blob)
     atomic_write(base + ".txt", text)  # last: its presence marks the finding complete
     return base, True

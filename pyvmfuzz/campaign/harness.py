@@ -94,7 +94,7 @@ class FindingHandler:
         j = confirm(small)
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
-        base, new = save(self.crashes, small, note, prefix, data)
+        base, new = save(self.crashes, small, note, prefix, data, data_hw=rep["hw"])
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
                   f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}", detected)
 

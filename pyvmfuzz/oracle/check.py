@@ -40,13 +40,27 @@ class Judgement:
         return f"core={_fmt(self.core)} oracle={_fmt(self.oracle)}"
 
 
-def judge_report(rep: dict) -> Judgement:
+def program_os(text: str | None) -> str | None:
+    """The personality a text program's `os` header names (SPEC §4.2), or None."""
+    for raw in (text or "").splitlines():
+        toks = raw.split("#", 1)[0].split()
+        if not toks:
+            continue
+        if toks[0] == "os" and len(toks) == 2:
+            return toks[1]
+        if toks[0].startswith("cpu"):
+            break
+    return None
+
+
+def judge_report(rep: dict, os: str | None = None) -> Judgement:
     """Do the core and the oracle agree on this run? For a core-only kind (an internal
-    invariant) the oracle must find nothing wrong up to and including that step."""
+    invariant) the oracle must find nothing wrong up to and including that step.
+    `os` is the oracle's personality (SPEC §4.2; None: dragonfly); the core has none."""
     v = rep["violation"]
     core = None if v is None else (v["kind"], v["step"])
     try:
-        ov = oracle.judge(observations(rep))
+        ov = oracle.judge(observations(rep), os=os)
     except oracle.TraceError as e:  # the oracle could not follow the run: a disagreement
         return Judgement(core, ("trace-error", 0), False, oracle.Violation("trace-error", 0, "", str(e)))
     orc = None if ov is None else (ov.kind, ov.step)
@@ -117,11 +131,12 @@ class Finding:
 
 
 def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
-                skipped: list[str] | None = None) -> tuple[int, list[Finding]]:
+                skipped: list[str] | None = None, os: str | None = None) -> tuple[int, list[Finding]]:
     """(number of program/kernel pairs checked, findings). A bad file (empty, oversized, not
     parsing, not applicable) is an "error" finding and the check goes on; files under a
     directory that are not programs (`programs.is_program_name`) are appended to `skipped`.
-    Raises InputError when nothing names a program."""
+    Raises InputError when nothing names a program. `os` overrides each program's `os`
+    header for the oracle (SPEC §4.2)."""
     files, skip = walk_programs(paths)
     if skipped is not None:
         skipped.extend(skip)
@@ -142,7 +157,7 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
                 findings.append(Finding(path, k, "error", str(e).removeprefix(f"{path}: ")))
                 continue
             pairs += 1
-            j = judge_report(rep)
+            j = judge_report(rep, os or program_os(pf.text if pf.is_text else None))
             if not j.agree:
                 detail = j.describe()
                 if j.oracle_violation is not None:
