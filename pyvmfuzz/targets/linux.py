@@ -1,18 +1,30 @@
 """`--target linux`: run a program on the host kernel — real processes and threads pinned to
 real CPUs, real page tables, copy-on-write, futexes and /proc/PID/mem — step-locked so the
-interleaving is exactly the program's, and judged by the same Python oracle.
+interleaving is exactly the program's, and judged by the Python oracle with the `os linux`
+personality (SPEC §4.2).
 
-Each model thread is a real thread serving one AF_UNIX SEQPACKET socket; the driver sends one
-command at a time. The layout (SPEC §2.1) is made before any fork: four private anonymous
-pages, a private mapping of a memfd holding the text, one MAP_SHARED page. futex: private ops
-for private pages, shared ops for shm0. A store to a read-only page kills the process (SEGV),
-as the contract says. Hygiene: one process group per run, PR_SET_PDEATHSIG in every worker,
-no core files, per-step timeouts, everything killed and reaped at the end."""
+Every outcome is what a real system call returned: fork (P-numbers are the real children
+numbered in order of creation), thread creation, futex (FUTEX_WAIT also on a read-only page),
+madvise, mprotect, /proc/PID/mem, and SIGSEGV for a store the page tables refuse. The contract's
+limits (SPEC §2.1: 8 live processes, 4 threads per process) are applied by the kernel's pids
+controller where a cgroup v1 `pids` hierarchy is writable (`_PidsCgroup`); elsewhere the driver
+applies them itself and the report says so (`limits`).
+
+Each process is an *anchor* thread (the process's main thread: it forks, and watches the
+lifeline) plus one thread per model thread; each serves one AF_UNIX SEQPACKET socket and the
+driver sends one command at a time. The layout (SPEC §2.1) is made before any fork: four
+private anonymous pages, a private mapping of a memfd holding the text, one MAP_SHARED page.
+futex: private ops for private pages, shared ops for shm0. Hygiene: one process group per run,
+PR_SET_PDEATHSIG on P1 and a lifeline pipe in every process, no core files, per-step timeouts,
+everything killed and reaped at the end, and the workers' fatal-signal tracebacks (faulthandler,
+inherited from pytest or -X faulthandler) go to a memfd the driver reads only when a worker
+died where the program did not say it would."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import faulthandler
 import os
 import resource
 import select
@@ -38,6 +50,8 @@ STEP_TIMEOUT = 5.0
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
 
 
@@ -46,19 +60,196 @@ def _futex(addr: int, op: int, val: int) -> int:
     return -ctypes.get_errno() if r == -1 else r
 
 
+def _errname(e: int) -> str:
+    return errno.errorcode.get(e, f"E{e}")
+
+
+def _syscall_outcome(r: int) -> str:
+    """`ok` for 0, else the errno's name (an outcome the oracle will call out)."""
+    return "ok" if r == 0 else _errname(ctypes.get_errno())
+
+
+# ---------------------------------------------------------------- limits
+
+class _PidsCgroup:
+    """The contract's limits (SPEC §2.1) applied by the kernel: cgroup v1 `pids` controller.
+
+    Layout, made once per driver process and reused by its runs (SPEC: at most 8 live
+    processes, 4 live threads per process):
+      <driver's pids cgroup>/pyvmfuzz-<driver pid>/procs   pids.max 8: each process's anchor
+      <driver's pids cgroup>/pyvmfuzz-<driver pid>/p<N>    pids.max 4: the threads of P<N>
+    A new task is charged to the cgroup of the task that creates it: fork is made by the
+    anchor (so a ninth live process is the kernel's EAGAIN), a thread by a thread of P<N>
+    (a fifth is EAGAIN from clone). cgroup v1 places threads one by one (`tasks`), which is
+    what makes the two limits separable; cgroup v2 would need a threaded subtree and is not
+    used (the driver applies the limits there). Charges are released when a task is reaped,
+    so the driver reaps before the next step (SPEC §3: exit completes before the next line)."""
+
+    _probed: "_PidsCgroup | None | bool" = False
+
+    def __init__(self, root: str):
+        self.root = root
+        self.made: set[int] = set()
+
+    @classmethod
+    def get(cls) -> "_PidsCgroup | None":
+        if cls._probed is False:
+            cls._probed = cls._make()
+        return cls._probed
+
+    @staticmethod
+    def _mount() -> str | None:
+        """Mount point of the v1 `pids` hierarchy plus this process's cgroup in it."""
+        try:
+            with open("/proc/self/cgroup") as f:
+                mine = [ln.rstrip("\n").split(":", 2) for ln in f]
+            with open("/proc/self/mountinfo") as f:
+                mounts = [ln.split() for ln in f]
+        except OSError:
+            return None
+        rel = next((c[2] for c in mine if "pids" in c[1].split(",")), None)
+        for m in mounts:
+            sep = m.index("-")
+            if m[sep + 1] == "cgroup" and "pids" in m[sep + 3].split(",") and rel is not None:
+                return m[4] + rel.rstrip("/")  # m[3] (the mount's root) is "/" outside nesting
+        return None
+
+    @classmethod
+    def _make(cls) -> "_PidsCgroup | None":
+        base = cls._mount()
+        if base is None or os.environ.get("PYVMFUZZ_LINUX_LIMITS") == "driver":
+            return None
+        cls._sweep(base)
+        root = os.path.join(base, f"pyvmfuzz-{os.getpid()}")
+        try:
+            os.makedirs(os.path.join(root, "procs"), exist_ok=True)
+            cls._write(os.path.join(root, "procs", "pids.max"), str(oracle.MAX_PROCS))
+        except OSError:
+            return None  # not root, read-only, or no pids controller: the driver applies them
+        import atexit
+
+        cg = cls(root)
+        atexit.register(cg.remove)
+        return cg
+
+    @staticmethod
+    def _sweep(base: str) -> None:
+        """Remove what a killed driver left (its directories are empty once its workers died)."""
+        try:
+            names = os.listdir(base)
+        except OSError:
+            return
+        for n in names:
+            if n.startswith("pyvmfuzz-") and n[9:].isdigit() and not os.path.exists(f"/proc/{n[9:]}"):
+                _PidsCgroup(os.path.join(base, n)).remove()
+
+    @staticmethod
+    def _write(path: str, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+    def proc_dir(self, n: int) -> str:
+        """The cgroup of P<n>'s threads (made on first use, reused by later runs)."""
+        d = os.path.join(self.root, f"p{n}")
+        if n not in self.made:
+            os.makedirs(d, exist_ok=True)
+            self._write(os.path.join(d, "pids.max"), str(oracle.MAX_THREADS))
+            self.made.add(n)
+        return d
+
+    def current(self, sub: str = "procs") -> int:
+        with open(os.path.join(self.root, sub, "pids.current")) as f:
+            return int(f.read())
+
+    def remove(self) -> None:
+        try:
+            subs = os.listdir(self.root)
+        except OSError:
+            return
+        for d in subs:
+            if os.path.isdir(os.path.join(self.root, d)):
+                try:
+                    os.rmdir(os.path.join(self.root, d))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(self.root)
+        except OSError:
+            pass
+
+
+def _join(cgdir: str | None) -> None:
+    """Move the calling thread (only it: cgroup v1 `tasks`) into cgdir."""
+    if cgdir is not None:
+        _PidsCgroup._write(os.path.join(cgdir, "tasks"), str(threading.get_native_id()))
+
+
 # ---------------------------------------------------------------- worker side
 
 class _Worker:
     """State of one worker process (copied by fork, as the memory is)."""
 
-    def __init__(self, base: dict, lifeline: int):
+    def __init__(self, base: dict, lifeline: int, cg_root: str | None):
         self.base = base  # page -> address
         self.lifeline = lifeline
-        self.prot = {p: ("r" if p.startswith("text") else "rw") for p in PAGES}
+        self.cg_root = cg_root
         self.socks: list[socket.socket] = []
 
     def addr(self, page: str, w: int) -> int:
         return self.base[page] + 4 * w
+
+    def start_thread(self, fd: int) -> bool:
+        """A new model thread serving fd, charged to the caller's cgroup; False: clone failed
+        (pthread_create's EAGAIN — the pids limit, or no memory for a stack)."""
+        sock = socket.socket(fileno=fd)
+        try:
+            threading.Thread(target=self.serve, args=(sock,), daemon=True).start()
+        except RuntimeError:
+            sock.close()
+            return False
+        return True
+
+    def anchor(self, sock: socket.socket, cg_dir: str | None) -> None:
+        """The process's main thread: forks on the driver's command, and exits when the
+        driver's lifeline closes (even with every model thread asleep in a futex). Never
+        returns."""
+        while True:
+            r, _, _ = select.select([self.lifeline, sock], [], [])
+            if self.lifeline in r:
+                os._exit(0)
+            try:
+                msg, fds, _, _ = socket.recv_fds(sock, 256, 2)
+            except OSError:
+                os._exit(0)
+            if not msg:
+                os._exit(0)  # the driver is gone
+            a = msg.decode().split()
+            assert a[0] == "fork", a
+            try:
+                pid = os.fork()
+            except OSError as e:  # EAGAIN: the pids limit (or the kernel's own)
+                for fd in fds:
+                    os.close(fd)
+                sock.send(_errname(e.errno).encode())
+                continue
+            if pid == 0:
+                for s in self.socks:  # the forking thread is all that was copied
+                    s.close()
+                sock.close()
+                self.socks = []
+                sock = socket.socket(fileno=fds[0])
+                cg_dir = a[1] if len(a) > 1 else None
+                _join(cg_dir)  # T1 is charged to the child's thread cgroup ...
+                ok = self.start_thread(fds[1])
+                _join(self.cg_root and os.path.join(self.cg_root, "procs"))  # ... and we count as a process
+                sock.send(b"ready" if ok else b"EAGAIN")
+                continue
+            for fd in fds:
+                os.close(fd)
+            sock.send(f"forked {pid}".encode())
 
     def serve(self, sock: socket.socket) -> None:
         self.socks.append(sock)
@@ -75,76 +266,45 @@ class _Worker:
             if op == "load":
                 v = ctypes.c_uint32.from_address(self.addr(a[1], int(a[2]))).value
                 sock.send(f"{v:#x}".encode())
-            elif op == "store":
+            elif op == "store":  # SIGSEGV kills the process if the page tables refuse it
                 ctypes.c_uint32.from_address(self.addr(a[1], int(a[2]))).value = int(a[3])
                 sock.send(b"ok")
             elif op == "pin":
                 os.sched_setaffinity(0, {int(a[1])})
                 sock.send(b"ok")
             elif op == "spawn":
-                t = threading.Thread(target=self.serve, args=(socket.socket(fileno=fds[0]),), daemon=True)
-                t.start()
-                sock.send(b"ok")
-            elif op == "fork":
-                child_sock = socket.socket(fileno=fds[0])
-                pid = os.fork()
-                if pid == 0:
-                    _watch_lifeline(self.lifeline)  # the forking thread is all that was copied
-                    for s in self.socks:
-                        s.close()
-                    self.socks = []
-                    sock = child_sock
-                    self.socks.append(sock)
-                    sock.send(f"hello {os.getpid()} {threading.get_native_id()}".encode())
-                    continue
-                child_sock.close()
-                sock.send(f"forked {pid}".encode())
+                sock.send(b"ok" if self.start_thread(fds[0]) else b"EAGAIN")
             elif op == "exit":
                 os._exit(0)
             elif op == "sleep":
+                # FUTEX_WAIT whatever the page's prot: Linux reads the word (SPEC §4.2)
                 page, w, v = a[1], int(a[2]), int(a[3])
-                if self.prot[page] != "rw":  # umtx_sleep faults READ|WRITE (SPEC §3)
-                    sock.send(b"EFAULT")
-                    continue
                 priv = 0 if page == "shm0" else FUTEX_PRIVATE
                 while True:
                     r = _futex(self.addr(page, w), FUTEX_WAIT | priv, v)
                     if r != -errno.EINTR:
                         break
-                sock.send(b"EBUSY" if r == -errno.EAGAIN else b"woke")
+                sock.send(b"woke" if r == 0 else b"EBUSY" if r == -errno.EAGAIN else _errname(-r).encode())
             elif op == "wake":
                 page, w = a[1], int(a[2])
                 priv = 0 if page == "shm0" else FUTEX_PRIVATE
                 n = _futex(self.addr(page, w), FUTEX_WAKE | priv, 0x7FFFFFFF)
-                sock.send(f"ok {n}".encode())
+                sock.send(f"ok {n}".encode() if n >= 0 else _errname(-n).encode())
             elif op == "madvise":
-                _libc.madvise(ctypes.c_void_p(self.base[a[1]]), PAGE, MADV_DONTNEED)
-                sock.send(b"ok")
+                r = _libc.madvise(self.base[a[1]], PAGE, MADV_DONTNEED)
+                sock.send(_syscall_outcome(r).encode())
             elif op == "mprotect":
-                prot = PROT_READ | (PROT_WRITE if a[2] == "rw" else 0)
-                _libc.mprotect(ctypes.c_void_p(self.base[a[1]]), PAGE, prot)
-                self.prot[a[1]] = a[2]
-                sock.send(b"ok")
+                r = _libc.mprotect(self.base[a[1]], PAGE, PROT_READ | (PROT_WRITE if a[2] == "rw" else 0))
+                sock.send(_syscall_outcome(r).encode())
 
 
-def _watch_lifeline(fd: int) -> None:
-    """A process must not outlive the driver, even with every thread asleep in a futex; but
-    it must outlive its parent (a SEGV in P1 does not kill P2), so no PR_SET_PDEATHSIG past P1:
-    each process watches a pipe whose write end only the driver holds."""
-
-    def watch():
-        try:
-            os.read(fd, 1)
-        finally:
-            os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _first_worker(sock: socket.socket, lifeline: int) -> None:
-    """P1: make the layout, then serve as P1.T1. Never returns."""
+def _first_worker(anchor: socket.socket, t1: socket.socket, lifeline: int, faults: int,
+                  cg_root: str | None) -> None:
+    """P1: make the layout, start T1, then serve as P1's anchor. Never returns."""
     try:
-        _watch_lifeline(lifeline)
+        # A fatal signal's traceback goes to the driver's memfd, not to the terminal: a store
+        # the contract says must SEGV is an ordinary outcome here (issue 17, rough edge 9).
+        faulthandler.enable(file=faults, all_threads=True)
         os.setpgid(0, 0)
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -158,8 +318,14 @@ def _first_worker(sock: socket.socket, lifeline: int) -> None:
         shm = _libc.mmap(None, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
         base = {f"data{i}": data + i * PAGE for i in range(4)}
         base.update(text0=text, text1=text + PAGE, shm0=shm)
-        sock.send(("layout " + " ".join(f"{p}={base[p]}" for p in PAGES)).encode())
-        _Worker(base, lifeline).serve(sock)
+        anchor.send(("layout " + " ".join(f"{p}={base[p]}" for p in PAGES)).encode())
+        w = _Worker(base, lifeline, cg_root)
+        p1 = cg_root and os.path.join(cg_root, "p1")
+        _join(p1)
+        ok = w.start_thread(t1.detach())
+        _join(cg_root and os.path.join(cg_root, "procs"))
+        anchor.send(b"ready" if ok else b"EAGAIN")
+        w.anchor(anchor, p1)
     finally:
         os._exit(0)
 
@@ -171,33 +337,56 @@ class LinuxError(InputError):
 
 
 class LinuxMachine:
-    """One program's worth of real processes."""
+    """One program's worth of real processes.
+
+    `limits` says who applies SPEC §2.1's limits: "cgroup-v1 pids" (the kernel) or "driver"."""
 
     def __init__(self, cpus: int):
         self.ncpus_host = len(os.sched_getaffinity(0))
         self.threads: dict[tuple[int, int], tuple[socket.socket, int, int]] = {}
-        self.procs: dict[int, int] = {}  # model pid -> OS pid
+        self.anchors: dict[int, socket.socket] = {}   # model pid -> anchor socket
+        self.procs: dict[int, int] = {}               # model pid -> OS pid (live)
+        self.ospids: list[int] = []                   # every OS pid made, in order of creation
+        self.next_tid: dict[int, int] = {}
         self.blocked: set[tuple[int, int]] = set()
+        self.notes: dict[int, str] = {}               # step -> what the real call returned
+        self.cg = _PidsCgroup.get()
+        self.limits = "cgroup-v1 pids" if self.cg else "driver"
         try:
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
             pass
+        self.faults = os.memfd_create("pyvmfuzz-faults")
+        self.faults_seen = 0
+        cg_root = None
+        if self.cg:
+            self.cg.proc_dir(1)
+            cg_root = self.cg.root
+        anc, anc_w = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         life_r, self.lifeline_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            anc.close()
             ours.close()
             os.close(self.lifeline_w)
-            _first_worker(theirs, life_r)
+            _first_worker(anc_w, theirs, life_r, self.faults, cg_root)
+        anc_w.close()
         theirs.close()
         os.close(life_r)
         self.pgid = pid
+        anc.settimeout(STEP_TIMEOUT)
         ours.settimeout(STEP_TIMEOUT)
-        layout = self._recv(ours, "layout").split()[1:]
+        layout = self._recv(anc, "layout").split()[1:]
         self.base = {k: int(v) for k, v in (kv.split("=") for kv in layout)}
         _, ospid, tid = self._recv(ours, "hello").split()
+        if self._recv(anc, "ready") != "ready":
+            raise LinuxError("P1 could not start its first thread")
         self.threads[(1, 1)] = (ours, int(ospid), int(tid))
+        self.anchors[1] = anc
         self.procs[1] = int(ospid)
+        self.ospids.append(int(ospid))
+        self.next_tid[1] = 2
 
     def _recv(self, sock: socket.socket, what: str) -> str:
         try:
@@ -206,27 +395,62 @@ class LinuxMachine:
             raise LinuxError(f"linux worker did not answer ({what}) within {STEP_TIMEOUT:.0f}s") from None
         return msg.decode()
 
+    def _new_faults(self) -> str:
+        """faulthandler output written by workers since the last call."""
+        size = os.fstat(self.faults).st_size
+        out = os.pread(self.faults, size - self.faults_seen, self.faults_seen).decode(errors="replace")
+        self.faults_seen = size
+        return out
+
+    def _died(self, pid: int, what: str) -> LinuxError:
+        """A worker died where the program did not say it would: a real failure, reported
+        with its traceback."""
+        dump = self._new_faults().strip()
+        return LinuxError(f"linux worker P{pid} died during {what}" + (f":\n{dump[:2000]}" if dump else ""))
+
     def close(self) -> None:
-        os.close(self.lifeline_w)  # every worker's watchdog exits
+        os.close(self.lifeline_w)  # every anchor exits
         for s, _, _ in self.threads.values():
+            s.close()
+        for s in self.anchors.values():
             s.close()
         try:
             os.killpg(self.pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        # Reap the first worker and any orphan reparented to us (we are a subreaper).
+        self._settle(0, all_gone=True)
+        os.close(self.faults)
+
+    def _settle(self, live: int, all_gone: bool = False) -> None:
+        """Wait until the dead processes are reaped (their pids charges released): P1 and
+        orphans are the driver's children (it is a subreaper), the others reap themselves.
+        Only the pids this run made are waited for, never another child of the driver."""
         deadline = time.time() + 5
-        while time.time() < deadline:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                try:
-                    os.killpg(self.pgid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.01)
+        while True:
+            for p in self.ospids:
+                if p not in self.procs.values() or all_gone:
+                    try:
+                        os.waitpid(p, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+            if self.cg is not None:
+                if self.cg.current() == live:
+                    return
+            elif not all_gone or not any(os.path.exists(f"/proc/{p}") and self._alive(p) for p in self.ospids):
+                return
+            if time.time() > deadline:
+                if all_gone:
+                    return  # close() must not raise; what is left has SIGKILL pending
+                raise LinuxError("a dead worker was not released within 5s")
+            time.sleep(0.0005)
+
+    @staticmethod
+    def _alive(ospid: int) -> bool:
+        try:
+            with open(f"/proc/{ospid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
 
     def _cmd(self, t: tuple[int, int], cmd: str, fds: list[int] | None = None) -> str:
         sock = self.threads[t][0]
@@ -234,7 +458,10 @@ class LinuxMachine:
             socket.send_fds(sock, [cmd.encode()], fds)
         else:
             sock.send(cmd.encode())
-        return self._recv(sock, cmd.split()[0])
+        out = self._recv(sock, cmd.split()[0])
+        if out == "" and cmd.split()[0] not in ("store", "exit"):
+            raise self._died(t[0], cmd.split()[0])
+        return out
 
     def _new_peer(self) -> tuple[socket.socket, socket.socket]:
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -245,7 +472,9 @@ class LinuxMachine:
         for t in [t for t in self.threads if t[0] == pid]:
             self.threads.pop(t)[0].close()
             self.blocked.discard(t)
+        self.anchors.pop(pid).close()
         self.procs.pop(pid, None)
+        self._settle(len(self.procs))
 
     def _collect_wakes(self, expect: int, wait: float) -> list[tuple[int, int]]:
         """Threads that answered `woke` (their futex wait returned)."""
@@ -274,9 +503,41 @@ class LinuxMachine:
         except (OSError, IndexError):
             return False
 
-    def do(self, op: oracle.Op, actor, next_pid: int, next_tid_of) -> tuple[str, list[tuple[int, int]]]:
-        """Perform one op; returns (outcome, woke). `actor` is (pid, tid) or None; `next_pid` and
-        `next_tid_of(pid)` are the ids the contract assigns next (Linux's own are not the model's)."""
+    def _fork(self, pid: int) -> str:
+        """fork(2) by P<pid>'s anchor; the child is P<k>, k its rank in order of creation."""
+        if self.cg is None and len(self.procs) >= oracle.MAX_PROCS:
+            return "EAGAIN"  # driver-applied: no writable pids cgroup on this host
+        n = len(self.ospids) + 1
+        cg_dir = self.cg.proc_dir(n) if self.cg else None
+        anc = self.anchors[pid]
+        a_ours, a_theirs = self._new_peer()
+        t_ours, t_theirs = self._new_peer()
+        socket.send_fds(anc, [f"fork {cg_dir or ''}".encode()], [a_theirs.fileno(), t_theirs.fileno()])
+        a_theirs.close()
+        t_theirs.close()
+        out = self._recv(anc, "fork")
+        if not out.startswith("forked "):
+            a_ours.close()
+            t_ours.close()
+            if out == "":
+                raise self._died(pid, "fork")
+            return out  # the kernel's errno: EAGAIN at the pids limit
+        ospid = int(out.split()[1])
+        ready = self._recv(a_ours, "fork (child)")
+        if ready != "ready":
+            raise LinuxError(f"the child of fork (pid {ospid}) could not start its thread: {ready or 'died'}")
+        _, _, tid = self._recv(t_ours, "hello").split()
+        self.ospids.append(ospid)
+        self.procs[n] = ospid
+        self.anchors[n] = a_ours
+        self.threads[(n, 1)] = (t_ours, ospid, int(tid))
+        self.next_tid[n] = 2
+        return f"P{n}"
+
+    def do(self, op: oracle.Op, actor, step: int = 0) -> tuple[str, list[tuple[int, int]]]:
+        """Perform one op; returns (outcome, woke). `actor` is (pid, tid) or None. Ids are the
+        model's names for the real processes and threads, in order of creation (SPEC §2.1);
+        `notes[step]` keeps the real pid/tid behind a new one."""
         a = op.action
         woke: list[tuple[int, int]] = []
         if a == "switch":
@@ -291,30 +552,31 @@ class LinuxMachine:
                 out = self._cmd(actor, f"store {op.page} {op.word} {op.value}")
             except (ConnectionError, OSError):
                 out = ""
-            if out == "":  # the process died of SIGSEGV
+            if out == "":
+                if "Segmentation fault" not in self._new_faults():
+                    raise self._died(pid, "store (not of SIGSEGV)")
                 self._kill_proc(pid)
                 return "SEGV", woke
             return out, woke
         if a == "fork":
-            if len(self.procs) >= oracle.MAX_PROCS:
-                return "EAGAIN", woke
-            ours, theirs = self._new_peer()
-            out = self._cmd(actor, "fork", [theirs.fileno()])
-            theirs.close()
-            _, ospid, tid = self._recv(ours, "hello").split()
-            self.threads[(next_pid, 1)] = (ours, int(ospid), int(tid))
-            self.procs[next_pid] = int(ospid)
-            return f"P{next_pid}", woke
+            out = self._fork(pid)
+            if out.startswith("P"):
+                self.notes[step] = f"pid {self.procs[int(out[1:])]}"
+            return out, woke
         if a == "spawn":
-            tids = [t[1] for t in self.threads if t[0] == pid]
-            if len(tids) >= oracle.MAX_THREADS:
-                return "EAGAIN", woke
+            if self.cg is None and sum(t[0] == pid for t in self.threads) >= oracle.MAX_THREADS:
+                return "EAGAIN", woke  # driver-applied: no writable pids cgroup on this host
             ours, theirs = self._new_peer()
-            self._cmd(actor, "spawn", [theirs.fileno()])
+            out = self._cmd(actor, "spawn", [theirs.fileno()])
             theirs.close()
+            if out != "ok":
+                ours.close()
+                return out, woke  # pthread_create's EAGAIN: the pids limit
             _, _, tid = self._recv(ours, "hello").split()
-            new_tid = next_tid_of(pid)
+            new_tid = self.next_tid[pid]
+            self.next_tid[pid] += 1
             self.threads[(pid, new_tid)] = (ours, self.procs[pid], int(tid))
+            self.notes[step] = f"tid {tid}"
             return f"P{pid}.T{new_tid}", woke
         if a == "exit":
             sock = self.threads[actor][0]
@@ -332,13 +594,18 @@ class LinuxMachine:
             while time.time() < deadline:
                 r, _, _ = select.select([sock], [], [], 0.002)
                 if r:
-                    return sock.recv(256).decode(), woke
+                    out = sock.recv(256).decode()
+                    if out == "":
+                        raise self._died(pid, "umtx_sleep")
+                    return out, woke
                 if self._is_blocked_in_futex(actor):
                     self.blocked.add(actor)
                     return "blocked", woke
             raise LinuxError("umtx_sleep neither returned nor blocked in futex within 5s")
         if a == "umtx_wakeup":
             out = self._cmd(actor, f"wake {op.page} {op.word}")
+            if not out.startswith("ok "):
+                return out, woke
             n = int(out.split()[1])
             return "ok", self._collect_wakes(n, STEP_TIMEOUT if n else 0.0)
         if a in ("procfs_read", "procfs_write"):
@@ -355,8 +622,12 @@ class LinuxMachine:
                 finally:
                     os.close(fd)
             except OSError as e:
-                raise LinuxError(f"the host refuses /proc/PID/mem {'writes' if a == 'procfs_write' else 'reads'} "
-                                 f"({e.strerror}; e.g. proc_mem.force_override=never or ptrace limits)") from None
+                if not _host_forces_writes():
+                    raise LinuxError("the host refuses forced /proc/PID/mem writes (e.g. proc_mem.force_override="
+                                     f"never or ptrace limits): {e.strerror}") from None
+                # Linux's own answer, e.g. EIO for a write to a read-only MAP_SHARED page (FOLL_FORCE
+                # breaks copy-on-write only in private mappings: mm/gup.c, is_cow_mapping)
+                return _errname(e.errno), woke
         if a == "madvise":
             return self._cmd(actor, f"madvise {op.page}"), woke
         if a == "mprotect":
@@ -364,12 +635,51 @@ class LinuxMachine:
         raise AssertionError(a)
 
 
+_forces_writes: bool | None = None
+
+
+def _host_forces_writes() -> bool:
+    """Does this host let /proc/PID/mem write into a read-only private page (FOLL_FORCE)?
+    Probed once on a scratch page of the driver: tells a hardened host (an environment error)
+    from Linux's own refusal (an outcome)."""
+    global _forces_writes
+    if _forces_writes is None:
+        addr = _libc.mmap(None, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        try:
+            fd = os.open("/proc/self/mem", os.O_RDWR)
+            try:
+                os.pwrite(fd, b"\x01", addr)
+            finally:
+                os.close(fd)
+            _forces_writes = ctypes.c_uint8.from_address(addr).value == 1
+        except OSError:
+            _forces_writes = False
+        finally:
+            _libc.munmap(ctypes.c_void_p(addr), PAGE)
+    return _forces_writes
+
+
+def _linux_oracle(cpus: int) -> oracle.Oracle:
+    """THE one call site of the `os linux` personality (SPEC §4.2): judges and generates."""
+    return oracle.Oracle(cpus, os="linux")
+
+
 def run_text(text: str, hw: str | None = None) -> dict:
-    """A text program (header: `hw cpus=N`; tlb and mode are the host's) on Linux."""
+    """A text program (header: `hw cpus=N`; tlb and mode are the host's) on Linux, judged
+    with `os linux` whatever its `os` header says (SPEC §4.2: the host target is Linux)."""
     import re
 
     from pyvmfuzz import _core
 
+    body = []
+    for n, ln in enumerate(text.splitlines(), 1):
+        toks = ln.split("#")[0].split()
+        if toks[:1] == ["os"]:
+            if len(toks) != 2 or toks[1] not in ("linux", "dragonfly"):
+                raise InputError(f"line {n}: bad os line (want `os linux` or `os dragonfly`)")
+            ln = ""  # the core's parser may not know the header; the personality is linux here
+        body.append(ln)
+    text = "\n".join(body) + "\n"
     try:
         info = _core.check_text(text, hw)
     except ValueError as e:
@@ -381,8 +691,11 @@ def run_text(text: str, hw: str | None = None) -> dict:
 
 
 def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
-    """Run op lines (no outcomes) on Linux, judging each step with the oracle."""
-    orc = oracle.Oracle(cpus)
+    """Run op lines (no outcomes) on Linux, judging each step with the oracle (`os linux`).
+
+    Returns the report dict of `run` plus `limits` (who applied SPEC §2.1's limits) and
+    `trace_text`, whose comments give the real pid/tid behind each new P-number/thread."""
+    orc = _linux_oracle(cpus)
     m = LinuxMachine(cpus)
     trace, steps, violation = [], [], None
     try:
@@ -399,8 +712,7 @@ def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
                 if t is None or t.state != "runnable":
                     raise LinuxError(f"step {i}: {oracle.thread_name(op.target)} is not runnable")
             actor = None if cur is None else cur.name
-            next_tid = lambda pid: orc.procs[pid].next_tid  # noqa: E731
-            outcome, woke = m.do(op, actor, orc.next_pid, next_tid)
+            outcome, woke = m.do(op, actor, i)
             names = [oracle.thread_name(t) for t in sorted(woke)]
             steps.append(line)
             trace.append(outcome + (" woke " + ",".join(names) if names else ""))
@@ -413,15 +725,17 @@ def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
     finally:
         m.close()
     hw = f"hw cpus={cpus} tlb=8 mode=pc64"
-    text = "\n".join([hw, "kernel linux"] + [f"{s} -> {o}" for s, o in zip(steps, trace)]) + "\n"
-    return {"kernel": "linux", "hw": hw, "steps": steps, "trace": trace, "trace_text": text,
-            "violation": violation, "assert_failures": [], "expects": []}
+    lines = [f"{s} -> {o}" + (f"  # {m.notes[i]}" if i in m.notes else "")
+             for i, (s, o) in enumerate(zip(steps, trace), 1)]
+    text = "\n".join([f"# limits (8 processes, 4 threads): {m.limits}", hw, "kernel linux", "os linux"] + lines) + "\n"
+    return {"kernel": "linux", "os": "linux", "hw": hw, "steps": steps, "trace": trace, "trace_text": text,
+            "violation": violation, "assert_failures": [], "expects": [], "limits": m.limits}
 
 
 def random_ops(rng, cpus: int, n: int) -> list[str]:
     """A random program generated against the contract's own state (so every step is
     applicable however the host schedules): the oracle follows the expected outcomes."""
-    orc = oracle.Oracle(cpus)
+    orc = _linux_oracle(cpus)
     ops = []
     for _ in range(n):
         busy = [c for c in range(cpus) if orc.cpu[c] is not None]
