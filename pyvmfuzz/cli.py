@@ -73,6 +73,9 @@ def cmd_run(args) -> int:
         bad = rep["violation"] is not None or rep["assert_failures"]
         if bad:
             status = 1
+        # --os is the oracle's personality (SPEC §4.2); the core has none, so the oracle's own
+        # verdict on the same observations is shown beside the core's
+        orc = _oracle_line(rep, args.os) if args.os and args.target == "model" else None
         if args.json:
             out = {
                 "file": path,
@@ -84,14 +87,29 @@ def cmd_run(args) -> int:
                 "trace": rep["trace"],
                 "assert_failures": rep["assert_failures"],
             }
+            if orc is not None:
+                out["os"], out["oracle"] = args.os, orc
             print(json.dumps(out), flush=True)
         else:
             print(f"# file: {path}")
             sys.stdout.write(rep["trace_text"])
             for a in rep["assert_failures"]:
                 print(f"# assertion failed at step {a['step']}: written {a['expected']}, observed {a['observed']}")
+            if orc is not None:
+                print(f"# oracle (os {args.os}): {orc}")
             print(verdict_line(rep), flush=True)
     return status
+
+
+def _oracle_line(rep: dict, osname: str) -> str:
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import observations
+
+    try:
+        v = oracle.judge(observations(rep), os=osname)
+    except oracle.TraceError as e:
+        return f"cannot follow the trace: {e}"
+    return "clean" if v is None else f"{v.kind} at step {v.step}: expected {v.expected}, observed {v.observed}"
 
 
 def cmd_check(args) -> int:
@@ -102,7 +120,7 @@ def cmd_check(args) -> int:
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]
     skipped: list[str] = []
-    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped)
+    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os)
     if skipped:
         names = ", ".join(os.path.relpath(f) for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
         print(f"# skipped {len(skipped)} files that are not programs (.txt, .vm, .bytes or no suffix): {names}")
@@ -418,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     r.add_argument("--target", choices=["model", "linux"], default="model",
                    help="model (default) or linux: real processes on this host, judged by the oracle")
+    r.add_argument("--os", choices=["dragonfly", "linux"], default=None,
+                   help="oracle personality (SPEC §4.2; default: the program's `os` line, else dragonfly)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines")
@@ -427,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the programs' headers")
     c.add_argument("--target", choices=["model", "linux"], default="model",
                    help="linux: programs clean under fixed must be clean on this host's kernel")
+    c.add_argument("--os", choices=["dragonfly", "linux"], default=None,
+                   help="oracle personality (SPEC §4.2; default: each program's `os` line, else dragonfly)")
     c.set_defaults(func=cmd_check)
 
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
@@ -452,9 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "with cargo on first use); both; none: no feedback from the core")
     f.add_argument("--target", choices=["model", "linux"], default="model",
                    help="linux: random programs on this host's kernel, judged by the oracle (slower)")
-    f.add_argument("--cross-check", type=int, default=0, metavar="N",
-                   help="also judge every Nth clean run with the Python oracle (0: off)")
-    f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed violation")
+    f.add_argument("--cross-check", type=int, default=None, metavar="N",
+                   help="judge every Nth clean run with the Python oracle too (0: off; default: adaptive, "
+                        "the oracle gets ~1%% of the time; see bench --xcheck)")
+    f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed user-visible violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
     f.set_defaults(func=cmd_fuzz)

@@ -282,3 +282,22 @@ def test_sequential_traces_judged_exactly_as_before():
     for t, want in zip(traces, verdicts):
         assert not lin.parse(t).interleaved
         assert _verdict(judge, t) == want, t
+
+
+# ------------------------------------------------------------ --os on the command line
+
+def test_cli_os_reaches_the_oracle(tmp_path, capsys):
+    pytest.importorskip("pyvmfuzz._core")
+    from pyvmfuzz.cli import main
+
+    prog = tmp_path / "ro.txt"
+    prog.write_text("cpu0 mprotect data0 r\ncpu0 umtx_sleep data0.0 0\n")
+    # the core models DragonFly (EFAULT); the oracle judges that trace per personality
+    assert main(["run", str(prog), "--os", "linux"]) == 0
+    assert "# oracle (os linux): outcome at step 2: expected blocked, observed EFAULT" in capsys.readouterr().out
+    assert main(["check", str(prog)]) == 0
+    assert main(["check", str(prog), "--os", "linux"]) == 1
+    assert "oracle=outcome@2" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["check", str(prog), "--os", "bsd"])
+    assert e.value.code == 2
