@@ -79,6 +79,14 @@ def test_killing_the_driver_leaves_no_process(tmp_path):
     while alive() and time.time() < deadline:
         time.sleep(0.1)
     assert alive() == [], f"processes of group {pgid} survived the driver"
+    base = linux._PidsCgroup._mount()
+    stale = os.path.join(base or "/nonexistent", f"pyvmfuzz-{p.pid}")
+    if os.path.isdir(stale):  # the killed driver's cgroup is left behind; the next driver removes it
+        assert os.path.isdir(os.path.join(stale, "p2"))
+        linux._PidsCgroup._sweep(base)
+        assert not os.path.exists(stale)
+    else:
+        assert linux._PidsCgroup.get() is None, "the driver had a pids cgroup but made none"
 
 
 def test_linux_run_and_fuzz_cli(tmp_path):
