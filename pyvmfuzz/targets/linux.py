@@ -85,16 +85,19 @@ class _PidsCgroup:
     used (the driver applies the limits there). Charges are released when a task is reaped,
     so the driver reaps before the next step (SPEC §3: exit completes before the next line)."""
 
-    _probed: "_PidsCgroup | None | bool" = False
+    _probed: "_PidsCgroup | None | bool" = False  # False: not probed yet in this process
+
+    _prober = 0  # pid of the process that probed: a forked driver makes its own cgroup
 
     def __init__(self, root: str):
         self.root = root
+        self.owner = os.getpid()
         self.made: set[int] = set()
 
     @classmethod
     def get(cls) -> "_PidsCgroup | None":
-        if cls._probed is False:
-            cls._probed = cls._make()
+        if cls._probed is False or cls._prober != os.getpid():
+            cls._probed, cls._prober = cls._make(), os.getpid()
         return cls._probed
 
     @staticmethod
@@ -111,7 +114,10 @@ class _PidsCgroup:
         for m in mounts:
             sep = m.index("-")
             if m[sep + 1] == "cgroup" and "pids" in m[sep + 3].split(",") and rel is not None:
-                return m[4] + rel.rstrip("/")  # m[3] (the mount's root) is "/" outside nesting
+                root = m[3].rstrip("/")  # the mount's root within the hierarchy ("/" unless nested)
+                if root and rel.startswith(root + "/"):
+                    rel = rel[len(root):]
+                return m[4] + rel.rstrip("/")
         return None
 
     @classmethod
@@ -165,6 +171,8 @@ class _PidsCgroup:
             return int(f.read())
 
     def remove(self) -> None:
+        if os.path.basename(self.root) == f"pyvmfuzz-{self.owner}" and self.owner != os.getpid():
+            return  # atexit in a forked copy of the driver: the cgroup is still its parent's
         try:
             subs = os.listdir(self.root)
         except OSError:
