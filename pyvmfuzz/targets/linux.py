@@ -220,7 +220,7 @@ class _Worker:
             return False
         return True
 
-    def anchor(self, sock: socket.socket, cg_dir: str | None) -> None:
+    def anchor(self, sock: socket.socket) -> None:
         """The process's main thread: forks on the driver's command, and exits when the
         driver's lifeline closes (even with every model thread asleep in a futex). Never
         returns."""
@@ -249,8 +249,7 @@ class _Worker:
                 sock.close()
                 self.socks = []
                 sock = socket.socket(fileno=fds[0])
-                cg_dir = a[1] if len(a) > 1 else None
-                _join(cg_dir)  # T1 is charged to the child's thread cgroup ...
+                _join(a[1] if len(a) > 1 else None)  # T1 is charged to the child's thread cgroup ...
                 ok = self.start_thread(fds[1])
                 _join(self.cg_root and os.path.join(self.cg_root, "procs"))  # ... and we count as a process
                 sock.send(b"ready" if ok else b"EAGAIN")
@@ -328,12 +327,11 @@ def _first_worker(anchor: socket.socket, t1: socket.socket, lifeline: int, fault
         base.update(text0=text, text1=text + PAGE, shm0=shm)
         anchor.send(("layout " + " ".join(f"{p}={base[p]}" for p in PAGES)).encode())
         w = _Worker(base, lifeline, cg_root)
-        p1 = cg_root and os.path.join(cg_root, "p1")
-        _join(p1)
+        _join(cg_root and os.path.join(cg_root, "p1"))
         ok = w.start_thread(t1.detach())
         _join(cg_root and os.path.join(cg_root, "procs"))
         anchor.send(b"ready" if ok else b"EAGAIN")
-        w.anchor(anchor, p1)
+        w.anchor(anchor)
     finally:
         os._exit(0)
 
