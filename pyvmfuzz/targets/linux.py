@@ -130,7 +130,12 @@ class _PidsCgroup:
         try:
             os.makedirs(os.path.join(root, "procs"), exist_ok=True)
             cls._write(os.path.join(root, "procs", "pids.max"), str(oracle.MAX_PROCS))
+            # workers move their threads; check that moving one works here (and move it back)
+            tid = str(threading.get_native_id())
+            cls._write(os.path.join(root, "procs", "tasks"), tid)
+            cls._write(os.path.join(base, "tasks"), tid)
         except OSError:
+            _PidsCgroup(root).remove()
             return None  # not root, read-only, or no pids controller: the driver applies them
         import atexit
 
