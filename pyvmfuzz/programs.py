@@ -99,7 +99,7 @@ def load(path: str) -> ProgramFile:
     if not raw:
         # Every byte string decodes to a program, but an empty file is a mistake (a failed
         # copy, a truncated write), not the empty program.
-        raise InputError(f"{path}: empty file (no program)")
+        raise InputError(f"{path}: empty file: no operations (an empty program)")
     if path.endswith(TEXT_SUFFIXES):
         text = _decode(raw)
         if text is None:

@@ -16,6 +16,7 @@ import ctypes
 import glob
 import importlib.util
 import os
+import re
 import sys
 import threading
 import time
@@ -113,6 +114,21 @@ class FindingHandler:
                 f.write(f"{when or time.time():.3f} {os.getpid()} {msg}\n")
 
 
+def job_seed(argv: list[str]) -> list[str]:
+    """libFuzzer's fork mode starts every job with the parent's argv, -seed included, so all
+    jobs would mutate alike. A job (its corpus argument is the fork's TEMP/C<job id>) runs
+    with the seed plus its job id instead. Returns argv, rewritten when it is a job's."""
+    if os.environ.get("PYVMFUZZ_FORK") != "1":
+        return argv
+    job = next((int(a.rsplit("C", 1)[1]) for a in argv[1:]
+                if not a.startswith("-") and re.fullmatch(r"C\d+", os.path.basename(a.rstrip("/")))), None)
+    seed = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("-seed=")), None)
+    if job is None or seed is None:
+        return argv
+    new = (seed + job) % (1 << 31) or 1
+    return [a if not a.startswith("-seed=") else f"-seed={new}" for a in argv]
+
+
 def main() -> None:
     kernel = os.environ.get("PYVMFUZZ_KERNEL", "fixed")
     hw = os.environ.get("PYVMFUZZ_HW") or None
@@ -179,7 +195,12 @@ def main() -> None:
     threading.Thread(target=progress, daemon=True).start()
     # Preloaded sanitizer_with_fuzzer.so (the OSS-Fuzz wrapper) brings its own libFuzzer.
     internal = None if os.environ.get("PYVMFUZZ_PRELOADED") == "1" else True
-    atheris.Setup(sys.argv, test_one_input, internal_libfuzzer=internal)
+    argv = job_seed(sys.argv)
+    seed = next((a.split("=", 1)[1] for a in argv if a.startswith("-seed=")), None)
+    # Which seed each fuzzing process ran with (not the fork-mode parent, not merge runs).
+    if seed is not None and not any(a.startswith(("-fork=", "-merge_inner=", "-merge_control_file=")) for a in argv):
+        found._log(f"seed {seed}")
+    atheris.Setup(argv, test_one_input, internal_libfuzzer=internal)
     atheris.Fuzz()
 
 

@@ -7,8 +7,9 @@ written atomically, so nothing found is lost."""
 
 from __future__ import annotations
 
-import glob
+import collections
 import os
+import random
 import re
 import signal
 import subprocess
@@ -24,8 +25,13 @@ from pyvmfuzz.programs import InputError
 _STATUS = re.compile(r"^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _FORK = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+)")
 _OURS = re.compile(r"^#pyvmfuzz execs (\d+)")
-_LOADED = re.compile(r"^INFO: Loaded \d+ modules\s+\((\d+) inline 8-bit counters\)")
+_LOADED = re.compile(r"^INFO: Loaded (\d+) modules\s+\((\d+) inline 8-bit counters\)")
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)")
+# One line per input libFuzzer adds or shrinks: thousands a second early in a campaign, so
+# fuzz.log keeps only the rest (INITED, pulse, DONE, fork-mode job lines, errors, stats).
+_PER_INPUT = re.compile(r"^#\d+\s+(NEW|REDUCE)\s")
+PROGRESS_EVERY_S = 5.0  # plain progress lines where stderr is not a terminal (libFuzzer pulses too)
+LOG_MAX_BYTES = 8 << 20  # fuzz.log rotates to fuzz.log.1 beyond this
 
 
 @dataclass
@@ -35,11 +41,18 @@ class Progress:
     ft: int = 0
     corp: int = 0
     counters: int | None = None
+    modules: int = 0
     loaded_line: str | None = None
     stats: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    fatal: str | None = None  # a libFuzzer line that means the campaign cannot be what was asked
+    help_lines: list | None = None  # libFuzzer printed its usage (-help=1)
+    tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20))
 
     def feed(self, line: str, fork: bool) -> None:
+        if self.help_lines is not None:
+            self.help_lines.append(line.rstrip("\n"))
+            return
         m = _OURS.match(line)
         if m:
             if not fork:
@@ -57,15 +70,82 @@ class Progress:
             return
         m = _LOADED.match(line)
         if m and self.loaded_line is None:
-            self.counters = int(m[1])
+            self.modules, self.counters = int(m[1]), int(m[2])
             self.loaded_line = line.strip()
             return
         m = _STAT.match(line)
         if m:
             self.stats[m[1]] = int(m[2])
             return
+        if line.startswith("WARNING: unrecognized flag") and self.fatal is None:
+            # libFuzzer ignores a flag it does not know; a campaign without it is not the one asked for.
+            self.fatal = line.strip()
+        elif line.startswith("Usage:"):
+            self.help_lines = [line.rstrip("\n")]
         if "Traceback" in line or line.startswith("==") and "ERROR" in line:
             self.errors.append(line.rstrip())
+        if line.strip() and not line.startswith(("INFO:", "#", "WARNING: Failed to find function")):
+            self.tail.append(line.strip())
+
+    def failure(self, returncode: int) -> str:
+        """libFuzzer's own line for why the harness stopped (a traceback: its last line)."""
+        if self.fatal:
+            return self.fatal
+        if self.help_lines is not None:
+            return "libFuzzer printed its help (-help=1) and ran no campaign"
+        if self.errors and not self.errors[-1].startswith("Traceback"):
+            return self.errors[-1]
+        if self.tail:
+            return self.tail[-1]
+        return f"harness exited with status {returncode}"
+
+
+class RotatingLog:
+    """fuzz.log: appended across resumed campaigns; beyond `max_bytes` it moves to
+    `PATH.1` (replacing an older one) and starts again, so a long campaign's log is bounded
+    by twice `max_bytes`. Line-buffered: `tail -f` works during a campaign."""
+
+    def __init__(self, path: str, max_bytes: int = LOG_MAX_BYTES):
+        self.path, self.max_bytes = path, max_bytes
+        self.f = open(path, "a", buffering=1)
+        self.size = self.f.tell()
+
+    def write(self, line: str) -> None:
+        n = len(line.encode("utf-8", "replace"))
+        if self.size and self.size + n > self.max_bytes:
+            self.f.close()
+            os.replace(self.path, self.path + ".1")
+            self.f = open(self.path, "w", buffering=1)
+            self.size = 0
+        self.f.write(line)
+        self.size += n
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class PlainProgress:
+    """Progress where stderr is not a terminal (CI logs, pipes): one plain line every
+    `every` seconds and one at the end, instead of a carriage-return bar."""
+
+    def __init__(self, every: float = PROGRESS_EVERY_S, enabled: bool = True):
+        self.every, self.enabled = every, enabled
+        self.last = time.monotonic()
+
+    def maybe(self, line: str, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if final or now - self.last >= self.every:
+            self.last = now
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+
+def fresh_seed() -> int:
+    """A campaign seed when none is given: random, nonzero (libFuzzer reads -seed=0 as
+    'pick one' and would not tell), below 2**31 (libFuzzer parses it as an int)."""
+    return random.SystemRandom().randrange(1, 1 << 31)
 
 
 def _writable_dir(path: str, what: str) -> str:
@@ -79,23 +159,24 @@ def _writable_dir(path: str, what: str) -> str:
     return os.path.abspath(path)
 
 
+SEEDS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seeds")
+
+
 def _seed_dir(kernel: str, hw: str | None) -> str:
-    """corpus/seeds/*.txt encoded for this kernel: clean programs that exercise every
-    mechanism, so the campaign does not start from nothing."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    roots = [os.path.join(os.getcwd(), "corpus", "seeds"), os.path.join(os.path.dirname(os.path.dirname(here)), "corpus", "seeds")]
+    """The package's seeds (pyvmfuzz/seeds/*.txt, shipped in the wheel; corpus/seeds in a
+    clone links there) encoded for this kernel: clean programs that exercise every mechanism,
+    so the campaign does not start from nothing. Returns a temporary directory."""
+    from pyvmfuzz.programs import load
+
     d = tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")
-    for root in roots:
-        if not os.path.isdir(root):
-            continue
-        for f in sorted(glob.glob(os.path.join(root, "*.txt"))):
-            try:
-                data = _core.encode(open(f).read(), kernel, hw)
-            except (ValueError, OSError):
-                continue  # not applicable under this kernel/hardware: skip the seed
-            with open(os.path.join(d, os.path.basename(f)[:-4]), "wb") as out:
-                out.write(data)
-        break
+    names = sorted(f for f in os.listdir(SEEDS) if f.endswith(".txt")) if os.path.isdir(SEEDS) else []
+    for name in names:
+        try:
+            data = _core.encode(load(os.path.join(SEEDS, name)).text, kernel, hw)
+        except (ValueError, InputError):
+            continue  # not applicable under this kernel/hardware: skip the seed
+        with open(os.path.join(d, name[:-4]), "wb") as out:
+            out.write(data)
     return d
 
 
@@ -154,17 +235,22 @@ def _linux_campaign(args) -> int:
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     if args.time <= 0:
         raise InputError("--target linux needs a --time budget")
-    bar = tqdm(total=args.time, unit="s", file=sys.stderr, disable=args.quiet,
+    tty = sys.stderr.isatty()
+    bar = tqdm(total=args.time, unit="s", file=sys.stderr, disable=args.quiet or not tty,
                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}")
     bar.set_description("fuzz linux")
+    plain = PlainProgress(enabled=not args.quiet and not tty)
+    seed = args.seed if args.seed is not None else fresh_seed()
+    print(f"# seed {seed} (again: --seed {seed})", flush=True)
 
     def progress(st, elapsed):
         bar.n = min(elapsed, args.time)
-        bar.set_postfix_str(f"programs {st['programs']:,} ({st['programs'] / max(elapsed, 1e-9):.0f}/s) "
-                            f"findings {len(st['found'])}")
+        post = f"programs {st['programs']:,} ({st['programs'] / max(elapsed, 1e-9):.0f}/s) findings {len(st['found'])}"
+        bar.set_postfix_str(post)
+        plain.maybe(f"fuzz linux: {elapsed:.0f}s/{args.time}s {post}")
 
     try:
-        st = linux.campaign(args.time, crashes, args.seed, args.max_steps, None, progress)
+        st = linux.campaign(args.time, crashes, seed, args.max_steps, None, progress)
     except KeyboardInterrupt:
         bar.close()
         print("# campaign interrupted")
@@ -205,9 +291,10 @@ def run_campaign(args) -> int:
     findings_log = os.path.join(out, "findings.log")
     log_path = os.path.join(out, "fuzz.log")
     fork = args.jobs > 1
+    seed = args.seed if args.seed is not None else fresh_seed()
     cmd = [
         _wrapper(out), corpus, seeds,
-        f"-seed={args.seed}",
+        f"-seed={seed}",
         f"-max_len={2 + 4 * args.max_steps + 16}",
         "-print_final_stats=1",
         f"-artifact_prefix={crashes}/",
@@ -226,49 +313,67 @@ def run_campaign(args) -> int:
         PYVMFUZZ_FINDINGS=findings_log,
         PYVMFUZZ_CORE_SO=so,
         PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
-        PYVMFUZZ_XCHECK=str(getattr(args, "cross_check", 0) or 0),
+        PYVMFUZZ_XCHECK="auto" if getattr(args, "cross_check", None) is None else str(args.cross_check),
+        PYVMFUZZ_FORK="1" if fork else "0",  # the harness gives each fork-mode job its own seed
     )
     start = time.time()
     prog = Progress()
-    log = open(log_path, "w", buffering=1)  # line-buffered: `tail -f` works during a campaign
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, errors="replace",
+    print(f"# seed {seed} (again: --seed {seed})", flush=True)
+    log = RotatingLog(log_path)
+    log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
+              f"hw {args.hw or '-'}, seed {seed}, coverage {args.coverage}, jobs {args.jobs}, time {args.time}s\n")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                             start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)
 
     def pump():
-        for line in proc.stderr:
-            log.write(line)
+        for line in proc.stdout:
             prog.feed(line, fork)
+            if not line.startswith("#pyvmfuzz execs") and not _PER_INPUT.match(line):
+                log.write(line if line.endswith("\n") else line + "\n")
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     interrupted = False
     stopped_on_find = False
     first_find: float | None = None
+    tty = sys.stderr.isatty()
     bar = tqdm(total=args.time or None, unit="s", dynamic_ncols=True, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}" if args.time else "{elapsed} {postfix}",
-               disable=args.quiet, leave=True)
+               disable=args.quiet or not tty, leave=True)
     bar.set_description(f"fuzz {args.kernel}")
-    shown_loaded = False
+    plain = PlainProgress(enabled=not args.quiet and not tty)
+    last_status = time.monotonic()
+    found: set = set()
+
+    def status(elapsed: float) -> str:
+        return (f"execs {prog.execs:,} ({prog.execs / max(elapsed, 1e-9):,.0f}/s) cov {prog.cov} ft {prog.ft} "
+                f"corp {prog.corp} findings {len(found)}")
+
+    budget = f"/{args.time}s" if args.time else "s"
     try:
         while proc.poll() is None:
             time.sleep(0.25)
             elapsed = time.time() - start
-            if prog.loaded_line and not shown_loaded:
-                bar.write(f"pyvmfuzz: Rust core coverage: {prog.loaded_line}")
-                shown_loaded = True
+            if prog.fatal:  # libFuzzer refused a flag: stop now, not at the end of the budget
+                _stop(proc)
+                break
             rows = _read_findings(findings_log, start)
             found = {r[3] for r in rows if r[2] in ("new", "known")}
-            finds = [r for r in rows if r[2] in ("new", "known")]
+            finds = [r for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"]
             if finds and first_find is None:
                 first_find = float(finds[0][0]) - start
-            if args.stop_on_find and any(r[-1] == "confirmed" for r in rows) and not stopped_on_find:
+            # --stop-on-find: at the first confirmed finding a user can see (an internal-only
+            # one goes on being looked for a witness by later inputs)
+            if args.stop_on_find and any(r[-1] == "confirmed" and r[-2] != "internal-only" for r in rows) and not stopped_on_find:
                 stopped_on_find = True
                 _stop(proc)
             bar.n = min(elapsed, args.time) if args.time else elapsed
-            bar.set_postfix_str(
-                f"execs {prog.execs:,} ({prog.execs / max(elapsed, 1e-9):,.0f}/s) cov {prog.cov} ft {prog.ft} "
-                f"corp {prog.corp} findings {len(found)}", refresh=False)
+            bar.set_postfix_str(status(elapsed), refresh=False)
             bar.refresh()
+            plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}")
+            if time.monotonic() - last_status >= 30:  # the log's own pulse: libFuzzer's thin out at 2^n
+                last_status = time.monotonic()
+                log.write(f"#pyvmfuzz status {elapsed:.0f}s {status(elapsed)}\n")
             if args.time and elapsed > args.time + 60:
                 os.killpg(proc.pid, signal.SIGKILL)  # libFuzzer ignored its own budget
     except KeyboardInterrupt:
@@ -277,6 +382,9 @@ def run_campaign(args) -> int:
     finally:
         bar.close()
         reader.join(timeout=5)
+        elapsed = time.time() - start
+        plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
+        log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, exit status {proc.returncode}\n")
         log.close()
         try:
             import shutil
@@ -286,32 +394,62 @@ def run_campaign(args) -> int:
             pass
     elapsed = time.time() - start
     rows = _read_findings(findings_log, start)
-    finds = [r for r in rows if r[2] in ("new", "known")]
+    # Time to first counts confirmed findings only (a disagreement is a model bug, not a find).
+    finds = [r for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"]
+    visible_finds = [r for r in finds if r[-2] == "visible"]
+    confirmed = sorted({r[3] for r in finds})
+    internal_only = {r[3] for r in finds if r[-2] == "internal-only"}
+    panics = {r[3] for r in finds if r[-2] == "model-panic"}
+    # libFuzzer's own errors (a flag it does not know, its help, a missing -dict file): its
+    # line, exit 2, and no campaign summary — there was no campaign.
+    failed = proc.returncode not in (0, None) and not interrupted and not stopped_on_find and not confirmed
+    if prog.fatal or prog.help_lines is not None or (failed and not prog.execs):
+        if prog.help_lines is not None:
+            print("\n".join(prog.help_lines))
+        sys.stderr.write(f"pyvmfuzz fuzz: {prog.failure(proc.returncode)} (log: {log_path})\n")
+        return 2
     if finds:
         first_find = min(float(r[0]) for r in finds) - start
-    confirmed = sorted({r[3] for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"})
     disagreements = sorted({r[3] for r in rows if r[-1] == "disagreement"})
     xchecked = sum(int(r[3]) for r in rows if r[2] == "crosschecked")
     execs = prog.stats.get("number_of_executed_units", prog.execs)
     state = "interrupted" if interrupted else ("stopped at the first finding" if stopped_on_find else "done")
     print(f"# campaign {state}: kernel {args.kernel}, {elapsed:.1f}s, "
           f"{execs:,} execs ({execs / max(elapsed, 1e-9):,.0f}/s), corpus {len(os.listdir(corpus))} inputs in {corpus}")
-    if prog.loaded_line:
-        print(f"# coverage: {prog.loaded_line}")
+    if prog.counters is not None:
+        print(f"# coverage: {prog.cov} cov, {prog.ft} features, {prog.counters} inline 8-bit counters "
+              f"in {prog.modules} module(s) (libFuzzer's cov and ft over the core's counters; coverage {args.coverage})")
+    else:
+        print(f"# coverage: {prog.cov} cov, {prog.ft} features (coverage {args.coverage}: no counters from the core)")
     if first_find is not None:
         print(f"# time to first violation: {first_find:.2f}s")
-    if xchecked:
-        print(f"# oracle cross-checked {xchecked:,} clean runs")
-    for sig in confirmed:
-        print(f"# violation: {os.path.join(crashes, sig)}.txt")
+    if visible_finds:
+        print(f"# time to first user-visible violation: {min(float(r[0]) for r in visible_finds) - start:.2f}s")
+    xc = "off" if getattr(args, "cross_check", None) == 0 else "every %d clean runs" % args.cross_check \
+        if getattr(args, "cross_check", None) else "adaptive, ~1% of the time"
+    print(f"# oracle cross-checked {xchecked:,} clean runs ({xc})")
+    repeats = sum(int(r[3]) for r in rows if r[2] == "repeats")
+    if confirmed:
+        print(f"# findings: {len(confirmed) - len(internal_only) - len(panics)} user-visible, {len(internal_only)} "
+              f"internal-only (no witness found), {len(panics)} model panics; {repeats:,} violating inputs "
+              f"repeated a shape already handled")
+    # Listed user-visible first; past 20 a count (every one is saved in the crashes directory).
+    shown = sorted(confirmed, key=lambda sig: (sig in internal_only, sig))
+    for sig in shown[:20]:
+        tag = "internal-only" if sig in internal_only else "model panic" if sig in panics else "user-visible"
+        print(f"# violation ({tag}): {os.path.join(crashes, sig)}.txt")
+    if len(shown) > 20:
+        print(f"# ... and {len(shown) - 20} more in {crashes}")
+    for r in rows:
+        if r[2] == "error":
+            print(f"# FINDING NOT SAVED AS TEXT (handler error, input kept): {os.path.join(crashes, r[3])} {' '.join(r[4:])}")
     for sig in disagreements:
         print(f"# MODEL DISAGREEMENT (core vs oracle): {os.path.join(crashes, sig)}.txt")
+    if failed:
+        sys.stderr.write(f"pyvmfuzz fuzz: {prog.failure(proc.returncode)} (log: {log_path})\n")
+        return 2
     if not confirmed and not disagreements:
         print("# no violation found")
-    if proc.returncode not in (0, None) and not interrupted and not stopped_on_find and not confirmed:
-        tail = prog.errors[-1] if prog.errors else f"harness exited with status {proc.returncode}"
-        sys.stderr.write(f"pyvmfuzz fuzz: {tail} (log: {log_path})\n")
-        return 2
     if interrupted:
         return 130 if not confirmed else 1
     return 1 if confirmed or disagreements else 0
