@@ -147,7 +147,7 @@ def test_campaign_into_a_model_panic_saves_a_replayable_finding(tmp_path):
                         "--out", str(out), "--quiet", "--stop-on-find"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert p.returncode == 1, p.stdout + p.stderr
-    assert "# violation:" in p.stdout and "no violation found" not in p.stdout
+    assert "# violation (model panic):" in p.stdout and "no violation found" not in p.stdout
     txt = sorted(glob.glob(str(out / "crashes" / "panic-*.txt")))
     assert txt, p.stdout
     assert not glob.glob(str(out / "crashes" / "unsaved-*"))

@@ -38,3 +38,12 @@ def test_hypothesis_state_machine_baseline_runs_the_same_operations():
     assert t is not None and n >= 1
     t, n = hypothesis_until("fixed", 1, 1.0, "mode=pc64")
     assert t is None and n > 50
+
+
+def test_table_counts_user_visible_findings_apart():
+    from pyvmfuzz.bench.trials import table
+
+    r = Result("semantic", times=[0.2, 0.3, None], rates=[1000, 1000, 1000],
+               visible=[0.5, None, None], accepted=[True, False, False], internal_only=[0, 2, 0])
+    row = table("shootdown-no-ipi", [r], 120).splitlines()[-1].split()
+    assert row[:8] == ["semantic", "2/3", "0.30", "1/3", ">", "120", "1/3", "2"]

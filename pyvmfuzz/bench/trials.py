@@ -12,7 +12,25 @@ import tempfile
 from dataclasses import dataclass, field
 
 _TTF = re.compile(r"# time to first violation: ([\d.]+)s")
+_TTV = re.compile(r"# time to first user-visible violation: ([\d.]+)s")
 _EXECS = re.compile(r"execs \(([\d,]+)/s\)")
+_VISIBLE = re.compile(r"^# violation \(user-visible\): (.+\.txt)$", re.M)
+_INTERNAL = re.compile(r"^# violation \(internal-only\): ", re.M)
+
+
+@dataclass
+class Trial:
+    """One campaign: time to the first confirmed finding and to the first user-visible one
+    (None: not within the budget), exec/s, whether a user-visible finding was saved that
+    `check --kernel all` accepts, and how many findings stayed internal-only."""
+    t: float | None
+    rate: float
+    t_visible: float | None = None
+    accepted: bool = False
+    internal_only: int = 0
+
+    def __iter__(self):  # (t, rate), as before
+        return iter((self.t, self.rate))
 
 
 @dataclass
@@ -20,6 +38,9 @@ class Result:
     config: str
     times: list = field(default_factory=list)  # seconds, None when not found in the budget
     rates: list = field(default_factory=list)
+    visible: list = field(default_factory=list)  # time to first user-visible finding, or None
+    accepted: list = field(default_factory=list)  # bool per trial
+    internal_only: list = field(default_factory=list)
 
     def hits(self) -> int:
         return sum(t is not None for t in self.times)
@@ -29,7 +50,21 @@ class Result:
         return statistics.median([budget if t is None else t for t in self.times])
 
 
-def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None) -> tuple[float | None, float]:
+def accepted_visible(stdout: str) -> bool:
+    """A user-visible finding the campaign listed passes `check --kernel all` (its expect
+    lines, its assertions, core and oracle agreeing under every kernel)."""
+    from pyvmfuzz.oracle.check import KERNELS, check_paths
+
+    for path in _VISIBLE.findall(stdout)[:1]:
+        try:
+            _, problems = check_paths([path], KERNELS)
+        except Exception:  # noqa: BLE001 -- a finding that cannot be checked is not accepted
+            return False
+        return not problems
+    return False
+
+
+def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None) -> Trial:
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-trial-") as out:
         cmd = [sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", kernel, "--time", str(budget),
                "--seed", str(seed), "--coverage", coverage, "--out", out, "--quiet", "--stop-on-find"]
@@ -40,7 +75,9 @@ def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None
             raise RuntimeError(p.stderr.strip())
         m = _TTF.search(p.stdout)
         r = _EXECS.search(p.stdout)
-        return (float(m[1]) if m else None), (float(r[1].replace(",", "")) if r else 0.0)
+        v = _TTV.search(p.stdout)
+        return Trial(float(m[1]) if m else None, float(r[1].replace(",", "")) if r else 0.0,
+                     float(v[1]) if v else None, accepted_visible(p.stdout), len(_INTERNAL.findall(p.stdout)))
 
 
 def run_trials(kernel: str, configs: list[str], trials: int, budget: int, seed0: int = 1,
@@ -48,21 +85,40 @@ def run_trials(kernel: str, configs: list[str], trials: int, budget: int, seed0:
     results = {c: Result(c) for c in configs}
     for i in range(trials):
         for c in configs:
-            t, rate = one_trial(kernel, c, seed0 + i, budget)
-            results[c].times.append(t)
-            results[c].rates.append(rate)
+            tr = one_trial(kernel, c, seed0 + i, budget)
+            results[c].times.append(tr.t)
+            results[c].rates.append(tr.rate)
+            results[c].visible.append(tr.t_visible)
+            results[c].accepted.append(tr.accepted)
+            results[c].internal_only.append(tr.internal_only)
             if progress:
-                progress(c, i, t)
+                progress(c, i, tr.t)
     return list(results.values())
 
 
+def _median_text(ts: list, budget: int) -> str:
+    """Median time censored at the budget; "> budget" when most trials missed."""
+    if sum(t is not None for t in ts) * 2 <= len(ts):
+        return f"> {budget}"
+    return f"{statistics.median([budget if t is None else t for t in ts]):.2f}"
+
+
 def table(kernel: str, results: list[Result], budget: int) -> str:
-    rows = [f"time to first violation, kernel {kernel}, budget {budget}s, {len(results[0].times)} trials per configuration",
-            f"{'coverage':<10} {'hits':>6} {'median s':>9} {'exec/s':>10}  times"]
+    """Per configuration: confirmed hits and median time to the first; user-visible hits (a
+    finding a user sees, oracle-confirmed) and their median; accepted: the user-visible
+    finding passes `check --kernel all`; internal-only findings saved (no witness found)."""
+    n = len(results[0].times)
+    rows = [f"time to first violation, kernel {kernel}, budget {budget}s, {n} trials per configuration "
+            f"(confirmed findings only; user-visible counted apart)",
+            f"{'coverage':<10} {'hits':>6} {'median s':>9} {'visible':>8} {'median s':>9} {'accepted':>9} "
+            f"{'int.-only':>9} {'exec/s':>10}  times to first user-visible"]
     for r in results:
-        ts = " ".join("-" if t is None else f"{t:.1f}" for t in r.times)
+        ts = " ".join("-" if t is None else f"{t:.2f}" for t in r.visible)
         rate = statistics.median(r.rates) if r.rates else 0
-        rows.append(f"{r.config:<10} {r.hits():>3}/{len(r.times):<2} {r.median(budget):>9.1f} {rate:>10,.0f}  {ts}")
+        vis = sum(t is not None for t in r.visible)
+        rows.append(f"{r.config:<10} {r.hits():>3}/{len(r.times):<2} {_median_text(r.times, budget):>9} "
+                    f"{vis:>5}/{len(r.visible):<2} {_median_text(r.visible, budget):>9} "
+                    f"{sum(r.accepted):>6}/{len(r.accepted):<2} {sum(r.internal_only):>9} {rate:>10,.0f}  {ts}")
     return "\n".join(rows)
 
 

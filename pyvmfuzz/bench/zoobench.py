@@ -45,11 +45,15 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         wanted = configs_wanted or CONFIGS
         configs = [c for c in CONFIGS if c in wanted] if z["expect_found"] else ["atheris"]
         res = {c: ([], []) for c in configs}
+        visible = {c: [] for c in configs}  # per trial: user-visible and check-accepted (campaigns only)
         for i in range(trials):
             for c in configs:
-                t, rate = trial(z["name"], z["hw"], c, 1000 + i, budget)
+                tr = trial(z["name"], z["hw"], c, 1000 + i, budget)
+                t, rate = tr
                 res[c][0].append(t)
                 res[c][1].append(rate)
+                if hasattr(tr, "t_visible"):
+                    visible[c].append(tr.t_visible is not None and tr.accepted)
                 progress(f"{z['name']:<20} {c:<14} trial {i + 1}/{trials}: "
                          f"{'-' if t is None else f'{t:.2f}s'}")
         data[z["name"]] = (z, res)
@@ -64,7 +68,8 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
                 p = a = "—"
             medtxt = f"{med:.2f} s" if hits * 2 > len(ts) else f"> {budget} s" if hits == 0 else f"{med:.2f} s"
             rows.append(f"| {z['name']} | {z['hw'].split('=')[1]} | {'found' if z['expect_found'] else 'clean'} | {c} "
-                        f"| {hits}/{len(ts)} | {medtxt} | {statistics.median(rates):,.0f} | {p} | {a} |")
+                        f"| {hits}/{len(ts)} | {f'{sum(visible[c])}/{len(visible[c])}' if visible[c] else '—'} "
+                        f"| {medtxt} | {statistics.median(rates):,.0f} | {p} | {a} |")
     when = datetime.date.today().isoformat()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     md = [
@@ -72,8 +77,8 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         f"({when}, {machine}); `pyvmfuzz bench --zoo --trials {trials} --budget {budget}"
         f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}`.",
         "",
-        "| kernel | hw | expected | configuration | hits | median time to first violation | exec/s | MWU p vs random | A12 vs random (P[sooner]) |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|",
+        "| kernel | hw | expected | configuration | hits | user-visible (check-accepted) | median time to first violation | exec/s | MWU p vs random | A12 vs random (P[sooner]) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]
     text = "\n".join(md) + "\n"

@@ -11,7 +11,6 @@ PYVMFUZZ_CRASH=1 (a violation is a crash: ClusterFuzzLite/OSS-Fuzz), PYVMFUZZ_PR
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import glob
 import importlib.util
@@ -51,17 +50,21 @@ def _load_libfuzzer_global(atheris) -> None:
 
 
 class FindingHandler:
-    """What happens when an input violates: at most a few minimizations per (kind,
-    operation) per process, the oracle's confirmation, one file pair per signature."""
+    """What happens when an input violates: minimization, the witness search for a core-only
+    kind (campaign.witness), the oracle's confirmation, one file pair per minimized shape.
 
-    MAX_PER_KEY = 3
+    Nothing distinct is dropped: an input whose violating prefix has the shape of one already
+    handled is counted (`repeats`) and skipped — it would minimize to the same finding — and
+    every other input is minimized; findings are deduplicated by their minimized shape."""
 
     def __init__(self, kernel: str, hw: str | None, crashes: str, log: str | None):
         from pyvmfuzz import _core
 
         self.core = _core
         self.kernel, self.hw, self.crashes, self.log = kernel, hw, crashes, log
-        self.tries: collections.Counter = collections.Counter()
+        self.raw_seen: set[str] = set()
+        self.small_seen: set[str] = set()
+        self.repeats = 0
 
     def __call__(self, data: bytes) -> None:
         try:
@@ -76,9 +79,10 @@ class FindingHandler:
             self._log(f"error {name} {type(e).__name__}: {e}".replace("\n", " "))
 
     def _handle(self, data: bytes) -> None:
-        from pyvmfuzz.oracle.check import confirm
-        from pyvmfuzz.campaign.findings import save
+        from pyvmfuzz.campaign.findings import save, shape
+        from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
         from pyvmfuzz.insight.minimize import minimize_report
+        from pyvmfuzz.oracle.check import KERNELS, confirm
 
         detected = time.time()
         rep = self.core.run_bytes(data, self.kernel, self.hw)
@@ -86,18 +90,38 @@ class FindingHandler:
         if v is None:  # cannot happen: the fast path said otherwise
             self._log(f"error nondeterministic-verdict {data.hex()}")
             return
-        action = rep["steps"][v["step"] - 1].split()[1]
-        key = (v["kind"], action)
-        self.tries[key] += 1
-        if self.tries[key] > self.MAX_PER_KEY:
+        raw = shape(v["kind"], rep["steps"][: v["step"]])
+        if raw in self.raw_seen:
+            self.repeats += 1
             return
-        small = minimize_report(rep, budget_s=5.0)
+        self.raw_seen.add(raw)
+        small = minimize_report(rep, budget_s=5.0, portable=KERNELS)
+        sv = small["violation"]
+        key = shape(sv["kind"], small["steps"])
+        if key in self.small_seen:
+            self.repeats += 1
+            return
+        self.small_seen.add(key)
         j = confirm(small)
+        witness = None
+        if j.agree and sv["kind"] in CORE_ONLY_EXTENDABLE:
+            witness = extend(small, portable=KERNELS) or (
+                extend(rep, portable=KERNELS) if len(rep["steps"]) > len(small["steps"]) else None)
+        if witness is not None and witness["internal"] is None:
+            # A replaced last line shows the user the bug at once: an ordinary finding.
+            small, witness = self.core.run_text("\n".join([witness["hw"]] + witness["steps"]) + "\n", self.kernel), None
+            j = confirm(small)
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
-        base, new = save(self.crashes, small, note, prefix, data, data_hw=rep["hw"])
-        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {v['kind']} "
-                  f"{len(rep['steps'])}->{len(small['steps'])} {'confirmed' if j.agree else 'disagreement'}", detected)
+        base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"])
+        kind = (witness or small)["violation"]["kind"]
+        # internal-only: a core-only kind no continuation made visible; a model panic is the
+        # model's own bug (tagged apart: not a kernel finding, not hidden either)
+        visible = ("internal-only" if witness is None and kind in CORE_ONLY_EXTENDABLE
+                   else "model-panic" if kind == "panic" else "visible")
+        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {kind} "
+                  f"{len(rep['steps'])}->{len((witness or small)['steps'])} {visible} "
+                  f"{'confirmed' if j.agree else 'disagreement'}", detected)
 
     def disagreement(self, rep: dict, j) -> None:
         """A clean run the oracle judges otherwise: a model bug, saved apart."""
@@ -106,7 +130,7 @@ class FindingHandler:
         fake = dict(rep, violation={"kind": j.oracle[0] if j.oracle else "clean", "step": max(1, j.oracle[1]) if j.oracle else 1,
                                     "expected": "", "observed": j.describe()})
         base, new = save(self.crashes, fake, f"cross-check: {j.describe()}", "disagreement-")
-        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} disagreement 0->0 disagreement")
+        self._log(f"{'new' if new else 'known'} {os.path.basename(base)} disagreement 0->0 visible disagreement")
 
     def _log(self, msg: str, when: float | None = None) -> None:
         if self.log:
@@ -129,6 +153,81 @@ def job_seed(argv: list[str]) -> list[str]:
     return [a if not a.startswith("-seed=") else f"-seed={new}" for a in argv]
 
 
+def parse_xcheck(v: str | None) -> int | None:
+    """PYVMFUZZ_XCHECK: "auto" (or unset) -> None (the adaptive default), N -> every Nth
+    clean run, 0 -> off."""
+    if v in (None, "", "auto"):
+        return None
+    return max(0, int(v))
+
+
+class CrossCheck:
+    """Oracle cross-checking of clean runs (on by default, issue 15): a clean run the oracle
+    judges otherwise is a model disagreement, saved apart.
+
+    `every=None` (default): adaptive — a clean run is judged whenever the time spent judging
+    so far is under SHARE of the campaign's wall time, so the cost is bounded by construction
+    (`pyvmfuzz bench --xcheck` measures it: exec/s with and without, side by side).
+    `every=N`: every Nth clean run; `every=0`: off."""
+
+    SHARE = 0.01
+
+    def __init__(self, core, kernel: str, hw: str | None, found: "FindingHandler", every: int | None = None):
+        from pyvmfuzz.oracle.check import judge_report
+
+        self.core, self.kernel, self.hw, self.found, self.every = core, kernel, hw, found, every
+        self.judge = judge_report
+        self.start = time.perf_counter()
+        self.spent = 0.0
+        self.countdown = every or 0
+        self.checked = 0
+        self.last_log = time.time()
+        self.logged_repeats = 0
+
+    def clean(self, data: bytes) -> None:
+        if self.every == 0:
+            return
+        now = time.perf_counter()
+        if self.every is None:
+            if self.spent > self.SHARE * (now - self.start):
+                return
+        else:
+            self.countdown -= 1
+            if self.countdown > 0:
+                return
+            self.countdown = self.every
+        rep = self.core.run_bytes(data, self.kernel, self.hw)
+        j = self.judge(rep)
+        self.checked += 1
+        if not j.agree:
+            self.found.disagreement(rep, j)
+        self.spent += time.perf_counter() - now
+        if time.time() - self.last_log > 1.0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Counts since the last flush to the findings log (the supervisor sums them)."""
+        self.found._log(f"crosschecked {self.checked}")
+        self.found._log(f"repeats {self.found.repeats - self.logged_repeats}")
+        self.logged_repeats = self.found.repeats
+        self.checked = 0
+        self.last_log = time.time()
+
+
+def make_test_one_input(run, found: FindingHandler, xc: CrossCheck):
+    """libFuzzer's callback: the core's verdict; a violation goes to `found`, a clean run to
+    the cross-check."""
+    clean = xc.clean
+
+    def test_one_input(data: bytes) -> None:
+        if run(data)[0]:
+            found(data)
+        else:
+            clean(data)
+
+    return test_one_input
+
+
 def main() -> None:
     kernel = os.environ.get("PYVMFUZZ_KERNEL", "fixed")
     hw = os.environ.get("PYVMFUZZ_HW") or None
@@ -144,11 +243,8 @@ def main() -> None:
     run = target.run
     found = FindingHandler(kernel, hw, crashes, os.environ.get("PYVMFUZZ_FINDINGS"))
 
-    xcheck = int(os.environ.get("PYVMFUZZ_XCHECK", "0") or 0)
-
-    def test_one_input(data: bytes) -> None:
-        if run(data)[0]:
-            found(data)
+    xc = CrossCheck(_core, kernel, hw, found, parse_xcheck(os.environ.get("PYVMFUZZ_XCHECK", "auto")))
+    test_one_input = make_test_one_input(run, found, xc)
 
     if os.environ.get("PYVMFUZZ_CRASH") == "1":
         # ClusterFuzz(Lite) mode: a violation is a crash, and libFuzzer saves the input.
@@ -160,31 +256,6 @@ def main() -> None:
                 hw_flag = f" --hw {hw}" if hw else ""
                 raise AssertionError(f"pyvmfuzz: {kinds[code - 1]} at step {step} under {kernel}; "
                                      f"replay: pyvmfuzz run ARTIFACT --kernel {kernel}{hw_flag}")
-
-    if xcheck > 0:
-        # Every xcheck-th clean run is judged by the oracle too; a disagreement is saved.
-        from pyvmfuzz.oracle.check import CleanSampler
-
-        sampler = CleanSampler(1.0 / xcheck, seed=os.getpid())
-        countdown = [xcheck]
-        last_report = [time.time()]
-
-        def test_one_input(data: bytes) -> None:  # noqa: F811
-            if run(data)[0]:
-                found(data)
-                return
-            countdown[0] -= 1
-            if countdown[0] == 0:
-                countdown[0] = xcheck
-                rep = _core.run_bytes(data, kernel, hw)
-                sampler.rate = 1.0
-                j = sampler.maybe_check(rep)
-                if j is not None and not j.agree:
-                    found.disagreement(rep, j)
-                if time.time() - last_report[0] > 1.0:
-                    found._log(f"crosschecked {sampler.checked}")
-                    sampler.checked = 0
-                    last_report[0] = time.time()
 
     def progress() -> None:  # execs for the supervisor's bar (libFuzzer only pulses at 2^n)
         while True:

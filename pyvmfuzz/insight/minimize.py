@@ -19,9 +19,22 @@ _VAL = re.compile(r"^(0x[0-9a-f]+|\d+)$")
 _ADDR = re.compile(r"^(data[0-3]|text[01]|shm0)\.([0-3])$")
 
 
+def applicable_everywhere(hw: str, ops: list[str], kernels) -> bool:
+    """Whether the program runs (is not an input error) under every kernel in `kernels`: a
+    saved finding is a regression program that `check --kernel all` runs under each."""
+    text = "\n".join([hw] + ops) + "\n"
+    for k in kernels:
+        try:
+            _core.run_text(text, k)
+        except ValueError:
+            return False
+    return True
+
+
 class Minimizer:
-    def __init__(self, hw: str, kernel: str, kind: str, budget_s: float, progress=None):
+    def __init__(self, hw: str, kernel: str, kind: str, budget_s: float, progress=None, portable=()):
         self.hw, self.kernel, self.kind = hw, kernel, kind
+        self.portable = tuple(portable)  # kernels every kept candidate must be applicable under
         self.deadline = time.monotonic() + budget_s
         self.runs = 0
         self.progress = progress
@@ -40,7 +53,9 @@ class Minimizer:
         if not ops:
             return False
         r = self.run(ops, hw)
-        return r is not None and r["violation"] is not None and r["violation"]["kind"] == self.kind
+        if r is None or r["violation"] is None or r["violation"]["kind"] != self.kind:
+            return False
+        return not self.portable or applicable_everywhere(hw or self.hw, ops[: r["violation"]["step"]], self.portable)
 
     def _note(self, ops):
         if self.progress:
@@ -161,9 +176,11 @@ class Minimizer:
         return ops, self.hw
 
 
-def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 10.0, progress=None) -> tuple[str, list[str]]:
-    """(header hw line, minimized op lines)."""
-    m = Minimizer(hw, kernel, kind, budget_s, progress)
+def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 10.0, progress=None,
+             portable=()) -> tuple[str, list[str]]:
+    """(header hw line, minimized op lines). `portable`: kernels under which every kept
+    candidate must also be applicable (its prefix up to the violation)."""
+    m = Minimizer(hw, kernel, kind, budget_s, progress, portable)
     if not m.keeps(ops):
         return hw, ops
     ops = m.steps(ops)
@@ -177,12 +194,16 @@ def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 
     return m.hw, ops
 
 
-def minimize_report(rep: dict, budget_s: float = 10.0, progress=None) -> dict:
+def minimize_report(rep: dict, budget_s: float = 10.0, progress=None, portable=()) -> dict:
     """Minimize a violating run (from run_text or run_bytes); returns the minimized run's
-    report (same kernel, same violation kind)."""
+    report (same kernel, same violation kind). With `portable` (kernel names), a program
+    applicable under all of them is preferred: minimized keeping that, when the run is; else
+    minimized without it."""
     kind = rep["violation"]["kind"]
     ops = [s.split("->")[0].strip() for s in rep["steps"]]
-    hw, ops = minimize(rep["hw"], ops, rep["kernel"], kind, budget_s, progress)
+    if portable and not applicable_everywhere(rep["hw"], ops[: rep["violation"]["step"]], portable):
+        portable = ()
+    hw, ops = minimize(rep["hw"], ops, rep["kernel"], kind, budget_s, progress, portable)
     try:
         out = _core.run_text("\n".join([hw] + ops) + "\n", rep["kernel"])
     except ValueError:

@@ -1,0 +1,146 @@
+"""Witness extension (issue 15): a run that ends in a core-only kind (`tlb-incoherent`,
+`use-after-free`) shows an internal invariant breaking, which no user has seen yet and the
+oracle cannot confirm. Search a bounded set of continuations — up to a few appended lines, and
+the last line replaced — for one where a user-visible violation follows; the core finds it
+(run on past its internal invariants: `_core.run_text(..., past_internal=True)`), the oracle
+(SPEC §4) confirms it. The witness keeps both facts: where the invariant first broke
+(`internal`), where the user sees it (`violation`).
+
+Candidate lines are built from the program itself: its CPUs, the pages and words it (and the
+invariant's message) names, the processes and threads it created, one fresh value. Search is
+breadth-first by number of added lines, so the first witness is a shortest one in the set."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from pyvmfuzz import _core
+
+CORE_ONLY_EXTENDABLE = ("tlb-incoherent", "use-after-free")
+USER_VISIBLE = ("stale-read", "protection", "outcome", "lost-wakeup", "file-corruption")
+FRESH = 0x77  # a value no program of the minimizer's writes (it shrinks values to 0..7)
+
+_ADDR = re.compile(r"\b(data[0-3]|text[01]|shm0)(?:\.([0-3]))?\b")
+_THREAD = re.compile(r"\bP(\d+)\.T(\d+)\b")
+_PID = re.compile(r"\bP(\d+)\b")
+
+
+def _ops(rep: dict, upto: int) -> list[str]:
+    return [s.split("->")[0].strip() for s in rep["steps"][:upto]]
+
+
+def candidate_lines(hw: str, ops: list[str], trace: list[str], hint: str = "") -> list[str]:
+    """The lines a continuation is built from (each may be inapplicable where it is tried;
+    the core then rejects it and the search skips it)."""
+    m = re.search(r"cpus=(\d+)", hw)
+    cpus = int(m[1]) if m else 2
+    text = " ".join(ops + list(trace)) + " " + hint
+    addrs: list[str] = []
+    for page, word in _ADDR.findall(text):
+        a = f"{page}.{word or 0}"
+        if a not in addrs:
+            addrs.append(a)
+    addrs = addrs[:4] or ["data0.0"]
+    pages = list(dict.fromkeys(a.split(".")[0] for a in addrs))
+    threads = sorted({(1, 1)} | {(int(p), int(t)) for p, t in _THREAD.findall(text)})
+    pids = sorted({p for p, _ in threads} | {int(p) for p in _PID.findall(text)})
+    lines = []
+    for c in range(cpus):
+        cpu = f"cpu{c}"
+        for a in addrs:
+            lines += [f"{cpu} load {a}", f"{cpu} store {a} {FRESH:#x}", f"{cpu} umtx_wakeup {a}"]
+            for p in pids:
+                lines += [f"{cpu} procfs_read P{p} {a}", f"{cpu} procfs_write P{p} {a} {FRESH:#x}"]
+        for pg in pages:
+            lines += [f"{cpu} mprotect {pg} r", f"{cpu} mprotect {pg} rw", f"{cpu} madvise {pg} dontneed"]
+        lines += [f"{cpu} switch P{p}.T{t}" for p, t in threads] + [f"{cpu} switch idle", f"{cpu} fork"]
+    return lines
+
+
+class Search:
+    def __init__(self, rep: dict, budget_s: float, max_added: int):
+        self.kernel, self.hw = rep["kernel"], rep["hw"]
+        self.deadline = time.monotonic() + budget_s
+        self.max_added = max_added
+        self.runs = 0
+
+    def run(self, ops: list[str]) -> dict | None:
+        self.runs += 1
+        try:
+            return _core.run_text("\n".join([self.hw] + ops) + "\n", self.kernel, past_internal=True)
+        except ValueError:
+            return None
+
+    def confirmed(self, r: dict) -> bool:
+        """The core's user-visible violation, and the oracle reports exactly it (for
+        `file-corruption`, a core-only kind the user sees in the file, the oracle must find
+        nothing wrong before it)."""
+        from pyvmfuzz import oracle
+        from pyvmfuzz.oracle.check import observations
+
+        v = r["violation"]
+        if v is None or v["kind"] not in USER_VISIBLE:
+            return False
+        try:
+            ov = oracle.judge(observations(r))
+        except Exception:  # noqa: BLE001 -- an oracle that cannot follow confirms nothing
+            return False
+        if v["kind"] == "file-corruption":
+            return ov is None
+        return ov is not None and (ov.kind, ov.step) == (v["kind"], v["step"])
+
+
+def extend(rep: dict, budget_s: float = 2.0, max_added: int = 3, portable=()) -> dict | None:
+    """A witness for a core-only violation: the past-internal report of a continuation whose
+    first user-visible violation the oracle confirms (`internal` holds where the invariant
+    first broke; None there when a replaced last line shows the user the bug directly), or
+    None when none is found within `budget_s` seconds and `max_added` added lines.
+    `portable`: kernels under which the witness must also be applicable (a regression program
+    `check --kernel all` runs), when the program is."""
+    from pyvmfuzz.insight.minimize import applicable_everywhere
+
+    v = rep["violation"]
+    if v is None or v["kind"] not in CORE_ONLY_EXTENDABLE:
+        return None
+    s = Search(rep, budget_s, max_added)
+    ops = _ops(rep, v["step"])
+    if portable and not applicable_everywhere(rep["hw"], ops, portable):
+        portable = ()
+    cands = candidate_lines(rep["hw"], ops, rep["trace"][: v["step"]], v.get("observed", ""))
+    # Bases: the program as it is, then with its last line replaced (the replacement must
+    # still break the invariant or show the user something: checked by the run).
+    bases = [ops] + [ops[:-1] + [c] for c in cands if c != ops[-1]]
+    # Level n: n added lines in all (a replaced last line counts as one).
+    frontier: list[list[str]] = []
+    for n in range(1, max_added + 1):
+        if n == 1:
+            trials = [ops + [c] for c in cands] + bases[1:]
+        else:
+            trials = (p + [c] for p in frontier for c in cands)
+        nxt = []
+        for prog in trials:
+            if time.monotonic() > s.deadline:
+                return None
+            r = s.run(prog)
+            if r is None:
+                continue  # not applicable there
+            if r["violation"] is None:
+                if r["internal"] is not None:
+                    nxt.append(prog)  # the invariant is broken, the user has seen nothing yet
+                continue
+            if s.confirmed(r) and (not portable or applicable_everywhere(s.hw, prog, portable)):
+                return r
+        frontier = nxt
+        if not frontier:
+            return None
+    return None
+
+
+def search_space(rep: dict, max_added: int = 3) -> int:
+    """Upper bound on the programs `extend` may try (for reports)."""
+    v = rep["violation"]
+    ops = _ops(rep, v["step"])
+    k = len(candidate_lines(rep["hw"], ops, rep["trace"][: v["step"]], v.get("observed", "")))
+    return sum((2 * k) * k ** (n - 1) for n in range(1, max_added + 1))
+

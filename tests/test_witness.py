@@ -1,0 +1,93 @@
+"""Witness extension (issue 15): a core-only violation is extended to one a user sees, the
+oracle confirms it, and the saved finding is a regression program that carries both facts."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from pyvmfuzz import _core
+from pyvmfuzz.campaign import witness
+from pyvmfuzz.campaign.findings import save
+from pyvmfuzz.oracle import judge
+from pyvmfuzz.oracle.check import KERNELS, observations
+
+from conftest import cli
+
+# Found by a campaign on shootdown-no-ipi: fork write-protects data0 on cpu0 without the IPI,
+# so cpu1 keeps its writable entry (tlb-incoherent at step 4), which no user has seen yet.
+NO_IPI = """hw cpus=2 tlb=8 mode=pc64
+cpu0 spawn
+cpu1 switch P1.T2
+cpu1 store data0.0 0x0
+cpu0 fork
+"""
+# protect-wrong-va: mprotect invalidates the wrong page; cpu1 keeps data0 writable.
+WRONG_VA = """hw cpus=2 tlb=8 mode=pc64
+cpu0 spawn
+cpu1 switch P1.T2
+cpu1 store data0.0 0x0
+cpu0 mprotect data0 r
+"""
+
+
+@pytest.mark.parametrize("kernel,program", [("shootdown-no-ipi", NO_IPI), ("protect-wrong-va", WRONG_VA)])
+def test_core_only_violation_extends_to_a_user_visible_one(kernel, program):
+    rep = _core.run_text(program, kernel)
+    assert (rep["violation"]["kind"], rep["violation"]["step"]) == ("tlb-incoherent", 4)
+    w = witness.extend(rep, portable=KERNELS)
+    assert w is not None
+    assert (w["internal"]["kind"], w["internal"]["step"]) == ("tlb-incoherent", 4)
+    v = w["violation"]
+    assert v["kind"] in witness.USER_VISIBLE and v["step"] > 4
+    ov = judge(observations(w))  # the oracle, on its own, sees the same violation
+    assert (ov.kind, ov.step) == (v["kind"], v["step"])
+    assert w["steps"][:4] == rep["steps"][:4]
+    assert len(w["steps"]) - 4 <= 3  # bounded: at most three added lines
+
+
+def test_saved_witness_is_a_regression_program(tmp_path):
+    rep = _core.run_text(NO_IPI, "shootdown-no-ipi")
+    w = witness.extend(rep, portable=KERNELS)
+    base, new = save(str(tmp_path), rep, "test", witness=w)
+    assert new
+    text = open(base + ".txt").read()
+    v = w["violation"]
+    assert f"expect shootdown-no-ipi tlb-incoherent 4" in text
+    assert f"expect shootdown-no-ipi {v['kind']} {v['step']}" in text
+    assert "expect fixed clean" in text
+    assert "the invariant first broke at step 4" in text and f"user-visible: {v['kind']} at step {v['step']}" in text
+    # The user-visible step asserts the oracle's (correct) outcome, not the buggy one.
+    last = [ln for ln in text.splitlines() if ln.startswith("cpu")][-1]
+    assert last.endswith(f"-> {v['expected']}") and v["expected"] != v["observed"]
+    c = cli("check", str(tmp_path), "--kernel", "all")
+    assert c.returncode == 0, c.stdout + c.stderr
+    # check does verify the user-visible expect: a wrong step there is reported.
+    bad = tmp_path / "bad.txt"
+    bad.write_text(text.replace(f"expect shootdown-no-ipi {v['kind']} {v['step']}",
+                                f"expect shootdown-no-ipi {v['kind']} {v['step'] + 1}"))
+    c = cli("check", str(bad), "--kernel", "shootdown-no-ipi")
+    assert c.returncode == 1 and "past the internal violation" in c.stdout, c.stdout
+    # The byte form replays with no flags (its .txt is the sidecar) to the same first violation.
+    r = cli("run", base + ".bytes", "--json")
+    assert json.loads(r.stdout)["violation"]["kind"] == "tlb-incoherent", r.stdout
+
+
+def test_no_witness_within_budget_is_saved_as_internal_only(tmp_path):
+    rep = _core.run_text(NO_IPI, "shootdown-no-ipi")
+    assert witness.extend(rep, budget_s=0.0) is None
+    base, _ = save(str(tmp_path), rep, "test")
+    text = open(base + ".txt").read()
+    assert "internal-only" in text
+    assert cli("check", str(tmp_path), "--kernel", "all").returncode == 0
+
+
+def test_past_internal_run_keeps_both_facts():
+    prog = NO_IPI + "cpu1 store data0.0 0x5\ncpu0 procfs_read P2 data0.0\n"
+    plain = _core.run_text(prog, "shootdown-no-ipi")
+    past = _core.run_text(prog, "shootdown-no-ipi", past_internal=True)
+    assert plain["internal"] is None and plain["violation"]["kind"] == "tlb-incoherent"
+    assert past["internal"]["step"] == 4
+    assert (past["violation"]["kind"], past["violation"]["step"]) == ("stale-read", 6)
+    assert len(past["trace"]) == 6
