@@ -97,9 +97,16 @@ def run_trials(kernel: str, configs: list[str], trials: int, budget: int, seed0:
 
 
 def _median_text(ts: list, budget: int) -> str:
-    """Median time censored at the budget; "> budget" when most trials missed."""
-    if sum(t is not None for t in ts) * 2 <= len(ts):
+    """Median of times censored at the budget (None: a miss). Only a lower bound is known
+    when the median reaches a miss: "> budget" when most trials missed; with exactly half
+    missing, "> (last hit + budget) / 2"."""
+    hits = sorted(t for t in ts if t is not None)
+    if not ts:
+        return "—"
+    if len(hits) * 2 < len(ts):
         return f"> {budget}"
+    if len(hits) * 2 == len(ts):
+        return f"> {(hits[-1] + budget) / 2:.2f}"
     return f"{statistics.median([budget if t is None else t for t in ts]):.2f}"
 
 

@@ -16,7 +16,7 @@ import sys
 from pyvmfuzz import _core
 from pyvmfuzz.bench.baselines import hypothesis_until
 from pyvmfuzz.campaign.findings import atomic_write
-from pyvmfuzz.bench.trials import a12_faster, mann_whitney, one_trial
+from pyvmfuzz.bench.trials import _median_text, a12_faster, mann_whitney, one_trial
 
 CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
 
@@ -60,13 +60,12 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         cens = {c: [budget if t is None else t for t in ts] for c, (ts, _) in res.items()}
         for c, (ts, rates) in res.items():
             hits = sum(t is not None for t in ts)
-            med = statistics.median(cens[c])
             if "random" in cens and c != "random":
                 p = f"{mann_whitney(cens[c], cens['random']):.3f}"
                 a = f"{a12_faster(cens[c], cens['random']):.2f}"
             else:
                 p = a = "—"
-            medtxt = f"{med:.2f} s" if hits * 2 > len(ts) else f"> {budget} s" if hits == 0 else f"{med:.2f} s"
+            medtxt = f"{_median_text(ts, budget)} s"  # censored: "> budget s" when it reaches a miss
             rows.append(f"| {z['name']} | {z['hw'].split('=')[1]} | {'found' if z['expect_found'] else 'clean'} | {c} "
                         f"| {hits}/{len(ts)} | {f'{sum(visible[c])}/{len(visible[c])}' if visible[c] else '—'} "
                         f"| {medtxt} | {statistics.median(rates):,.0f} | {p} | {a} |")
@@ -75,6 +74,7 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
     md = [
         f"Zoo benchmark: {trials} trials per kernel and configuration, budget {budget} s each "
         f"({when}, {machine}); `pyvmfuzz bench --zoo --trials {trials} --budget {budget}"
+        f"{' --kernels ' + ','.join(kernels) if kernels else ''}"
         f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}`.",
         "",
         "| kernel | hw | expected | configuration | hits | user-visible (check-accepted) | median time to first violation | exec/s | MWU p vs random | A12 vs random (P[sooner]) |",
