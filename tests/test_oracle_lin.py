@@ -301,3 +301,96 @@ def test_cli_os_reaches_the_oracle(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["check", str(prog), "--os", "bsd"])
     assert e.value.code == 2
+
+
+# ------------------------------------------------------------ hand-derived litmus traces
+# The expected `fixed` traces of /work/staging/litmus/ (verdicts derived by hand from the SPEC),
+# and the observation a broken kernel makes there, with the step and kind derived by hand.
+
+LITMUS = {
+    "i05-cow-fault-revalidates-after-madvise": """\
+hw cpus=3 tlb=8 mode=pc64
+cpu0 store data0.1 0x5 -> ok
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu0 fork -> P2
+cpu2 switch P2.T1 -> ok
+cpu2 load data0.1 -> 0x5
+cpu0 store data0.0 0x6 until cow -> paused
+cpu2 load data0.0 -> 0x0
+cpu1 madvise data0 dontneed -> ok
+cpu0 resume -> ok
+cpu0 load data0.1 -> 0x0
+cpu0 load data0.0 -> 0x6
+cpu2 load data0.1 -> 0x5
+""",
+    "i07-lock-busy-page-procfs-fork": """\
+cpu0 store data0.0 0x1 -> ok
+cpu0 fork -> P2
+cpu0 load data0.1 -> 0x0
+cpu1 switch P2.T1 -> ok
+cpu1 procfs_write P1 data0.1 0x7 until access -> paused
+cpu0 fork -> paused
+cpu1 resume -> ok
+cpu0 resume -> P3
+cpu0 load data0.1 -> 0x7
+cpu0 load data0.0 -> 0x1
+cpu1 switch P3.T1 -> ok
+cpu1 load data0.1 -> 0x7
+cpu1 load data0.0 -> 0x1
+""",
+    "i08-lock-map-mprotect-umtx": """\
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu1 store data0.0 0x0 -> ok
+cpu0 mprotect data0 r until ipi_wait -> paused
+cpu1 umtx_sleep data0.0 0x0 -> paused
+cpu0 resume -> ok
+cpu1 resume -> EFAULT
+cpu1 store data0.0 0x1 -> SEGV
+""",
+    "i10-lock-umtx-recheck-after-madvise": """\
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu0 store data0.0 0x5 -> ok
+cpu1 umtx_sleep data0.0 0x5 until sleep -> paused
+cpu0 madvise data0 dontneed -> ok
+cpu1 resume -> EBUSY
+cpu0 umtx_wakeup data0.0 -> ok
+""",
+}
+
+
+BROKEN = [
+    # fork-no-protect: the store does not fault and lands in the frame P2 still maps
+    ("i05-cow-fault-revalidates-after-madvise", 8,
+     [("until cow -> paused", "until cow -> ok"), ("cpu2 load data0.0 -> 0x0", "cpu2 load data0.0 -> 0x6")],
+     v("stale-read", 8, "0x0", "0x6")),
+    # partial-385c96e4: P1's PTE still maps the frame copied away
+    ("i07-lock-busy-page-procfs-fork", 9, [("cpu0 load data0.1 -> 0x7", "cpu0 load data0.1 -> 0x0")],
+     v("stale-read", 9, "0x7", "0x0")),
+    # no map lock across ipi_wait: EFAULT while cpu1 still stores through its writable entry
+    ("i08-lock-map-mprotect-umtx", 5, [("0x0 -> paused", "0x0 -> EFAULT")], None),
+    # umtx-no-recheck: the sleeper stays on the discarded frame; the wakeup misses it
+    ("i10-lock-umtx-recheck-after-madvise", None, [("resume -> EBUSY", "resume -> blocked")],
+     v("lost-wakeup", 7, "ok woke P1.T2", "ok")),
+]
+
+
+@pytest.mark.parametrize("name", sorted(LITMUS))
+def test_litmus_expected_trace_is_clean(name):
+    assert judge(LITMUS[name]) is None
+
+
+@pytest.mark.parametrize("name,upto,edits,want", BROKEN, ids=[b[0] for b in BROKEN])
+def test_litmus_broken_observation_is_flagged(name, upto, edits, want):
+    lines = LITMUS[name].splitlines()
+    lines = lines[:upto + (lines[0].startswith("hw")) if upto else None]
+    t = "\n".join(lines) + "\n"
+    for old, new in edits:
+        assert old in t
+        t = t.replace(old, new, 1)
+    if want is None:   # i08: the store after the early EFAULT
+        t += "cpu1 store data0.0 0x1 -> ok\n"
+        want = v("protection", 6, "SEGV", "ok")
+    assert judge(t) == want
