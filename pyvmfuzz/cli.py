@@ -312,6 +312,12 @@ def cmd_bench(args) -> int:
             raise InputError(f"{', '.join(given)} only apply with --zoo")
     if args.long:
         return _bench_long(args.long, args.seed)
+    if args.xcheck:
+        from pyvmfuzz.bench.xcheck import measure, report
+
+        print("## Oracle cross-check on the campaign path (harness callback, fixed, random inputs)")
+        print(report(measure(seed=args.seed)))
+        return 0
     if args.zoo:
         from pyvmfuzz.bench import zoobench
 
@@ -390,6 +396,11 @@ def cmd_bench(args) -> int:
               f"{oracle_dt / core_dt:>7.0f}x", flush=True)
 
     _bench_linux(args.seed)
+
+    from pyvmfuzz.bench.xcheck import measure, report
+
+    print("\n## Oracle cross-check on the campaign path (harness callback, fixed, random inputs)")
+    print(report(measure(seed=args.seed)))
 
     try:
         from pyvmfuzz.bench.semcost import measure
@@ -514,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: N executions in one process; RSS, fd and thread growth")
     b.add_argument("--zoo", action="store_true",
                    help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
+    b.add_argument("--xcheck", action="store_true",
+                   help="instead: exec/s of the campaign callback with the default oracle cross-check off and on")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")

@@ -48,6 +48,9 @@ def test_fixed_kernel_short_campaign_is_clean(tmp_path):
     p = fuzz(tmp_path, "--kernel", "fixed", "--time", "5")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "# no violation found" in p.stdout
+    # The oracle cross-checks clean runs by default (issue 15), adaptively.
+    m = re.search(r"# oracle cross-checked ([\d,]+) clean runs \(adaptive", p.stdout)
+    assert m and int(m[1].replace(",", "")) > 0, p.stdout
     m = re.search(r"\(([\d,]+)/s\)", p.stdout)
     assert m and int(m[1].replace(",", "")) > 5000, p.stdout
 

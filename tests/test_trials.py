@@ -47,3 +47,11 @@ def test_table_counts_user_visible_findings_apart():
                visible=[0.5, None, None], accepted=[True, False, False], internal_only=[0, 2, 0])
     row = table("shootdown-no-ipi", [r], 120).splitlines()[-1].split()
     assert row[:8] == ["semantic", "2/3", "0.30", "1/3", ">", "120", "1/3", "2"]
+
+
+def test_cross_check_cost_is_measured_side_by_side():
+    from pyvmfuzz.bench.xcheck import measure, report
+
+    res = measure(seconds=0.3, rounds=1)
+    assert res["off"] > 0 and res["on"] > 0 and res["checked"] >= 1
+    assert "ratio" in report(res)
