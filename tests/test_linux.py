@@ -238,3 +238,14 @@ def test_a_linux_trace_names_its_personality_and_replays_through_the_oracle():
     assert oracle.judge(r["trace_text"]) is None
     v = oracle.judge(r["trace_text"], os="dragonfly")
     assert (v.kind, v.step, v.expected, v.observed) == ("outcome", 2, "EFAULT", "EBUSY")
+
+
+def test_a_debugger_write_to_a_read_only_shared_page_is_linuxs_eio():
+    """Linux's FOLL_FORCE breaks copy-on-write only in private mappings (mm/gup.c,
+    is_cow_mapping): the write into a read-only shm0 fails with EIO, which the target reports
+    as the outcome (SPEC §4.2 does not name this difference: the oracle calls it out); into a
+    read-only private page it succeeds, as the contract says."""
+    r = linux.run_ops(["cpu0 mprotect shm0 r", "cpu0 procfs_write P1 shm0.0 0x1", "cpu0 load shm0.0"], 1)
+    assert r["trace"] == ["ok", "EIO"] and r["violation"]["kind"] == "outcome", r["trace_text"]
+    r = linux.run_ops(["cpu0 mprotect data0 r", "cpu0 procfs_write P1 data0.0 0x1", "cpu0 load data0.0"], 1)
+    assert r["trace"] == ["ok", "ok", "0x1"] and r["violation"] is None
