@@ -5,7 +5,8 @@ personality (SPEC §4.2).
 
 Every outcome is what a real system call returned: fork (P-numbers are the real children
 numbered in order of creation), thread creation, futex (FUTEX_WAIT also on a read-only page),
-madvise, mprotect, /proc/PID/mem, and SIGSEGV for a store the page tables refuse. The contract's
+madvise, mprotect, /proc/PID/mem, and SIGSEGV for a store the page tables refuse (`ESRCH` for a
+P-number with no live process is the driver's: Linux reuses pids). The contract's
 limits (SPEC §2.1: 8 live processes, 4 threads per process) are applied by the kernel's pids
 controller where a cgroup v1 `pids` hierarchy is writable (`_PidsCgroup`); elsewhere the driver
 applies them itself and the report says so (`limits`).
