@@ -18,8 +18,8 @@ private anonymous pages, a private mapping of a memfd holding the text, one MAP_
 futex: private ops for private pages, shared ops for shm0. Hygiene: one process group per run,
 PR_SET_PDEATHSIG on P1 and a lifeline pipe in every process, no core files, per-step timeouts,
 everything killed and reaped at the end, and the workers' fatal-signal tracebacks (faulthandler,
-inherited from pytest or -X faulthandler) go to a memfd the driver reads only when a worker
-died where the program did not say it would."""
+inherited from pytest or -X faulthandler) go to a memfd: the driver reads it to confirm that a
+store's process died of SIGSEGV, and shows it when a worker dies during any other op."""
 
 from __future__ import annotations
 
