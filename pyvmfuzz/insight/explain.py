@@ -66,19 +66,21 @@ def model(rep: dict) -> dict:
             "violation": v, "kernel": rep["kernel"], "hw": rep["hw"]}
 
 
+def _lane(r: dict, c: int) -> str:
+    """What CPU c's lane shows at a step: its op and outcome, or what it is running."""
+    if c == r["cpu"]:
+        return f"{r['op']} -> {r['outcome']}"
+    return "· " + (r["running"][c] or "idle")
+
+
 def render_text(m: dict, title: str) -> str:
     out = [f"# explain {title} — kernel {m['kernel']}, {m['hw']}"]
-    w = 34
-    head = "step " + "".join(f"{'cpu' + str(c):<{w}}" for c in range(m["ncpus"]))
+    # Each lane as wide as its longest entry: an op and its outcome are never cut.
+    ws = [max([len(f"cpu{c}")] + [len(_lane(r, c)) for r in m["rows"]]) + 2 for c in range(m["ncpus"])]
+    head = "step " + "".join(f"{'cpu' + str(c):<{ws[c]}}" for c in range(m["ncpus"]))
     out.append(head)
     for r in m["rows"]:
-        lane = []
-        for c in range(m["ncpus"]):
-            if c == r["cpu"]:
-                lane.append(f"{r['op']} -> {r['outcome']}"[: w - 1].ljust(w))
-            else:
-                run = r["running"][c]
-                lane.append(("· " + (run or "idle"))[: w - 1].ljust(w))
+        lane = [_lane(r, c).ljust(ws[c]) for c in range(m["ncpus"])]
         mark = "!!" if r["bad"] else "  "
         out.append(f"{r['n']:>3}{mark}" + "".join(lane))
         for pg in m["pages"]:
@@ -111,10 +113,11 @@ h1{font-size:20px;margin:0 0 4px} .sub{color:#5b6478;margin-bottom:16px}
 .verdict{padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
 .bad{background:#fde8e8;border:1px solid #e0a0a0;color:#8a1c1c} .ok{background:#e6f4ea;border:1px solid #9cc9a8;color:#1d5a2e}
 table{border-collapse:collapse;font-size:12.5px;font-family:ui-monospace,Menlo,Consolas,monospace}
-th,td{border:1px solid #d8dce4;padding:4px 6px;vertical-align:top;white-space:nowrap}
+th,td{border:1px solid #d8dce4;padding:4px 6px;vertical-align:top;white-space:nowrap;text-align:left}
 th{background:#eef1f6;position:sticky;top:0} tr.badrow td{background:#fff1f1}
-td.op{background:#e8f0fe;font-weight:600} td.idle{color:#9aa3b5} .rw{color:#b3261e;font-weight:600}
-td.stale{background:#ffe2b8;font-weight:600}
+td.op{background:#e8f0fe;font-weight:600;white-space:normal;min-width:16em;max-width:24em}
+.idle{color:#9aa3b5} .rw{color:#b3261e;font-weight:600}
+.stale{background:#ffe2b8;font-weight:600} .timeline{overflow-x:auto;max-width:100%}
 .legend{font-size:12px;color:#5b6478;margin-top:14px}
 """
 
@@ -122,7 +125,10 @@ td.stale{background:#ffe2b8;font-weight:600}
 def render_html(m: dict, title: str) -> str:
     e = html.escape
     n = len(m["rows"])
-    lane_h, top, left, colw = 26, 30, 60, 210
+    labels = [f"{r['op']} → {r['outcome']}" for r in m["rows"]]
+    # A lane as wide as its longest label (monospace 11 px: about 6.7 px a character).
+    lane_h, top, left = 26, 30, 60
+    colw = max(150, int(6.7 * max((len(x) for x in labels), default=0)) + 20)
     width = left + colw * m["ncpus"] + 20
     height = top + lane_h * n + 10
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -141,45 +147,44 @@ def render_html(m: dict, title: str) -> str:
                 stroke = "#b3261e" if r["bad"] else "#5b8def"
                 svg.append(f'<rect x="{x + 4}" y="{y + 2}" width="{colw - 8}" height="{lane_h - 5}" rx="4" '
                            f'fill="{fill}" stroke="{stroke}"/>')
-                label = e(f"{r['op']} → {r['outcome']}")
-                full = f"{r['op']} → {r['outcome']}"
-                short = full if len(full) <= 30 else full[:29] + "…"
-                svg.append(f'<text x="{x + 9}" y="{y + 16}"><title>{label}</title>{e(short)}</text>')
+                svg.append(f'<text x="{x + 9}" y="{y + 16}">{e(labels[i])}</text>')
             elif r["running"][c]:
                 svg.append(f'<text x="{x + colw / 2}" y="{y + 16}" text-anchor="middle" fill="#9aa3b5">'
                            f'{e(r["running"][c])}</text>')
     svg.append("</svg>")
 
-    head = ["step"] + [f"cpu{c}" for c in range(m["ncpus"])]
-    for pg in m["pages"]:
-        head += [f"{pg}: P{pid} PTE / sees" for pid in m["pids"]] + [f"{pg}: TLB cpu{c}" for c in range(m["ncpus"])]
-    head += ["pm_active", "sleepers"]
+    # One column per page, each cell stacking its per-process PTE / map frame lines and the
+    # CPUs' TLB entries: the width grows with the pages touched, not pages x (processes + CPUs).
+    head = ["step", "op → outcome", "running"] + list(m["pages"]) + ["pm_active", "sleepers"]
     body = []
     for r in m["rows"]:
-        tds = [f"<td>{r['n']}</td>"]
-        for c in range(m["ncpus"]):
-            if c == r["cpu"]:
-                tds.append(f'<td class="op">{e(r["op"])} → {e(r["outcome"])}</td>')
-            else:
-                tds.append(f'<td class="idle">{e(r["running"][c] or "idle")}</td>')
+        tds = [f"<td>{r['n']}</td>", f'<td class="op">cpu{r["cpu"]} {e(r["op"])} → {e(r["outcome"])}</td>']
+        tds.append("<td>" + "<br>".join(
+            f'cpu{c} <span class="idle">{e(t)}</span>' if t == "idle" else f"cpu{c} {e(t)}"
+            for c, t in enumerate(x or "idle" for x in r["running"])) + "</td>")
         for pg in m["pages"]:
             cell = r["pages"].get(pg, {"procs": {}, "tlb": ["-"] * m["ncpus"]})
+            lines = []
             for pid in m["pids"]:
                 pte, seen, _ = cell["procs"].get(pid, ("", "", []))
+                if not pte:
+                    continue
                 # The insight of most findings: the PTE maps another frame than the map holds.
                 stale = pte not in ("", "-") and seen not in ("", "-") and pte.split()[0] != seen
                 cls = ' class="stale" title="the PTE maps a different frame than the process\'s map holds"' if stale \
                     else (' class="rw"' if pte.endswith("rw") else "")
-                tds.append(f"<td{cls}>{e(pte)} / {e(seen)}</td>" if pte else "<td></td>")
-            for t in cell["tlb"]:
-                cls = ' class="rw"' if " rw" in t else ""
-                tds.append(f"<td{cls}>{e(t)}</td>")
+                lines.append(f"<span{cls}>P{pid} {e(pte)} / {e(seen)}</span>")
+            for c, t in enumerate(cell["tlb"]):
+                if t != "-":
+                    cls = ' class="rw"' if " rw" in t else ""
+                    lines.append(f'<span{cls}>tlb{c} {e(t)}</span>')
+            tds.append("<td>" + "<br>".join(lines) + "</td>")
         act = []
         if r["pages"]:
             any_pg = next(iter(r["pages"].values()))
             act = [f"P{pid}:{{{','.join(map(str, a))}}}" for pid, (_, _, a) in any_pg["procs"].items()]
-        tds.append(f"<td>{e(' '.join(act))}</td>")
-        tds.append(f"<td>{e(', '.join(f'{t}@f{f}.{w}' for t, f, w in r['sleepers']))}</td>")
+        tds.append(f"<td>{'<br>'.join(e(a) for a in act)}</td>")
+        tds.append(f"<td>{'<br>'.join(e(f'{t}@f{f}.{w}') for t, f, w in r['sleepers'])}</td>")
         body.append(f'<tr class="{"badrow" if r["bad"] else ""}">' + "".join(tds) + "</tr>")
     v = m["violation"]
     verdict = (f'<div class="verdict bad">step {v["step"]}: {e(v["kind"])} — expected {e(v["expected"])}, '
@@ -192,11 +197,12 @@ def render_html(m: dict, title: str) -> str:
 <h1>{e(title)}</h1><div class="sub">kernel {e(m['kernel'])} · {e(m['hw'])}</div>
 {verdict}
 <h2 style="font-size:15px">Timeline</h2>
-{''.join(svg)}
+<div class="timeline">{''.join(svg)}</div>
 <h2 style="font-size:15px">State after each step</h2>
 <table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
-<div class="legend">PTE: frame and protection (rw in red); sees: the frame the process's map (shadow chain)
-holds for the page (orange: the PTE maps another frame); TLB: entries cached per CPU (P:frame prot); pm_active: CPUs running each pmap.<br>
+<div class="legend">Per page: <i>Pn PTE / sees</i> — the process's PTE (frame and protection, rw in red) and the frame its
+map (shadow chain) holds for the page (orange: the PTE maps another frame); <i>tlbN</i> — CPU N's cached entry (P:frame prot);
+pm_active: CPUs running each pmap.<br>
 Frames: {e(frames)}</div>
 </body></html>
 """
