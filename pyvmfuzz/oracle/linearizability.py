@@ -213,9 +213,11 @@ class _Judge:
     def __init__(self, h: History):
         self.h = h
 
-    def _linearize(self, c: _Config, hop: HistOp, ln: Line, errors: list) -> _Config | None:
-        """c with hop taking effect now; None if hop cannot apply in c's state."""
-        st = c.st.clone()
+    def _linearize(self, c: _Config, hop: HistOp, ln: Line, errors: list,
+                   inplace: bool = False) -> _Config | None:
+        """c with hop taking effect now; None if hop cannot apply in c's state.
+        `inplace`: c is not used again, its state may be changed (the no-choice fast path)."""
+        st = c.st if inplace else c.st.clone()
         try:
             actor = st._actor(hop.op, ln.lineno if hop.end == ln.step else self._lineno(hop))
         except TraceError as e:
@@ -237,7 +239,8 @@ class _Judge:
     def _lineno(self, hop: HistOp) -> int:
         return self.h.lines[hop.start - 1].lineno
 
-    def _finish(self, c: _Config, ln: Line, diag: _Diag | None) -> _Config | None:
+    def _finish(self, c: _Config, ln: Line, diag: _Diag | None,
+                inplace: bool = False) -> _Config | None:
         """End of line ln for c: the completing op's outcome, the line's wake list, the wakes
         due. Returns the configuration after the line, or None if c fails there (in diagnosis:
         records the kind in `diag` and returns c)."""
@@ -271,7 +274,7 @@ class _Judge:
         if bad:
             good = {w for w in ln.woke if w not in bad}
             return self._fail(diag, c, "outcome", format_outcome(expected_line, good))
-        st = st.clone() if ln.woke else st
+        st = st.clone() if ln.woke and not inplace else st
         for w in ln.woke:                     # adopt: spurious or due, it now runs
             t = st.thread(w)
             t.state, t.key = "runnable", None
@@ -349,14 +352,35 @@ def judge_history(h: History) -> Violation | None:
     for ln in h.lines:
         if ln.starts is not None:
             inflight.add(ln.starts)
-        errors: list = []
-        nxt = j.line(frontier, ln, inflight, errors=errors)
+        nxt = _only_order(j, frontier, ln, inflight)
+        if nxt is None:
+            nxt = j.line(frontier, ln, inflight)
         if not nxt:
             return _diagnose(j, frontier, ln, inflight)
         if ln.completes is not None:
             inflight.discard(ln.completes)
         frontier = nxt
     return None
+
+
+def _only_order(j: _Judge, frontier, ln: Line, inflight) -> list | None:
+    """Fast path for a line that leaves no choice (one configuration, no op in flight but the
+    line's own): the same steps as _Judge.line without state keys. None: take the search."""
+    if len(frontier) != 1:
+        return None
+    c = frontier[0]
+    if inflight - c.lin - ({ln.completes} if ln.completes is not None else set()):
+        return None
+    # the frontier's own state must survive a failure (the diagnosis starts from it): one copy,
+    # then in place
+    if ln.completes is not None and ln.completes not in c.lin:
+        c = j._linearize(c, j.h.ops[ln.completes], ln, [])
+        if c is None:
+            return []
+        after = j._finish(c, ln, None, inplace=True)
+    else:
+        after = j._finish(c, ln, None)
+    return [] if after is None else [after]
 
 
 def _diagnose(j: _Judge, frontier, ln: Line, inflight) -> Violation:
