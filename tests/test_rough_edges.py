@@ -254,6 +254,13 @@ def test_16_explain_nothing_cut(tmp_path):
     # the per-step table: one column per CPU and per page (not per page x process x CPU)
     first_row = re.search(r"<tr>(.*?)</tr>", page, re.S)[1]
     assert first_row.count("<th") <= 1 + 3 + 4 + 1, first_row
+    if shutil.which("chromium"):  # measured where a browser is at hand: the page fits 1400 px
+        probe = tmp_path / "probe.html"
+        probe.write_text(page.replace("</body>", "<script>document.body.insertAdjacentHTML('beforeend', "
+                                      "'<p>WIDTH=' + document.documentElement.scrollWidth + '</p>')</script></body>"))
+        dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+                              "--dump-dom", f"file://{probe}"], capture_output=True, text=True, timeout=120).stdout
+        assert int(re.search(r"WIDTH=(\d+)", dom)[1]) <= 1400, dom[-300:]
 
 
 def test_17_malformed_line_and_empty_file(tmp_path):
