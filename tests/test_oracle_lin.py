@@ -358,6 +358,25 @@ cpu0 madvise data0 dontneed -> ok
 cpu1 resume -> EBUSY
 cpu0 umtx_wakeup data0.0 -> ok
 """,
+    "i11-lock-pte-cow-unmap-madvise": """\
+hw cpus=3 tlb=8 mode=pc64
+cpu0 store data0.0 0x5 -> ok
+cpu0 fork -> P2
+cpu0 spawn -> P1.T2
+cpu0 spawn -> P1.T3
+cpu1 switch P1.T2 -> ok
+cpu2 switch P1.T3 -> ok
+cpu1 load data0.0 -> 0x5
+cpu2 load data0.0 -> 0x5
+cpu0 procfs_write P1 data0.1 0x7 until ipi_wait -> paused
+cpu2 load data0.1 -> 0x0
+cpu1 madvise data0 dontneed -> paused
+cpu2 load data0.0 -> 0x5
+cpu0 resume -> ok
+cpu1 resume -> ok
+cpu2 load data0.1 -> 0x0
+cpu2 load data0.0 -> 0x0
+""",
 }
 
 
@@ -371,6 +390,9 @@ BROKEN = [
      v("stale-read", 9, "0x7", "0x0")),
     # no map lock across ipi_wait: EFAULT while cpu1 still stores through its writable entry
     ("i08-lock-map-mprotect-umtx", 5, [("0x0 -> paused", "0x0 -> EFAULT")], None),
+    # partial-385c96e4: no unmap, no pmap_enter: the write completes at once; T3's TLB keeps F
+    ("i11-lock-pte-cow-unmap-madvise", 10, [("until ipi_wait -> paused", "until ipi_wait -> ok")],
+     v("stale-read", 10, "0x7", "0x0")),
     # umtx-no-recheck: the sleeper stays on the discarded frame; the wakeup misses it
     ("i10-lock-umtx-recheck-after-madvise", None, [("resume -> EBUSY", "resume -> blocked")],
      v("lost-wakeup", 7, "ok woke P1.T2", "ok")),
