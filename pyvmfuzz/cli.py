@@ -279,20 +279,30 @@ def _check_linux(args) -> int:
     if not files:
         raise InputError(f"{', '.join(args.paths)}: no programs found")
     problems = checked = 0
+    bad: list[str] = []
     for path in files:
-        pf = load(path)
-        if not pf.is_text:
+        try:  # a bad file is reported and the check goes on (exit 2 at the end), as on the model
+            pf = load(path)
+            if not pf.is_text:
+                continue
+            model = run_program(pf, "fixed", args.hw)
+            if model["violation"] is not None or "mode=tagged" in model["hw"]:
+                continue
+            rep = _run_linux(pf, args.hw)
+        except InputError as e:
+            bad.append(str(e))
+            print(f"ERROR    {e}")
             continue
-        model = run_program(pf, "fixed", args.hw)
-        if model["violation"] is not None or "mode=tagged" in model["hw"]:
-            continue
-        rep = _run_linux(pf, args.hw)
         checked += 1
         if rep["violation"] is not None:
             problems += 1
             v = rep["violation"]
             print(f"LINUX    {path}: {v['kind']}@{v['step']} (expected {v['expected']}, observed {v['observed']})")
     print(f"# checked {checked} programs clean under fixed on Linux: {problems} problem(s)")
+    if bad:
+        more = f" (and {len(bad) - 1} more bad input(s): see the ERROR lines)" if len(bad) > 1 else ""
+        sys.stderr.write(f"pyvmfuzz check: {bad[0]}{more}\n")
+        return 2
     return 1 if problems else 0
 
 
