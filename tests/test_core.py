@@ -140,6 +140,16 @@ def test_tlb_capacity_is_fifo():
     assert rep["violation"] is None and rep["assert_failures"] == []
 
 
+def test_tlb_evicts_in_fifo_order():
+    """SPEC 2.1: K entries per CPU, FIFO replacement. A hit does not refresh an entry (that
+    would be LRU): after data0, data1, data2, a hit on data1, then data3, a 2-entry TLB holds
+    data2 and data3 — LRU would keep data1, evict-newest would keep data0."""
+    prog = "hw cpus=1 tlb=2\n" + "".join(f"cpu0 load {p}.0\n" for p in ("data0", "data1", "data2", "data1", "data3"))
+    states = _core.explain(prog)["states"]
+    order = [[va for _, va, _, _ in s["cpus"][0]["tlb"]] for s in states]
+    assert order == [["data0"], ["data0", "data1"], ["data1", "data2"], ["data1", "data2"], ["data2", "data3"]]
+
+
 @pytest.mark.parametrize("mode", ["pc64", "tagged"])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_incremental_invariant_checks_match_full_checks(kernel, mode):
@@ -191,3 +201,23 @@ def test_machine_reuse_leaves_no_residue():
     after = [(_core.run_bytes(d, "fixed")["trace_text"], _core.run_bytes(d, "partial-385c96e4", "mode=tagged")["trace_text"])
              for d in probes]
     assert before == after
+
+
+def test_soak_never_counts_a_panicking_program_as_clean():
+    """With the self-test hook every run raises a model assertion at step 3: the soak counts
+    those programs as violations (kind panic), and the invariant self-test as mismatches."""
+    code = (
+        "from pyvmfuzz import _core\n"
+        "r = _core.soak(2000, seed=4, kernel='fixed', max_steps=8)\n"
+        "print(r['violations'], sorted({e['kind'] for e in r['examples']}))\n"
+        "print(_core._selftest_invariants(500, seed=4, kernel='fixed', mode='pc64')[0])\n"
+    )
+    import os
+
+    env = dict(os.environ, PYVMFUZZ_SELFTEST_PANIC_AT="3")
+    out = subprocess.run([sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    soak_line, inv_line = out.splitlines()
+    n, kinds = soak_line.split(" ", 1)
+    # Programs of fewer than 3 steps never reach the assertion; every other one is a violation.
+    assert int(n) > 1000 and kinds == "['panic']", out
+    assert int(inv_line) > 300, out

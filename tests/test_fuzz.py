@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-pytest.importorskip("atheris")
+import atheris  # noqa: F401,E402 -- a core dependency: missing means a broken install, a failure, not a skip
 
 from conftest import ROOT, cli  # noqa: E402
 

@@ -57,12 +57,18 @@ CASES = [
     (["minimize", GOOD, "-o", "{unwritable}", "--kernel", "pre-385c96e4", "--quiet"], "cannot write"),
     (["explain", "{malformed}"], "line 2"),
     (["explain", GOOD, "--html", "{unwritable}"], "cannot write"),
-    (["cmin", "{mixed}", "-o", "{unwritable}"], ""),
+    (["cmin", "{mixed}", "-o", "{unwritable}"], "line 1: cpu9 beyond"),
+    (["cmin", os.path.join(CORPUS, "seeds"), "-o", "{unwritable}"], "cannot write"),
     (["fuzz", "--out", "{unwritable}", "--time", "1"], "not writable"),
-    (["fuzz", "--time", "-3"], ""),
+    (["fuzz", "--time", "-3"], "--time must be >= 0"),
     (["bench", "--trials", "0", "--ttf", "fixed"], "at least 1"),
     (["zoo", "--bogus"], "unrecognized"),
 ]
+
+
+def test_every_hardening_case_names_its_message():
+    """Each row checks its own message: an empty needle would pass on any line."""
+    assert all(needle.strip() for _, needle in CASES)
 
 
 @pytest.mark.parametrize("args,needle", CASES, ids=[" ".join(a)[:40] for a, _ in CASES])

@@ -101,7 +101,6 @@ def test_semantic_features_see_situations():
     assert set(_core.semantic_features(a)) - set(_core.semantic_features(b))
 
 
-@pytest.mark.skipif(pytest.importorskip("atheris") is None, reason="atheris")
 def test_cmin_keeps_coverage_and_shrinks(tmp_path):
     from pyvmfuzz.insight.cmin import corpus_features
 
@@ -119,7 +118,6 @@ def test_cmin_keeps_coverage_and_shrinks(tmp_path):
     assert cli("cmin", str(src), "-o", str(src)).returncode == 2
 
 
-@pytest.mark.skipif(pytest.importorskip("atheris") is None, reason="atheris")
 def test_demo_tells_the_story(tmp_path):
     p = cli("demo", "--out", str(tmp_path / "demo"), "--fixed-time", "3", timeout=300)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -277,7 +277,7 @@ def run_campaign(args) -> int:
     corpus = _writable_dir(args.corpus or os.path.join(out, "corpus"), "corpus directory")
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     if args.time < 0 or args.jobs < 1 or args.max_steps < 1:
-        raise InputError("bad arguments")
+        raise InputError("--time must be >= 0, --jobs >= 1, --max-steps >= 1")
     so = ""
     if args.coverage in ("branch", "both"):
         import shutil
