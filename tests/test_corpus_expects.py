@@ -1,0 +1,45 @@
+"""The corpus's expect lines are derived, not copied from the core (issue 15): each `clean` or
+user-visible verdict is what the oracle — independent of the core — says of that kernel's
+observations; each core-only verdict (the oracle cannot see it) carries a by-hand derivation
+(`# hand: KERNEL KIND STEP: why`) in the file, and the oracle finds nothing before it."""
+
+import re
+
+import pytest
+
+from pyvmfuzz import _core, oracle
+from pyvmfuzz.oracle.check import CORE_ONLY, KERNELS, observations
+
+from conftest import corpus_files
+
+PROGRAMS = [f for f in corpus_files("litmus") + corpus_files("repro")]
+_HAND = re.compile(r"^# hand: (\S+) (\S+) (\d+): \S", re.M)
+
+
+def derive(text: str, kernel: str, hand: set) -> str:
+    rep = _core.run_text(text, kernel)
+    ov = oracle.judge(observations(rep))
+    if ov is not None:
+        return f"{ov.kind} {ov.step}"
+    v = rep["violation"]
+    if v is None:
+        return "clean"
+    assert v["kind"] in CORE_ONLY, (kernel, v)  # else core and oracle disagree: a model bug
+    key = (kernel, v["kind"], v["step"])
+    assert key in hand, f"{kernel}: core-only {v['kind']} at step {v['step']} has no '# hand:' derivation"
+    return f"{v['kind']} {v['step']}"
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=[p.split("/")[-1] for p in PROGRAMS])
+def test_expect_lines_are_the_oracles_or_derived_by_hand(path):
+    text = open(path).read()
+    hand = {(k, kind, int(step)) for k, kind, step in _HAND.findall(text)}
+    written = dict(re.findall(r"^expect (\S+) (.+?)\s*$", text, re.M))
+    assert set(written) == set(KERNELS), "every kernel gets an expect line"
+    used = set()
+    for k in KERNELS:
+        assert written[k] == derive(text, k, hand), k
+        kind_step = written[k].split()
+        if len(kind_step) == 2 and kind_step[0] in CORE_ONLY:
+            used.add((k, kind_step[0], int(kind_step[1])))
+    assert hand == used, "a '# hand:' line for a verdict the file does not expect"
