@@ -76,6 +76,7 @@ def cmd_run(args) -> int:
         # --os is the oracle's personality (SPEC §4.2); the core has none, so the oracle's own
         # verdict on the same observations is shown beside the core's
         orc = _oracle_line(rep, args.os) if args.os and args.target == "model" else None
+        uv = _user_visible(pf, rep, args) if args.target == "model" else None
         if args.json:
             out = {
                 "file": path,
@@ -89,6 +90,7 @@ def cmd_run(args) -> int:
             }
             if orc is not None:
                 out["os"], out["oracle"] = args.os, orc
+            out["user_visible"] = uv
             print(json.dumps(out), flush=True)
         else:
             print(f"# file: {path}")
@@ -98,7 +100,22 @@ def cmd_run(args) -> int:
             if orc is not None:
                 print(f"# oracle (os {args.os}): {orc}")
             print(verdict_line(rep), flush=True)
+            if uv is not None:
+                print(f"# user-visible after it: {uv['kind']} at step {uv['step']}: expected {uv['expected']}, "
+                      f"observed {uv['observed']} ({'confirmed' if uv['confirmed'] else 'NOT confirmed'} by the oracle)")
     return status
+
+
+def _user_visible(pf, rep: dict, args) -> dict | None:
+    """Past a core-only first violation (tlb-incoherent, use-after-free), where a user sees
+    the bug in this program, if anywhere (a saved witness, issue 15)."""
+    from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, user_visible_after
+
+    v = rep["violation"]
+    if v is None or v["kind"] not in CORE_ONLY_EXTENDABLE:
+        return None
+    text = pf.text if pf.is_text else _core.decode(pf.data, rep["kernel"], rep["hw"].removeprefix("hw "))
+    return user_visible_after(text, rep["kernel"], args.hw if pf.is_text else None)
 
 
 def _oracle_line(rep: dict, osname: str) -> str:
@@ -217,7 +234,11 @@ def cmd_explain(args) -> int:
 def cmd_cmin(args) -> int:
     from pyvmfuzz.insight.cmin import cmin
 
-    before, after, feats = cmin(args.dir, args.output, args.kernel, args.hw)
+    bad: list[str] = []
+    before, after, feats = cmin(args.dir, args.output, args.kernel, args.hw, bad)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        sys.stderr.write(f"pyvmfuzz cmin: left out {bad[0]}{more}\n")
     print(f"# cmin: {before} -> {after} inputs, {feats} features kept (kernel {args.kernel}, {args.hw}), "
           f"in {args.output}")
     return 0

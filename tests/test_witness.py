@@ -91,3 +91,17 @@ def test_past_internal_run_keeps_both_facts():
     assert past["internal"]["step"] == 4
     assert (past["violation"]["kind"], past["violation"]["step"]) == ("stale-read", 6)
     assert len(past["trace"]) == 6
+
+
+def test_run_shows_where_the_user_sees_a_saved_witness(tmp_path):
+    rep = _core.run_text(WRONG_VA, "protect-wrong-va")
+    w = witness.extend(rep, portable=KERNELS)
+    base, _ = save(str(tmp_path), rep, "test", witness=w)
+    v = w["violation"]
+    for f in (base + ".txt", base + ".bytes"):
+        r = cli("run", f)
+        assert r.returncode == 1
+        assert "# verdict: tlb-incoherent at step 4" in r.stdout, r.stdout
+        assert f"# user-visible after it: {v['kind']} at step {v['step']}" in r.stdout and "(confirmed by the oracle)" in r.stdout
+        j = json.loads(cli("run", f, "--json").stdout)
+        assert (j["user_visible"]["kind"], j["user_visible"]["step"], j["user_visible"]["confirmed"]) == (v["kind"], v["step"], True)

@@ -58,6 +58,25 @@ def candidate_lines(hw: str, ops: list[str], trace: list[str], hint: str = "") -
     return lines
 
 
+def confirmed(r: dict) -> bool:
+    """The core's user-visible violation, and the oracle reports exactly it (for
+    `file-corruption`, a core-only kind the user sees in the file, the oracle must find
+    nothing wrong before it)."""
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import observations
+
+    v = r["violation"]
+    if v is None or v["kind"] not in USER_VISIBLE:
+        return False
+    try:
+        ov = oracle.judge(observations(r))
+    except Exception:  # noqa: BLE001 -- an oracle that cannot follow confirms nothing
+        return False
+    if v["kind"] == "file-corruption":
+        return ov is None
+    return ov is not None and (ov.kind, ov.step) == (v["kind"], v["step"])
+
+
 class Search:
     def __init__(self, rep: dict, budget_s: float, max_added: int):
         self.kernel, self.hw = rep["kernel"], rep["hw"]
@@ -71,25 +90,6 @@ class Search:
             return _core.run_text("\n".join([self.hw] + ops) + "\n", self.kernel, past_internal=True)
         except ValueError:
             return None
-
-    def confirmed(self, r: dict) -> bool:
-        """The core's user-visible violation, and the oracle reports exactly it (for
-        `file-corruption`, a core-only kind the user sees in the file, the oracle must find
-        nothing wrong before it)."""
-        from pyvmfuzz import oracle
-        from pyvmfuzz.oracle.check import observations
-
-        v = r["violation"]
-        if v is None or v["kind"] not in USER_VISIBLE:
-            return False
-        try:
-            ov = oracle.judge(observations(r))
-        except Exception:  # noqa: BLE001 -- an oracle that cannot follow confirms nothing
-            return False
-        if v["kind"] == "file-corruption":
-            return ov is None
-        return ov is not None and (ov.kind, ov.step) == (v["kind"], v["step"])
-
 
 def extend(rep: dict, budget_s: float = 2.0, max_added: int = 3, portable=()) -> dict | None:
     """A witness for a core-only violation: the past-internal report of a continuation whose
@@ -129,7 +129,7 @@ def extend(rep: dict, budget_s: float = 2.0, max_added: int = 3, portable=()) ->
                 if r["internal"] is not None:
                     nxt.append(prog)  # the invariant is broken, the user has seen nothing yet
                 continue
-            if s.confirmed(r) and (not portable or applicable_everywhere(s.hw, prog, portable)):
+            if confirmed(r) and (not portable or applicable_everywhere(s.hw, prog, portable)):
                 return r
         frontier = nxt
         if not frontier:
@@ -144,3 +144,17 @@ def search_space(rep: dict, max_added: int = 3) -> int:
     k = len(candidate_lines(rep["hw"], ops, rep["trace"][: v["step"]], v.get("observed", "")))
     return sum((2 * k) * k ** (n - 1) for n in range(1, max_added + 1))
 
+
+
+def user_visible_after(text: str, kernel: str | None, hw: str | None) -> dict | None:
+    """For `run`: the whole program run on past a core-only first violation; its first
+    user-visible violation with `"confirmed"` (the oracle reports exactly it on the
+    observations), or None when there is none."""
+    try:
+        r = _core.run_text(text, kernel, hw, past_internal=True)
+    except ValueError:
+        return None
+    v = r["violation"]
+    if r["internal"] is None or v is None or v["kind"] not in USER_VISIBLE:
+        return None
+    return dict(v, confirmed=confirmed(r))
