@@ -144,6 +144,12 @@ def test_10_cmin_says_its_kernel_and_never_merges(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli("cmin", src, "-o", str(empty)).returncode == 0
+    # A bad input in the corpus (libFuzzer's empty input) is left out and said, not fatal.
+    corp = tmp_path / "corp"
+    shutil.copytree(src, corp)
+    (corp / "da39a3ee5e6b4b0d3255bfef95601890afd80709").write_bytes(b"")
+    r = cli("cmin", str(corp), "-o", str(tmp_path / "min2"))
+    assert r.returncode == 0 and "da39a3ee" in r.stderr and "empty" in r.stderr, r.stderr
 
 
 @pytest.fixture(scope="module")

@@ -28,9 +28,11 @@ def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:
     return feats, os.path.getsize(path)
 
 
-def cmin(src: str, dst: str, kernel: str, hw: str | None) -> tuple[int, int, int]:
+def cmin(src: str, dst: str, kernel: str, hw: str | None, bad: list | None = None) -> tuple[int, int, int]:
     """Returns (inputs before, inputs kept, features). `dst` must be new or empty; files under
-    `src` that are not programs (`programs.is_program_name`) are left out. Raises InputError."""
+    `src` that are not programs (`programs.is_program_name`) are left out, and an input that
+    does not load (empty, oversized, not parsing) is left out too, its error appended to `bad`.
+    Raises InputError."""
     if os.path.abspath(src) == os.path.abspath(dst):
         raise InputError("cmin: the output directory must differ from the input")
     # Merging into a folder that holds other inputs would hand back more than the minimal set.
@@ -43,8 +45,15 @@ def cmin(src: str, dst: str, kernel: str, hw: str | None) -> tuple[int, int, int
         raise InputError(f"{src}: no inputs found")
     scored = []
     for f in files:
-        feats, size = features_of(f, kernel, hw)
+        try:
+            feats, size = features_of(f, kernel, hw)
+        except InputError as e:  # one bad input does not void the corpus (libFuzzer keeps going too)
+            if bad is not None:
+                bad.append(str(e))
+            continue
         scored.append((size, f, feats))
+    if not scored:
+        raise InputError(f"{src}: no input loads ({len(files)} bad)")
     # Greedy set cover with lazy gains: take the input adding the most uncovered features
     # (ties: the smaller, then by name), until everything the corpus covers is covered.
     import heapq
