@@ -144,12 +144,16 @@ def test_10_cmin_says_its_kernel_and_never_merges(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert cli("cmin", src, "-o", str(empty)).returncode == 0
-    # A bad input in the corpus (libFuzzer's empty input) is left out and said, not fatal.
+    # Bad inputs (an empty file, a text program that does not parse): all read, the first named
+    # and the rest counted, in one line; nothing written.
     corp = tmp_path / "corp"
     shutil.copytree(src, corp)
     (corp / "da39a3ee5e6b4b0d3255bfef95601890afd80709").write_bytes(b"")
+    (corp / "bad.txt").write_text("cpu9 load data0.0\n")
     r = cli("cmin", str(corp), "-o", str(tmp_path / "min2"))
-    assert r.returncode == 0 and "da39a3ee" in r.stderr and "empty" in r.stderr, r.stderr
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "bad.txt: line 1" in r.stderr and "1 more bad input" in r.stderr, r.stderr
+    assert not (tmp_path / "min2").exists() or not os.listdir(tmp_path / "min2")
 
 
 @pytest.fixture(scope="module")

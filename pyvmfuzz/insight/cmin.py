@@ -28,11 +28,11 @@ def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:
     return feats, os.path.getsize(path)
 
 
-def cmin(src: str, dst: str, kernel: str, hw: str | None, bad: list | None = None) -> tuple[int, int, int]:
+def cmin(src: str, dst: str, kernel: str, hw: str | None) -> tuple[int, int, int]:
     """Returns (inputs before, inputs kept, features). `dst` must be new or empty; files under
-    `src` that are not programs (`programs.is_program_name`) are left out, and an input that
-    does not load (empty, oversized, not parsing) is left out too, its error appended to `bad`.
-    Raises InputError."""
+    `src` that are not programs (`programs.is_program_name`) are left out. Every input is read
+    before anything is written: inputs that do not load (empty, oversized, not parsing) raise
+    one InputError naming the first and counting the rest, and nothing is written."""
     if os.path.abspath(src) == os.path.abspath(dst):
         raise InputError("cmin: the output directory must differ from the input")
     # Merging into a folder that holds other inputs would hand back more than the minimal set.
@@ -44,16 +44,18 @@ def cmin(src: str, dst: str, kernel: str, hw: str | None, bad: list | None = Non
     if not files:
         raise InputError(f"{src}: no inputs found")
     scored = []
+    bad: list[str] = []
     for f in files:
         try:
             feats, size = features_of(f, kernel, hw)
-        except InputError as e:  # one bad input does not void the corpus (libFuzzer keeps going too)
-            if bad is not None:
-                bad.append(str(e))
+        except InputError as e:  # read on: the user gets the whole count, not one file per run
+            bad.append(str(e))
             continue
         scored.append((size, f, feats))
-    if not scored:
-        raise InputError(f"{src}: no input loads ({len(files)} bad)")
+    if bad:
+        # A corpus minimized without some of its inputs could silently lose their coverage.
+        more = f" (and {len(bad) - 1} more bad input(s))" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0]}{more}; nothing written")
     # Greedy set cover with lazy gains: take the input adding the most uncovered features
     # (ties: the smaller, then by name), until everything the corpus covers is covered.
     import heapq
