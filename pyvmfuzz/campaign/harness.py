@@ -179,51 +179,64 @@ class CrossCheck:
         self.judge = judge_report
         self.start = time.perf_counter()
         self.spent = 0.0
+        self.last_cost = 0.005  # seconds; a first guess, replaced by each judgement's own time
         self.countdown = every or 0
         self.checked = 0
+        self.flushed = 0  # judged and already reported by flush()
         self.last_log = time.time()
         self.logged_repeats = 0
 
-    def clean(self, data: bytes) -> None:
+    PROBE = 64  # adaptive: look at the clock every PROBE clean runs, not every run
+
+    def first(self) -> int:
+        """Clean runs before the first call of `clean`."""
+        return 1 << 62 if self.every == 0 else self.every or 1
+
+    def clean(self, data: bytes) -> int:
+        """Called for a clean run when the countdown ran out; returns the next countdown
+        (the callback's fast path is a decrement, so the clock is read rarely)."""
         if self.every == 0:
-            return
+            return 1 << 62
         now = time.perf_counter()
-        if self.every is None:
-            if self.spent > self.SHARE * (now - self.start):
-                return
-        else:
-            self.countdown -= 1
-            if self.countdown > 0:
-                return
-            self.countdown = self.every
+        # adaptive: judge only if, this judgement included (estimated by the last one), the
+        # oracle's time stays within SHARE of the wall time so far
+        if self.every is None and self.spent + self.last_cost > self.SHARE * (now - self.start):
+            return self.PROBE
         rep = self.core.run_bytes(data, self.kernel, self.hw)
         j = self.judge(rep)
         self.checked += 1
         if not j.agree:
             self.found.disagreement(rep, j)
-        self.spent += time.perf_counter() - now
+        self.last_cost = time.perf_counter() - now
+        self.spent += self.last_cost
         if time.time() - self.last_log > 1.0:
             self.flush()
+        return self.every or self.PROBE
 
     def flush(self) -> None:
         """Counts since the last flush to the findings log (the supervisor sums them)."""
         self.found._log(f"crosschecked {self.checked}")
         self.found._log(f"repeats {self.found.repeats - self.logged_repeats}")
         self.logged_repeats = self.found.repeats
+        self.flushed += self.checked
         self.checked = 0
         self.last_log = time.time()
 
 
 def make_test_one_input(run, found: FindingHandler, xc: CrossCheck):
     """libFuzzer's callback: the core's verdict; a violation goes to `found`, a clean run to
-    the cross-check."""
+    the cross-check when its countdown runs out."""
     clean = xc.clean
+    countdown = xc.first()
 
     def test_one_input(data: bytes) -> None:
+        nonlocal countdown
         if run(data)[0]:
             found(data)
-        else:
-            clean(data)
+            return
+        countdown -= 1
+        if countdown <= 0:
+            countdown = clean(data)
 
     return test_one_input
 
