@@ -178,6 +178,9 @@ class Step:
               if f.name in ("cpu", "op") or getattr(self, f.name) is not None]
         return f"Step({', '.join(kw)})"
 
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self))
+
     def replace(self, **changes) -> Step:
         return dataclasses.replace(self, **changes)
 
@@ -286,7 +289,7 @@ def _split_os(text: str) -> tuple[str, str | None]:
     return "\n".join(lines) + "\n", os_name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Program:
     """A program: header (hw keys, kernel, os personality, expect lines) and its op lines.
 
@@ -356,6 +359,12 @@ class Program:
             return _core.encode(self._core_text(), kernel, hw)
         except ValueError as e:
             raise _core_error(e) from None
+
+    def __repr__(self) -> str:
+        return f"Program.parse({self.text()!r})"
+
+    def _repr_pretty_(self, p, cycle) -> None:  # Hypothesis/IPython: a falsifying example replays as text
+        p.text(repr(self))
 
     def replace(self, **changes) -> Program:
         return dataclasses.replace(self, **changes)
