@@ -10,19 +10,22 @@ Bounded by a time budget; the result always still violates."""
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import time
+from collections.abc import Sequence
 
-from pyvmfuzz import _core
-
-_VAL = re.compile(r"^(0x[0-9a-f]+|\d+)$")
-_ADDR = re.compile(r"^(data[0-3]|text[01]|shm0)\.([0-3])$")
+from pyvmfuzz import _core, layout
+from pyvmfuzz.api import Addr, HwSpec, Program, Report, Step
 
 
-def applicable_everywhere(hw: str, ops: list[str], kernels) -> bool:
+def _text(hw: HwSpec | str, steps: Sequence[Step | str]) -> str:
+    return "\n".join([str(hw)] + [s.text(False) if isinstance(s, Step) else s for s in steps]) + "\n"
+
+
+def applicable_everywhere(hw: HwSpec | str, ops: Sequence[Step | str], kernels) -> bool:
     """Whether the program runs (is not an input error) under every kernel in `kernels`: a
     saved finding is a regression program that `check --kernel all` runs under each."""
-    text = "\n".join([hw] + ops) + "\n"
+    text = _text(hw, ops)
     for k in kernels:
         try:
             _core.run_text(text, k)
@@ -32,8 +35,12 @@ def applicable_everywhere(hw: str, ops: list[str], kernels) -> bool:
 
 
 class Minimizer:
-    def __init__(self, hw: str, kernel: str, kind: str, budget_s: float, progress=None, portable=()):
-        self.hw, self.kernel, self.kind = hw, kernel, kind
+    """Candidates are typed steps (pyvmfuzz.api.Step) changed with `Step.replace`; each is run
+    as the canonical text the core parses."""
+
+    def __init__(self, hw: HwSpec | str, kernel: str, kind: str, budget_s: float, progress=None, portable=()):
+        self.hw = hw if isinstance(hw, HwSpec) else HwSpec.parse(hw)
+        self.kernel, self.kind = kernel, kind
         self.portable = tuple(portable)  # kernels every kept candidate must be applicable under
         self.deadline = time.monotonic() + budget_s
         self.runs = 0
@@ -42,14 +49,14 @@ class Minimizer:
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
 
-    def run(self, ops: list[str], hw: str | None = None) -> dict | None:
+    def run(self, ops: list[Step], hw: HwSpec | None = None) -> dict | None:
         self.runs += 1
         try:
-            return _core.run_text("\n".join([hw or self.hw] + ops) + "\n", self.kernel)
+            return _core.run_text(_text(hw or self.hw, ops), self.kernel)
         except ValueError:  # a change made a later step inapplicable
             return None
 
-    def keeps(self, ops: list[str], hw: str | None = None) -> bool:
+    def keeps(self, ops: list[Step], hw: HwSpec | None = None) -> bool:
         if not ops:
             return False
         r = self.run(ops, hw)
@@ -62,7 +69,7 @@ class Minimizer:
             self.progress(len(ops))
 
     # -- steps
-    def steps(self, ops: list[str]) -> list[str]:
+    def steps(self, ops: list[Step]) -> list[Step]:
         r = self.run(ops)
         if r is not None and r["violation"] is not None:
             ops = ops[: r["violation"]["step"]]  # nothing after the violation matters
@@ -82,7 +89,7 @@ class Minimizer:
                 n = min(len(ops), n * 2)
         return self.one_minimal(ops)
 
-    def one_minimal(self, ops: list[str]) -> list[str]:
+    def one_minimal(self, ops: list[Step]) -> list[Step]:
         i = 0
         while i < len(ops) and not self.out_of_time():
             cand = ops[:i] + ops[i + 1:]
@@ -95,94 +102,62 @@ class Minimizer:
         return ops
 
     # -- arguments
-    def _rename(self, ops: list[str], f) -> list[str]:
-        return [" ".join(f(t) for t in op.split()) for op in ops]
-
-    def values(self, ops: list[str]) -> list[str]:
-        def values_in(ops):
-            vs = []
-            for op in ops:
-                toks = op.split()
-                if toks[1] in ("store", "umtx_sleep", "procfs_write"):
-                    v = int(toks[-1], 0)
-                    if v not in vs:
-                        vs.append(v)
-            return vs
-
-        for v in sorted(values_in(ops), reverse=True):
+    def values(self, ops: list[Step]) -> list[Step]:
+        """Smaller values, renamed consistently (a store and the umtx_sleep waiting for it
+        keep the same value)."""
+        for v in sorted({s.value for s in ops if s.value is not None}, reverse=True):
             for w in range(0, min(v, 8)):
-                def sub(t, v=v, w=w):
-                    return hex(w) if _VAL.match(t) and int(t, 0) == v else t
-                cand = [op if op.split()[1] not in ("store", "umtx_sleep", "procfs_write")
-                        else " ".join(op.split()[:-1] + [sub(op.split()[-1])]) for op in ops]
-                if cand != ops and self.keeps(cand):
+                cand = [s.replace(value=w) if s.value == v else s for s in ops]
+                if self.keeps(cand):
                     ops = cand
                     break
         return ops
 
-    def places(self, ops: list[str]) -> list[str]:
-        """Fewer distinct pages and words: rename one to another everywhere."""
-        def used():
-            pages, words = [], []
-            for op in ops:
-                for t in op.split():
-                    m = _ADDR.match(t)
-                    if m and m[1] not in pages:
-                        pages.append(m[1])
-                    if m and (m[1], m[2]) not in words:
-                        words.append((m[1], m[2]))
-                    if t in ("data0", "data1", "data2", "data3", "text0", "text1", "shm0") and t not in pages:
-                        pages.append(t)
-            return pages, words
+    @staticmethod
+    def _rename_page(ops: list[Step], old: str, new: str) -> list[Step]:
+        def one(s: Step) -> Step:
+            if s.addr is not None and s.addr.page == old:
+                return s.replace(addr=Addr(new, s.addr.word))
+            return s.replace(page=new) if s.page == old else s
+        return [one(s) for s in ops]
 
-        pages, _ = used()
-        for kind in ("data", "text"):
-            same = sorted(p for p in pages if p.startswith(kind))
-            target = f"{kind}0"
-            for p in same:
-                if p == target:
-                    continue
-                cand = self._rename(ops, lambda t, p=p: t.replace(p, target) if t.split(".")[0] == p else t)
-                if self.keeps(cand):
-                    ops = cand
-        _, words = used()
-        for page, w in words:
-            if w == "0":
-                continue
-            cand = self._rename(ops, lambda t, a=f"{page}.{w}", b=f"{page}.0": b if t == a else t)
+    def places(self, ops: list[Step]) -> list[Step]:
+        """Fewer distinct pages and words: each data page renamed to the first data page, each
+        text page to the first text page (same mapping kind), each word to word 0."""
+        for group in (layout.DATA_PAGES, layout.TEXT_PAGES):
+            for p in group[1:]:
+                if any(s.touched_page == p for s in ops):
+                    cand = self._rename_page(ops, p, group[0])
+                    if self.keeps(cand):
+                        ops = cand
+        for a in list(dict.fromkeys(s.addr for s in ops if s.addr is not None and s.addr.word != 0)):
+            cand = [s.replace(addr=Addr(a.page, 0)) if s.addr == a else s for s in ops]
             if self.keeps(cand):
                 ops = cand
         return ops
 
-    def cpus(self, ops: list[str]) -> tuple[list[str], str]:
+    def cpus(self, ops: list[Step]) -> tuple[list[Step], HwSpec]:
         """Renumber CPUs densely (cpu0 keeps its role: it starts P1.T1) and cut the count."""
-        order = []
-        for op in ops:
-            c = int(op.split()[0][3:])
-            if c not in order:
-                order.append(c)
-        if 0 in order:
-            order.remove(0)
-        mapping = {0: 0}
-        for i, c in enumerate(sorted(order), 1):
-            mapping[c] = i
-        cand = [f"cpu{mapping[int(op.split()[0][3:])]} " + op.split(None, 1)[1] for op in ops]
+        mapping = {c: i for i, c in enumerate(sorted({s.cpu for s in ops} | {0}))}
+        cand = [s.replace(cpu=mapping[s.cpu]) for s in ops]
         if cand != ops and self.keeps(cand):
             ops = cand
-        need = max(int(op.split()[0][3:]) for op in ops) + 1
-        hw = re.sub(r"cpus=\d+", f"cpus={need}", self.hw)
-        if hw != self.hw and self.keeps(ops, hw):
+        need = max(s.cpu for s in ops) + 1
+        hw = dataclasses.replace(self.hw, cpus=need)
+        if self.hw.cpus is not None and hw != self.hw and self.keeps(ops, hw):
             self.hw = hw
         return ops, self.hw
 
 
-def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 10.0, progress=None,
-             portable=()) -> tuple[str, list[str]]:
-    """(header hw line, minimized op lines). `portable`: kernels under which every kept
-    candidate must also be applicable (its prefix up to the violation)."""
+def minimize_steps(hw: HwSpec | str, ops: Sequence[Step], kernel: str, kind: str, budget_s: float = 10.0,
+                   progress=None, portable=()) -> tuple[HwSpec, list[Step]]:
+    """(hardware, minimized steps) keeping a violation of `kind` under `kernel`; `portable`:
+    kernels under which every kept candidate must also be applicable (its prefix up to the
+    violation). Bounded by `budget_s` seconds; returns the input when it does not violate."""
     m = Minimizer(hw, kernel, kind, budget_s, progress, portable)
+    ops = [s.replace(assertion=None) for s in ops]
     if not m.keeps(ops):
-        return hw, ops
+        return m.hw, ops
     ops = m.steps(ops)
     before = None
     while before != ops and not m.out_of_time():
@@ -194,18 +169,43 @@ def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 
     return m.hw, ops
 
 
+def minimize_program(program: Program, kernel: str | None = None, hw: str | None = None,
+                     budget_s: float = 10.0, progress=None, portable=()) -> Report:
+    """Minimize a violating program (typed API): the minimized run's Report, with the same
+    kernel and violation kind; the program's own run when it does not violate. Raises
+    InputError for a program that does not run."""
+    from pyvmfuzz.api import run
+
+    rep = run(program, kernel, hw)
+    if rep.violation is None:
+        return rep
+    h, steps = minimize_steps(HwSpec.parse(rep.hw), rep.steps, rep.kernel, rep.violation.kind, budget_s,
+                              progress, portable)
+    small = run(Program(tuple(steps), h), rep.kernel)
+    return small if small.violation is not None and small.violation.kind == rep.violation.kind else rep
+
+
+def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 10.0, progress=None,
+             portable=()) -> tuple[str, list[str]]:
+    """(header hw line, minimized op lines): `minimize_steps` on canonical op lines."""
+    h, steps = minimize_steps(hw, [Step.parse(o) for o in ops], kernel, kind, budget_s, progress, portable)
+    return str(h), [s.text() for s in steps]
+
+
 def minimize_report(rep: dict, budget_s: float = 10.0, progress=None, portable=()) -> dict:
-    """Minimize a violating run (from run_text or run_bytes); returns the minimized run's
-    report (same kernel, same violation kind). With `portable` (kernel names), a program
-    applicable under all of them is preferred: minimized keeping that, when the run is; else
-    minimized without it."""
-    kind = rep["violation"]["kind"]
-    ops = [s.split("->")[0].strip() for s in rep["steps"]]
-    if portable and not applicable_everywhere(rep["hw"], ops[: rep["violation"]["step"]], portable):
+    """Minimize a violating run (the dict of run_text or run_bytes); returns the minimized
+    run's report dict (same kernel, same violation kind). With `portable` (kernel names), a
+    program applicable under all of them is preferred: minimized keeping that, when the run
+    is; else minimized without it."""
+    typed = Report.from_core(rep)
+    kind = typed.violation.kind
+    ops = list(typed.steps)
+    hw = HwSpec.parse(typed.hw)
+    if portable and not applicable_everywhere(hw, ops[: typed.violation.step], portable):
         portable = ()
-    hw, ops = minimize(rep["hw"], ops, rep["kernel"], kind, budget_s, progress, portable)
+    hw, ops = minimize_steps(hw, ops, typed.kernel, kind, budget_s, progress, portable)
     try:
-        out = _core.run_text("\n".join([hw] + ops) + "\n", rep["kernel"])
+        out = _core.run_text(_text(hw, ops), typed.kernel)
     except ValueError:
         return rep
     return out if out["violation"] is not None and out["violation"]["kind"] == kind else rep
