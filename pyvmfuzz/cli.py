@@ -440,6 +440,20 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_cells(args) -> int:
+    from pyvmfuzz.insight.cells import corpus_cells, possible, table
+
+    reached, skipped = corpus_cells(args.paths)
+    print(table(reached))
+    for p in skipped:
+        print(f"# skipped (not applicable): {p}")
+    if args.missing:
+        for c in possible():
+            if c not in reached:
+                print("# missing: " + " ".join(c))
+    return 0
+
+
 def cmd_zoo(args) -> int:
     import textwrap
 
@@ -560,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)
+
+    ce = sub.add_parser("cells", help="which (operation x page x process x fork x hw) cells programs reach")
+    ce.add_argument("paths", nargs="*", default=["corpus"], metavar="PATH",
+                    help="text programs or directories (default: corpus)")
+    ce.add_argument("--missing", action="store_true", help="also list the possible cells no program reaches")
+    ce.set_defaults(func=cmd_cells)
 
     z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict")
     z.set_defaults(func=cmd_zoo)
