@@ -6,15 +6,16 @@ expectation and observation part. Text for the terminal, or one self-contained H
 from __future__ import annotations
 
 import html
-import re
+from collections.abc import Sequence
 
-_PAGE = re.compile(r"\b(data[0-3]|text[01]|shm0)\b")
+from pyvmfuzz import layout
+from pyvmfuzz.api import HwSpec, Report, Step
 
 
-def pages_involved(steps: list[str]) -> list[str]:
-    order = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"]
-    seen = {m for s in steps for m in _PAGE.findall(s)}
-    return [p for p in order if p in seen]
+def pages_involved(steps: Sequence[Step]) -> list[str]:
+    """The pages the steps name, in layout order (SPEC §2.1)."""
+    seen = {s.touched_page for s in steps}
+    return [p for p in layout.PAGES if p in seen]
 
 
 def _f(frame) -> str:
@@ -38,19 +39,21 @@ def cells(state: dict, page: str, ncpus: int) -> dict:
 
 
 def model(rep: dict) -> dict:
-    """Everything a renderer needs, computed once."""
-    steps, trace, states = rep["steps"], rep["trace"], rep["states"]
-    ncpus = int(re.search(r"cpus=(\d+)", rep["hw"])[1])
+    """Everything a renderer needs, computed once, from `_core.explain`'s dict (read through
+    the typed Report: steps are pyvmfuzz.api.Step values)."""
+    typed = Report.from_core(rep)
+    steps, trace, states = typed.steps, typed.trace, rep["states"]
+    ncpus = HwSpec.parse(typed.hw).resolve().cpus
     pages = pages_involved(steps)
     v = rep["violation"]
     rows = []
-    for i, (op, out) in enumerate(zip(steps, trace)):
+    for i, (step, out) in enumerate(zip(steps, trace)):
         st = states[i] if i < len(states) else None
-        cpu = int(op.split()[0][3:])
         rows.append({
             "n": i + 1,
-            "cpu": cpu,
-            "op": op.split(None, 1)[1],
+            "step": step,
+            "cpu": step.cpu,
+            "op": step.operation(),
             "outcome": out,
             "running": [c["running"] for c in st["cpus"]] if st else [None] * ncpus,
             "pages": {pg: cells(st, pg, ncpus) for pg in pages} if st else {},
