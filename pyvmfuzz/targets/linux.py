@@ -38,8 +38,9 @@ import time
 from pyvmfuzz import oracle
 from pyvmfuzz.programs import InputError
 
+from pyvmfuzz.layout import PAGES, TEXT_CONTENT, TEXT_PAGES  # the layout facts, defined once (SPEC §2.1)
+
 PAGE = 4096
-PAGES = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"]
 SYS_FUTEX = 202
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_PRIVATE = 0, 1, 128
 PROT_READ, PROT_WRITE = 1, 2
@@ -325,7 +326,7 @@ def _first_worker(anchor: socket.socket, t1: socket.socket, lifeline: int, fault
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         data = _libc.mmap(None, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         fd = os.memfd_create("pyvmfuzz-text")
-        words = b"".join(struct.pack("<I", 0xF000 + 16 * p + w) for p in range(2) for w in range(4))
+        words = b"".join(struct.pack("<I", v) for p in TEXT_PAGES for v in TEXT_CONTENT[p])
         os.write(fd, words[:16] + bytes(PAGE - 16) + words[16:] + bytes(PAGE - 16))
         text = _libc.mmap(None, 2 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0)
         shm = _libc.mmap(None, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)

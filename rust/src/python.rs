@@ -447,7 +447,7 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("words", NWORDS)?;
     let text: Vec<(&str, Vec<u32>)> = (0..PAGE_NAMES.len() as u8)
         .filter(|&p| program::is_text(p))
-        .map(|p| (PAGE_NAMES[p as usize], (0..NWORDS as u8).map(|w| text_word(p, w)).collect()))
+        .map(|p| (PAGE_NAMES[p as usize], (0..NWORDS as u8).map(|w| text_word(p - program::FIRST_TEXT, w)).collect()))
         .collect();
     d.set_item("text_content", text)?;
     d.set_item("shared_pages", vec![PAGE_NAMES[program::SHM as usize]])?;
