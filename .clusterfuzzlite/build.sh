@@ -69,17 +69,9 @@ with zipfile.ZipFile(os.path.join(out, "vm_fuzzer_seed_corpus.zip"), "w") as z:
 with zipfile.ZipFile(os.path.join(out, "parser_fuzzer_seed_corpus.zip"), "w") as z:
     for f in seeds:
         z.write(f, os.path.basename(f))
-# Records: [op | cpu<<4, page<<2 | word, value, pid] (rust/src/codec.rs).
-records = {"fork": (3, 0, 0, 0), "spawn": (4, 0, 0, 0), "procfs_write_text": (9, 16, 1, 0),
-           "store_text": (2, 16, 1, 0), "umtx_sleep": (6, 0, 0, 0), "umtx_wakeup": (7, 0, 0, 0),
-           "switch_cpu1": (0x10, 1, 0, 0), "mprotect_r": (11, 0, 0, 0)}
-with open(os.path.join(out, "vm_fuzzer.dict"), "w") as d:
-    for k, r in records.items():
-        d.write(f'{k}="' + "".join(f"\\x{b:02x}" for b in r) + '"\n')
-with open(os.path.join(out, "parser_fuzzer.dict"), "w") as d:
-    for t in ["cpu0 ", "cpu1 ", "switch ", "load ", "store ", "fork", "spawn", "exit", "umtx_sleep ",
-              "umtx_wakeup ", "procfs_read ", "procfs_write ", "madvise ", "mprotect ", "data0.0", "text0.1",
-              "shm0.2", "P2.T1", " -> ", "hw cpus=", "kernel ", "expect ", "dontneed", "0x"]:
-        d.write(f'"{t}"\n')
+# Dictionaries from the layout facts (pyvmfuzz/campaign/dictionary.py).
+from pyvmfuzz.campaign.dictionary import write_parser, write_vm
+write_vm(os.path.join(out, "vm_fuzzer.dict"))
+write_parser(os.path.join(out, "parser_fuzzer.dict"))
 PY
 )
