@@ -137,7 +137,14 @@ def cmd_check(args) -> int:
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]
     skipped: list[str] = []
+    started = time.monotonic()
     pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os)
+    if args.junit:
+        from pyvmfuzz import junit
+        from pyvmfuzz.programs import walk_programs
+
+        junit.write(args.junit, junit.junit_xml(walk_programs(args.paths)[0], kernels, findings,
+                                                time.monotonic() - started))
     if skipped:
         names = ", ".join(os.path.relpath(f) for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
         print(f"# skipped {len(skipped)} files that are not programs (.txt, .vm, .bytes or no suffix): {names}")
@@ -497,6 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--kernel", type=lambda s: s if s == "all" else _kernel(s), default="fixed",
                    help="kernel variant or 'all' (default: fixed)")
     c.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the programs' headers")
+    c.add_argument("--junit", default=None, metavar="FILE",
+                   help="also write JUnit XML for CI: one testcase per program/kernel pair")
     c.add_argument("--target", choices=["model", "linux"], default="model",
                    help="linux: programs clean under fixed must be clean on this host's kernel")
     c.add_argument("--os", choices=["dragonfly", "linux"], default=None,
