@@ -45,6 +45,9 @@ class ReportDict(TypedDict):
     trace_text: str
     """Header lines, then `STEP -> OUTCOME` per step: a replayable program."""
     violation: ViolationDict | None
+    internal: ViolationDict | None
+    """With `run_text(..., past_internal=True)`: the internal-invariant violation (a core-only
+    kind) the run went past to reach `violation`; else None."""
     assert_failures: list[AssertFailureDict]
     expects: list[tuple[str, str | None, int | None]]
     """The `expect` lines: (kernel, kind, step); kind and step None for `clean`."""
@@ -141,9 +144,11 @@ def parse_text(text: str) -> ParseDict:
     """Parse a text program, syntax only (no CPU check): the header as written and the
     canonical text of every op line and assertion. Raises ValueError."""
 
-def run_text(text: str, kernel: str | None = None, hw: str | None = None) -> ReportDict:
+def run_text(text: str, kernel: str | None = None, hw: str | None = None, past_internal: bool = False) -> ReportDict:
     """Run a text program and judge it. A line not applicable when reached raises ValueError,
-    unless the run already ended in a violation (SPEC §2.3)."""
+    unless the run already ended in a violation (SPEC §2.3). `past_internal=True`: an
+    internal-invariant violation goes to `internal` and the run goes on to the first
+    user-visible one (the witness search, rust/src/exec.rs run_past_internal)."""
 
 def run_bytes(data: bytes, kernel: str | None = None, hw: str | None = None) -> ReportDict:
     """Run a byte-form program, decoded against the live state; stops at the first violation.
@@ -194,8 +199,11 @@ def source_dir() -> str:
 def _selftest_panic(text: str, at: int) -> ReportDict:
     """Self-test: run with a model assertion raised at step `at`."""
 
-def _selftest_invariants(programs: int, seed: int = 1, kernel: str = "fixed", mode: str = "pc64") -> int:
-    """Self-test: incremental vs full invariant checks on random programs; returns mismatches."""
+def _selftest_invariants(programs: int, seed: int = 1, kernel: str = "fixed", mode: str = "pc64",
+                         plant_fill_writable: bool = False) -> tuple[int, int]:
+    """Self-test: incremental vs full invariant checks on random programs. Returns (mismatches,
+    programs the full check flagged); `plant_fill_writable=True` plants a fault (TLB fills cache
+    a writable bit the PTE lacks)."""
 
 @final
 class FuzzTarget:

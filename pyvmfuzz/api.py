@@ -406,6 +406,8 @@ class Report:
     violation: Violation | None
     assert_failures: tuple[AssertFailure, ...] = ()
     expects: tuple[Expect, ...] = ()
+    #: The core-only violation a witness search went past to reach `violation` (else None).
+    internal: Violation | None = None
 
     @property
     def clean(self) -> bool:
@@ -444,11 +446,12 @@ class Report:
         steps = tuple(Step.parse(s) for s in d["steps"])
         if program is None or tuple(s.replace(assertion=None) for s in program.steps) != steps:
             program = Program(steps, HwSpec.parse(d["hw"]), d["kernel"])
-        v = d["violation"]
-        return cls(program, d["kernel"], d["hw"], tuple(d["trace"]),
-                   None if v is None else Violation(v["kind"], v["step"], v["expected"], v["observed"]),
+        def viol(v):
+            return None if v is None else Violation(v["kind"], v["step"], v["expected"], v["observed"])
+
+        return cls(program, d["kernel"], d["hw"], tuple(d["trace"]), viol(d["violation"]),
                    tuple(AssertFailure(a["step"], a["expected"], a["observed"]) for a in d["assert_failures"]),
-                   tuple(Expect(*e) for e in d["expects"]))
+                   tuple(Expect(*e) for e in d["expects"]), viol(d.get("internal")))
 
 
 ProgramLike = Union[Program, str, builtins.bytes]

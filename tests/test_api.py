@@ -1,0 +1,335 @@
+"""The typed Python API (issue 17): Program/Step/run/Report, the _core stub, the layout facts,
+the Hypothesis strategy, the README's example, minimize/explain on typed values, check --junit."""
+
+import ast
+import inspect
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import find, given, settings
+from hypothesis.errors import InvalidArgument
+
+import pyvmfuzz
+from pyvmfuzz import _core, layout
+from pyvmfuzz.api import Addr, Assertion, Expect, HwSpec, Program, Step, Thread
+from pyvmfuzz.programs import InputError
+from pyvmfuzz.strategies import programs
+
+from conftest import CORPUS, ROOT, cli, corpus_files
+
+PKG = os.path.dirname(pyvmfuzz.__file__)
+DEBUGGER = os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt")
+
+
+# ---------------------------------------------------------------- Program and Step
+
+def test_program_round_trips_every_corpus_program():
+    files = corpus_files()
+    assert len(files) > 10
+    for f in files:
+        text = open(f, encoding="utf-8").read()
+        try:
+            p = Program.parse(text)
+        except InputError as e:  # a corpus program the core does not parse (yet) must fail in both
+            with pytest.raises(ValueError):
+                _core.parse_text(text)
+            assert e.line is not None, f
+            continue
+        assert Program.parse(p.text()) == p, f
+        # the typed steps print exactly the core's canonical lines
+        assert p.text(assertions=False).splitlines()[len(p.header()):] == _core.canonical(text).splitlines(), f
+
+
+def test_step_fields_are_typed():
+    p = Program.parse("hw cpus=3\nkernel pre-385c96e4\nexpect fixed clean\n"
+                      "cpu0 fork -> P2\ncpu1 switch P2.T1\ncpu1 procfs_write P1 text1.2 65 -> ok woke P1.T2\n"
+                      "cpu1 mprotect data3 r\ncpu2 switch idle\ncpu0 madvise shm0 dontneed\n")
+    fork, sw, pw, mp, idle, madv = p.steps
+    assert (fork.cpu, fork.op, fork.assertion) == (0, "fork", Assertion("P2"))
+    assert sw.target == Thread(2, 1) and idle.target == "idle"
+    assert (pw.pid, pw.addr, pw.value) == (1, Addr("text1", 2), 0x41)
+    assert pw.assertion == Assertion("ok", (Thread(1, 2),))
+    assert (mp.page, mp.prot, madv.page) == ("data3", "r", "shm0")
+    assert pw.args == ("P1", "text1.2", "0x41") and pw.touched_page == "text1"
+    assert p.hw == HwSpec(cpus=3) and p.kernel == "pre-385c96e4" and p.expects == (Expect("fixed"),)
+    assert str(pw) == "cpu1 procfs_write P1 text1.2 0x41 -> ok woke P1.T2"
+
+
+def test_step_carries_until_resume_and_ipi():
+    # SPEC §3.2 / the team's SYNTAX.md: these print as the core will parse them
+    s = Step(0, "store", addr=Addr("text0", 1), value=3, until="pmap_enter")
+    assert s.text() == "cpu0 store text0.1 0x3 until pmap_enter"
+    assert Step.parse(s.text()) == s
+    for line in ("cpu1 resume", "cpu1 resume until ipi_wait", "cpu2 ipi -> ok",
+                 "cpu0 procfs_write P2 data0.0 0x5 until access -> paused woke P1.T2",
+                 "cpu1 mprotect data0 r -> paused", "cpu0 switch P2.T1 until enter"):
+        assert Step.parse(line).text() == line
+    assert Step.parse("cpu1 resume until cow") == Step(1, "resume", until="cow")
+    with pytest.raises(ValueError, match=r"load has no yield point 'sleep' \(its points: cow, pmap_enter, ipi_wait, wait\)"):
+        Step(0, "load", addr=Addr("data0", 0), until="sleep")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(op="store", addr=Addr("data0", 0)), "missing argument 'value'"),
+    (dict(op="fork", value=1), "unexpected argument 'value'"),
+    (dict(op="load", addr=Addr("data0", 0), value=None, until="nowhere"), "no yield point"),
+    (dict(op="store", addr=Addr("data0", 0), value=1 << 32), "bad value"),
+    (dict(op="frobnicate"), "unknown operation"),
+])
+def test_bad_steps_raise_value_error(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Step(0, **kw)
+    with pytest.raises(ValueError, match="unknown page"):
+        Addr("data9", 0)
+
+
+def test_bytes_round_trip():
+    for f in corpus_files("litmus")[:8]:
+        p = Program.parse(open(f, encoding="utf-8").read())
+        k = p.kernel or "fixed"
+        try:
+            data = p.bytes(k)
+        except InputError:
+            continue  # a step not applicable under that kernel once the run has gone wrong
+        back = Program.from_bytes(data, k)
+        assert [s.replace(assertion=None) for s in p.steps] == list(back.steps), f
+        assert back.kernel == k and back.hw.resolve() == p.hw.resolve()
+
+
+def test_input_error_carries_line_and_reason():
+    with pytest.raises(InputError) as ei:
+        Program.parse("cpu0 load data0.0\ncpu0 load data9.1\n")
+    assert (ei.value.line, ei.value.reason, str(ei.value)) == (2, "unknown page 'data9'", "line 2: unknown page 'data9'")
+    with pytest.raises(InputError) as ei:
+        pyvmfuzz.run("cpu0 load data0.0\ncpu1 load data0.0\n")  # cpu1 idle: not applicable
+    assert ei.value.line == 2 and "idle" in ei.value.reason
+    with pytest.raises(InputError) as ei:
+        Program.parse("cpu5 load data0.0\n")
+    assert ei.value.line == 1 and "beyond" in ei.value.reason
+    assert Program.parse("cpu5 load data0.0\n", hw="cpus=6").steps[0].cpu == 5
+
+
+def test_cli_keeps_the_input_error_format(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("cpu0 load data0.0\ncpu0 load data9.1\n")
+    p = cli("run", str(bad))
+    assert p.returncode == 2 and p.stderr.strip().endswith(f"{bad}: line 2: unknown page 'data9'"), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_os_header():
+    p = Program.parse("hw cpus=1\nos linux\ncpu0 store data0.0 0x1\n")
+    assert p.os == "linux" and "os linux\n" in p.text() and Program.parse(p.text()) == p
+    assert pyvmfuzz.run(p).trace == ("ok",)
+    with pytest.raises(InputError) as ei:
+        Program.parse("cpu0 fork\nos linux\n")
+    assert ei.value.line == 2
+    with pytest.raises(InputError, match="line 1: usage: os"):
+        Program.parse("os plan9\ncpu0 fork\n")
+
+
+# ---------------------------------------------------------------- run and Report
+
+def test_run_reports_typed_values():
+    text = open(DEBUGGER, encoding="utf-8").read()
+    r = pyvmfuzz.run(Program.parse(text), kernel="pre-385c96e4")
+    assert r.verdict == "violation" and not r.clean
+    assert (r.violation.kind, r.violation.step, r.violation.expected, r.violation.observed) == ("protection", 2, "SEGV", "ok")
+    assert r.trace == ("ok", "ok") and r.kernel == "pre-385c96e4" and r.hw == "hw cpus=2 tlb=8 mode=pc64"
+    assert pyvmfuzz.run(text, kernel="fixed").clean
+    # the same run as `run --json` reports it (SPEC §5)
+    p = cli("run", DEBUGGER, "--kernel", "pre-385c96e4", "--json")
+    j = json.loads(p.stdout.splitlines()[0])
+    d = r.to_dict()
+    assert {k: j[k] for k in ("kernel", "verdict", "violation", "trace")} == {k: d[k] for k in ("kernel", "verdict", "violation", "trace")}
+    # the observed program replays: every step asserts what it showed
+    obs = r.observed()
+    assert [s.assertion.outcome for s in obs.steps] == ["ok", "ok"]
+    assert pyvmfuzz.run(obs, kernel="pre-385c96e4").assert_failures == ()
+
+
+def test_run_kernel_and_hw_precedence():
+    p = Program.parse("hw cpus=1\nkernel pre-385c96e4\ncpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x1\n")
+    assert pyvmfuzz.run(p).kernel == "pre-385c96e4" and not pyvmfuzz.run(p).clean
+    assert pyvmfuzz.run(p, kernel="fixed").clean
+    assert pyvmfuzz.run(p, hw="tlb=4").hw == "hw cpus=1 tlb=4 mode=pc64"
+    with pytest.raises(InputError, match="unknown kernel"):
+        pyvmfuzz.run(p, kernel="nope")
+
+
+def test_run_bytes_stops_at_the_violation():
+    p = Program.parse("hw cpus=1\ncpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x1\ncpu0 load data0.0\n")
+    r = pyvmfuzz.run(p.bytes("pre-385c96e4"), kernel="pre-385c96e4")
+    assert r.violation.step == 2 and len(r.trace) == 2 and r.steps[1].op == "store"
+
+
+# ---------------------------------------------------------------- the stub and the layout
+
+def test_core_stub_declares_every_export_with_its_parameters():
+    tree = ast.parse(open(os.path.join(PKG, "_core.pyi"), encoding="utf-8").read())
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    exported = [n for n in dir(_core) if not n.startswith("__")]
+    for name in exported:
+        obj = getattr(_core, name)
+        if inspect.isclass(obj):
+            assert name in classes, f"_core.{name} missing from _core.pyi"
+            methods = {m.name for m in classes[name].body if isinstance(m, ast.FunctionDef)}
+            assert {m for m in dir(obj) if not m.startswith("_")} <= methods, name
+            continue
+        if not callable(obj):
+            continue
+        assert name in funcs, f"_core.{name} missing from _core.pyi"
+        assert ast.get_docstring(funcs[name]), f"_core.{name}: no docstring in the stub"
+        want = [p for p in inspect.signature(obj).parameters]
+        got = [a.arg for a in funcs[name].args.args]
+        assert got == want, f"_core.{name}: stub parameters {got}, runtime {want}"
+    assert os.path.exists(os.path.join(PKG, "py.typed"))
+
+
+def test_layout_matches_the_model():
+    assert layout.PAGES == tuple(_core.layout()["pages"]) and len(layout.ADDRS) == len(layout.PAGES) * layout.WORDS
+    # the initial content the layout states is what the model's loads return (SPEC §2.1)
+    prog = "".join(f"cpu0 load {a}\n" for a in layout.ADDRS)
+    trace = pyvmfuzz.run(prog).trace
+    assert trace == tuple(f"{layout.text_word(*Addr.parse(a).__dict__.values()):#x}" for a in layout.ADDRS)
+    assert trace[layout.ADDRS.index("text1.2")] == "0xf012"
+    # every opcode decodes to its operation (one record after a 1-CPU header)
+    for name, code in layout.OPCODES.items():
+        rec = bytes([0, 7, code, 0, 1, 0])
+        op = Program.from_bytes(rec).steps[0]
+        assert op.op == name.removesuffix("_rw").removesuffix("_r"), name
+        if name.startswith("mprotect"):
+            assert op.prot == name.split("_")[1]
+    assert set(layout.CORE_OPS) <= set(layout.OPS) and layout.KERNELS[0] == "fixed"
+
+
+def test_harness_dictionary_records_decode_to_their_operations(tmp_path):
+    from pyvmfuzz.campaign import dictionary
+
+    for name, rec in dictionary.vm_entries().items():
+        steps = Program.from_bytes(bytes([1, 7]) + (b"\x03\0\0\0" if name == "switch_cpu1" else b"") + rec).steps
+        last = steps[-1]
+        op = name.split("_text")[0].removesuffix("_cpu1").removesuffix("_rw").removesuffix("_r")
+        assert last.op == op, (name, last)
+        if name.endswith("_text0"):
+            assert last.touched_page == "text0"
+    dictionary.write_parser(str(tmp_path / "p.dict"))
+    lines = (tmp_path / "p.dict").read_text().splitlines()
+    assert '"procfs_write "' in lines and '" -> "' in lines and all(re.fullmatch(r'"[^"]+"', ln) for ln in lines)
+
+
+# ---------------------------------------------------------------- strategies
+
+@settings(max_examples=150, deadline=None)
+@given(programs(kernels=layout.KERNELS, cpus=(1, 4), max_steps=20, modes=("pc64", "tagged")))
+def test_drawn_programs_are_valid_under_their_kernel(p):
+    assert 1 <= p.hw.cpus <= 4 and p.kernel in layout.KERNELS
+    r = pyvmfuzz.run(p)  # no InputError: every step applicable when reached
+    assert len(r.trace) == len(p.steps)
+    assert Program.parse(p.text()) == p
+
+
+@settings(max_examples=60, deadline=None)
+@given(programs(ops=["load", "store", "fork"], cpus=2, max_steps=10))
+def test_ops_subset_is_respected(p):
+    assert {s.op for s in p.steps} <= {"load", "store", "fork", "switch"}
+    assert p.hw.cpus == 2
+
+
+def test_failures_shrink_to_the_minimal_program():
+    p = find(programs(kernels=["pre-385c96e4"], cpus=(1, 3), max_steps=16), lambda p: not pyvmfuzz.run(p).clean,
+             settings=settings(database=None, max_examples=20000, derandomize=True, deadline=None))
+    assert len(p.steps) == 2, p.text()
+    assert [s.op for s in p.steps] == ["procfs_write", "store"] and p.hw.cpus == 1
+
+
+@pytest.mark.parametrize("kw", [dict(cpus=9), dict(kernels=["nope"]), dict(ops=["frobnicate"]),
+                                dict(min_steps=5, max_steps=2), dict(modes=["pc32"])])
+def test_strategy_rejects_bad_arguments(kw):
+    with pytest.raises(InvalidArgument):
+        programs(**kw)
+
+
+def test_readme_python_api_snippet_runs():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)[1]
+    assert "@given(programs(" in snippet and "test_fixed_is_clean()" in snippet
+    calls = []
+    ns = {"__name__": "readme_snippet"}
+    exec(compile(snippet, "README.md#python-api", "exec"), ns)
+    # the snippet's property ran: wrap its inner test to count the examples it saw
+    inner = ns["test_fixed_is_clean"].hypothesis.inner_test
+
+    def counting(program):
+        calls.append(program)
+        inner(program)
+
+    ns["test_fixed_is_clean"].hypothesis.inner_test = counting
+    ns["test_fixed_is_clean"]()
+    assert len(calls) >= 50 and all(isinstance(c, Program) for c in calls)
+
+
+# ---------------------------------------------------------------- minimize, explain on typed values
+
+def test_minimize_program_on_typed_values():
+    from pyvmfuzz.insight.minimize import minimize_program
+
+    padded = Program.parse("hw cpus=3\nkernel pre-385c96e4\ncpu0 load data1.3\ncpu0 store data2.1 0x7\ncpu0 fork\n"
+                           "cpu1 switch P2.T1\ncpu1 load data0.0\ncpu0 procfs_write P1 text1.3 0x66\n"
+                           "cpu1 store data3.3 0x9\ncpu0 store text1.3 0x66\n")
+    small = minimize_program(padded, budget_s=20)
+    assert small.violation.kind == "protection" and len(small.steps) == 2
+    assert [s.op for s in small.steps] == ["procfs_write", "store"]
+    assert {s.addr for s in small.steps} == {Addr("text0", 0)} and {s.value for s in small.steps} == {0}
+    assert small.hw == "hw cpus=1 tlb=8 mode=pc64"
+
+
+def test_explain_model_rows_are_typed_steps():
+    from pyvmfuzz.insight.explain import model, pages_involved
+
+    text = open(DEBUGGER, encoding="utf-8").read()
+    m = model(_core.explain(text, "pre-385c96e4"))
+    assert [r["step"] for r in m["rows"]] == [s.replace(assertion=None) for s in Program.parse(text).steps]
+    assert m["pages"] == ["text0"] and m["ncpus"] == 2
+    assert pages_involved(Program.parse("cpu0 load shm0.1\ncpu0 mprotect data2 r\n").steps) == ["data2", "shm0"]
+
+
+# ---------------------------------------------------------------- check --junit
+
+def test_check_junit(tmp_path):
+    d = tmp_path / "progs"
+    d.mkdir()
+    (d / "good.txt").write_text(open(DEBUGGER, encoding="utf-8").read())
+    (d / "wrong-expect.txt").write_text("expect fixed protection 1\ncpu0 load data0.0\n")
+    (d / "notes.md").write_text("# not a program\n")
+    out = tmp_path / "report.xml"
+    p = cli("check", str(d), "--kernel", "all", "--junit", str(out))
+    assert p.returncode == 1, p.stdout + p.stderr
+    root = ET.parse(out).getroot()
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == 2 * len(layout.KERNELS) == int(root.get("tests"))
+    assert {(os.path.basename(c.get("classname")), c.get("name")) for c in cases} == {
+        (f, k) for f in ("good.txt", "wrong-expect.txt") for k in layout.KERNELS}
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert [(os.path.basename(c.get("classname")), c.get("name")) for c in failed] == [("wrong-expect.txt", "fixed")]
+    fail = failed[0].find("failure")
+    console = [ln for ln in p.stdout.splitlines() if "wrong-expect.txt [fixed]" in ln]
+    assert console and fail.text == re.sub(r"\s+", " ", console[0]) and fail.get("message") in console[0]
+    assert root.get("failures") == "1" and root.get("errors") == "0"
+
+
+def test_check_junit_bad_input_is_an_error_case(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("cpu0 load data9.0\n")
+    out = tmp_path / "r.xml"
+    p = cli("check", str(bad), "--junit", str(out))
+    assert p.returncode == 2
+    case = ET.parse(out).getroot().find("./testsuite/testcase")
+    assert case.get("name") == "fixed" and "unknown page 'data9'" in case.find("error").get("message")
+    p = cli("check", str(bad), "--junit", str(tmp_path / "no" / "such" / "dir.xml"))
+    assert p.returncode == 2 and "cannot write" in p.stderr and "Traceback" not in p.stderr
