@@ -240,6 +240,19 @@ def test_ops_subset_is_respected(p):
     assert p.hw.cpus == 2
 
 
+def test_junk_steps_shrink_away():
+    # a flat multi-field step leaves junk steps behind in Hypothesis's shrinker; per-op choices do not
+    def nonzero_data_load(p):
+        r = pyvmfuzz.run(p)
+        return any(s.op == "load" and s.addr.page in layout.DATA_PAGES and o.split()[0] not in ("0x0", "SEGV")
+                   for s, o in zip(r.steps, r.trace))
+
+    p = find(programs(cpus=(1, 3), max_steps=8), nonzero_data_load,
+             settings=settings(database=None, max_examples=500, derandomize=True, deadline=None))
+    assert p.text() == "hw cpus=1 tlb=8 mode=pc64\nkernel fixed\ncpu0 store data0.0 0x1\ncpu0 load data0.0\n"
+
+
+@pytest.mark.slow
 def test_failures_shrink_to_the_minimal_program():
     p = find(programs(kernels=["pre-385c96e4"], cpus=(1, 3), max_steps=16), lambda p: not pyvmfuzz.run(p).clean,
              settings=settings(database=None, max_examples=20000, derandomize=True, deadline=None))
