@@ -14,7 +14,7 @@ The core parses, runs and judges programs (SPEC §2, §3, §4). Conventions for 
 - Steps are numbered 1, 2, ... over op lines; outcomes are trace text (`0x5`, `ok woke P1.T2`).
 """
 
-from typing import Literal, TypedDict, final
+from typing import Literal, NotRequired, TypedDict, final
 
 _Kind = Literal["stale-read", "protection", "outcome", "lost-wakeup", "tlb-incoherent", "use-after-free",
                 "file-corruption", "panic"]
@@ -66,6 +66,8 @@ class ParseDict(TypedDict):
     kernel: str | None
     expects: list[tuple[str, str | None, int | None]]
     steps: list[tuple[int, str, str | None]]
+    os: NotRequired[str | None]
+    """The `os` header (SPEC §4.2), once the core parses it."""
 
 class LayoutDict(TypedDict):
     """The layout the core is built with (SPEC §2.1; rust/src/program.rs, codec.rs, hw.rs)."""
@@ -82,6 +84,8 @@ class LayoutDict(TypedDict):
     hw_default: tuple[int, int, str]
     hw_max: tuple[int, int]
     modes: list[str]
+    points: NotRequired[dict[str, list[str]]]
+    """Yield points -> the operations that have them (SPEC §3.2), once the core has them."""
 
 class CpuState(TypedDict):
     running: str | None

@@ -16,12 +16,15 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from collections.abc import Mapping
+from typing import Any, Literal, Union, cast
 
 from pyvmfuzz import _core, layout
 from pyvmfuzz.programs import InputError
 
 IDLE: Literal["idle"] = "idle"
+Mode = Literal["pc64", "tagged"]
+OsName = Literal["dragonfly", "linux"]
 
 
 def _core_error(e: ValueError) -> InputError:
@@ -226,7 +229,7 @@ class HwSpec:
 
     cpus: int | None = None
     tlb: int | None = None
-    mode: Literal["pc64", "tagged"] | None = None
+    mode: Mode | None = None
 
     def __bool__(self) -> bool:
         return any(v is not None for v in (self.cpus, self.tlb, self.mode))
@@ -237,7 +240,7 @@ class HwSpec:
 
     def resolve(self) -> HwSpec:
         c, t, m = layout.HW_DEFAULT
-        return HwSpec(self.cpus or c, self.tlb or t, self.mode or m)
+        return HwSpec(self.cpus or c, self.tlb or t, self.mode or cast(Mode, m))
 
     @classmethod
     def parse(cls, s: str) -> HwSpec:
@@ -299,7 +302,7 @@ class Program:
     steps: tuple[Step, ...] = ()
     hw: HwSpec = field(default_factory=HwSpec)
     kernel: str | None = None
-    os: Literal["dragonfly", "linux"] | None = None
+    os: OsName | None = None
     expects: tuple[Expect, ...] = ()
 
     def __post_init__(self):
@@ -321,7 +324,9 @@ class Program:
         except ValueError as e:
             raise _core_error(e) from None
         steps = [Step.parse(s if a is None else f"{s} -> {a}") for _, s, a in d["steps"]]
-        return cls(tuple(steps), HwSpec(*d["hw"]), d["kernel"], d.get("os", os_name),
+        cpus, tlb, mode = d["hw"]
+        return cls(tuple(steps), HwSpec(cpus, tlb, cast("Mode | None", mode)), d["kernel"],
+                   cast("OsName | None", d.get("os", os_name)),
                    tuple(Expect(*e) for e in d["expects"]))
 
     @classmethod
@@ -441,7 +446,7 @@ class Report:
                 "violation": None if v is None else dataclasses.asdict(v), "trace": list(self.trace)}
 
     @classmethod
-    def from_core(cls, d: dict, program: Program | None = None) -> Report:
+    def from_core(cls, d: Mapping[str, Any], program: Program | None = None) -> Report:
         """From the dict `_core.run_text` / `run_bytes` / `explain` return."""
         steps = tuple(Step.parse(s) for s in d["steps"])
         if program is None or tuple(s.replace(assertion=None) for s in program.steps) != steps:

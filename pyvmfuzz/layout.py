@@ -36,7 +36,7 @@ CORE_HEADERS: tuple[str, ...] = tuple(_L["headers"])
 HEADERS: tuple[str, ...] = ("hw", "kernel", "os", "expect")
 OS_NAMES: tuple[str, ...] = ("dragonfly", "linux")  # SPEC §4.2; dragonfly is the default
 
-HW_DEFAULT: tuple[int, int, str] = tuple(_L["hw_default"])  # (cpus, tlb, mode)
+HW_DEFAULT: tuple[int, int, str] = (int(_L["hw_default"][0]), int(_L["hw_default"][1]), str(_L["hw_default"][2]))
 MAX_CPUS, MAX_TLB = (int(x) for x in _L["hw_max"])
 MODES: tuple[str, ...] = tuple(_L["modes"])
 

@@ -43,7 +43,7 @@ def model(rep: dict) -> dict:
     the typed Report: steps are pyvmfuzz.api.Step values)."""
     typed = Report.from_core(rep)
     steps, trace, states = typed.steps, typed.trace, rep["states"]
-    ncpus = HwSpec.parse(typed.hw).resolve().cpus
+    ncpus = HwSpec.parse(typed.hw).resolve().cpus or layout.HW_DEFAULT[0]
     pages = pages_involved(steps)
     v = rep["violation"]
     rows = []

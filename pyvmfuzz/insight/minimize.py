@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyvmfuzz import _core, layout
 from pyvmfuzz.api import Addr, HwSpec, Program, Report, Step
@@ -49,7 +50,7 @@ class Minimizer:
     def out_of_time(self) -> bool:
         return time.monotonic() > self.deadline
 
-    def run(self, ops: list[Step], hw: HwSpec | None = None) -> dict | None:
+    def run(self, ops: list[Step], hw: HwSpec | None = None) -> Mapping[str, Any] | None:
         self.runs += 1
         try:
             return _core.run_text(_text(hw or self.hw, ops), self.kernel)
@@ -192,12 +193,14 @@ def minimize(hw: str, ops: list[str], kernel: str, kind: str, budget_s: float = 
     return str(h), [s.text() for s in steps]
 
 
-def minimize_report(rep: dict, budget_s: float = 10.0, progress=None, portable=()) -> dict:
+def minimize_report(rep: Mapping[str, Any], budget_s: float = 10.0, progress=None, portable=()) -> Mapping[str, Any]:
     """Minimize a violating run (the dict of run_text or run_bytes); returns the minimized
     run's report dict (same kernel, same violation kind). With `portable` (kernel names), a
     program applicable under all of them is preferred: minimized keeping that, when the run
     is; else minimized without it."""
     typed = Report.from_core(rep)
+    if typed.violation is None:  # nothing to keep
+        return rep
     kind = typed.violation.kind
     ops = list(typed.steps)
     hw = HwSpec.parse(typed.hw)
