@@ -346,3 +346,22 @@ def test_check_junit_bad_input_is_an_error_case(tmp_path):
     assert case.get("name") == "fixed" and "unknown page 'data9'" in case.find("error").get("message")
     p = cli("check", str(bad), "--junit", str(tmp_path / "no" / "such" / "dir.xml"))
     assert p.returncode == 2 and "cannot write" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_stub_and_py_typed(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    maturin = shutil.which("maturin") or os.path.join(os.path.dirname(sys.executable), "maturin")
+    if not os.path.exists(maturin):
+        pytest.skip("maturin not installed")
+    p = subprocess.run([maturin, "build", "-r", "-q", "-o", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=900)
+    assert p.returncode == 0, p.stderr[-2000:]
+    (whl,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    assert {"pyvmfuzz/_core.pyi", "pyvmfuzz/py.typed", "pyvmfuzz/api.py", "pyvmfuzz/layout.py",
+            "pyvmfuzz/strategies.py"} <= names
