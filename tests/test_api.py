@@ -43,6 +43,15 @@ def test_program_round_trips_every_corpus_program():
         assert p.text(assertions=False).splitlines()[len(p.header()):] == _core.canonical(text).splitlines(), f
 
 
+def test_api_docstring_example():
+    import doctest
+
+    import pyvmfuzz.api
+
+    res = doctest.testmod(pyvmfuzz.api)
+    assert res.attempted >= 3 and res.failed == 0
+
+
 def test_step_fields_are_typed():
     p = Program.parse("hw cpus=3\nkernel pre-385c96e4\nexpect fixed clean\n"
                       "cpu0 fork -> P2\ncpu1 switch P2.T1\ncpu1 procfs_write P1 text1.2 65 -> ok woke P1.T2\n"
