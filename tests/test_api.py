@@ -240,6 +240,9 @@ def test_drawn_programs_are_valid_under_their_kernel(p):
     r = pyvmfuzz.run(p)  # no InputError: every step applicable when reached
     assert len(r.trace) == len(p.steps)
     assert Program.parse(p.text()) == p
+    # the typed steps print what the core prints (what Step.parse reads is the core's canonical form)
+    assert [s.text() for s in p.steps] == _core.canonical(p.text()).splitlines()
+    assert [s.text(False) for s in p.steps] == [s.text(False) for s in r.observed().steps]
 
 
 @settings(max_examples=60, deadline=None)
