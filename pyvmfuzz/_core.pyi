@@ -34,8 +34,8 @@ class AssertFailureDict(TypedDict):
 
 class ReportDict(TypedDict):
     """A run. `steps[i]` is the canonical op line of step i+1 (no assertion) and `trace[i]` its
-    outcome (`"panic"` for the step where a model assertion failed). Text programs run every
-    step; byte-form runs stop after the first violation."""
+    outcome (`"panic"` for the step where a model assertion failed). The run ends at the first
+    violation (SPEC §4): `steps` has the steps that ran."""
 
     kernel: str
     hw: str
@@ -155,7 +155,7 @@ def run_text(text: str, kernel: str | None = None, hw: str | None = None, past_i
     user-visible one (the witness search, rust/src/exec.rs run_past_internal)."""
 
 def run_bytes(data: bytes, kernel: str | None = None, hw: str | None = None) -> ReportDict:
-    """Run a byte-form program, decoded against the live state; stops at the first violation.
+    """Run a byte-form program, decoded against the live state (up to the first violation).
     Never raises for the data (every byte string is a program); ValueError for kernel/hw."""
 
 def decode(data: bytes, kernel: str | None = None, hw: str | None = None) -> str:

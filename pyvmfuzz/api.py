@@ -400,9 +400,11 @@ class AssertFailure:
 
 @dataclass(frozen=True)
 class Report:
-    """What a run showed. `trace[i]` is the outcome text of `program.steps[i]` (with its wake
-    list; `"panic"` for a step where a model assertion failed); the trace stops at the first
-    violation for byte-form runs and runs on for text programs (SPEC §2.3)."""
+    """What a run showed. `program` is the program run (for a byte-form run: the steps
+    decoded); `steps` the steps that ran: the run ends at the first violation (SPEC §4), so
+    `steps` is `program.steps` up to `violation.step`, or all of them. `trace[i]` is the outcome
+    text of `steps[i]` (with its wake list; `"panic"` for a step where a model assertion
+    failed)."""
 
     program: Program
     kernel: str
@@ -424,7 +426,7 @@ class Report:
 
     @property
     def steps(self) -> tuple[Step, ...]:
-        return self.program.steps
+        return self.program.steps[: len(self.trace)]
 
     def observed(self) -> Program:
         """The trace as a replayable program: each step asserting its observed outcome."""
@@ -449,7 +451,7 @@ class Report:
     def from_core(cls, d: Mapping[str, Any], program: Program | None = None) -> Report:
         """From the dict `_core.run_text` / `run_bytes` / `explain` return."""
         steps = tuple(Step.parse(s) for s in d["steps"])
-        if program is None or tuple(s.replace(assertion=None) for s in program.steps) != steps:
+        if program is None or tuple(s.replace(assertion=None) for s in program.steps[: len(steps)]) != steps:
             program = Program(steps, HwSpec.parse(d["hw"]), d["kernel"])
         def viol(v):
             return None if v is None else Violation(v["kind"], v["step"], v["expected"], v["observed"])
