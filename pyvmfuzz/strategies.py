@@ -105,6 +105,7 @@ def programs(
     """Valid programs (pyvmfuzz.Program) with `hw` and `kernel` header lines.
 
     `cpus`, `tlb`: a number or an inclusive (min, max) range (SPEC §2.1: 1..8, 1..64).
+    `kernels`, `modes`, `ops` take a name or a sequence of names.
     `min_steps`/`max_steps`: op lines drawn (a step that would panic the model ends the
     program early). `kernels`: names from `layout.KERNELS`, one drawn per program (decoding
     follows that kernel's state: the program is applicable under it). `modes`: pc64/tagged.
@@ -113,6 +114,8 @@ def programs(
     values stored, slept on and written are drawn from 0..max_value (u32; small values make
     stores and sleeps meet on the same value).
     Raises hypothesis.errors.InvalidArgument for bad arguments."""
+    kernels, modes = ([x] if isinstance(x, str) else list(x) for x in (kernels, modes))
+    ops = [ops] if isinstance(ops, str) else ops
     c_lo, c_hi = _range(cpus, "cpus", 1, layout.MAX_CPUS)
     t_lo, t_hi = _range(tlb, "tlb", 1, layout.MAX_TLB)
     if not (0 <= min_steps <= max_steps):

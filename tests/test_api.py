@@ -272,6 +272,11 @@ def test_failures_shrink_to_the_minimal_program():
     assert [s.op for s in p.steps] == ["procfs_write", "store"] and p.hw.cpus == 1
 
 
+def test_strategy_takes_a_single_name():
+    p = find(programs(kernels="pre-385c96e4", modes="tagged", ops="store", cpus=1), lambda p: True)
+    assert (p.kernel, p.hw.mode, p.steps[0].op) == ("pre-385c96e4", "tagged", "store")
+
+
 @pytest.mark.parametrize("kw", [dict(cpus=9), dict(kernels=["nope"]), dict(ops=["frobnicate"]),
                                 dict(min_steps=5, max_steps=2), dict(modes=["pc32"])])
 def test_strategy_rejects_bad_arguments(kw):
