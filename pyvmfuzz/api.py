@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Union, cast
 
 from pyvmfuzz import _core, layout
