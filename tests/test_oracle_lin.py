@@ -416,3 +416,120 @@ def test_litmus_broken_observation_is_flagged(name, upto, edits, want):
         t += "cpu1 store data0.0 0x1 -> ok\n"
         want = v("protection", 6, "SEGV", "ok")
     assert judge(t) == want
+
+
+# ------------------------------------------------------------ random interleaved histories
+
+def _interleaved_history(rng, cpus=3, lines=24):
+    """A random trace with §3.2 lines whose outcomes come from one sequential execution of the
+    contract, each op taking effect at a random line inside its interval: always linearizable.
+    Ops take effect on their own lines or on `ipi` lines; a wakeup's due wakes are reported on
+    the line where it takes effect (after the sleep's completion line)."""
+    from pyvmfuzz.oracle import Oracle, parse_op
+
+    o = Oracle(cpus)
+    flight = {}   # cpu -> [op text, outcome or None (not yet in effect)]
+    out = [f"hw cpus={cpus} tlb=8 mode=pc64"]
+
+    def effect(cpu, text):
+        op = parse_op(text, cpus)
+        t = o._actor(op, 0)
+        exp = o._expected(op, t)
+        must = o._must_wake(op, t)
+        o._apply(op, t, exp)
+        for w in must:   # reported at once: the sleeper's sleep completed on an earlier line
+            s = o.thread(w)
+            s.state, s.key = "runnable", None
+        return exp, sorted(must)
+
+    def fmt(outcome, woke):
+        return outcome + (" woke " + ",".join(f"P{p}.T{t}" for p, t in woke) if woke else "")
+
+    def candidates(cpu):
+        t = o.cpu[cpu]
+        runnable = [x.name for x in o.threads() if x.state == "runnable"]
+        ops = [f"cpu{cpu} switch {'idle' if not runnable or rng.random() < .2 else 'P%d.T%d' % rng.choice(runnable)}"]
+        if t is not None and cpu not in flight:
+            proc = o.procs[t.pid]
+            busy = any(c in flight for c, x in enumerate(o.cpu) if x is not None and x.pid == t.pid)
+            page = rng.choice(["data0", "data1", "text0", "shm0"])
+            w, val = rng.randrange(2), rng.randrange(2)
+            pid = rng.choice(list(o.procs))
+            ops += [f"cpu{cpu} load {page}.{w}", f"cpu{cpu} procfs_read P{pid} {page}.{w}",
+                    f"cpu{cpu} procfs_write P{pid} {page}.{w} {val:#x}", f"cpu{cpu} umtx_wakeup {page}.{w}",
+                    f"cpu{cpu} mprotect {page} {rng.choice(['r', 'rw'])}", f"cpu{cpu} spawn",
+                    f"cpu{cpu} madvise {page} dontneed", f"cpu{cpu} fork"]
+            if not busy:   # killing ops and sleeps: only with no sibling in the kernel
+                ops += [f"cpu{cpu} store {page}.{w} {val:#x}", f"cpu{cpu} umtx_sleep {page}.{w} {val:#x}"]
+                if rng.random() < .1:
+                    ops.append(f"cpu{cpu} exit")
+        return ops
+
+    n = tries = 0
+    while n < lines and tries < 50 * lines:   # everyone asleep or dead: stop early
+        tries += 1
+        cpu = rng.randrange(cpus)
+        if cpu in flight:
+            text, done = flight[cpu]
+            if rng.random() < .3 and any(c != cpu for c in flight):
+                # an ipi line; a pending op elsewhere may take effect here
+                other = rng.choice([c for c in flight if c != cpu and flight[c][1] is None] or [None])
+                woke = []
+                if other is not None and rng.random() < .6:
+                    flight[other][1], woke = effect(other, flight[other][0])
+                out.append(f"cpu{cpu} ipi -> {fmt('ok', woke)}")
+            else:
+                woke = []
+                if done is None:
+                    done, woke = effect(cpu, text)
+                if rng.random() < .3:
+                    flight[cpu][1] = done
+                    out.append(f"cpu{cpu} resume until wait -> {fmt('paused', woke)}")
+                else:
+                    del flight[cpu]
+                    out.append(f"cpu{cpu} resume -> {fmt(done, woke)}")
+            n += 1
+            continue
+        text = rng.choice(candidates(cpu))
+        op = parse_op(text, cpus)
+        if op.action == "switch" and o.cpu[cpu] is None and op.target is None:
+            continue
+        try:
+            o._actor(op, 0)
+        except Exception:
+            continue
+        kills = op.action in ("exit", "store", "umtx_sleep")
+        if rng.random() < .4 and not kills and not (op.action == "switch" and op.target is None):
+            woke, done = [], None
+            if rng.random() < .5 or op.action == "switch":   # a switch claims its target at once
+                done, woke = effect(cpu, text)
+            flight[cpu] = [text, done]
+            out.append(f"{text} until wait -> {fmt('paused', woke)}")
+        else:
+            done, woke = effect(cpu, text)
+            out.append(f"{text} -> {fmt(done, woke)}")
+        n += 1
+    return "\n".join(out) + "\n"
+
+
+def test_random_interleaved_histories_are_linearizable():
+    rng = random.Random(11)
+    interleaved = violations = 0
+    for _ in range(150):
+        t = _interleaved_history(rng, cpus=rng.choice([2, 3, 4]), lines=rng.choice([12, 24, 40]))
+        interleaved += lin.parse(t).interleaved
+        assert judge(t) is None, t
+        # one outcome changed at step k: lines before k are judged as before, so any violation
+        # is at k or later
+        lines = t.splitlines()
+        k = rng.randrange(1, len(lines))
+        op = lines[k].partition(" -> ")[0]
+        lines[k] = op + " -> " + rng.choice(["ok", "0x1", "0x0", "SEGV", "blocked", "EBUSY", "P3"])
+        try:
+            got = judge("\n".join(lines) + "\n")
+        except TraceError:
+            continue
+        if got is not None:
+            violations += 1
+            assert got.step >= k, (k, got, lines)
+    assert interleaved > 100 and violations > 50
