@@ -109,7 +109,7 @@ impl<'a> Decoder<'a> {
             }
             let i = pw as usize % (n + 1);
             let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
-            return Some(Step { cpu, op: Op::Switch(target) });
+            return Some(Step { cpu, op: Op::Switch(target), until: None });
         }
         let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
         // Only the choices an operation uses are computed (divisions are most of decoding).
@@ -130,7 +130,7 @@ impl<'a> Decoder<'a> {
             MPROT_RW => Op::Mprotect(addr().page, true),
             _ => unreachable!(),
         };
-        Some(Step { cpu, op })
+        Some(Step { cpu, op, until: None })
     }
 }
 
@@ -165,6 +165,7 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
         Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
         Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
+        Op::Resume | Op::Ipi => return Err("resume/ipi not encodable yet".into()),
     };
     let sel = if kind == SWITCH {
         s.cpu as usize

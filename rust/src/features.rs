@@ -151,6 +151,8 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
         Op::ProcfsWrite(p, a, _) => (10, Some(p), Some(a.page)),
         Op::Madvise(pg) => (11, None, Some(pg)),
         Op::Mprotect(pg, w) => (12 + w as u32, None, Some(pg)),
+        Op::Resume => (14, None, None),
+        Op::Ipi => (15, None, None),
     };
     let Some(actor) = m.cpus[cpu].running.map(|(p, _)| p) else {
         return Situation { bits: opcode, slot: None };

@@ -181,7 +181,7 @@ impl Judge {
             }
             (_, None) => unreachable!("op without a running thread"),
             (op, Some((pid, tid))) => match op {
-                Op::Switch(_) => unreachable!(),
+                Op::Switch(_) | Op::Resume | Op::Ipi => unreachable!(),
                 Op::Load(a) => {
                     let v = Outcome::Value(self.read(pid, a));
                     if got != v {
