@@ -5,7 +5,8 @@
 use crate::codec::Decoder;
 use crate::features::{situation, Features};
 use crate::hw::{Hw, HwSpec};
-use crate::judge::{Judge, Kind, Violation};
+use crate::judge::{Event, Kind, Lin, Violation};
+use crate::program::{Op, Outcome};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
 use crate::program::{Assertion, InputError, Observed, Program, Step};
@@ -31,7 +32,7 @@ thread_local! {
     static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
     /// One machine and judge per thread, reset for each run (allocation was a tenth of the
     /// fuzzing path's time).
-    static POOL: RefCell<Option<(Machine, Judge)>> = const { RefCell::new(None) };
+    static POOL: RefCell<Option<(Machine, Lin)>> = const { RefCell::new(None) };
 }
 
 /// Model assertions are findings, not crashes: keep their message quiet and for the report.
@@ -100,7 +101,7 @@ pub fn run_observed(
             j.reset();
             (m, j)
         }
-        None => (Machine::new(hw, kernel), Judge::new()),
+        None => (Machine::new(hw, kernel), Lin::new()),
     };
     m.panic_at = panic_at;
     let res = catch_unwind(AssertUnwindSafe(|| {
@@ -120,6 +121,7 @@ pub fn run_observed(
             };
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
+            let was_inflight = m.cpus.get(step.cpu as usize).is_some_and(|c| c.kop.is_some());
             report.steps.push(step);
             let sit = features.as_ref().map(|_| situation(m, &step));
             let obs = match m.step(step) {
@@ -136,8 +138,16 @@ pub fn run_observed(
                 f.record(s, &obs);
             }
             after(m);
-            let actor = if matches!(step.op, crate::program::Op::Switch(_)) { None } else { actor };
-            if let Some(v) = judge.check(n, &step, actor, &obs) {
+            let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
+            let paused = obs.outcome == Outcome::Paused;
+            let ev = match step.op {
+                Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+                Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
+                _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+                _ => Event::Plain { step, actor, obs: obs.clone() },
+            };
+            let _ = was_inflight;
+            if let Some(v) = judge.line(n, ev) {
                 report.observed.push(obs);
                 report.violation = Some(v);
                 return;

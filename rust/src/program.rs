@@ -22,7 +22,7 @@ pub fn text_word(p: u8, w: u8) -> u32 {
     0xf000 + 16 * p as u32 + w as u32
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub struct Addr {
     pub page: u8,
     pub word: u8,
