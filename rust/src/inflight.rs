@@ -421,6 +421,14 @@ impl Machine {
                 }
                 Some(Fs::Protection) | Some(Fs::Dead) => {
                     k.busy = NO_FRAME;
+                    // A SEGV is decided only once no sibling is in the kernel
+                    // (killalllwps): else the access waits and is retried whole, so the
+                    // fatal fault is linearized where the process dies.
+                    if self.sibling_in_kernel(cpu, k.pid) {
+                        k.phase = Phase::UserAccess;
+                        k.tries = 0;
+                        wait_for!(k, Lock::Siblings(k.pid));
+                    }
                     k.result = Outcome::Segv;
                     k.phase = Phase::Exit;
                     None

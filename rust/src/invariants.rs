@@ -95,6 +95,11 @@ impl Machine {
             }
         }
         for (c, cpu) in self.cpus.iter().enumerate() {
+            // A mid-switch CPU's TLB is not looked at (SPEC §3.2): it is flushed at `enter`
+            // or reached by shootdowns.
+            if cpu.space == MID_SWITCH {
+                continue;
+            }
             for te in &cpu.tlb.entries {
                 let live = te.asid != IDLE_SPACE && self.proc(te.asid).alive;
                 if live && self.phys.is_freed(te.frame) {

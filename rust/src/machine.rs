@@ -211,7 +211,10 @@ impl Machine {
                 self.ipi_take(cpu);
                 Outcome::Ok
             }
-            Op::Switch(_) => self.kop_start(cpu, s.op, 0, 0, s.until),
+            // The incoming thread is in the kernel until the switch completes (an exit of
+            // its process waits for it).
+            Op::Switch(Target::Thread(p, t)) => self.kop_start(cpu, s.op, p, t, s.until),
+            Op::Switch(Target::Idle) => self.kop_start(cpu, s.op, 0, 0, s.until),
             op => {
                 let (pid, tid) = self.cpus[cpu].running.expect("checked");
                 self.kop_start(cpu, op, pid, tid, s.until)

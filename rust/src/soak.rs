@@ -2,7 +2,7 @@
 //! run entirely in Rust.
 
 use crate::exec::{run_opts, Source};
-use crate::codec::Decoder;
+use crate::codec::{Decoder, RECORD};
 use crate::hw::{Hw, TlbMode};
 use crate::judge::Violation;
 use crate::kernel::Kernel;
@@ -44,7 +44,7 @@ pub struct SoakResult {
 pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
     let mut rng = Rng(cfg.seed);
     let mut res = SoakResult::default();
-    let mut buf = Vec::with_capacity(2 + 4 * cfg.max_steps as usize);
+    let mut buf = Vec::with_capacity(2 + RECORD * cfg.max_steps as usize);
     for _ in 0..cfg.programs {
         let hw = Hw {
             cpus: 1 + rng.below(cfg.max_cpus as u64) as u8,
@@ -54,7 +54,7 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
         let nsteps = 1 + rng.below(cfg.max_steps as u64) as usize;
         buf.clear();
         buf.extend_from_slice(&crate::codec::encode_header(&hw));
-        while buf.len() < 2 + 4 * nsteps {
+        while buf.len() < 2 + RECORD * nsteps {
             let r = rng.next().to_le_bytes();
             buf.extend_from_slice(&r[..4]);
         }
@@ -80,7 +80,7 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
     let mut mismatches = 0;
     for _ in 0..programs {
         let hw = Hw { cpus: 1 + rng.below(4) as u8, tlb: 1 + rng.below(16) as u8, mode };
-        let buf: Vec<u8> = (0..2 + 4 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
+        let buf: Vec<u8> = (0..2 + RECORD as u64 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
         let mut d = Decoder::new(&buf);
         d.header();
         let mut m = crate::machine::Machine::new(hw, kernel);
@@ -112,13 +112,13 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
 pub fn random_until(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, budget_s: f64, max_steps: u32) -> (Option<f64>, u64) {
     let mut rng = Rng(seed);
     let start = std::time::Instant::now();
-    let mut buf = Vec::with_capacity(2 + 4 * max_steps as usize);
+    let mut buf = Vec::with_capacity(2 + RECORD * max_steps as usize);
     let mut n = 0u64;
     loop {
         if n % 1024 == 0 && start.elapsed().as_secs_f64() > budget_s {
             return (None, n);
         }
-        let len = 2 + 4 * (1 + rng.below(max_steps as u64) as usize);
+        let len = 2 + RECORD * (1 + rng.below(max_steps as u64) as usize);
         buf.clear();
         while buf.len() < len {
             buf.extend_from_slice(&rng.next().to_le_bytes()[..4]);
