@@ -455,6 +455,11 @@ impl Machine {
                     None
                 }
                 Some(Fs::Ok) => {
+                    // Paused on the way (a COW's ipi_wait): the target may have changed or
+                    // died since; revalidate before the page is returned held.
+                    if !self.revalidate(k) {
+                        return None;
+                    }
                     let f = k.fs.frame;
                     self.phys.hold(f);
                     k.held = f;
