@@ -16,7 +16,8 @@
 //!   across pmap_inval_interlock()…pmap_inval_deinterlock() (pmap.c, pmap_inval.c); other pmap
 //!   operations on that PTE wait for it.
 //! - siblings in the kernel: exit1() → killalllwps() waits until every other lwp of the
-//!   process has left the kernel (kern_exit.c).
+//!   process has left the kernel, and PSTALL() until no one holds the process (procfs_rwmem
+//!   holds its target with PHOLD) (kern_exit.c).
 //! - mid-switch: between the halves of cpu_switch() the CPU runs no address space (its
 //!   `space` is `MID_SWITCH`).
 
@@ -61,7 +62,7 @@ impl std::fmt::Display for Lock {
             Lock::Busy(fr) => write!(f, "busy page (frame {fr})"),
             Lock::Map(p) => write!(f, "P{p}'s map lock"),
             Lock::Pte(p, va) => write!(f, "P{p}'s PTE of {}", crate::program::PAGE_NAMES[va as usize]),
-            Lock::Siblings(p) => write!(f, "P{p}'s other threads to leave the kernel"),
+            Lock::Siblings(p) => write!(f, "P{p}'s other threads and procfs users to leave the kernel"),
         }
     }
 }
@@ -249,8 +250,14 @@ impl Machine {
         self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
+    /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
+    /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.pid == pid && !matches!(k.phase, Phase::Exit | Phase::Joined))
+        self.inflight > 0
+            && self.others(cpu).any(|k| {
+                let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
+                (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined)
+            })
     }
 
     /// Whether `lock` is free for an op on `cpu` now.
