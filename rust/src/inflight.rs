@@ -340,6 +340,49 @@ impl Machine {
 
     /// Start `op` on `cpu` for thread (pid, tid) and run it until `stop` or completion.
     pub fn kop_start(&mut self, cpu: usize, op: Op, pid: u32, tid: u32, stop: Option<Point>) -> Outcome {
+        // Fast path: a user access that hits in the TLB is no kernel operation at all (it
+        // never waits, has no yield point).
+        match op {
+            Op::Load(a) | Op::Store(a, _) => {
+                let write = matches!(op, Op::Store(..));
+                let mut f = None;
+                match self.cpus[cpu].tlb.lookup(pid, a.page) {
+                    Some(te) if !write || te.writable => f = Some(te.frame),
+                    hit => {
+                        // The page walk, when the TLB does not serve (as UserAccess does).
+                        let pte = self.proc(pid).pmap.pte[a.page as usize];
+                        if pte.present() && (!write || pte.writable) {
+                            if hit.is_some() {
+                                self.cpus[cpu].tlb.invalidate(pid, a.page);
+                            }
+                            self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va: a.page, frame: pte.frame, writable: pte.writable });
+                            f = Some(pte.frame);
+                        }
+                    }
+                }
+                if let Some(f) = f {
+                    return match op {
+                        Op::Store(_, v) => {
+                            self.write_word(f, a.word, v);
+                            Outcome::Ok
+                        }
+                        _ => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+                    };
+                }
+            }
+            // Spawn and a switch not stopped at `enter` have no yield point to stop at.
+            Op::Spawn => return self.spawn(pid),
+            Op::Switch(t) if stop != Some(Point::Enter) => {
+                let to = match t {
+                    Target::Idle => None,
+                    Target::Thread(p, t) => Some((p, t)),
+                };
+                let (old, new) = self.switch_leave(cpu, to);
+                self.switch_enter(cpu, old, new);
+                return Outcome::Ok;
+            }
+            _ => {}
+        }
         let k = KOp::new(op, pid, tid);
         self.kop_run(cpu, k, stop)
     }
@@ -637,6 +680,10 @@ impl Machine {
             Phase::SwitchEnter => {
                 if k.yield_at(Point::Enter, stop) {
                     return Some(Point::Enter);
+                }
+                if k.paused {
+                    // Skipped by the invariants while mid-switch: look again.
+                    self.dirty.space = true;
                 }
                 self.switch_enter(cpu, k.aux, k.aux2);
                 k.phase = Phase::Finish;
@@ -1054,7 +1101,9 @@ impl Machine {
             }
         }
         self.cpus[cpu].space = MID_SWITCH;
-        self.dirty.space = true;
+        if old != new {
+            self.dirty.space = true;
+        }
         (old, new)
     }
 
@@ -1069,7 +1118,9 @@ impl Machine {
             }
         }
         self.cpus[cpu].space = new;
-        self.dirty.space = true;
+        if old != new {
+            self.dirty.space = true;
+        }
     }
 
     /// madvise(page, MADV_DONTNEED) up to its shootdown. Returns the object to deallocate
