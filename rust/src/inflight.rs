@@ -289,6 +289,29 @@ impl Machine {
         v
     }
 
+    /// The op in flight on `cpu`, for reports: (op text, phase, point it is paused at —
+    /// `wait` when waiting —, the lock it waits for).
+    pub fn inflight_info(&self, cpu: usize) -> Option<(String, String, &'static str, Option<String>)> {
+        let k = self.cpus[cpu].kop.as_ref()?;
+        let op = crate::program::Step { cpu: cpu as u8, op: k.op, until: None }.to_string();
+        let op = op.split_once(' ').map_or(op.clone(), |(_, r)| r.to_string());
+        let phase = match k.phase {
+            Phase::UserFault | Phase::PageFault => format!("{:?}/{:?}", k.phase, k.fs.phase),
+            p => format!("{p:?}"),
+        };
+        let point = match (k.waiting, k.at) {
+            (Some(_), _) => "wait",
+            (None, Some(p)) => p.name(),
+            (None, None) => "wait",
+        };
+        Some((op, phase, point, k.waiting.map(|l| l.to_string())))
+    }
+
+    /// Invalidations pending for `cpu`: (address space, page, initiating cpu).
+    pub fn pending_ipis(&self, cpu: usize) -> Vec<(u32, u8, u8)> {
+        self.invals.iter().filter(|r| r.pending & (1 << cpu) != 0).map(|r| (r.asid, r.va, r.owner)).collect()
+    }
+
     // ---- IPIs ----------------------------------------------------------------------------
 
     /// Whether cpu `c` has invalidations pending.
