@@ -238,20 +238,24 @@ impl Machine {
         self.cpus.iter().enumerate().filter(move |(c, _)| *c != cpu).filter_map(|(_, c)| c.kop.as_ref())
     }
 
+    #[inline]
     fn busy_by_other(&self, cpu: usize, f: FrameId) -> bool {
         self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
     }
 
+    #[inline]
     fn map_locked_by_other(&self, cpu: usize, pid: u32) -> bool {
         self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
     }
 
+    #[inline]
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
         self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
     /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
     /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
+    #[inline]
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
         self.inflight > 0
             && self.others(cpu).any(|k| {
@@ -331,6 +335,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     fn own_records(&self, cpu: usize) -> bool {
         self.invals.iter().any(|r| r.owner as usize == cpu)
     }
@@ -828,6 +833,7 @@ impl Machine {
         None
     }
 
+    #[inline]
     fn after_changes(&self, cpu: usize) -> Phase {
         if self.own_records(cpu) {
             Phase::IpiWait
@@ -885,6 +891,7 @@ impl Machine {
     }
 
     /// A fault resumed after a yield point revalidates (kernel knob), else starts over.
+    #[inline]
     fn revalidate(&self, k: &mut KOp) -> bool {
         if k.paused && self.kernel.fault_revalidate && !self.fault_still_valid(&k.fs) {
             k.busy = NO_FRAME;
@@ -1094,6 +1101,7 @@ impl Machine {
     }
 
     /// The page is found (after any COW): on to pmap_enter, or done.
+    #[inline]
     fn fault_found(&self, fs: &mut FaultState, enter: bool) -> Option<Fs> {
         if enter {
             fs.phase = FPhase::PmapEnter;
