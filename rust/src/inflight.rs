@@ -397,6 +397,12 @@ impl Machine {
                         _ => Outcome::Value(self.phys.get(f).words[a.word as usize]),
                     };
                 }
+                // TLB and page walk done (as UserAccess would): straight to the fault.
+                self.cpus[cpu].tlb.invalidate(pid, a.page);
+                let mut k = KOp::new(op, pid, tid);
+                k.fs = FaultState::new(pid, a.page, if write { VM_PROT_WRITE } else { VM_PROT_READ });
+                k.phase = Phase::UserFault;
+                return self.kop_run(cpu, k, stop);
             }
             // Spawn and a switch not stopped at `enter` have no yield point to stop at.
             Op::Spawn => return self.spawn(pid),
