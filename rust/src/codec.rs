@@ -1,12 +1,19 @@
 //! The byte form libFuzzer mutates.
 //!
-//! Layout: two header bytes, then one 4-byte record per step, each optionally followed by
+//! Layout: two header bytes, then one 5-byte record per step, each optionally followed by
 //! escapes:
 //! - header: b0 = (cpus-1) & 7 | 8 if tagged; b1 = (tlb-1) & 63. Missing bytes leave the
 //!   default. Keys given on the command line override them.
-//! - record `[k, pw, v, t]`: k & 15 selects the operation (table below), k >> 4 the CPU;
+//! - record `[k, pw, v, t, u]`: k & 15 selects the operation (table below), k >> 4 the CPU;
 //!   pw selects the switch target, or page `(pw >> 2) % 7` and word `pw & 3`; v is a value
-//!   (0xff: a u32 LE follows); t selects the procfs target pid (0xff: a u32 LE follows).
+//!   (0xff: a u32 LE follows); t selects the procfs target pid (0xff: a u32 LE follows);
+//!   u < 0xa0: no `until`, else `until` the ((u - 0xa0) mod n)-th of the n yield points the
+//!   operation has (SPEC §3.2; for `resume`, those of the op in flight).
+//! - `resume` picks among the CPUs whose op in flight can go on now, `ipi` among the CPUs with
+//!   IPIs pending, an operation among CPUs running a thread with nothing in flight, a switch
+//!   among CPUs with nothing in flight. A choice with no candidate folds into the next one
+//!   that has some (resume → ipi → operation → switch → resume → ipi); when no line at all
+//!   can run (every CPU waits on another), the program ends.
 //!
 //! Decoding is state-aware: choices are taken modulo what is valid now (a non-switch op picks
 //! among busy CPUs, a switch among runnable threads and idle, a pid among those assigned plus
@@ -17,7 +24,7 @@
 
 use crate::hw::{HwSpec, TlbMode};
 use crate::machine::Machine;
-use crate::program::{Addr, InputError, Op, Step, Target, NPAGES};
+use crate::program::{Addr, InputError, Op, Point, Step, Target, NPAGES, POINTS};
 
 const SWITCH: u8 = 0;
 const LOAD: u8 = 1;
@@ -32,10 +39,60 @@ const PWRITE: u8 = 9;
 const MADVISE: u8 = 10;
 const MPROT_R: u8 = 11;
 const MPROT_RW: u8 = 12;
-/// Loads, stores and switches get a second slot: they are most of an interesting program.
+const RESUME: u8 = 13;
+const IPI: u8 = 14;
+/// Loads get a second slot: they are most of an interesting program.
 const KIND_TABLE: [u8; 16] = [
-    SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, SWITCH, LOAD, STORE,
+    SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, RESUME, IPI, LOAD,
 ];
+pub const RECORD: usize = 5;
+const UNTIL_BASE: u8 = 0xa0;
+
+/// The yield points `op` can be stopped at, in `POINTS` order.
+fn point_list(_m: &Machine, op: &Op) -> ([Point; 8], usize) {
+    // As the text parser: vm_fault_page's pmap_enter is a point of every kernel's ops (it is
+    // reached only where the kernel calls it), so every valid text line encodes.
+    let bits = op.points(true);
+    let mut out = [Point::Wait; 8];
+    let mut n = 0;
+    for p in POINTS {
+        if bits & p.bit() != 0 {
+            out[n] = p;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
+fn cpus_where(m: &Machine, pred: impl Fn(usize) -> bool) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for i in 0..m.cpus.len() {
+        if pred(i) {
+            out[n] = i as u8;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
+fn resumable(m: &Machine) -> ([u8; 8], usize) {
+    if m.inflight == 0 {
+        return ([0; 8], 0);
+    }
+    cpus_where(m, |i| m.check_applicable(&Step { cpu: i as u8, op: Op::Resume, until: None }).is_ok())
+}
+
+fn ipi_cpus(m: &Machine) -> ([u8; 8], usize) {
+    if m.invals.is_empty() {
+        return ([0; 8], 0);
+    }
+    cpus_where(m, |i| m.ipi_pending(i))
+}
+
+fn free_cpus(m: &Machine) -> ([u8; 8], usize) {
+    cpus_where(m, |i| m.cpus[i].kop.is_none())
+}
 
 /// The operation codes of a record's low nibble, by name (exported to Python as the layout).
 pub const OPCODES: [(u8, &str); 13] = [
@@ -63,7 +120,7 @@ fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
     let mut out = [0u8; 8];
     let mut n = 0;
     for (i, c) in m.cpus.iter().enumerate() {
-        if c.running.is_some() {
+        if c.running.is_some() && c.kop.is_none() {
             out[n] = i as u8;
             n += 1;
         }
@@ -107,26 +164,87 @@ impl<'a> Decoder<'a> {
         let pw = self.byte();
         let vb = self.byte();
         let tb = self.byte();
+        let ub = self.byte();
         // Escapes are consumed whatever the operation, so records stay aligned.
         let value = if vb == 0xff { self.u32() } else { vb as u32 };
         let pid_escape = if tb == 0xff { Some(self.u32().max(1)) } else { None };
-        let (busy, nbusy) = busy_cpus(m);
+        let sel = (k >> 4) as usize;
         let mut kind = KIND_TABLE[(k & 15) as usize];
-        if kind != SWITCH && nbusy == 0 {
+        // Fold a choice without candidates into the next kind that has some.
+        let (busy, nbusy) = busy_cpus(m);
+        let quiet = m.inflight == 0 && m.invals.is_empty();
+        if quiet && (kind == RESUME || kind == IPI) {
+            kind = LOAD;
+        }
+        if quiet && kind != SWITCH && nbusy == 0 {
             kind = SWITCH;
         }
-        let sel = (k >> 4) as usize;
-        if kind == SWITCH {
-            let cpu = (sel % m.cpus.len()) as u8;
-            let mut cands = [(0u32, 0u32); 8 * 4];
-            let mut n = 0;
-            for t in m.runnable() {
-                cands[n] = t;
-                n += 1;
+        for _ in 0..if quiet { 0 } else { 5 } {
+            let ok = match kind {
+                RESUME => resumable(m).1 > 0,
+                IPI => ipi_cpus(m).1 > 0,
+                SWITCH => free_cpus(m).1 > 0,
+                _ => nbusy > 0,
+            };
+            if ok {
+                break;
             }
-            let i = pw as usize % (n + 1);
-            let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
-            return Some(Step { cpu, op: Op::Switch(target) });
+            kind = match kind {
+                RESUME => IPI,
+                IPI => LOAD,
+                SWITCH => RESUME,
+                _ => SWITCH,
+            };
+        }
+        let until_of = |op: &Op| -> Option<Point> {
+            if ub < UNTIL_BASE {
+                return None;
+            }
+            let (pts, n) = point_list(m, op);
+            (n > 0).then(|| pts[(ub - UNTIL_BASE) as usize % n])
+        };
+        match kind {
+            RESUME => {
+                let (c, n) = resumable(m);
+                if n == 0 {
+                    return None;
+                }
+                let cpu = c[sel % n];
+                let op = m.cpus[cpu as usize].kop.as_ref().map(|k| k.op).unwrap();
+                return Some(Step { cpu, op: Op::Resume, until: until_of(&op) });
+            }
+            IPI => {
+                let (c, n) = ipi_cpus(m);
+                if n == 0 {
+                    return None;
+                }
+                return Some(Step { cpu: c[sel % n], op: Op::Ipi, until: None });
+            }
+            SWITCH => {
+                let cpu = if quiet {
+                    (sel % m.cpus.len()) as u8
+                } else {
+                    let (c, n) = free_cpus(m);
+                    if n == 0 {
+                        return None;
+                    }
+                    c[sel % n]
+                };
+                let mut cands = [(0u32, 0u32); 8 * 4];
+                let mut nc = 0;
+                for t in m.runnable() {
+                    cands[nc] = t;
+                    nc += 1;
+                }
+                let i = pw as usize % (nc + 1);
+                let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
+                let op = Op::Switch(target);
+                return Some(Step { cpu, op, until: until_of(&op) });
+            }
+            _ => {}
+        }
+        if nbusy == 0 {
+            return None;
         }
         let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
         // Only the choices an operation uses are computed (divisions are most of decoding).
@@ -147,7 +265,7 @@ impl<'a> Decoder<'a> {
             MPROT_RW => Op::Mprotect(addr().page, true),
             _ => unreachable!(),
         };
-        Some(Step { cpu, op })
+        Some(Step { cpu, op, until: until_of(&op) })
     }
 }
 
@@ -158,7 +276,6 @@ pub fn encode_header(hw: &crate::hw::Hw) -> [u8; 2] {
 
 /// The record that decodes to `s` in machine state `m`, or why `s` is not applicable there.
 pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), String> {
-    let (busy, nbusy) = busy_cpus(m);
     let pw_addr = |a: Addr| (a.page << 2) | a.word;
     let (kind, pw, value, pid) = match s.op {
         Op::Switch(t) => {
@@ -182,13 +299,31 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
         Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
         Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
+        Op::Resume => (RESUME, 0, 0, 0),
+        Op::Ipi => (IPI, 0, 0, 0),
     };
-    let sel = if kind == SWITCH {
-        s.cpu as usize
-    } else {
-        match busy[..nbusy].iter().position(|&c| c == s.cpu) {
-            Some(i) => i,
-            None => return Err(format!("cpu{} is idle", s.cpu)),
+    let (cands, n) = match kind {
+        RESUME => resumable(m),
+        IPI => ipi_cpus(m),
+        SWITCH => free_cpus(m),
+        _ => busy_cpus(m),
+    };
+    let sel = match cands[..n].iter().position(|&c| c == s.cpu) {
+        Some(i) => i,
+        None => return Err(m.check_applicable(s).err().map_or_else(|| format!("cpu{} cannot run this line", s.cpu), |e| e.0)),
+    };
+    let ub = match s.until {
+        None => 0,
+        Some(p) => {
+            let op = match s.op {
+                Op::Resume => m.cpus[s.cpu as usize].kop.as_ref().map(|k| k.op).unwrap_or(Op::Resume),
+                op => op,
+            };
+            let (pts, np) = point_list(m, &op);
+            match pts[..np].iter().position(|&q| q == p) {
+                Some(i) => UNTIL_BASE + i as u8,
+                None => return Err(format!("{} has no yield point '{}'", s, p.name())),
+            }
         }
     };
     out.push(kind | ((sel as u8) << 4));
@@ -197,6 +332,7 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
     let tb_direct = pid >= 1 && pid <= assigned + 1 && pid - 1 < 0xff;
     out.push(if value < 0xff { value as u8 } else { 0xff });
     out.push(if kind == PREAD || kind == PWRITE { if tb_direct { (pid - 1) as u8 } else { 0xff } } else { 0 });
+    out.push(ub);
     if value >= 0xff {
         out.extend_from_slice(&value.to_le_bytes());
     }

@@ -5,7 +5,8 @@
 use crate::codec::Decoder;
 use crate::features::{situation, Features};
 use crate::hw::{Hw, HwSpec};
-use crate::judge::{Judge, Kind, Violation};
+use crate::judge::{Event, Kind, Lin, Violation};
+use crate::program::{Op, Outcome};
 use crate::kernel::Kernel;
 use crate::machine::Machine;
 use crate::program::{Assertion, InputError, Observed, Program, Step};
@@ -28,13 +29,18 @@ pub struct Report {
     /// Only with [`run_past_internal`]: the first core-only violation (an internal invariant),
     /// which did not end the run.
     pub internal: Option<Violation>,
+    /// At the end of the run, per CPU with an op in flight: (cpu, op, phase, point, lock
+    /// waited for) — see `Machine::inflight_info`.
+    pub in_flight: Vec<(u8, String, String, &'static str, Option<String>)>,
+    /// At the end: invalidations pending, (target cpu, address space, page, initiating cpu).
+    pub pending_ipis: Vec<(u8, u32, u8, u8)>,
 }
 
 thread_local! {
     static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
     /// One machine and judge per thread, reset for each run (allocation was a tenth of the
     /// fuzzing path's time).
-    static POOL: RefCell<Option<(Machine, Judge)>> = const { RefCell::new(None) };
+    static POOL: RefCell<Option<(Machine, Lin)>> = const { RefCell::new(None) };
     /// Set by [`run_past_internal`] for one run.
     static PAST_INTERNAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -108,6 +114,8 @@ pub fn run_observed(
         assert_failures: Vec::new(),
         steps_run: 0,
         internal: None,
+        in_flight: Vec::new(),
+        pending_ipis: Vec::new(),
     };
     let past_internal = PAST_INTERNAL.with(|f| f.get());
     let mut input_error: Option<InputError> = None;
@@ -117,7 +125,7 @@ pub fn run_observed(
             j.reset();
             (m, j)
         }
-        None => (Machine::new(hw, kernel), Judge::new()),
+        None => (Machine::new(hw, kernel), Lin::new()),
     };
     if panic_at != 0 {
         m.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
@@ -155,8 +163,21 @@ pub fn run_observed(
                 f.record(s, &obs);
             }
             after(m);
-            let actor = if matches!(step.op, crate::program::Op::Switch(_)) { None } else { actor };
-            if let Some(v) = judge.check(n, &step, actor, &obs) {
+            let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
+            let paused = obs.outcome == Outcome::Paused;
+            let verdict = if judge.sequential() && !paused && !matches!(step.op, Op::Resume) {
+                // No op in flight anywhere: the sequential judgement, as before §3.2.
+                judge.check_plain(n, &step, actor, &obs)
+            } else {
+                let ev = match step.op {
+                Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+                Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
+                _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+                _ => Event::Plain { step, actor, obs: obs.clone() },
+            };
+                judge.line(n, ev)
+            };
+            if let Some(v) = verdict {
                 report.observed.push(obs);
                 report.violation = Some(v);
                 return;
@@ -188,6 +209,16 @@ pub fn run_observed(
             report.steps_run = idx as u32;
         }
     }));
+    if record && res.is_ok() {
+        for c in 0..m.cpus.len() {
+            if let Some((op, ph, pt, w)) = m.inflight_info(c) {
+                report.in_flight.push((c as u8, op, ph, pt, w));
+            }
+            for (a, va, o) in m.pending_ipis(c) {
+                report.pending_ipis.push((c as u8, a, va, o));
+            }
+        }
+    }
     POOL.with(|p| *p.borrow_mut() = Some((m, judge)));
     if res.is_err() {
         let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());

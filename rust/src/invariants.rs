@@ -2,6 +2,7 @@
 //! `tlb-incoherent`, then `use-after-free`, then `file-corruption`.
 
 use crate::judge::Kind;
+use crate::inflight::MID_SWITCH;
 use crate::machine::{Machine, IDLE_SPACE};
 use crate::program::{text_word, PAGE_NAMES};
 
@@ -44,11 +45,17 @@ impl Machine {
     fn check_coherence(&self) -> Option<(Kind, String)> {
         // A CPU running an address space must not cache a translation its PTE does not allow.
         for (c, cpu) in self.cpus.iter().enumerate() {
-            if cpu.space == IDLE_SPACE {
+            // A CPU between the halves of a switch runs no address space (SPEC §3.2).
+            if cpu.space == IDLE_SPACE || cpu.space == MID_SWITCH {
                 continue;
             }
             let pmap = &self.proc(cpu.space).pmap;
             for te in cpu.tlb.entries.iter().filter(|e| e.asid == cpu.space) {
+                // Tolerated exactly while an invalidation of that space and page is pending
+                // for this CPU (SPEC §4.1).
+                if !self.invals.is_empty() && self.inval_pending(c, te.asid, te.va) {
+                    continue;
+                }
                 let pte = pmap.pte[te.va as usize];
                 let page = PAGE_NAMES[te.va as usize];
                 let bad = if !pte.present() {
@@ -88,6 +95,11 @@ impl Machine {
             }
         }
         for (c, cpu) in self.cpus.iter().enumerate() {
+            // A mid-switch CPU's TLB is not looked at (SPEC §3.2): it is flushed at `enter`
+            // or reached by shootdowns.
+            if cpu.space == MID_SWITCH {
+                continue;
+            }
             for te in &cpu.tlb.entries {
                 let live = te.asid != IDLE_SPACE && self.proc(te.asid).alive;
                 if live && self.phys.is_freed(te.frame) {

@@ -27,6 +27,17 @@ pub struct Kernel {
     /// On `tagged` hardware a CPU keeps its bit in the old pmap's `pm_active` when it switches
     /// away without flushing, so later shootdowns still reach the entries it may cache.
     pub pm_active_until_flush: bool,
+    /// The page vm_fault_page returns stays busy until the caller's access through it is
+    /// done (else only held, as DragonFly's procfs_mem.c: `procfs-hold-only`).
+    pub busy_through_access: bool,
+    /// fork waits for busy pages of the entries it makes copy-on-write.
+    pub fork_waits_busy: bool,
+    /// umtx_sleep, after registering, re-checks that the held page is still the page mapped
+    /// there and still writable (else starts over), then re-reads the word (369ba561+).
+    pub umtx_recheck: bool,
+    /// A fault resumed after a yield point checks that the map generation and the shadow
+    /// chain still give the page it found, else starts over from the lookup.
+    pub fault_revalidate: bool,
     /// Hardware the variant is judged on in the zoo, and whether the fuzzer must find it.
     pub zoo_hw: &'static str,
     pub zoo_expect_found: bool,
@@ -46,6 +57,10 @@ pub const FIXED: Kernel = Kernel {
     shootdown_remote: true,
     protect_right_va: true,
     pm_active_until_flush: false,
+    busy_through_access: true,
+    fork_waits_busy: true,
+    umtx_recheck: true,
+    fault_revalidate: true,
     zoo_hw: "mode=pc64",
     zoo_expect_found: false,
 };

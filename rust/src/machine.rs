@@ -1,6 +1,7 @@
 //! The machine: CPUs, processes, objects and frames, and one operation at a time.
 
 use crate::hw::Hw;
+use crate::inflight::{Inval, KOp};
 use crate::kernel::Kernel;
 use crate::phys::Phys;
 use crate::proc::{Proc, Thread, ThreadState};
@@ -22,6 +23,8 @@ pub struct Cpu {
     /// Address space loaded (pid, or IDLE_SPACE).
     pub space: u32,
     pub tlb: Tlb,
+    /// The kernel operation in flight on this CPU (SPEC §3.2).
+    pub kop: Option<KOp>,
 }
 
 #[derive(Clone, Debug)]
@@ -36,6 +39,10 @@ pub struct Machine {
     spare: Vec<Proc>,
     pub cpus: Vec<Cpu>,
     pub sleepers: Vec<Sleeper>,
+    /// Shootdowns whose initiator has not passed its ipi_wait.
+    pub invals: Vec<Inval>,
+    /// CPUs with an op in flight.
+    pub inflight: u8,
     pub file_object: u32,
     pub shm_object: u32,
     /// Threads woken during the current operation.
@@ -84,6 +91,8 @@ impl Machine {
             spare: Vec::new(),
             cpus: Vec::new(),
             sleepers: Vec::new(),
+            invals: Vec::with_capacity(16),
+            inflight: 0,
             file_object: 0,
             shm_object: 0,
             woke: Vec::new(),
@@ -112,11 +121,14 @@ impl Machine {
             c.space = IDLE_SPACE;
             c.tlb.entries.clear();
             c.tlb.cap = hw.tlb as usize;
+            c.kop = None;
         }
         while self.cpus.len() < hw.cpus as usize {
-            self.cpus.push(Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize) });
+            self.cpus.push(Cpu { running: None, space: IDLE_SPACE, tlb: Tlb::new(hw.tlb as usize), kop: None });
         }
         self.sleepers.clear();
+        self.invals.clear();
+        self.inflight = 0;
         self.woke.clear();
         self.dirty = Dirty::default();
         self.panic_at = selftest_panic_at();
@@ -146,13 +158,14 @@ impl Machine {
         let mut p = self.spare.pop().unwrap_or_else(|| Proc {
             pid,
             alive: true,
-            map: VmMap { entries: Vec::with_capacity(8) },
+            map: VmMap { entries: Vec::with_capacity(8), generation: 0 },
             pmap: Pmap::new(),
             threads: Vec::with_capacity(4),
         });
         p.pid = pid;
         p.alive = true;
         p.map.entries.clear();
+        p.map.generation = 0;
         p.pmap = Pmap::new();
         p.threads.clear();
         p.threads.push(Thread { tid: 1, state: ThreadState::Runnable });
@@ -195,41 +208,37 @@ impl Machine {
         self.procs.len() as u32
     }
 
-    /// Perform one step. The wake list is sorted by (pid, tid).
+    /// Perform one line: start an op (run until `until` or completion), `resume` the op in
+    /// flight, or take pending IPIs. The wake list is sorted by (pid, tid).
     pub fn step(&mut self, s: Step) -> Result<Observed, Inapplicable> {
         let cpu = s.cpu as usize;
         if cpu >= self.cpus.len() {
             return Err(Inapplicable(format!("cpu{} does not exist", s.cpu)));
         }
+        // The common case, checked without a second match: an op on a busy CPU, nothing in
+        // flight anywhere.
+        let plain = self.inflight == 0
+            && !matches!(s.op, Op::Resume | Op::Ipi | Op::Switch(_))
+            && self.cpus[cpu].running.is_some();
+        if !plain {
+            self.check_applicable(&s)?;
+        }
         self.woke.clear();
         self.steps_run += 1;
         assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
         let outcome = match s.op {
-            Op::Switch(Target::Idle) => {
-                self.sched_switch(cpu, None);
+            Op::Resume => self.kop_resume(cpu, s.until),
+            Op::Ipi => {
+                self.ipi_take(cpu);
                 Outcome::Ok
             }
-            Op::Switch(Target::Thread(p, t)) => {
-                match self.thread_state(p, t) {
-                    Some(ThreadState::Runnable) => {}
-                    Some(ThreadState::Running(c)) if c as usize == cpu => {
-                        return Err(Inapplicable(format!("P{p}.T{t} is already running on cpu{cpu}")))
-                    }
-                    Some(ThreadState::Running(c)) => {
-                        return Err(Inapplicable(format!("P{p}.T{t} is running on cpu{c}")))
-                    }
-                    Some(ThreadState::Blocked) => return Err(Inapplicable(format!("P{p}.T{t} is blocked"))),
-                    Some(ThreadState::Dead) => return Err(Inapplicable(format!("P{p}.T{t} has exited"))),
-                    None => return Err(Inapplicable(format!("no thread P{p}.T{t}"))),
-                }
-                self.sched_switch(cpu, Some((p, t)));
-                Outcome::Ok
-            }
+            // The incoming thread is in the kernel until the switch completes (an exit of
+            // its process waits for it).
+            Op::Switch(Target::Thread(p, t)) => self.kop_start(cpu, s.op, p, t, s.until),
+            Op::Switch(Target::Idle) => self.kop_start(cpu, s.op, 0, 0, s.until),
             op => {
-                let Some((pid, tid)) = self.cpus[cpu].running else {
-                    return Err(Inapplicable(format!("cpu{cpu} is idle")));
-                };
-                self.syscall(cpu, pid, tid, op)
+                let (pid, tid) = self.cpus[cpu].running.expect("checked");
+                self.kop_start(cpu, op, pid, tid, s.until)
             }
         };
         let mut woke = std::mem::take(&mut self.woke);
@@ -237,37 +246,52 @@ impl Machine {
         Ok(Observed { outcome, woke })
     }
 
-    fn syscall(&mut self, cpu: usize, pid: u32, tid: u32, op: Op) -> Outcome {
-        match op {
-            Op::Switch(_) => unreachable!(),
-            Op::Load(a) => match self.user_access(cpu, pid, a.page, false) {
-                Ok(f) => Outcome::Value(self.phys.get(f).words[a.word as usize]),
-                Err(_) => self.segv(cpu, pid),
-            },
-            Op::Store(a, v) => match self.user_access(cpu, pid, a.page, true) {
-                Ok(f) => {
-                    self.write_word(f, a.word, v);
-                    Outcome::Ok
+    /// Whether line `s` can run now (SPEC §2.3, §3.2); why not, as an input error.
+    pub fn check_applicable(&self, s: &Step) -> Result<(), Inapplicable> {
+        let cpu = s.cpu as usize;
+        let c = &self.cpus[cpu];
+        match s.op {
+            Op::Resume => {
+                let Some(k) = &c.kop else {
+                    return Err(Inapplicable(format!("not applicable: nothing in flight on cpu{cpu} to resume")));
+                };
+                if let Some(l) = k.waiting {
+                    if !self.lock_free(cpu, l) {
+                        return Err(Inapplicable(format!("not applicable: cpu{cpu} waits for {l}, still held")));
+                    }
                 }
-                Err(_) => self.segv(cpu, pid),
+                return Ok(());
+            }
+            Op::Ipi => {
+                if !self.ipi_pending(cpu) {
+                    return Err(Inapplicable(format!("not applicable: no IPI pending for cpu{cpu}")));
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        if c.kop.is_some() {
+            return Err(Inapplicable(format!(
+                "not applicable: cpu{cpu} has an op in flight (only resume and ipi run there)"
+            )));
+        }
+        match s.op {
+            Op::Switch(Target::Idle) => Ok(()),
+            Op::Switch(Target::Thread(p, t)) => match self.thread_state(p, t) {
+                Some(ThreadState::Runnable) => Ok(()),
+                Some(ThreadState::Running(c)) if c as usize == cpu => {
+                    Err(Inapplicable(format!("P{p}.T{t} is already running on cpu{cpu}")))
+                }
+                Some(ThreadState::Running(c)) => Err(Inapplicable(format!("P{p}.T{t} is running on cpu{c}"))),
+                Some(ThreadState::Blocked) => Err(Inapplicable(format!("P{p}.T{t} is blocked"))),
+                Some(ThreadState::Dead) => Err(Inapplicable(format!("P{p}.T{t} has exited"))),
+                None => Err(Inapplicable(format!("no thread P{p}.T{t}"))),
             },
-            Op::Fork => self.fork(cpu, pid),
-            Op::Spawn => self.spawn(pid),
-            Op::Exit => {
-                self.exit(cpu, pid);
-                Outcome::Ok
-            }
-            Op::UmtxSleep(a, v) => self.umtx_sleep(cpu, pid, tid, a, v),
-            Op::UmtxWakeup(a) => self.umtx_wakeup(cpu, pid, a),
-            Op::ProcfsRead(t, a) => self.procfs_read(cpu, t, a),
-            Op::ProcfsWrite(t, a, v) => self.procfs_write(cpu, t, a, v),
-            Op::Madvise(pg) => {
-                self.vm_map_madvise_dontneed(cpu, pid, pg);
-                Outcome::Ok
-            }
-            Op::Mprotect(pg, w) => {
-                self.vm_map_protect(cpu, pid, pg, w);
-                Outcome::Ok
+            _ => {
+                if c.running.is_none() {
+                    return Err(Inapplicable(format!("cpu{cpu} is idle")));
+                }
+                Ok(())
             }
         }
     }
@@ -279,12 +303,6 @@ impl Machine {
             self.dirty.file = true;
         }
         self.phys.get_mut(f).words[word as usize] = v;
-    }
-
-    /// A SEGV kills the whole process.
-    fn segv(&mut self, cpu: usize, pid: u32) -> Outcome {
-        self.exit(cpu, pid);
-        Outcome::Segv
     }
 
     /// The frame the process would see at `a` now (PTE first, else its map's chain): for

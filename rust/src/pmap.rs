@@ -39,17 +39,6 @@ impl Default for Pmap {
 }
 
 impl Machine {
-    /// pmap_enter: install va → frame; a valid old PTE that changes is shot down.
-    pub fn pmap_enter(&mut self, cpu: usize, pid: u32, va: u8, frame: FrameId, writable: bool) {
-        self.dirty.pte = true;
-        let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
-        let old = *pte;
-        *pte = Pte { frame, writable };
-        if old.present() && old != *pte {
-            self.pmap_inval(cpu, pid, va);
-        }
-    }
-
     /// pmap_remove of one page.
     pub fn pmap_remove(&mut self, cpu: usize, pid: u32, va: u8) {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];

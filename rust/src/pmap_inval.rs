@@ -1,8 +1,11 @@
 //! Shootdown (pmap_inval, pc64 era): a PTE change invalidates the va on every CPU in the
-//! pmap's `pm_active` other than the caller, by IPI, completed before the operation returns;
-//! on the calling CPU only if the caller is itself in `pm_active`. A caller outside
-//! `pm_active` is a *foreign* context: it invalidates nothing locally.
+//! pmap's `pm_active` other than the caller, by IPI; on the calling CPU only if the caller is
+//! itself in `pm_active`. A caller outside `pm_active` is a *foreign* context: it invalidates
+//! nothing locally. The IPIs are records (`inflight::Inval`, DragonFly's `pmap_inval_info`):
+//! pending at each target until it takes them (`cpuN ipi`) or the initiator goes past its
+//! `ipi_wait`; a plain line goes past at once.
 
+use crate::inflight::Inval;
 use crate::machine::Machine;
 use crate::program::NPAGES;
 
@@ -10,8 +13,9 @@ impl Machine {
     pub fn pmap_inval(&mut self, cpu: usize, pid: u32, va: u8) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
-        if self.kernel.shootdown_remote {
-            self.ipi_invalidate(mask & !me, pid, va);
+        let targets = mask & !me;
+        if self.kernel.shootdown_remote && targets != 0 {
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets });
         }
         if mask & me != 0 {
             self.cpus[cpu].tlb.invalidate(pid, va);
@@ -22,14 +26,5 @@ impl Machine {
     pub fn pmap_invalidate_protect(&mut self, cpu: usize, pid: u32, va: u8) {
         let target = if self.kernel.protect_right_va { va } else { (va + 1) % NPAGES as u8 };
         self.pmap_inval(cpu, pid, target);
-    }
-
-    /// Deliver the invalidation IPI to each CPU in `targets` and wait for it.
-    fn ipi_invalidate(&mut self, targets: u8, pid: u32, va: u8) {
-        for c in 0..self.cpus.len() {
-            if targets & (1 << c) != 0 {
-                self.cpus[c].tlb.invalidate(pid, va);
-            }
-        }
     }
 }

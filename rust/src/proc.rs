@@ -1,6 +1,6 @@
 //! Processes and threads: creation (the initial layout), spawn and exit.
 
-use crate::machine::{Machine, MAX_PROCS, MAX_THREADS};
+use crate::machine::{Machine, MAX_THREADS};
 use crate::pmap::Pmap;
 use crate::program::{Outcome, FIRST_TEXT, SHM};
 use crate::vm_map::{VmMap, VmMapEntry};
@@ -71,23 +71,5 @@ impl Machine {
         let tid = p.threads.len() as u32 + 1;
         p.threads.push(Thread { tid, state: ThreadState::Runnable });
         Outcome::Thread(pid, tid)
-    }
-
-    /// exit (and SEGV): every thread dies, its CPU goes idle, its sleepers vanish; the pmap is
-    /// torn down and the map's object references are dropped.
-    pub fn exit(&mut self, cpu: usize, pid: u32) {
-        for i in 0..self.proc(pid).threads.len() {
-            if let ThreadState::Running(c) = self.proc(pid).threads[i].state {
-                self.cpu_idle(c as usize);
-            }
-            self.proc_mut(pid).threads[i].state = ThreadState::Dead;
-        }
-        self.umtx_drop_sleepers(pid);
-        self.pmap_remove_pages(cpu, pid);
-        while let Some(e) = self.proc_mut(pid).map.entries.pop() {
-            self.vm_object_deallocate(cpu, e.object);
-        }
-        self.proc_mut(pid).alive = false;
-        debug_assert!(self.live_procs() <= MAX_PROCS);
     }
 }

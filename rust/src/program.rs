@@ -22,7 +22,7 @@ pub fn text_word(p: u8, w: u8) -> u32 {
     0xf000 + 16 * p as u32 + w as u32
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub struct Addr {
     pub page: u8,
     pub word: u8,
@@ -54,12 +54,79 @@ pub enum Op {
     ProcfsWrite(u32, Addr, u32),
     Madvise(u8),
     Mprotect(u8, bool),
+    /// `cpuN resume`: run the op in flight on cpuN on (SPEC §3.2).
+    Resume,
+    /// `cpuN ipi`: cpuN takes the invalidations pending for it.
+    Ipi,
+}
+
+/// Yield points of SPEC §3.2: each is *just before* the named action.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Point {
+    Cow,
+    PmapEnter,
+    IpiWait,
+    Access,
+    Sleep,
+    Retry,
+    Enter,
+    Wait,
+}
+
+pub const POINTS: [Point; 8] =
+    [Point::Cow, Point::PmapEnter, Point::IpiWait, Point::Access, Point::Sleep, Point::Retry, Point::Enter, Point::Wait];
+
+impl Point {
+    pub fn name(self) -> &'static str {
+        match self {
+            Point::Cow => "cow",
+            Point::PmapEnter => "pmap_enter",
+            Point::IpiWait => "ipi_wait",
+            Point::Access => "access",
+            Point::Sleep => "sleep",
+            Point::Retry => "retry",
+            Point::Enter => "enter",
+            Point::Wait => "wait",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Point> {
+        POINTS.iter().copied().find(|p| p.name() == s)
+    }
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl Op {
+    /// The yield points `op` has (SPEC §3.2's table), as a bit set of `Point::bit`. The
+    /// `pmap_enter` of vm_fault_page exists only in kernels that call it (`pre_enter`).
+    pub fn points(&self, pre_enter: bool) -> u8 {
+        use Point::*;
+        let fault = Cow.bit() | PmapEnter.bit() | IpiWait.bit() | Wait.bit();
+        let fault_page = Cow.bit() | IpiWait.bit() | Wait.bit() | Access.bit() | if pre_enter { PmapEnter.bit() } else { 0 };
+        match self {
+            Op::Switch(_) => Enter.bit(),
+            Op::Load(_) | Op::Store(..) => fault,
+            Op::Fork | Op::Mprotect(..) | Op::Madvise(_) | Op::Exit => IpiWait.bit() | Wait.bit(),
+            Op::Spawn | Op::Resume | Op::Ipi => 0,
+            Op::UmtxSleep(..) => fault_page | Sleep.bit(),
+            Op::UmtxWakeup(_) | Op::ProcfsRead(..) => fault_page,
+            Op::ProcfsWrite(..) => fault_page | Retry.bit(),
+        }
+    }
+}
+
+pub fn points_text(bits: u8) -> String {
+    let v: Vec<&str> = POINTS.iter().filter(|p| bits & p.bit() != 0).map(|p| p.name()).collect();
+    v.join(", ")
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Step {
     pub cpu: u8,
     pub op: Op,
+    /// `until POINT` (on an op line, or on `resume`).
+    pub until: Option<Point>,
 }
 
 impl fmt::Display for Step {
@@ -81,7 +148,13 @@ impl fmt::Display for Step {
             Op::Mprotect(pg, w) => {
                 write!(f, "mprotect {} {}", PAGE_NAMES[pg as usize], if w { "rw" } else { "r" })
             }
+            Op::Resume => write!(f, "resume"),
+            Op::Ipi => write!(f, "ipi"),
+        }?;
+        if let Some(p) = self.until {
+            write!(f, " until {}", p.name())?;
         }
+        Ok(())
     }
 }
 
@@ -97,6 +170,8 @@ pub enum Outcome {
     Ebusy,
     Efault,
     Esrch,
+    /// The line stopped with its op in flight (SPEC §3.2).
+    Paused,
 }
 
 impl fmt::Display for Outcome {
@@ -112,6 +187,7 @@ impl fmt::Display for Outcome {
             Outcome::Ebusy => write!(f, "EBUSY"),
             Outcome::Efault => write!(f, "EFAULT"),
             Outcome::Esrch => write!(f, "ESRCH"),
+            Outcome::Paused => write!(f, "paused"),
         }
     }
 }
@@ -256,6 +332,7 @@ pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
         "EBUSY" => Outcome::Ebusy,
         "EFAULT" => Outcome::Efault,
         "ESRCH" => Outcome::Esrch,
+        "paused" => Outcome::Paused,
         _ => {
             if let Some(v) = parse_u32(s) {
                 Outcome::Value(v)
@@ -362,6 +439,14 @@ fn parse_op(toks: &[&str]) -> Result<Op, String> {
             };
             Op::Mprotect(pg, w)
         }
+        "resume" => {
+            nargs(a, 0, "resume [until POINT]")?;
+            Op::Resume
+        }
+        "ipi" => {
+            nargs(a, 0, "ipi")?;
+            Op::Ipi
+        }
         other => return Err(format!("unknown operation '{other}'")),
     })
 }
@@ -436,12 +521,36 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
         if toks.len() < 2 {
             return err(ln, "missing operation after cpu");
         }
+        let mut toks = toks;
+        let mut until = None;
+        if toks.len() >= 2 && toks[toks.len() - 2] == "until" {
+            let name = toks[toks.len() - 1];
+            let p = Point::from_name(name).ok_or_else(|| InputError {
+                line: ln,
+                msg: format!("unknown yield point '{name}' (points: {})", points_text(0xff)),
+            })?;
+            until = Some(p);
+            toks.truncate(toks.len() - 2);
+            if toks.len() < 2 {
+                return err(ln, "missing operation before 'until'");
+            }
+        }
         let op = parse_op(&toks[1..]).map_err(|m| InputError { line: ln, msg: m })?;
+        if let Some(p) = until {
+            if op == Op::Ipi {
+                return err(ln, "ipi takes no 'until'");
+            }
+            // vm_fault_page's pmap_enter exists in some kernels only: checked when run.
+            if op != Op::Resume && op.points(true) & p.bit() == 0 {
+                let name = toks[1];
+                return err(ln, format!("{name} has no yield point '{}' (its points: {})", p.name(), points_text(op.points(true))));
+            }
+        }
         let a = match assertion {
             Some(a) => Some(parse_assertion(a).map_err(|m| InputError { line: ln, msg: m })?),
             None => None,
         };
-        prog.steps.push(Step { cpu, op });
+        prog.steps.push(Step { cpu, op, until });
         prog.asserts.push(a);
         prog.lines.push(ln);
     }

@@ -2,7 +2,7 @@
 //! run entirely in Rust.
 
 use crate::exec::{run_opts, Source};
-use crate::codec::Decoder;
+use crate::codec::{Decoder, RECORD};
 use crate::hw::{Hw, TlbMode};
 use crate::judge::Violation;
 use crate::kernel::Kernel;
@@ -30,6 +30,8 @@ pub struct SoakConfig {
     pub max_cpus: u8,
     pub max_tlb: u8,
     pub mode: TlbMode,
+    /// Generate `until`/`resume`/`ipi` lines (SPEC §3.2); false: plain programs only.
+    pub interleaved: bool,
 }
 
 #[derive(Default)]
@@ -44,7 +46,7 @@ pub struct SoakResult {
 pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
     let mut rng = Rng(cfg.seed);
     let mut res = SoakResult::default();
-    let mut buf = Vec::with_capacity(2 + 4 * cfg.max_steps as usize);
+    let mut buf = Vec::with_capacity(2 + RECORD * cfg.max_steps as usize);
     for _ in 0..cfg.programs {
         let hw = Hw {
             cpus: 1 + rng.below(cfg.max_cpus as u64) as u8,
@@ -54,9 +56,12 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
         let nsteps = 1 + rng.below(cfg.max_steps as u64) as usize;
         buf.clear();
         buf.extend_from_slice(&crate::codec::encode_header(&hw));
-        while buf.len() < 2 + 4 * nsteps {
+        while buf.len() < 2 + RECORD * nsteps {
             let r = rng.next().to_le_bytes();
             buf.extend_from_slice(&r[..4]);
+        }
+        if !cfg.interleaved {
+            plain_records(&mut buf);
         }
         let mut d = Decoder::new(&buf);
         d.header();
@@ -73,6 +78,24 @@ pub fn soak(cfg: &SoakConfig, kernel: &'static Kernel) -> SoakResult {
     res
 }
 
+/// Make every record of `buf` (after the header) decode to a plain line: no `resume`/`ipi`
+/// kind (they become loads) and no `until`.
+pub fn plain_records(buf: &mut [u8]) {
+    let mut i = 2;
+    while i < buf.len() {
+        let k = buf[i] & 15;
+        if k == 13 || k == 14 {
+            buf[i] = (buf[i] & 0xf0) | 15;
+        }
+        if i + 4 < buf.len() {
+            buf[i + 4] &= 0x7f;
+        }
+        // Escapes follow the record (see codec.rs).
+        let esc = |j: usize| if buf.get(j) == Some(&0xff) { 4 } else { 0 };
+        i += RECORD + esc(i + 2) + esc(i + 3);
+    }
+}
+
 /// Self-check of the incremental invariant check: on random programs, after every step, the
 /// incremental check must report exactly what a full check reports. Returns (mismatches,
 /// programs the full check flagged). A program that raises a model assertion counts as a
@@ -83,7 +106,7 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
     let (mut mismatches, mut flagged) = (0, 0);
     for _ in 0..programs {
         let hw = Hw { cpus: 1 + rng.below(4) as u8, tlb: 1 + rng.below(16) as u8, mode };
-        let buf: Vec<u8> = (0..2 + 4 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
+        let buf: Vec<u8> = (0..2 + RECORD as u64 * (1 + rng.below(48))).map(|_| rng.next() as u8).collect();
         let mut d = Decoder::new(&buf);
         d.header();
         let mut m = crate::machine::Machine::new(hw, kernel);
@@ -118,13 +141,13 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
 pub fn random_until(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, budget_s: f64, max_steps: u32) -> (Option<f64>, u64) {
     let mut rng = Rng(seed);
     let start = std::time::Instant::now();
-    let mut buf = Vec::with_capacity(2 + 4 * max_steps as usize);
+    let mut buf = Vec::with_capacity(2 + RECORD * max_steps as usize);
     let mut n = 0u64;
     loop {
         if n % 1024 == 0 && start.elapsed().as_secs_f64() > budget_s {
             return (None, n);
         }
-        let len = 2 + 4 * (1 + rng.below(max_steps as u64) as usize);
+        let len = 2 + RECORD * (1 + rng.below(max_steps as u64) as usize);
         buf.clear();
         while buf.len() < len {
             buf.extend_from_slice(&rng.next().to_le_bytes()[..4]);

@@ -48,3 +48,15 @@ impl Tlb {
         self.entries.clear();
     }
 }
+
+impl crate::machine::Machine {
+    /// The hardware page walk's fill: the only place a TLB entry is created. It copies the PTE
+    /// (`plant_fill_writable` is the self-test's planted fault) and marks the machine so the
+    /// coherence invariant is checked after the step (a fill that caches a wrong bit is caught).
+    #[inline]
+    pub fn tlb_fill(&mut self, cpu: usize, pid: u32, va: u8, pte: crate::pmap::Pte) {
+        let writable = pte.writable || self.plant_fill_writable;
+        self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable });
+        self.dirty.fill = true;
+    }
+}

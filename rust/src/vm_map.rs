@@ -1,8 +1,9 @@
 //! vm_map entries per process, clipping, and the map operations mprotect and madvise.
 
 use crate::machine::Machine;
-use crate::program::{is_text, FIRST_TEXT, SHM};
-use crate::vm_object::{ObjId, ObjType};
+use crate::vm_object::ObjId;
+
+
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmMapEntry {
@@ -24,6 +25,9 @@ pub struct VmMapEntry {
 pub struct VmMap {
     /// Sorted, covering every page of the layout.
     pub entries: Vec<VmMapEntry>,
+    /// Bumped by every change to the entries (FreeBSD's `map->timestamp`, DragonFly's
+    /// `map->timestamp`): a fault resumed after a yield point compares it.
+    pub generation: u32,
 }
 
 impl VmMap {
@@ -39,6 +43,7 @@ impl Machine {
     /// vm_map_clip_start/end: isolate [va, va+1) in its own entry; each new piece takes a
     /// reference on the object.
     pub fn vm_map_clip(&mut self, pid: u32, va: u8) -> usize {
+        self.proc_mut(pid).map.generation += 1;
         let mut i = self.proc(pid).map.lookup(va);
         let e = self.proc(pid).map.entries[i];
         if e.start < va {
@@ -71,38 +76,5 @@ impl Machine {
         if !writable {
             self.pmap_protect_ro(cpu, pid, va);
         }
-    }
-
-    /// madvise(page, MADV_DONTNEED). A private page's copy is discarded: the clipped entry
-    /// gets a fresh zero-fill object (data) or a fresh copy-on-write view of the file page
-    /// (text); sleepers on the frame the process saw are woken. A shared page keeps its data.
-    /// Either way the page is unmapped with shootdown.
-    pub fn vm_map_madvise_dontneed(&mut self, cpu: usize, pid: u32, va: u8) {
-        if va == SHM {
-            self.pmap_remove(cpu, pid, va);
-            return;
-        }
-        let i = self.vm_map_clip(pid, va);
-        let e = self.proc(pid).map.entries[i];
-        let seen = self.vm_page_lookup_chain(e.object, e.offset).map(|(_, _, f)| f);
-        let (object, offset, cow) = if is_text(va) {
-            let file = self.file_object;
-            self.vm_object_reference(file);
-            (file, va - FIRST_TEXT, true)
-        } else {
-            (self.vm_object_allocate(ObjType::Anon, 1), 0, false)
-        };
-        {
-            let em = &mut self.proc_mut(pid).map.entries[i];
-            em.object = object;
-            em.offset = offset;
-            em.cow = cow;
-            em.needs_copy = cow;
-        }
-        self.pmap_remove(cpu, pid, va);
-        if let Some(f) = seen {
-            self.vm_page_event_cow(f);
-        }
-        self.vm_object_deallocate(cpu, e.object);
     }
 }
