@@ -533,3 +533,35 @@ def test_random_interleaved_histories_are_linearizable():
             violations += 1
             assert got.step >= k, (k, got, lines)
     assert interleaved > 100 and violations > 50
+
+
+# Derived by hand (reading pinned in docs/readings.md, "a joined death"): P1.T2's exit waits
+# for P1.T1, which is in the kernel; T1 leaves the kernel, runs on and dies of a SEGV, which
+# kills P1; T2's exit, in flight across that death, completes `ok` as part of it (DragonFly's
+# exit1(): one master exit, a later exiter only lwp_exit()s).
+JOINED = """hw cpus=2
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu0 procfs_read P1 data0.0 until access -> paused
+cpu1 exit -> paused
+cpu0 resume -> 0x0
+cpu0 store text0.0 0x1 -> SEGV
+cpu1 resume -> {}
+"""
+
+
+def test_joined_death_completes_as_part_of_the_death():
+    from pyvmfuzz import oracle
+
+    assert oracle.judge(JOINED.format("ok")) is None
+    v = oracle.judge(JOINED.format("0x5"))
+    assert v is not None and (v.kind, v.step) == ("outcome", 7)
+
+
+def test_an_op_started_after_the_death_is_not_joined():
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle import TraceError
+
+    trace = JOINED.format("ok") + "cpu1 exit -> ok\n"
+    with pytest.raises(TraceError, match="cpu1 is idle"):
+        oracle.judge(trace)

@@ -221,8 +221,13 @@ class _Judge:
         try:
             actor = st._actor(hop.op, ln.lineno if hop.end == ln.step else self._lineno(hop))
         except TraceError as e:
-            errors.append((hop.id, e))
-            return None
+            joined = _joined_death(st, hop, ln)
+            if joined is None:
+                errors.append((hop.id, e))
+                return None
+            # part of the death that already took its thread: its outcome, no other effect
+            return _Config(st, tuple(sorted(c.pend + ((hop.id, joined),))), c.owed, c.sleeps,
+                           c.lin | {hop.id})
         expected = st._expected(hop.op, actor)
         must = st._must_wake(hop.op, actor)
         st._apply(hop.op, actor, expected)
@@ -327,6 +332,18 @@ class _Judge:
                     seen.add(k)
                     stack.append(c2)
         return list(new.values())
+
+
+def _joined_death(st: Oracle, hop: HistOp, ln: Line) -> str | None:
+    """An exit (or a fatal access) in flight whose process died during its interval -- another
+    thread's exit or SEGV took every thread off its CPU -- is part of that one death (DragonFly's
+    exit1(): only one thread does the master exit, a later one just lwp_exit()s): it completes
+    with its own outcome, `ok` for exit and `SEGV` for an access, and changes nothing. A CPU
+    whose op is in flight cannot be switched (SPEC §3.2), so an idle CPU here means its thread
+    was killed. Reading pinned in docs/readings.md and tests/test_oracle_lin.py."""
+    if hop.start >= ln.step or st.cpu[hop.op.cpu] is not None:
+        return None
+    return {"exit": "ok", "load": "SEGV", "store": "SEGV"}.get(hop.op.action)
 
 
 def judge(trace_text: str, os: str | None = None) -> Violation | None:
