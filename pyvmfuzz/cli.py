@@ -346,6 +346,12 @@ def cmd_bench(args) -> int:
             raise InputError(f"{', '.join(given)} only apply with --zoo")
     if args.long:
         return _bench_long(args.long, args.seed)
+    if args.campaign:
+        from pyvmfuzz.bench import campaign_bench
+
+        print(campaign_bench.run(args.campaign, args.budget or 60, args.trials or 3, args.seed,
+                                 progress=lambda m: sys.stderr.write(m + "\n")))
+        return 0
     if args.xcheck:
         from pyvmfuzz.bench.xcheck import measure, report
 
@@ -378,8 +384,9 @@ def cmd_bench(args) -> int:
 
         configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
-            if c not in ("both", "branch", "semantic", "none"):
-                raise InputError(f"--configs: unknown coverage '{c}' (both, branch, semantic, none)")
+            if c.removesuffix("@before") not in ("both", "branch", "semantic", "none"):
+                raise InputError(f"--configs: unknown coverage '{c}' (both, branch, semantic, none; "
+                                 f"COVERAGE@before: without issue 18's throughput changes)")
 
         def progress(c, i, t):
             sys.stderr.write(f"trial {i + 1} {c}: {'-' if t is None else f'{t:.2f}s'}\n")
@@ -577,6 +584,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
     b.add_argument("--xcheck", action="store_true",
                    help="instead: exec/s of the campaign callback with the default oracle cross-check off and on")
+    b.add_argument("--campaign", type=_kernel, nargs="?", const="fixed", default=None, metavar="KERNEL",
+                   help="instead: a --budget (60) s campaign on KERNEL (fixed), then its corpus through the empty "
+                        "harness, FuzzTarget.run, the harness without and with semantic counters (--trials rounds, 3)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")

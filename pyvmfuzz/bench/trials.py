@@ -64,13 +64,20 @@ def accepted_visible(stdout: str) -> bool:
     return False
 
 
+# "COVERAGE@before": the campaign as before issue 18's throughput changes (violating runs
+# feed the corpus, corpus files written straight to disk, every finding shape handled at once)
+BEFORE_18 = {"PYVMFUZZ_KEEP_VIOLATING": "1", "PYVMFUZZ_CORPUS_TMPFS": "0", "PYVMFUZZ_HANDLE_SHARE": "1"}
+
+
 def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None) -> Trial:
+    coverage, _, variant = coverage.partition("@")
+    env = dict(os.environ, **(BEFORE_18 if variant == "before" else {}))
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-trial-") as out:
         cmd = [sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", kernel, "--time", str(budget),
                "--seed", str(seed), "--coverage", coverage, "--out", out, "--quiet", "--stop-on-find"]
         if hw:
             cmd += ["--hw", hw]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 300)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=budget + 300, env=env)
         if p.returncode == 2:
             raise RuntimeError(p.stderr.strip())
         m = _TTF.search(p.stdout)

@@ -21,6 +21,10 @@ import threading
 import time
 
 
+PENDING = "pending-inputs.txt"  # "<kind> <hex>" per line: violating inputs not yet minimized
+_BEFORE_FUZZ = None  # bench.campaign_bench's clock hook: called once, just before fuzzing starts
+
+
 def load_core(so_path: str, semantic: bool) -> None:
     """Make libFuzzer's symbols global, then load the instrumented core as pyvmfuzz._core:
     its SanitizerCoverage counters register with the libFuzzer that atheris runs. Semantic
@@ -55,7 +59,17 @@ class FindingHandler:
 
     Nothing distinct is dropped: an input whose violating prefix has the shape of one already
     handled is counted (`repeats`) and skipped — it would minimize to the same finding — and
-    every other input is minimized; findings are deduplicated by their minimized shape."""
+    every other input is minimized; findings are deduplicated by their minimized shape.
+
+    Handling (minimization, oracle, witness search: ~30 ms a finding) is capped at SHARE of
+    the wall time since the handler started: past it, an input of a new shape is saved as it
+    is (a line of PENDING in the crashes directory; the supervisor makes each a
+    `pending-<sha1>.bytes` that `pyvmfuzz minimize` takes). Measured (issue 18): a campaign
+    on `fixed` reaches tagged-hardware stale reads with hundreds of distinct shapes, and handling them all took 95% of the
+    fuzzing process. The first finding is always handled at once (nothing spent yet), so
+    time to first finding does not change."""
+
+    SHARE = 0.05
 
     def __init__(self, kernel: str, hw: str | None, crashes: str, log: str | None):
         from pyvmfuzz import _core
@@ -65,6 +79,12 @@ class FindingHandler:
         self.raw_seen: set[str] = set()
         self.small_seen: set[str] = set()
         self.repeats = 0
+        # PYVMFUZZ_HANDLE_SHARE: another cap (1 handles every shape: the behaviour before issue 18)
+        self.share = float(os.environ.get("PYVMFUZZ_HANDLE_SHARE") or self.SHARE)
+        self.start = time.perf_counter()
+        self.spent = 0.0  # seconds handling new shapes
+        self.pending = 0
+        self.pending_f = None
 
     def __call__(self, data: bytes) -> None:
         try:
@@ -79,10 +99,7 @@ class FindingHandler:
             self._log(f"error {name} {type(e).__name__}: {e}".replace("\n", " "))
 
     def _handle(self, data: bytes) -> None:
-        from pyvmfuzz.campaign.findings import save, shape
-        from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
-        from pyvmfuzz.insight.minimize import minimize_report
-        from pyvmfuzz.oracle.check import KERNELS, confirm
+        from pyvmfuzz.campaign.findings import shape
 
         detected = time.time()
         rep = self.core.run_bytes(data, self.kernel, self.hw)
@@ -95,6 +112,26 @@ class FindingHandler:
             self.repeats += 1
             return
         self.raw_seen.add(raw)
+        t0 = time.perf_counter()
+        if self.share < 1 and self.spent > self.share * (t0 - self.start):
+            # one appended line, no file per input (a file each, fsynced, cost ~1 ms on ext4);
+            # the supervisor splits them into pending-<sha1>.bytes at the end (split_pending)
+            if self.pending_f is None:
+                self.pending_f = open(os.path.join(self.crashes, PENDING), "a", buffering=1)
+            self.pending_f.write(f"{v['kind']} {data.hex()}\n")
+            self.pending += 1
+            return
+        try:
+            self._minimize_and_save(data, rep, detected)
+        finally:
+            self.spent += time.perf_counter() - t0
+
+    def _minimize_and_save(self, data: bytes, rep: dict, detected: float) -> None:
+        from pyvmfuzz.campaign.findings import save, shape
+        from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
+        from pyvmfuzz.insight.minimize import minimize_report
+        from pyvmfuzz.oracle.check import KERNELS, confirm
+
         small = minimize_report(rep, budget_s=5.0, portable=KERNELS)
         sv = small["violation"]
         key = shape(sv["kind"], small["steps"])
@@ -285,6 +322,8 @@ def main() -> None:
     if seed is not None and not any(a.startswith(("-fork=", "-merge_inner=", "-merge_control_file=")) for a in argv):
         found._log(f"seed {seed}")
     atheris.Setup(argv, test_one_input, internal_libfuzzer=internal)
+    if _BEFORE_FUZZ is not None:
+        _BEFORE_FUZZ()
     atheris.Fuzz()
 
 

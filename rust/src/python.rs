@@ -232,6 +232,9 @@ struct FuzzTarget {
     execs: std::sync::atomic::AtomicU64,
     /// Feed semantic coverage to libFuzzer's counters.
     semantic: bool,
+    /// A violating run keeps its counters (PYVMFUZZ_KEEP_VIOLATING=1: the behaviour before
+    /// issue 18, for `bench --ttf`'s before/after comparison).
+    keep_violating: bool,
 }
 
 #[pymethods]
@@ -244,15 +247,21 @@ impl FuzzTarget {
         if semantic && !crate::features::register_with_libfuzzer() {
             return Err(PyValueError::new_err("semantic coverage needs libFuzzer's symbols loaded globally"));
         }
-        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), semantic })
+        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), semantic,
+                       keep_violating: std::env::var_os("PYVMFUZZ_KEEP_VIOLATING").is_some_and(|v| v == "1") })
     }
 
-    /// (kind code, step): 0 is clean; else `kinds()[code-1]`.
+    /// (kind code, step): 0 is clean; else `kinds()[code-1]`. With semantic counters, a
+    /// violating run leaves them clear (features::clear_counters): not a corpus entry.
     fn run(&self, data: &[u8]) -> (u32, u32) {
         self.execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.semantic {
             let mut f = crate::features::Features::to_counters();
-            exec::fuzz_verdict(data, self.kernel, self.hw, Some(&mut f))
+            let v = exec::fuzz_verdict(data, self.kernel, self.hw, Some(&mut f));
+            if v.0 != 0 && !self.keep_violating {
+                crate::features::clear_counters();
+            }
+            v
         } else {
             exec::fuzz_verdict(data, self.kernel, self.hw, None)
         }

@@ -1,0 +1,124 @@
+"""Campaign throughput (issue 18): the tmpfs working corpus and its sync, the cap on finding
+handling and its pending inputs, violating runs kept out of the corpus, bench --campaign."""
+
+import hashlib
+import os
+import re
+
+import pytest
+
+from conftest import cli  # noqa: E402
+from pyvmfuzz import _core
+from pyvmfuzz.campaign.harness import PENDING, FindingHandler
+from pyvmfuzz.campaign.supervisor import CorpusSync, split_pending
+
+# Fixed kernel, tagged hardware: a user-visible stale read (fixed-tagged is the fixed kernel there).
+TAGGED_STALE = """hw cpus=2 tlb=64 mode=tagged
+cpu0 fork
+cpu0 switch P2.T1
+cpu0 load data0.0
+cpu0 switch idle
+cpu1 switch P1.T1
+cpu1 umtx_sleep data0.0 0x0
+cpu0 switch P2.T1
+cpu0 procfs_write P2 data0.0 0x77
+cpu0 load data0.0
+"""
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha1(b).hexdigest()
+
+
+def test_corpus_sync_copies_whole_inputs_and_follows_removals(tmp_path):
+    work, corpus = tmp_path / "work", tmp_path / "corpus"
+    work.mkdir()
+    corpus.mkdir()
+    good, partial = b"\x01\x02\x03", b"\x04\x05"
+    (work / sha(good)).write_bytes(good)
+    (work / sha(b"\x04\x05\x06")).write_bytes(partial)  # libFuzzer still writing: content != name
+    s = CorpusSync(str(work), str(corpus), every=3600)
+    assert s.sync() == 1
+    assert sorted(os.listdir(corpus)) == [sha(good)]
+    assert (corpus / sha(good)).read_bytes() == good
+    (work / sha(b"\x04\x05\x06")).write_bytes(b"\x04\x05\x06")  # finished: next round takes it
+    os.unlink(work / sha(good))  # a REDUCE replaced it
+    assert s.sync() == 1
+    assert sorted(os.listdir(corpus)) == [sha(b"\x04\x05\x06")]
+    s.close()
+    assert not work.exists()
+    assert sorted(os.listdir(corpus)) == [sha(b"\x04\x05\x06")]
+
+
+def test_finding_handling_is_capped_and_the_rest_kept_pending(tmp_path):
+    crashes = tmp_path / "crashes"
+    crashes.mkdir()
+    first = _core.encode(TAGGED_STALE, "fixed")
+    second = _core.encode(TAGGED_STALE.replace("cpu0 fork\n", "cpu1 switch idle\ncpu0 fork\n"), "fixed")
+    assert _core.run_bytes(first, "fixed")["violation"] and _core.run_bytes(second, "fixed")["violation"]
+    h = FindingHandler("fixed", None, str(crashes), str(tmp_path / "findings.log"))
+    h.share = 1e-9  # anything spent is over the cap
+    h(first)  # nothing spent yet: handled at once
+    assert [f for f in os.listdir(crashes) if f.endswith(".txt")]
+    assert not (crashes / PENDING).exists()
+    h(second)  # a new shape past the cap: kept as it is
+    h(second)  # the same shape again: a repeat, not a second pending line
+    assert h.pending == 1 and h.repeats == 1
+    h.pending_f.close()
+    lines = (crashes / PENDING).read_text().splitlines()
+    kind = _core.run_bytes(second, "fixed")["violation"]["kind"]  # the first violation (core-only here)
+    assert lines == [f"{kind} {second.hex()}"]
+    names = split_pending(str(crashes))
+    assert names == [f"pending-{sha(second)[:12]}.bytes"]
+    assert not (crashes / PENDING).exists()
+    saved = (crashes / names[0]).read_bytes()
+    assert saved == second and _core.run_bytes(saved, "fixed")["violation"]["kind"] == kind
+
+
+def test_split_pending_skips_a_line_cut_short(tmp_path):
+    (tmp_path / PENDING).write_text("stale-read 0102\nstale-read 03")
+    assert split_pending(str(tmp_path)) == [f"pending-{sha(bytes([1, 2]))[:12]}.bytes"]
+
+
+def test_violating_runs_stay_out_of_the_corpus(tmp_path, monkeypatch):
+    """The campaign harness (semantic counters) loading two seeds, a clean program and the
+    same program continued into a violation: the violating run adds no coverage (and so no
+    corpus entry); PYVMFUZZ_KEEP_VIOLATING=1 (before issue 18) counts its last step."""
+    from pyvmfuzz.bench.campaign_bench import one
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    bad = _core.encode(TAGGED_STALE, "fixed")
+    assert _core.FuzzTarget("fixed").run(bad)[0]
+    (seeds / "bad").write_bytes(bad)
+    clean = _core.encode(TAGGED_STALE.split("cpu0 switch P2.T1\ncpu0 procfs")[0], "fixed")  # before the violation
+    assert _core.FuzzTarget("fixed").run(clean)[0] == 0
+    (seeds / "clean").write_bytes(clean)
+    cov = {}
+    for keep in ("0", "1"):
+        monkeypatch.setenv("PYVMFUZZ_KEEP_VIOLATING", keep)
+        corpus, out = tmp_path / f"corpus{keep}", tmp_path / f"out{keep}"
+        for d in (corpus, out, out / "crashes"):
+            d.mkdir()
+        cov[keep] = one("full", [str(corpus), str(seeds), "-runs=0", "-print_final_stats=1"], "fixed", str(out))["inited_cov"]
+    clean_only = len(set(_core.semantic_features(clean, "fixed")))
+    assert cov["0"] == clean_only < cov["1"], (cov, clean_only)
+
+
+def test_campaign_corpus_is_synced_from_tmpfs(tmp_path):
+    out = tmp_path / "out"
+    p = cli("fuzz", "--kernel", "fixed", "--time", "3", "--seed", "3", "--out", str(out), "--quiet", timeout=180)
+    assert p.returncode == 0, p.stdout + p.stderr
+    names = os.listdir(out / "corpus")
+    n = int(re.search(r"corpus (\d+) inputs", p.stdout)[1])
+    assert n == len(names) > 10
+    assert all(sha((out / "corpus" / x).read_bytes()) == x for x in names)  # whole inputs, no temporaries
+
+
+@pytest.mark.slow
+def test_bench_campaign_reports_four_harnesses(tmp_path):
+    p = cli("bench", "--campaign", "fixed", "--budget", "3", "--trials", "1", timeout=600)
+    assert p.returncode == 0, p.stderr
+    for mode in ("empty", "run", "nosem", "full"):
+        assert len(re.findall(rf"^{mode}\s+[\d,]+\s+[\d,]+\s+[\d.]+", p.stdout, re.M)) == 2, p.stdout
+    assert re.search(r"^full campaign: [\d,]+ exec/s", p.stdout, re.M)
