@@ -3,7 +3,8 @@
 The core parses, runs and judges programs (SPEC §2, §3, §4). Conventions for every function:
 
 - Programs in text form follow SPEC §2.3; in byte form, rust/src/codec.rs (2 header bytes, then
-  4-byte records; every byte string is a valid program).
+  5-byte records, `until`/`resume`/`ipi` included (SPEC §3.2); every byte string is a valid
+  program).
 - `kernel`: a name from `kernels()` (SPEC §3.1, §3.3); None takes the program's `kernel` line,
   else `"fixed"` (byte form: `"fixed"`).
 - `hw`: hardware keys overlaid on the program's header key by key, as `"cpus=3,tlb=4,mode=tagged"`
@@ -51,6 +52,28 @@ class ReportDict(TypedDict):
     assert_failures: list[AssertFailureDict]
     expects: list[tuple[str, str | None, int | None]]
     """The `expect` lines: (kernel, kind, step); kind and step None for `clean`."""
+    in_flight: list[InFlightDict]
+    """Ops still in flight when the run ended (SPEC §3.2), one per CPU that has one."""
+    pending_ipis: list[PendingIpiDict]
+    """Invalidations still pending when the run ended (SPEC §3.2 IPIs)."""
+
+class InFlightDict(TypedDict):
+    cpu: int
+    op: str
+    """The op's line text, e.g. `store data0.0 0x1`."""
+    phase: str
+    point: str
+    """The yield point it is paused at (SPEC §3.2 table), `wait` when waiting for a lock."""
+    waiting_for: str | None
+    """The lock it waits for, in words, or None."""
+
+class PendingIpiDict(TypedDict):
+    cpu: int
+    """The target CPU that has not taken the IPI yet."""
+    pid: int
+    """The address space (pid) the invalidation names."""
+    page: str
+    initiator: int
 
 class CheckDict(TypedDict):
     steps: int
@@ -176,8 +199,11 @@ def semantic_features(data: bytes, kernel: str | None = None, hw: str | None = N
     byte-form program reaches."""
 
 def soak(programs: int, seed: int = 1, kernel: str = "fixed", max_steps: int = 64, max_cpus: int = 4,
-         max_tlb: int = 16, mode: Literal["pc64", "tagged"] = "pc64") -> SoakDict:
+         max_tlb: int = 16, mode: Literal["pc64", "tagged"] = "pc64",
+         interleaved: bool = True) -> SoakDict:
     """Random byte-form programs run entirely in Rust (rust/src/soak.rs); releases the GIL.
+    `interleaved`: programs may hold `until`/`resume`/`ipi` lines (SPEC §3.2); False: plain
+    lines only.
     Raises ValueError unless max_steps >= 1, max_cpus in 1..8, max_tlb in 1..64."""
 
 def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,

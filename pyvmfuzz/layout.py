@@ -26,10 +26,12 @@ DATA_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p not in TEXT_CONTENT an
 #: Every `PAGE.W` address, in layout order.
 ADDRS: tuple[str, ...] = tuple(f"{p}.{w}" for p in PAGES for w in range(WORDS))
 
-#: Byte form (rust/src/codec.rs): 2 header bytes, then 4-byte records `[op | sel<<4, page<<2 | word,
-#: value, pid]`; 0xff in the value or pid byte means a u32 LE follows.
+#: Byte form (rust/src/codec.rs): 2 header bytes, then 5-byte records `[op | sel<<4, page<<2 | word,
+#: value, pid, until]`; 0xff in the value or pid byte means a u32 LE follows (value first);
+#: an `until` byte >= UNTIL_BASE stops the op at its ((u - UNTIL_BASE) mod n)-th yield point.
 OPCODES: dict[str, int] = {name: code for code, name in _L["opcodes"]}
-HEADER_BYTES, RECORD_BYTES, ESCAPE = 2, 4, 0xFF
+HEADER_BYTES, ESCAPE = 2, 0xFF
+RECORD_BYTES, UNTIL_BASE = (int(x) for x in _L["record"])
 
 #: Header line keywords the core parses (SPEC §2.1, §2.3; `os` is SPEC §4.2).
 CORE_HEADERS: tuple[str, ...] = tuple(_L["headers"])
@@ -64,6 +66,8 @@ OPS: dict[str, tuple[str, ...]] = {
 }
 #: Operations the core runs today (the others are parsed and printed, SPEC §3.2).
 CORE_OPS: tuple[str, ...] = tuple(dict.fromkeys(n.removesuffix("_rw").removesuffix("_r") for n in OPCODES))
+#: Operations of the user's threads (without SPEC §3.2's `resume` and `ipi` lines).
+USER_OPS: tuple[str, ...] = tuple(n for n in CORE_OPS if n not in ("resume", "ipi"))
 
 #: Yield points and the operations that have them (SPEC §3.2 table). `wait` is any operation's.
 _POINTS_SPEC: dict[str, tuple[str, ...]] = {

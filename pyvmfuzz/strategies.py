@@ -51,39 +51,46 @@ def _range(x: int | tuple[int, int], name: str, lo: int, hi: int) -> tuple[int, 
     return a, b
 
 
-def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0) -> bytes:
+def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0, until: int | None = None) -> bytes:
     """One byte-form record (rust/src/codec.rs): [op | sel<<4, page<<2 | word (a switch: the
-    target index), value (0xff: a u32 LE follows), pid index]."""
-    rec = bytes([layout.OPCODES[op] | (sel << 4), pw, min(value, layout.ESCAPE), t])
+    target index), value (0xff: a u32 LE follows), pid index, until (None: run the line whole;
+    k: stop at the op's k-th yield point, modulo the points it has — SPEC §3.2)]."""
+    u = 0 if until is None else layout.UNTIL_BASE + until
+    rec = bytes([layout.OPCODES[op] | (sel << 4), pw, min(value, layout.ESCAPE), t, u])
     return rec + (value.to_bytes(4, "little") if value >= layout.ESCAPE else b"")
 
 
 def _step_strategies(names: list[str], max_value: int) -> list[st.SearchStrategy[bytes]]:
     """One strategy per operation, each a few choices (Hypothesis deletes a step whole when it
-    is a handful of choices; a flat 6-field tuple per step leaves junk steps behind)."""
+    is a handful of choices; a flat 6-field tuple per step leaves junk steps behind). Every
+    operation may carry `until` (SPEC §3.2): None, a whole line, is what it shrinks to."""
     sel = st.integers(0, 7)  # CPU selector: modulo the busy CPUs (a switch: the CPUs)
     addr = st.integers(0, len(layout.PAGES) * layout.WORDS - 1).map(_pw)  # shrinks toward data0.0
     page = st.integers(0, len(layout.PAGES) - 1).map(lambda p: p << 2)
     value = st.integers(0, max_value)
+    until = st.none() | st.integers(0, 7)  # the k-th of the op's points, modulo how many it has
     npids = 9  # pid index: modulo the pids assigned plus the next one (at most 8 live)
     pid_addr = st.integers(0, npids * len(layout.PAGES) * layout.WORDS - 1).map(
         lambda x: (x % (len(layout.PAGES) * layout.WORDS), x // (len(layout.PAGES) * layout.WORDS)))
     out = []
     for n in names:
-        if n == "switch":
-            out.append(st.builds(lambda c, t, n=n: _record(n, c, t), sel, st.integers(0, 32)))  # target 0: idle
+        if n == "switch":  # target 0: idle
+            out.append(st.builds(lambda c, t, u, n=n: _record(n, c, t, until=u), sel, st.integers(0, 32), until))
         elif n in ("load", "umtx_wakeup"):
-            out.append(st.builds(lambda c, a, n=n: _record(n, c, a), sel, addr))
+            out.append(st.builds(lambda c, a, u, n=n: _record(n, c, a, until=u), sel, addr, until))
         elif n in ("store", "umtx_sleep"):
-            out.append(st.builds(lambda c, a, v, n=n: _record(n, c, a, v), sel, addr, value))
+            out.append(st.builds(lambda c, a, v, u, n=n: _record(n, c, a, v, until=u), sel, addr, value, until))
         elif n == "procfs_read":
-            out.append(st.builds(lambda c, pa, n=n: _record(n, c, _pw(pa[0]), 0, pa[1]), sel, pid_addr))
+            out.append(st.builds(lambda c, pa, u, n=n: _record(n, c, _pw(pa[0]), 0, pa[1], u), sel, pid_addr, until))
         elif n == "procfs_write":
-            out.append(st.builds(lambda c, pa, v, n=n: _record(n, c, _pw(pa[0]), v, pa[1]), sel, pid_addr, value))
+            out.append(st.builds(lambda c, pa, v, u, n=n: _record(n, c, _pw(pa[0]), v, pa[1], u),
+                                 sel, pid_addr, value, until))
         elif n in ("madvise", "mprotect_r", "mprotect_rw"):
-            out.append(st.builds(lambda c, p, n=n: _record(n, c, p), sel, page))
-        else:  # fork, spawn, exit, and any operation the core adds without arguments
+            out.append(st.builds(lambda c, p, u, n=n: _record(n, c, p, until=u), sel, page, until))
+        elif n == "ipi":  # takes the pending IPIs of the CPU picked; no point
             out.append(st.builds(lambda c, n=n: _record(n, c), sel))
+        else:  # fork, spawn, exit, resume, and any operation the core adds without arguments
+            out.append(st.builds(lambda c, u, n=n: _record(n, c, until=u), sel, until))
     return out
 
 

@@ -3,8 +3,8 @@ fuzzers, .clusterfuzzlite/build.sh), built from the layout facts (pyvmfuzz.layou
 page or operation needs no edit here.
 
 - vm_fuzzer: whole byte-form records (rust/src/codec.rs: `[op | sel<<4, page<<2 | word,
-  value, pid]`), one per operation on the page where it matters most, so an insert or a
-  replace brings a whole step.
+  value, pid, until]`), one per operation on the page where it matters most, so an insert or a
+  replace brings a whole step; and each operation stopped at its first yield point (SPEC §3.2).
 - parser_fuzzer: the text form's keywords and argument shapes (SPEC §2.3)."""
 
 from __future__ import annotations
@@ -21,15 +21,20 @@ def _page_of(op: str) -> int:
 
 
 def vm_entries() -> dict[str, bytes]:
-    """name -> one 4-byte record; switches name cpu1 and the first runnable thread."""
+    """name -> one record; switches name cpu1 and the first runnable thread; `NAME_until` stops
+    the operation at its first yield point."""
     out = {}
     for op, code in layout.OPCODES.items():
         if op == "switch":
-            out["switch_cpu1"] = bytes([code | 1 << 4, 1, 0, 0])
+            out["switch_cpu1"] = bytes([code | 1 << 4, 1, 0, 0, 0])
+            out["switch_cpu1_until"] = bytes([code | 1 << 4, 1, 0, 0, layout.UNTIL_BASE])
             continue
         pw = _page_of(op) << 2
         value = 1 if op in ("store", "procfs_write", "umtx_sleep") else 0
-        out[op if pw == 0 else f"{op}_{layout.PAGES[pw >> 2]}"] = bytes([code, pw, value, 0])
+        name = op if pw == 0 else f"{op}_{layout.PAGES[pw >> 2]}"
+        out[name] = bytes([code, pw, value, 0, 0])
+        if op != "ipi":
+            out[f"{name}_until"] = bytes([code, pw, value, 0, layout.UNTIL_BASE])
     return out
 
 

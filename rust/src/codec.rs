@@ -95,7 +95,7 @@ fn free_cpus(m: &Machine) -> ([u8; 8], usize) {
 }
 
 /// The operation codes of a record's low nibble, by name (exported to Python as the layout).
-pub const OPCODES: [(u8, &str); 13] = [
+pub const OPCODES: [(u8, &str); 15] = [
     (SWITCH, "switch"),
     (LOAD, "load"),
     (STORE, "store"),
@@ -109,7 +109,11 @@ pub const OPCODES: [(u8, &str); 13] = [
     (MADVISE, "madvise"),
     (MPROT_R, "mprotect_r"),
     (MPROT_RW, "mprotect_rw"),
+    (RESUME, "resume"),
+    (IPI, "ipi"),
 ];
+/// The `u` byte of a record: below it no `until`; `UNTIL_BASE + k` stops at the op's k-th point.
+pub const UNTIL: u8 = UNTIL_BASE;
 
 pub struct Decoder<'a> {
     data: &'a [u8],

@@ -248,6 +248,9 @@ pub struct Expect {
 pub struct Program {
     pub hw: HwSpec,
     pub kernel: Option<String>,
+    /// The `os` header (SPEC §4.2): the oracle's personality. The model is DragonFly's; it
+    /// only records the line.
+    pub os: Option<String>,
     pub expects: Vec<Expect>,
     pub steps: Vec<Step>,
     pub asserts: Vec<Option<Assertion>>,
@@ -467,7 +470,7 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
         };
         let toks: Vec<&str> = body.split_whitespace().collect();
         let first = toks[0];
-        if first == "hw" || first == "kernel" || first == "expect" {
+        if first == "hw" || first == "kernel" || first == "expect" || first == "os" {
             if !prog.steps.is_empty() {
                 return err(ln, format!("header line '{first}' after the first op line"));
             }
@@ -487,6 +490,12 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
                         return err(ln, format!("unknown kernel '{}' (valid: {})", toks[1], crate::kernel::names().join(", ")));
                     }
                     prog.kernel = Some(toks[1].to_string());
+                }
+                "os" => {
+                    if toks.len() != 2 || !matches!(toks[1], "dragonfly" | "linux") {
+                        return err(ln, "usage: os dragonfly | os linux");
+                    }
+                    prog.os = Some(toks[1].to_string());
                 }
                 _ => {
                     let e = match toks.as_slice() {
@@ -517,7 +526,7 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
             .strip_prefix("cpu")
             .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|d| d.parse::<u8>().ok())
-            .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel or expect, got '{first}'") })?;
+            .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel, os or expect, got '{first}'") })?;
         if toks.len() < 2 {
             return err(ln, "missing operation after cpu");
         }

@@ -477,6 +477,7 @@ fn parse_text<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> 
     let mode = prog.hw.mode.map(|m| if m == TlbMode::Tagged { "tagged" } else { "pc64" });
     d.set_item("hw", (prog.hw.cpus, prog.hw.tlb, mode))?;
     d.set_item("kernel", prog.kernel.as_deref())?;
+    d.set_item("os", prog.os.as_deref())?;
     d.set_item("expects", expects_list(py, &prog)?)?;
     let steps: Vec<(usize, String, Option<String>)> = (0..prog.steps.len())
         .map(|i| (prog.line_of(i), prog.steps[i].to_string(), prog.asserts[i].as_ref().map(|a| a.to_string())))
@@ -499,7 +500,8 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("text_content", text)?;
     d.set_item("shared_pages", vec![PAGE_NAMES[program::SHM as usize]])?;
     d.set_item("opcodes", codec::OPCODES.to_vec())?;
-    d.set_item("headers", vec!["hw", "kernel", "expect"])?;
+    d.set_item("headers", vec!["hw", "kernel", "os", "expect"])?;
+    d.set_item("record", (codec::RECORD, codec::UNTIL))?;
     let def = crate::hw::Hw::default();
     d.set_item("hw_default", (def.cpus, def.tlb, "pc64"))?;
     d.set_item("hw_max", (crate::hw::MAX_CPUS, crate::hw::MAX_TLB))?;
