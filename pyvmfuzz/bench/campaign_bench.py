@@ -135,6 +135,8 @@ def measure(kernel: str, corpus: str, rounds: int, runs: int, copies: int, max_l
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-cbench-") as tmp:
         replay = os.path.join(tmp, "replay")
         res["inputs"] = _replay_dir(corpus, replay, copies)
+        sizes = [os.path.getsize(os.path.join(corpus, f)) for f in os.listdir(corpus)]
+        res["replay_bytes"] = sum(sizes) / max(1, len(sizes))  # every harness runs exactly these
         for r in range(rounds):
             order = modes if r % 2 == 0 else tuple(reversed(modes))  # no harness always first
             for mode in order:
@@ -163,10 +165,12 @@ def measure(kernel: str, corpus: str, rounds: int, runs: int, copies: int, max_l
 
 
 def _bytes(res: dict, wl: str, mode: str) -> str:
-    """Median input bytes per execution (FuzzTarget's count; the empty harness's from its
-    untimed counted twin), or '-'."""
-    if mode == "empty":
-        v = res.get("empty_bytes") if wl == "mutate" else None
+    """Input bytes per execution: replay, the corpus's mean; mutation, the median of
+    FuzzTarget's count (the empty harness's from its untimed counted twin); or '-'."""
+    if wl == "replay":  # the same inputs for all (a progress line mid-replay would be partial)
+        v = res.get("replay_bytes")
+    elif mode == "empty":
+        v = res.get("empty_bytes")
     else:
         vs = [x["bytes_per_exec"] for x in res[wl][mode] if x.get("bytes_per_exec")]
         v = statistics.median(vs) if vs else None
