@@ -252,3 +252,6 @@ class FuzzTarget:
 
     def execs(self) -> int:
         """Executions of `run` so far (read by the harness's progress thread)."""
+
+    def bytes_run(self) -> int:
+        """Input bytes passed to run() so far (bench --campaign: bytes per execution)."""

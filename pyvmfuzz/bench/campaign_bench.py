@@ -48,9 +48,28 @@ def _child(mode: str, argv: list[str]) -> None:
         return
     import atheris
 
+    def report(counts) -> None:  # bytes per execution, as the campaign harness's progress line
+        import threading
+
+        def loop() -> None:
+            while True:
+                time.sleep(0.1)
+                n, b = counts()
+                sys.stderr.write(f"#pyvmfuzz execs {n} bytes {b}\n")
+                sys.stderr.flush()
+
+        threading.Thread(target=loop, daemon=True).start()
+
     if mode == "empty":
         def test_one_input(data: bytes) -> None:
             pass
+    elif mode == "emptybytes":  # untimed: what the empty harness is given, counted
+        tally = [0, 0]
+
+        def test_one_input(data: bytes) -> None:
+            tally[0] += 1
+            tally[1] += len(data)
+        report(lambda: tuple(tally))
     else:
         from pyvmfuzz import _core
 
@@ -61,6 +80,7 @@ def _child(mode: str, argv: list[str]) -> None:
             run(data)
         if mode == "runraw":  # the Rust method itself as the callback: no Python frame
             test_one_input = run
+        report(lambda: (target.execs(), target.bytes_run()))
     atheris.Setup([sys.argv[0]] + argv, test_one_input)
     start()
     atheris.Fuzz()
@@ -84,8 +104,11 @@ def one(mode: str, args: list[str], kernel: str, out: str) -> dict:
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime) - float(s[2])
     added = re.search(r"^stat::new_units_added:\s+(\d+)", log, re.M)
     inited = re.search(r"^#\d+\s+INITED cov: (\d+)", log, re.M)
+    counted = re.findall(r"^#pyvmfuzz execs (\d+) bytes (\d+)", log, re.M)
+    n, b = map(int, counted[-1]) if counted else (0, 0)
     return {"execs": int(u[1]), "cpu": max(cpu, 1e-6), "wall": max(end - float(s[1]), 1e-6),
-            "added": int(added[1]) if added else 0, "inited_cov": int(inited[1]) if inited else 0}
+            "added": int(added[1]) if added else 0, "inited_cov": int(inited[1]) if inited else 0,
+            "bytes_per_exec": b / n if n else None}
 
 
 def _replay_dir(corpus: str, dest: str, copies: int) -> int:
@@ -112,6 +135,8 @@ def measure(kernel: str, corpus: str, rounds: int, runs: int, copies: int, max_l
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-cbench-") as tmp:
         replay = os.path.join(tmp, "replay")
         res["inputs"] = _replay_dir(corpus, replay, copies)
+        sizes = [os.path.getsize(os.path.join(corpus, f)) for f in os.listdir(corpus)]
+        res["replay_bytes"] = sum(sizes) / max(1, len(sizes))  # every harness runs exactly these
         for r in range(rounds):
             order = modes if r % 2 == 0 else tuple(reversed(modes))  # no harness always first
             for mode in order:
@@ -129,7 +154,27 @@ def measure(kernel: str, corpus: str, rounds: int, runs: int, copies: int, max_l
                 if progress:
                     progress(r, mode, res["replay"][mode][-1], res["mutate"][mode][-1])
                 shutil.rmtree(out, ignore_errors=True)
+        if "empty" in modes:  # what the empty harness's mutation run executes (untimed, counted)
+            out = tempfile.mkdtemp(dir=tmp)
+            os.makedirs(os.path.join(out, "crashes"))
+            mcorp = tempfile.mkdtemp(dir=tmp)
+            res["empty_bytes"] = one("emptybytes", [mcorp, corpus, f"-runs={runs}", f"-seed={seed}",
+                                                    f"-max_len={max_len}", "-print_final_stats=1"],
+                                     kernel, out)["bytes_per_exec"]
     return res
+
+
+def _bytes(res: dict, wl: str, mode: str) -> str:
+    """Input bytes per execution: replay, the corpus's mean; mutation, the median of
+    FuzzTarget's count (the empty harness's from its untimed counted twin); or '-'."""
+    if wl == "replay":  # the same inputs for all (a progress line mid-replay would be partial)
+        v = res.get("replay_bytes")
+    elif mode == "empty":
+        v = res.get("empty_bytes")
+    else:
+        vs = [x["bytes_per_exec"] for x in res[wl][mode] if x.get("bytes_per_exec")]
+        v = statistics.median(vs) if vs else None
+    return "-" if v is None else f"{v:.1f}"
 
 
 def table(res: dict, modes=MODES) -> str:
@@ -139,7 +184,8 @@ def table(res: dict, modes=MODES) -> str:
     for wl, title in (("replay", f"campaign corpus replayed ({res['inputs']:,} inputs per run)"),
                       ("mutate", "fixed-seed mutation run from that corpus (same seed for every harness)")):
         rows.append(f"## {title}")
-        rows.append(f"{'harness':<8} {'exec/CPU-s':>12} {'exec/s':>10} {'ratio CPU':>10} {'ratio wall':>10} {'added':>7}")
+        rows.append(f"{'harness':<8} {'exec/CPU-s':>12} {'exec/s':>10} {'ratio CPU':>10} {'ratio wall':>10} {'added':>7} "
+                    f"{'bytes/exec':>10}")
         base = res[wl]["empty"]
         for m in modes:
             xs = res[wl][m]
@@ -147,7 +193,7 @@ def table(res: dict, modes=MODES) -> str:
             rw = statistics.median(x["execs"] / x["wall"] / (b["execs"] / b["wall"]) for x, b in zip(xs, base))
             rows.append(f"{m:<8} {statistics.median(x['execs'] / x['cpu'] for x in xs):>12,.0f} "
                         f"{statistics.median(x['execs'] / x['wall'] for x in xs):>10,.0f} {rc:>10.3f} {rw:>10.3f} "
-                        f"{statistics.median(x['added'] for x in xs):>7.0f}")
+                        f"{statistics.median(x['added'] for x in xs):>7.0f} {_bytes(res, wl, m):>10}")
     return "\n".join(rows)
 
 

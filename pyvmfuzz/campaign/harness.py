@@ -310,7 +310,7 @@ def main() -> None:
     def progress() -> None:  # execs for the supervisor's bar (libFuzzer only pulses at 2^n)
         while True:
             time.sleep(0.5)
-            sys.stderr.write(f"#pyvmfuzz execs {target.execs()}\n")
+            sys.stderr.write(f"#pyvmfuzz execs {target.execs()} bytes {target.bytes_run()}\n")
             sys.stderr.flush()
 
     threading.Thread(target=progress, daemon=True).start()

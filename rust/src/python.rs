@@ -230,6 +230,8 @@ struct FuzzTarget {
     hw: HwSpec,
     /// Executions so far (read by the harness's progress thread).
     execs: std::sync::atomic::AtomicU64,
+    /// Input bytes run so far (bytes per execution: `bench --campaign`).
+    bytes: std::sync::atomic::AtomicU64,
     /// Feed semantic coverage to libFuzzer's counters.
     semantic: bool,
     /// A violating run keeps its counters (PYVMFUZZ_KEEP_VIOLATING=1: the behaviour before
@@ -247,7 +249,7 @@ impl FuzzTarget {
         if semantic && !crate::features::register_with_libfuzzer() {
             return Err(PyValueError::new_err("semantic coverage needs libFuzzer's symbols loaded globally"));
         }
-        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), semantic,
+        Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), bytes: Default::default(), semantic,
                        keep_violating: std::env::var_os("PYVMFUZZ_KEEP_VIOLATING").is_some_and(|v| v == "1") })
     }
 
@@ -255,6 +257,7 @@ impl FuzzTarget {
     /// violating run leaves them clear (features::clear_counters): not a corpus entry.
     fn run(&self, data: &[u8]) -> (u32, u32) {
         self.execs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
         if self.semantic {
             let mut f = crate::features::Features::to_counters();
             let v = exec::fuzz_verdict(data, self.kernel, self.hw, Some(&mut f));
@@ -269,6 +272,11 @@ impl FuzzTarget {
 
     fn execs(&self) -> u64 {
         self.execs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Input bytes passed to `run` so far.
+    fn bytes_run(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn run_batch(&self, py: Python<'_>, inputs: Vec<Vec<u8>>) -> Vec<(u32, u32)> {
