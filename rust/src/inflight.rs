@@ -1120,6 +1120,7 @@ impl Machine {
 
     /// First half: the previous thread becomes runnable, `to` is taken for this CPU, the old
     /// address space is left. Returns (old space, new space).
+    #[inline]
     pub fn switch_leave(&mut self, cpu: usize, to: Option<(u32, u32)>) -> (u32, u32) {
         if let Some((p, t)) = self.cpus[cpu].running {
             self.thread_mut(p, t).state = ThreadState::Runnable;
@@ -1144,6 +1145,7 @@ impl Machine {
     }
 
     /// Second half: enter the new address space (flushing on pc64 when it changes).
+    #[inline]
     pub fn switch_enter(&mut self, cpu: usize, old: u32, new: u32) {
         if old != new {
             if new != IDLE_SPACE {
