@@ -159,3 +159,15 @@ def test_explain_html_renders_in_headless_chromium(tmp_path):
     subprocess.run(browser + [f"--screenshot={shot}", f"file://{page}"], capture_output=True, timeout=120)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
+
+
+def test_minimize_drops_an_until_and_folds_its_resume():
+    """SPEC §3.2 / issue 13: the debugger-text bug needs no interleaving; the minimizer drops
+    the `until` and folds the `resume` into the line that started the op (ddmin alone cannot:
+    the resume without its op, or the op without its resume, is not applicable)."""
+    from pyvmfuzz.insight.minimize import minimize
+
+    ops = ["cpu0 procfs_write P1 text0.0 0x7 until access", "cpu1 switch idle", "cpu0 resume",
+           "cpu0 store text0.0 0x9"]
+    hw, small = minimize("hw cpus=2", ops, "pre-385c96e4", "protection", budget_s=20)
+    assert small == ["cpu0 procfs_write P1 text0.0 0x0", "cpu0 store text0.0 0x0"], small

@@ -5,7 +5,10 @@
 2. Arguments: smaller values (renamed consistently across the program, so a store and the
    umtx_sleep that waits for it stay paired), fewer distinct pages and words, fewer CPUs
    (renumbered, and the header's count cut to what is used).
-3. Steps again, since simpler arguments can make more steps unnecessary.
+3. Interleavings (SPEC §3.2): an `until` the violation does not need is dropped, its op's
+   `resume` lines folded back into the line that started it (a `resume until P` likewise
+   becomes a plain `resume`).
+4. Steps again, since simpler arguments can make more steps unnecessary.
 Bounded by a time budget; the result always still violates."""
 
 from __future__ import annotations
@@ -102,6 +105,34 @@ class Minimizer:
                 i += 1
         return ops
 
+    # -- interleavings (SPEC §3.2)
+    @staticmethod
+    def _fold(ops: list[Step], i: int) -> list[Step]:
+        """ops with line i's `until` dropped and the `resume` lines that carried its op on
+        (on its CPU, through the first plain `resume`) folded into it."""
+        s, kept, done = ops[i], [], False
+        for t in ops[i + 1:]:
+            if not done and t.cpu == s.cpu and t.op == "resume":
+                done = t.until is None
+                continue
+            kept.append(t)
+        return ops[:i] + [s.replace(until=None)] + kept
+
+    def interleavings(self, ops: list[Step]) -> list[Step]:
+        i = 0
+        while i < len(ops) and not self.out_of_time():
+            if ops[i].until is not None:
+                for cand in (self._fold(ops, i), ops[:i] + [ops[i].replace(until=None)] + ops[i + 1:]):
+                    if self.keeps(cand):
+                        ops = cand
+                        self._note(ops)
+                        break
+                else:
+                    i += 1
+                continue
+            i += 1
+        return ops
+
     # -- arguments
     def values(self, ops: list[Step]) -> list[Step]:
         """Smaller values, renamed consistently (a store and the umtx_sleep waiting for it
@@ -163,6 +194,7 @@ def minimize_steps(hw: HwSpec | str, ops: Sequence[Step], kernel: str, kind: str
     before = None
     while before != ops and not m.out_of_time():
         before = ops
+        ops = m.interleavings(ops)
         ops = m.values(ops)
         ops = m.places(ops)
         ops, _ = m.cpus(ops)
