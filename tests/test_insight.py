@@ -171,3 +171,19 @@ def test_minimize_drops_an_until_and_folds_its_resume():
            "cpu0 store text0.0 0x9"]
     hw, small = minimize("hw cpus=2", ops, "pre-385c96e4", "protection", budget_s=20)
     assert small == ["cpu0 procfs_write P1 text0.0 0x0", "cpu0 store text0.0 0x0"], small
+
+
+def test_explain_draws_ops_in_flight_and_pending_ipis():
+    """SPEC §3.2 (issue 13): cpu0's mprotect is in flight over steps 5-6 (a span in its lane,
+    at ipi_wait), and the IPI is pending at cpu1 from step 4 until cpu1 takes it at step 6."""
+    from pyvmfuzz.insight.explain import model, render_html, render_text
+
+    text = open(os.path.join(CORPUS, "litmus", "i01-store-during-pending-mprotect.txt")).read()
+    m = model(_core.explain(text))
+    rows = render_text(m, "i01").splitlines()
+    step = {int(r.split()[0]): r for r in rows if r[:3].strip().isdigit()}
+    assert "| mprotect data0 r @ipi_wait" in step[5] and "| mprotect data0 r @ipi_wait" in step[6]
+    assert "| mprotect" not in step[4] and "| mprotect" not in step[7]
+    assert [n for n in range(1, 9) if "!ipi P1 data0" in step[n]] == [4, 5]
+    page = render_html(m, "i01")
+    assert page.count("ipi pending: P1 data0") == 2 and page.count('fill="#f2b84b"') == 2

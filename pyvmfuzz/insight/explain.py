@@ -56,6 +56,12 @@ def model(rep: dict) -> dict:
             "op": step.operation(),
             "outcome": out,
             "running": [c["running"] for c in st["cpus"]] if st else [None] * ncpus,
+            # SPEC §3.2: each CPU's op in flight after the step (op text, point) and the
+            # invalidations still pending at it (pid, page)
+            "in_flight": [(c["in_flight"]["op"], c["in_flight"]["point"]) if c.get("in_flight") else None
+                          for c in st["cpus"]] if st else [None] * ncpus,
+            "pending": [[(a, pg) for a, pg, _ in c.get("pending_ipis", [])] for c in st["cpus"]] if st
+            else [[] for _ in range(ncpus)],
             "pages": {pg: cells(st, pg, ncpus) for pg in pages} if st else {},
             "sleepers": st["sleepers"] if st else [],
             "bad": v is not None and v["step"] == i + 1,
@@ -69,11 +75,20 @@ def model(rep: dict) -> dict:
             "violation": v, "kernel": rep["kernel"], "hw": rep["hw"]}
 
 
+def _pending(r: dict, c: int) -> str:
+    return "".join(f" !ipi P{a} {pg}" for a, pg in r["pending"][c])
+
+
 def _lane(r: dict, c: int) -> str:
-    """What CPU c's lane shows at a step: its op and outcome, or what it is running."""
+    """What CPU c's lane shows at a step: its op and outcome, the op it has in flight (a span
+    `|` over the lines between the op's start and its completion, SPEC §3.2), or what it is
+    running; then the IPIs pending at it (`!ipi P1 data0`: its TLB may still hold that entry)."""
     if c == r["cpu"]:
-        return f"{r['op']} -> {r['outcome']}"
-    return "· " + (r["running"][c] or "idle")
+        return f"{r['op']} -> {r['outcome']}" + _pending(r, c)
+    if r["in_flight"][c]:
+        op, point = r["in_flight"][c]
+        return f"| {op} @{point}" + _pending(r, c)
+    return "· " + (r["running"][c] or "idle") + _pending(r, c)
 
 
 def render_text(m: dict, title: str) -> str:
@@ -129,6 +144,7 @@ def render_html(m: dict, title: str) -> str:
     e = html.escape
     n = len(m["rows"])
     labels = [f"{r['op']} → {r['outcome']}" for r in m["rows"]]
+    labels += [f"{op} @{pt}" for r in m["rows"] for x in r["in_flight"] if x for op, pt in [x]]
     # A lane as wide as its longest label (monospace 11 px: about 6.7 px a character).
     lane_h, top, left = 26, 30, 60
     colw = max(150, int(6.7 * max((len(x) for x in labels), default=0)) + 20)
@@ -151,9 +167,18 @@ def render_html(m: dict, title: str) -> str:
                 svg.append(f'<rect x="{x + 4}" y="{y + 2}" width="{colw - 8}" height="{lane_h - 5}" rx="4" '
                            f'fill="{fill}" stroke="{stroke}"/>')
                 svg.append(f'<text x="{x + 9}" y="{y + 16}">{e(labels[i])}</text>')
+            elif r["in_flight"][c]:
+                # an op in flight: a span down the lane, its point named
+                op, point = r["in_flight"][c]
+                svg.append(f'<rect x="{x + 4}" y="{y}" width="6" height="{lane_h}" fill="#f2b84b"/>')
+                svg.append(f'<text x="{x + 16}" y="{y + 16}" fill="#8a5a00">{e(op)} @{e(point)}</text>')
             elif r["running"][c]:
                 svg.append(f'<text x="{x + colw / 2}" y="{y + 16}" text-anchor="middle" fill="#9aa3b5">'
                            f'{e(r["running"][c])}</text>')
+            if r["pending"][c]:
+                ipis = ", ".join(f"P{a} {pg}" for a, pg in r["pending"][c])
+                svg.append(f'<text x="{x + colw - 6}" y="{y + 10}" text-anchor="end" font-size="9" fill="#b3261e">'
+                           f'ipi pending: {e(ipis)}</text>')
     svg.append("</svg>")
 
     # One column per page, each cell stacking its per-process PTE / map frame lines and the
@@ -205,7 +230,8 @@ def render_html(m: dict, title: str) -> str:
 <table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
 <div class="legend">Per page: <i>Pn PTE / sees</i> — the process's PTE (frame and protection, rw in red) and the frame its
 map (shadow chain) holds for the page (orange: the PTE maps another frame); <i>tlbN</i> — CPU N's cached entry (P:frame prot);
-pm_active: CPUs running each pmap.<br>
+pm_active: CPUs running each pmap. Timeline: an orange bar is an op in flight on that CPU (SPEC §3.2), at the yield
+point named; <i>ipi pending</i>: an invalidation the CPU has not taken yet (its TLB may still hold the entry).<br>
 Frames: {e(frames)}</div>
 </body></html>
 """
