@@ -44,6 +44,11 @@ pub struct Inval {
     pub asid: u32,
     pub va: u8,
     pub pending: u8,
+    /// The frame the PTE mapped before the change. Until the record is gone the mapping is
+    /// still on that page's pv list, as in DragonFly, where pmap_remove_all() takes the pv
+    /// entry off `m->md.pv_list` only after pmap_inval_deinterlock(): another
+    /// pmap_remove_all() of the page meets it and waits (see `vm_fault` COW).
+    pub frame: FrameId,
 }
 
 /// What an op paused at `wait` is waiting for.
@@ -1019,6 +1024,16 @@ impl Machine {
                             }
                         }
                     }
+                    // A mapping of `old` already cleared by another op whose shootdown is still
+                    // pending: its pv entry is still on the page, and this removal must not
+                    // return before that CPU's TLBs lose `old` (explore found the 6-line stale
+                    // read without it: test_cow_remove_all_waits_for_a_pending_shootdown_of_the_same_page).
+                    if let Some(r) = self.invals.iter().find(|r| r.owner as usize != cpu && r.frame == old) {
+                        k.waiting = Some(Lock::Pte(r.asid, r.va));
+                        k.paused = true;
+                        k.at = None;
+                        return Some(Fs::Pause(Point::Wait));
+                    }
                 }
                 let new = if rename {
                     self.obj_mut(o).pages[oidx as usize] = NO_FRAME;
@@ -1074,7 +1089,7 @@ impl Machine {
                     if old.frame != new.frame {
                         // Break before make: clear, shoot down, then write.
                         self.proc_mut(pid).pmap.pte[va as usize] = Pte::ABSENT;
-                        self.pmap_inval(cpu, pid, va);
+                        self.pmap_inval_of(cpu, pid, va, old.frame);
                         if self.own_records(cpu) {
                             k.fs.phase = FPhase::BbmIpiWait;
                             return None;

@@ -43,9 +43,10 @@ impl Machine {
     pub fn pmap_remove(&mut self, cpu: usize, pid: u32, va: u8) {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() {
+            let frame = pte.frame;
             *pte = Pte::ABSENT;
             self.dirty.pte = true;
-            self.pmap_inval(cpu, pid, va);
+            self.pmap_inval_of(cpu, pid, va, frame);
         }
     }
 

@@ -10,12 +10,19 @@ use crate::machine::Machine;
 use crate::program::NPAGES;
 
 impl Machine {
+    /// A PTE that still maps its frame changed (write-protect, a new prot).
     pub fn pmap_inval(&mut self, cpu: usize, pid: u32, va: u8) {
+        let frame = self.proc(pid).pmap.pte[va as usize].frame;
+        self.pmap_inval_of(cpu, pid, va, frame);
+    }
+
+    /// A PTE that mapped `frame` changed (cleared, or now maps another frame).
+    pub fn pmap_inval_of(&mut self, cpu: usize, pid: u32, va: u8, frame: crate::phys::FrameId) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
         let targets = mask & !me;
         if self.kernel.shootdown_remote && targets != 0 {
-            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets });
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets, frame });
         }
         if mask & me != 0 {
             self.cpus[cpu].tlb.invalidate(pid, va);
