@@ -35,7 +35,7 @@ def chunk(kernel: str, seed: int, n: int, max_steps: int, hw: str | None = None)
     rng = random.Random(seed)
     seen, bad = {}, []
     for _ in range(n):
-        data = rng.randbytes(2 + 4 * rng.randrange(1, max_steps + 1))
+        data = rng.randbytes(2 + 5 * rng.randrange(1, max_steps + 1))  # 5-byte records (codec.rs)
         rep = _core.run_bytes(data, kernel, hw)
         v = rep["violation"]
         core = None if v is None else (v["kind"], v["step"])
