@@ -168,6 +168,9 @@ pub struct KOp {
     pub aux: u32,
     /// switch: the address space entered.
     pub aux2: u32,
+    /// Yield points arrived at since this line started or resumed it (explore: an `until P`
+    /// variant differs from the plain line only if the plain line arrived at P).
+    pub arrived: u8,
 }
 
 pub enum Adv {
@@ -210,6 +213,7 @@ impl KOp {
             retried: false,
             aux: 0,
             aux2: 0,
+            arrived: 0,
         }
     }
 
@@ -221,6 +225,7 @@ impl KOp {
             self.at = None;
             return false;
         }
+        self.arrived |= p.bit();
         if stop == Some(p) {
             self.at = Some(p);
             self.paused = true;
@@ -342,11 +347,14 @@ impl Machine {
         let mut k = self.cpus[cpu].kop.take().expect("resume without an op in flight");
         self.inflight -= 1;
         k.waiting = None;
+        k.arrived = 0;
         self.kop_run(cpu, k, stop)
     }
 
     fn kop_run(&mut self, cpu: usize, mut k: KOp, stop: Option<Point>) -> Outcome {
-        match self.advance(cpu, &mut k, stop) {
+        let adv = self.advance(cpu, &mut k, stop);
+        self.arrived = k.arrived;
+        match adv {
             Adv::Paused(_) => {
                 self.cpus[cpu].kop = Some(k);
                 self.inflight += 1;

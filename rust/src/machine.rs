@@ -52,6 +52,8 @@ pub struct Machine {
     /// Self-test only: raise a model assertion when this step number (1-based) runs.
     pub panic_at: u32,
     steps_run: u32,
+    /// Yield points the last line's op arrived at (`KOp::arrived`).
+    pub arrived: u8,
 }
 
 /// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
@@ -87,6 +89,7 @@ impl Machine {
             dirty: Dirty::default(),
             panic_at: 0,
             steps_run: 0,
+            arrived: 0,
         };
         m.reset(hw, kernel);
         m
