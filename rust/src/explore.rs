@@ -664,27 +664,43 @@ impl Search<'_> {
 /// Explore every program of up to `cfg.depth` lines under `kernel` on `hw`. `progress` is
 /// called every 16k lines and after each bound; returning false stops the search (what the
 /// completed bounds proved stays in `stats.completed`).
-pub fn explore(kernel: &'static Kernel, hw: Hw, cfg: &Config, progress: &mut dyn FnMut(&Stats) -> bool) -> Explored {
-    let root = Node { m: Machine::new(hw, kernel), j: Lin::new() };
+/// `prefix`: lines run first (from the initial state); the bound counts the lines after it.
+/// Err: a prefix line is inapplicable or ends in a violation (its line number, 1-based).
+pub fn explore(
+    kernel: &'static Kernel,
+    hw: Hw,
+    cfg: &Config,
+    prefix: &[Step],
+    progress: &mut dyn FnMut(&Stats) -> bool,
+) -> Result<Explored, String> {
+    let mut root = Node { m: Machine::new(hw, kernel), j: Lin::new() };
+    for (i, &st) in prefix.iter().enumerate() {
+        match exec_line(&mut root, st, i as u32 + 1) {
+            Exec::Inapplicable => return Err(format!("prefix line {}: not applicable: {st}", i + 1)),
+            Exec::Done(Some(v)) => return Err(format!("prefix line {}: already a violation ({})", i + 1, v.kind.name())),
+            Exec::Done(None) => {}
+        }
+    }
+    let base = prefix.len() as u32;
     let mut s = Search {
         cfg,
         canon: Canon::new(),
         table: Table::default(),
         stats: Stats::default(),
-        path: Vec::new(),
+        path: prefix.to_vec(),
         witness: None,
         start: Instant::now(),
         stop: false,
         tick: 0,
         progress,
-        cands: vec![Vec::new(); cfg.depth as usize + 1],
-        scratch: (0..=cfg.depth).map(|_| None).collect(),
+        cands: vec![Vec::new(); (base + cfg.depth) as usize + 1],
+        scratch: (0..=base + cfg.depth).map(|_| None).collect(),
     };
     for bound in 1..=cfg.depth {
         s.stats.bound = bound;
         s.stats.generated_last = 0;
         s.table.clear();
-        let found = s.dfs(&root, 0, None, bound);
+        let found = s.dfs(&root, base, None, base + bound);
         s.poll();
         if found {
             break;
@@ -701,7 +717,7 @@ pub fn explore(kernel: &'static Kernel, hw: Hw, cfg: &Config, progress: &mut dyn
     s.stats.elapsed_s = s.start.elapsed().as_secs_f64();
     s.stats.distinct = s.table.len() as u64;
     let stopped = s.witness.is_none() && s.stats.completed < cfg.depth;
-    Explored { stats: s.stats, witness: s.witness, stopped }
+    Ok(Explored { stats: s.stats, witness: s.witness, stopped })
 }
 
 /// The trace of `steps` as `run` prints it (each line with its outcome).

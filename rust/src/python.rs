@@ -449,7 +449,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
 #[pyfunction]
-#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None))]
+#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None))]
 #[allow(clippy::too_many_arguments)]
 fn explore<'py>(
     py: Python<'py>,
@@ -466,7 +466,12 @@ fn explore<'py>(
     arrived_hint: bool,
     pages: Option<Vec<String>>,
     values: Option<Vec<u32>>,
+    prefix: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let prefix_steps = match prefix {
+        Some(t) => parse_prog(t)?.steps,
+        None => Vec::new(),
+    };
     let mut domain = crate::explore::Domain::default();
     if let Some(ps) = pages {
         domain.pages = ps
@@ -510,8 +515,9 @@ fn explore<'py>(
                 }
             })
         };
-        crate::explore::explore(k, eff, &cfg, &mut cb)
-    });
+        crate::explore::explore(k, eff, &cfg, &prefix_steps, &mut cb)
+    })
+    .map_err(PyValueError::new_err)?;
     let d = explore_dict(py, k, eff, &r)?;
     d.set_item("interrupted", interrupted)?;
     Ok(d)
