@@ -155,7 +155,14 @@ impl<'a> Decoder<'a> {
         let mut kind = KIND_TABLE[(k & 15) as usize];
         // Fold a choice without candidates into the next kind that has some.
         let (busy, nbusy) = busy_cpus(m);
-        for _ in 0..5 {
+        let quiet = m.inflight == 0 && m.invals.is_empty();
+        if quiet && (kind == RESUME || kind == IPI) {
+            kind = LOAD;
+        }
+        if quiet && kind != SWITCH && nbusy == 0 {
+            kind = SWITCH;
+        }
+        for _ in 0..if quiet { 0 } else { 5 } {
             let ok = match kind {
                 RESUME => resumable(m).1 > 0,
                 IPI => ipi_cpus(m).1 > 0,
@@ -197,11 +204,15 @@ impl<'a> Decoder<'a> {
                 return Some(Step { cpu: c[sel % n], op: Op::Ipi, until: None });
             }
             SWITCH => {
-                let (c, n) = free_cpus(m);
-                if n == 0 {
-                    return None;
-                }
-                let cpu = c[sel % n];
+                let cpu = if quiet {
+                    (sel % m.cpus.len()) as u8
+                } else {
+                    let (c, n) = free_cpus(m);
+                    if n == 0 {
+                        return None;
+                    }
+                    c[sel % n]
+                };
                 let mut cands = [(0u32, 0u32); 8 * 4];
                 let mut nc = 0;
                 for t in m.runnable() {

@@ -121,7 +121,6 @@ pub fn run_observed(
             };
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
-            let was_inflight = m.cpus.get(step.cpu as usize).is_some_and(|c| c.kop.is_some());
             report.steps.push(step);
             let sit = features.as_ref().map(|_| situation(m, &step));
             let obs = match m.step(step) {
@@ -140,14 +139,19 @@ pub fn run_observed(
             after(m);
             let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
             let paused = obs.outcome == Outcome::Paused;
-            let ev = match step.op {
+            let verdict = if judge.sequential() && !paused && !matches!(step.op, Op::Resume) {
+                // No op in flight anywhere: the sequential judgement, as before §3.2.
+                judge.check_plain(n, &step, actor, &obs)
+            } else {
+                let ev = match step.op {
                 Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
                 Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
                 _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
                 _ => Event::Plain { step, actor, obs: obs.clone() },
             };
-            let _ = was_inflight;
-            if let Some(v) = judge.line(n, ev) {
+                judge.line(n, ev)
+            };
+            if let Some(v) = verdict {
                 report.observed.push(obs);
                 report.violation = Some(v);
                 return;

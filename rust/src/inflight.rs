@@ -16,7 +16,8 @@
 //!   across pmap_inval_interlock()…pmap_inval_deinterlock() (pmap.c, pmap_inval.c); other pmap
 //!   operations on that PTE wait for it.
 //! - siblings in the kernel: exit1() → killalllwps() waits until every other lwp of the
-//!   process has left the kernel (kern_exit.c).
+//!   process has left the kernel, and PSTALL() until no one holds the process (procfs_rwmem
+//!   holds its target with PHOLD) (kern_exit.c).
 //! - mid-switch: between the halves of cpu_switch() the CPU runs no address space (its
 //!   `space` is `MID_SWITCH`).
 
@@ -61,7 +62,7 @@ impl std::fmt::Display for Lock {
             Lock::Busy(fr) => write!(f, "busy page (frame {fr})"),
             Lock::Map(p) => write!(f, "P{p}'s map lock"),
             Lock::Pte(p, va) => write!(f, "P{p}'s PTE of {}", crate::program::PAGE_NAMES[va as usize]),
-            Lock::Siblings(p) => write!(f, "P{p}'s other threads to leave the kernel"),
+            Lock::Siblings(p) => write!(f, "P{p}'s other threads and procfs users to leave the kernel"),
         }
     }
 }
@@ -254,8 +255,14 @@ impl Machine {
         self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
+    /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
+    /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.pid == pid && !matches!(k.phase, Phase::Exit | Phase::Joined))
+        self.inflight > 0
+            && self.others(cpu).any(|k| {
+                let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
+                (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined)
+            })
     }
 
     /// Whether `lock` is free for an op on `cpu` now.
@@ -338,6 +345,49 @@ impl Machine {
 
     /// Start `op` on `cpu` for thread (pid, tid) and run it until `stop` or completion.
     pub fn kop_start(&mut self, cpu: usize, op: Op, pid: u32, tid: u32, stop: Option<Point>) -> Outcome {
+        // Fast path: a user access that hits in the TLB is no kernel operation at all (it
+        // never waits, has no yield point).
+        match op {
+            Op::Load(a) | Op::Store(a, _) => {
+                let write = matches!(op, Op::Store(..));
+                let mut f = None;
+                match self.cpus[cpu].tlb.lookup(pid, a.page) {
+                    Some(te) if !write || te.writable => f = Some(te.frame),
+                    hit => {
+                        // The page walk, when the TLB does not serve (as UserAccess does).
+                        let pte = self.proc(pid).pmap.pte[a.page as usize];
+                        if pte.present() && (!write || pte.writable) {
+                            if hit.is_some() {
+                                self.cpus[cpu].tlb.invalidate(pid, a.page);
+                            }
+                            self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va: a.page, frame: pte.frame, writable: pte.writable });
+                            f = Some(pte.frame);
+                        }
+                    }
+                }
+                if let Some(f) = f {
+                    return match op {
+                        Op::Store(_, v) => {
+                            self.write_word(f, a.word, v);
+                            Outcome::Ok
+                        }
+                        _ => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+                    };
+                }
+            }
+            // Spawn and a switch not stopped at `enter` have no yield point to stop at.
+            Op::Spawn => return self.spawn(pid),
+            Op::Switch(t) if stop != Some(Point::Enter) => {
+                let to = match t {
+                    Target::Idle => None,
+                    Target::Thread(p, t) => Some((p, t)),
+                };
+                let (old, new) = self.switch_leave(cpu, to);
+                self.switch_enter(cpu, old, new);
+                return Outcome::Ok;
+            }
+            _ => {}
+        }
         let k = KOp::new(op, pid, tid);
         self.kop_run(cpu, k, stop)
     }
@@ -638,6 +688,10 @@ impl Machine {
             Phase::SwitchEnter => {
                 if k.yield_at(Point::Enter, stop) {
                     return Some(Point::Enter);
+                }
+                if k.paused {
+                    // Skipped by the invariants while mid-switch: look again.
+                    self.dirty.space = true;
                 }
                 self.switch_enter(cpu, k.aux, k.aux2);
                 k.phase = Phase::Finish;
@@ -1055,7 +1109,9 @@ impl Machine {
             }
         }
         self.cpus[cpu].space = MID_SWITCH;
-        self.dirty.space = true;
+        if old != new {
+            self.dirty.space = true;
+        }
         (old, new)
     }
 
@@ -1070,7 +1126,9 @@ impl Machine {
             }
         }
         self.cpus[cpu].space = new;
-        self.dirty.space = true;
+        if old != new {
+            self.dirty.space = true;
+        }
     }
 
     /// madvise(page, MADV_DONTNEED) up to its shootdown. Returns the object to deallocate

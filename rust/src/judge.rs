@@ -225,6 +225,7 @@ impl Judge {
 
     /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`.
     /// On agreement the contract state advances.
+    #[inline]
     pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
         self.check_mode(n, step, actor, obs, false)
     }
@@ -484,6 +485,18 @@ impl Lin {
     /// Ops in the current window: (step, start line, end line or None) — for explanations.
     pub fn in_window(&self) -> Vec<(Step, u32, Option<u32>)> {
         self.window.iter().map(|h| (h.step, h.start, h.end)).collect()
+    }
+
+    /// No history: the next plain line is judged sequentially (`check_plain`).
+    #[inline]
+    pub fn sequential(&self) -> bool {
+        self.window.is_empty() && self.cands.len() == 1
+    }
+
+    /// A plain line while `sequential()`.
+    #[inline]
+    pub fn check_plain(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
+        self.cands[0].check(n, step, actor, obs)
     }
 
     /// Judge line `n`.

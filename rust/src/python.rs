@@ -235,7 +235,7 @@ impl FuzzTarget {
 
 /// Random programs run entirely in Rust (see soak.rs).
 #[pyfunction]
-#[pyo3(signature = (programs, seed=1, kernel="fixed", max_steps=64, max_cpus=4, max_tlb=16, mode="pc64"))]
+#[pyo3(signature = (programs, seed=1, kernel="fixed", max_steps=64, max_cpus=4, max_tlb=16, mode="pc64", interleaved=true))]
 #[allow(clippy::too_many_arguments)]
 fn soak<'py>(
     py: Python<'py>,
@@ -246,6 +246,7 @@ fn soak<'py>(
     max_cpus: u8,
     max_tlb: u8,
     mode: &str,
+    interleaved: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let k = kernel_by_name(kernel)?;
     let mode = match mode {
@@ -256,7 +257,7 @@ fn soak<'py>(
     if max_steps == 0 || !(1..=8).contains(&max_cpus) || !(1..=64).contains(&max_tlb) {
         return Err(PyValueError::new_err("soak: max_steps >= 1, max_cpus 1..8, max_tlb 1..64"));
     }
-    let cfg = SoakConfig { programs, seed, max_steps, max_cpus, max_tlb, mode };
+    let cfg = SoakConfig { programs, seed, max_steps, max_cpus, max_tlb, mode, interleaved };
     let res = py.detach(|| crate::soak::soak(&cfg, k));
     let d = PyDict::new(py);
     d.set_item("programs", res.programs)?;
