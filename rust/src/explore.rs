@@ -182,13 +182,18 @@ fn exec_line(node: &mut Node, step: Step, n: u32) -> Exec {
         };
         let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
         let paused = obs.outcome == Outcome::Paused;
-        let ev = match step.op {
-            Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
-            Op::Resume => Event::End { cpu: step.cpu, obs },
-            _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
-            _ => Event::Plain { step, actor, obs },
+        let verdict = if node.j.sequential() && !paused && !matches!(step.op, Op::Resume) {
+            node.j.check_plain(n, &step, actor, &obs)
+        } else {
+            let ev = match step.op {
+                Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+                Op::Resume => Event::End { cpu: step.cpu, obs },
+                _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+                _ => Event::Plain { step, actor, obs },
+            };
+            node.j.line(n, ev)
         };
-        if let Some(v) = node.j.line(n, ev) {
+        if let Some(v) = verdict {
             return Exec::Done(Some(v));
         }
         if let Some((kind, msg)) = m.check_invariants() {
@@ -278,7 +283,9 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
             continue;
         }
         let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
-        let mut ops: Vec<Op> = Vec::with_capacity(64);
+        // Process and thread creation first: most witnesses start with one, and the first
+        // violation of a bound ends the search sooner (the order is no part of soundness).
+        let mut ops: Vec<Op> = vec![Op::Fork, Op::Spawn];
         for &page in &d.pages {
             for &word in &d.words {
                 let a = Addr { page, word };
@@ -307,8 +314,6 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
             ops.push(Op::Mprotect(page, false));
             ops.push(Op::Mprotect(page, true));
         }
-        ops.push(Op::Fork);
-        ops.push(Op::Spawn);
         ops.push(Op::Exit);
         for op in ops {
             with_points(out, cpu, op, op.points(pre_enter));

@@ -244,21 +244,21 @@ impl Machine {
     }
 
     fn busy_by_other(&self, cpu: usize, f: FrameId) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
+        self.kernel.busy_lock && self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
     }
 
     fn map_locked_by_other(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
+        self.kernel.map_lock && self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
     }
 
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
-        self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
+        self.kernel.pte_lock && self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
     /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
     /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0
+        self.kernel.exit_waits_siblings && self.inflight > 0
             && self.others(cpu).any(|k| {
                 let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
                 (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined)

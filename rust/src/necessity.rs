@@ -101,6 +101,34 @@ pub const ACTIONS: &[Action] = &[
         present: |k| k.fault_revalidate,
         off: |k| k.fault_revalidate = false,
     },
+    Action {
+        name: "busy_lock",
+        function: "vm_page_sleep_busy() on a PG_BUSY page in vm_fault_object()/vmspace_fork() (vm_page.c)",
+        what: "a fault or fork waits for a page another operation keeps busy",
+        present: |k| k.busy_lock,
+        off: |k| k.busy_lock = false,
+    },
+    Action {
+        name: "map_lock",
+        function: "vm_map_lock() across pmap_protect()/pmap_remove() in vm_map_protect()/vm_map_madvise()/vmspace_fork() (vm_map.c)",
+        what: "a fault's lookup waits for the map lock of fork, mprotect, madvise and exit",
+        present: |k| k.map_lock,
+        off: |k| k.map_lock = false,
+    },
+    Action {
+        name: "pte_lock",
+        function: "pv entry / pte held across pmap_inval_interlock()..pmap_inval_deinterlock() (pmap.c, pmap_inval.c)",
+        what: "a pmap operation waits for a PTE change not yet past its ipi_wait",
+        present: |k| k.pte_lock,
+        off: |k| k.pte_lock = false,
+    },
+    Action {
+        name: "exit_waits_siblings",
+        function: "exit1() -> killalllwps(), PSTALL() (kern_exit.c)",
+        what: "exit waits for the process's other threads and procfs users to leave the kernel",
+        present: |k| k.exit_waits_siblings,
+        off: |k| k.exit_waits_siblings = false,
+    },
 ];
 
 pub fn action(name: &str) -> Option<&'static Action> {
@@ -157,6 +185,10 @@ fn toggle_on(mut k: Kernel, act: &Action) -> Kernel {
         "fork_waits_busy" => k.fork_waits_busy = true,
         "umtx_recheck" => k.umtx_recheck = true,
         "fault_revalidate" => k.fault_revalidate = true,
+        "busy_lock" => k.busy_lock = true,
+        "map_lock" => k.map_lock = true,
+        "pte_lock" => k.pte_lock = true,
+        "exit_waits_siblings" => k.exit_waits_siblings = true,
         _ => {}
     }
     debug_assert!((act.present)(&k));
