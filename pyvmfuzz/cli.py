@@ -500,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     ne = sub.add_parser("necessity", help="switch off each safety action in turn: which are necessary, on pc64 and tagged")
     ne.add_argument("--kernel", type=_kernel, default="fixed", help="base kernel (default fixed)")
     ne.add_argument("--depth", type=int, default=4, metavar="N", help="explore bound per action (default 4)")
-    ne.add_argument("--time", type=float, default=2.0, metavar="S", help="random search per action and hardware (default 2 s)")
+    ne.add_argument("--time", type=float, default=10.0, metavar="S", help="deeper exploration per action and hardware (default 10 s)")
+    ne.add_argument("--random", type=float, default=2.0, metavar="S", help="then random search per action and hardware (default 2 s)")
     ne.add_argument("--seed", type=int, default=1, help="random search seed")
     ne.set_defaults(func=cmd_necessity)
 

@@ -74,6 +74,9 @@ pub struct Config {
     /// Generate `until P` only where the plain line arrived at P (`Machine::arrived`); off:
     /// try every point (for the soundness test).
     pub arrived_hint: bool,
+    /// A violation counts only where this kernel gets the same program right (necessity: the
+    /// shortest program that tells a variant from its base); others end their branch.
+    pub base: Option<&'static Kernel>,
     /// Most states kept in the hash table (beyond it states are expanded again: sound).
     pub max_table: usize,
     pub domain: Domain,
@@ -95,6 +98,8 @@ pub struct Stats {
     pub por_skipped: u64,
     /// States not expanded again thanks to the hash table.
     pub hash_hits: u64,
+    /// Violations the base kernel shares (`Config::base`), not counted.
+    pub shared: u64,
     pub elapsed_s: f64,
 }
 
@@ -285,7 +290,7 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
         // Process and thread creation first: most witnesses start with one, and the first
         // violation of a bound ends the search sooner (the order is no part of soundness).
-        let mut ops: Vec<Op> = vec![Op::Fork, Op::Spawn];
+        let mut ops: Vec<Op> = vec![Op::Spawn, Op::Fork];
         for &page in &d.pages {
             for &word in &d.words {
                 let a = Addr { page, word };
@@ -628,6 +633,12 @@ impl Search<'_> {
             Exec::Done(Some(v)) => {
                 let mut p = self.path.clone();
                 p.push(step);
+                if let Some(b) = self.cfg.base {
+                    if trace(b, child.m.hw, &p).1.is_some() {
+                        self.stats.shared += 1;
+                        return (false, 0);
+                    }
+                }
                 self.witness = Some((p, v));
                 return (true, 0);
             }

@@ -419,6 +419,7 @@ fn explore_dict<'py>(py: Python<'py>, k: &'static Kernel, hw: crate::hw::Hw, r: 
     d.set_item("distinct", st.distinct)?;
     d.set_item("por_skipped", st.por_skipped)?;
     d.set_item("hash_hits", st.hash_hits)?;
+    d.set_item("shared", st.shared)?;
     d.set_item("elapsed_s", st.elapsed_s)?;
     d.set_item("stopped", r.stopped)?;
     match &r.witness {
@@ -450,7 +451,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
 #[pyfunction]
-#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None))]
+#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None, distinguish=false))]
 #[allow(clippy::too_many_arguments)]
 fn explore<'py>(
     py: Python<'py>,
@@ -468,7 +469,9 @@ fn explore<'py>(
     pages: Option<Vec<String>>,
     values: Option<Vec<u32>>,
     prefix: Option<&str>,
+    distinguish: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let base = if distinguish { Some(knobbed(kernel, &[], &on)?) } else { None };
     let prefix_steps = match prefix {
         Some(t) => parse_prog(t)?.steps,
         None => Vec::new(),
@@ -488,7 +491,7 @@ fn explore<'py>(
     if depth == 0 || depth > 64 {
         return Err(PyValueError::new_err("--depth must be 1..64"));
     }
-    let cfg = crate::explore::Config { depth, time_s, hashing, por, arrived_hint, max_table, domain };
+    let cfg = crate::explore::Config { depth, time_s, hashing, por, arrived_hint, base, max_table, domain };
     let mut interrupted = false;
     let r = py.detach(|| {
         let mut cb = |st: &crate::explore::Stats| -> bool {
@@ -522,6 +525,18 @@ fn explore<'py>(
     let d = explore_dict(py, k, eff, &r)?;
     d.set_item("interrupted", interrupted)?;
     Ok(d)
+}
+
+/// Run text program lines under `kernel` with actions switched off/on: the violation's
+/// (kind, step) or None. For checking a witness against the base kernel.
+#[pyfunction]
+#[pyo3(signature = (kernel, text, hw=None, off=vec![], on=vec![]))]
+fn run_variant(kernel: &str, text: &str, hw: Option<&str>, off: Vec<String>, on: Vec<String>) -> PyResult<Option<(String, u32)>> {
+    let k = knobbed(kernel, &off, &on)?;
+    let prog = parse_prog(text)?;
+    let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
+    let (_, v) = crate::explore::trace(k, eff, &prog.steps);
+    Ok(v.map(|v| (v.kind.name().to_string(), v.step)))
 }
 
 /// The safety actions `necessity` switches off: (name, DragonFly function, what it does).
@@ -587,6 +602,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(safety_actions, m)?)?;
     m.add_function(wrap_pyfunction!(action_present, m)?)?;
     m.add_function(wrap_pyfunction!(random_search, m)?)?;
+    m.add_function(wrap_pyfunction!(run_variant, m)?)?;
     m.add_function(wrap_pyfunction!(zoo, m)?)?;
     m.add_function(wrap_pyfunction!(random_until, m)?)?;
     m.add_function(wrap_pyfunction!(source_dir, m)?)?;
