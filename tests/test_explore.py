@@ -23,7 +23,6 @@ MODES = [
     dict(hashing=True, por=True),
     dict(hashing=True, por=False),
     dict(hashing=False, por=True),
-    dict(hashing=True, por=True, arrived_hint=True),
 ]
 
 
