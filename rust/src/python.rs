@@ -462,7 +462,9 @@ fn explore_dict<'py>(py: Python<'py>, k: &'static Kernel, hw: crate::hw::Hw, r: 
     match &r.witness {
         None => d.set_item("witness", py.None())?,
         Some((steps, v)) => {
-            let (obs, _) = crate::explore::trace(k, hw, steps);
+            // The replay's violation carries a model assertion's message; the search's does not.
+            let (obs, tv) = crate::explore::trace(k, hw, steps);
+            let v = tv.as_ref().filter(|t| t.kind == v.kind && t.step == v.step).unwrap_or(v);
             let w = PyDict::new(py);
             w.set_item("steps", steps.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
             w.set_item("trace", obs.iter().map(|o| o.to_string()).collect::<Vec<_>>())?;
