@@ -120,7 +120,7 @@ impl Lin {
         for h in &self.window {
             step_code(&h.step, out);
             out.push(h.actor.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32));
-            out.push(rank(h.start) | h.end.map_or(u64::MAX, |e| rank(e)) << 16);
+            out.push(rank(h.start) | h.end.map_or(u64::MAX, &rank) << 16);
             observed_code(h.outcome, &h.woke, out);
         }
         for o in &self.open {

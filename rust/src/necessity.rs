@@ -253,7 +253,7 @@ pub fn random_search(kernel: &'static Kernel, hw: Hw, seed: u64, budget_s: f64, 
     let mut n = 0u64;
     let mut buf = Vec::new();
     loop {
-        if n % 256 == 0 && start.elapsed().as_secs_f64() > budget_s {
+        if n.is_multiple_of(256) && start.elapsed().as_secs_f64() > budget_s {
             return (None, n);
         }
         let len = 2 + 5 * (1 + (next() % max_steps as u64) as usize);
