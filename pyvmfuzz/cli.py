@@ -481,6 +481,21 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from pyvmfuzz.insight.explore import cmd_explore as run
+
+    try:
+        return run(args)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+
+
+def cmd_necessity(args) -> int:
+    from pyvmfuzz.insight.explore import cmd_necessity as run
+
+    return run(args)
+
+
 def cmd_demo(args) -> int:
     from pyvmfuzz.demo import run_demo
 
@@ -609,6 +624,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
                    help="coverage for the demo campaigns (default semantic: no extra build)")
     d.set_defaults(func=cmd_demo)
+
+    xp = sub.add_parser("explore", help="every program up to N lines, exhaustively: the shortest violation or a certificate")
+    xp.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed)")
+    xp.add_argument("--hw", type=_hw, default=None, help="hardware keys, e.g. cpus=2,mode=tagged")
+    xp.add_argument("--cpus", type=int, default=None, help="number of CPUs (same as --hw cpus=N)")
+    xp.add_argument("--depth", type=int, required=True, metavar="N", help="program length bound (lines)")
+    xp.add_argument("--time", type=float, default=0.0, metavar="S", help="stop after S seconds, keeping the deepest bound proved")
+    xp.add_argument("--pages", default=None, help="pages programs use (default data0,text0,shm0)")
+    xp.add_argument("--values", default=None, help="values stores write (default 1)")
+    xp.add_argument("--out", default="explore-findings", help="where the shortest violation is saved")
+    xp.add_argument("--no-save", action="store_true", help="do not save the violation")
+    xp.add_argument("--no-hash", action="store_true", help="no state hashing (soundness checks)")
+    xp.add_argument("--no-por", action="store_true", help="no partial-order reduction (soundness checks)")
+    xp.set_defaults(func=cmd_explore)
+
+    ne = sub.add_parser("necessity", help="switch off each safety action in turn: which are necessary, on pc64 and tagged")
+    ne.add_argument("--kernel", type=_kernel, default="fixed", help="base kernel (default fixed)")
+    ne.add_argument("--depth", type=int, default=4, metavar="N", help="explore bound per action (default 4)")
+    ne.add_argument("--time", type=float, default=10.0, metavar="S", help="deeper exploration per action and hardware (default 10 s)")
+    ne.add_argument("--random", type=float, default=2.0, metavar="S", help="then random search per action and hardware (default 2 s)")
+    ne.add_argument("--seed", type=int, default=1, help="random search seed")
+    ne.set_defaults(func=cmd_necessity)
 
     cm = sub.add_parser("cmin", help="keep a smallest subset of a corpus with the same coverage")
     cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")

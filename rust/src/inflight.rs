@@ -173,6 +173,9 @@ pub struct KOp {
     pub aux: u32,
     /// switch: the address space entered.
     pub aux2: u32,
+    /// Yield points arrived at since this line started or resumed it (explore: an `until P`
+    /// variant differs from the plain line only if the plain line arrived at P).
+    pub arrived: u8,
 }
 
 pub enum Adv {
@@ -215,6 +218,7 @@ impl KOp {
             retried: false,
             aux: 0,
             aux2: 0,
+            arrived: 0,
         }
     }
 
@@ -226,6 +230,7 @@ impl KOp {
             self.at = None;
             return false;
         }
+        self.arrived |= p.bit();
         if stop == Some(p) {
             self.at = Some(p);
             self.paused = true;
@@ -244,24 +249,24 @@ impl Machine {
 
     #[inline]
     fn busy_by_other(&self, cpu: usize, f: FrameId) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
+        self.kernel.busy_lock && self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
     }
 
     #[inline]
     fn map_locked_by_other(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
+        self.kernel.map_lock && self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
     }
 
     #[inline]
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
-        self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
+        self.kernel.pte_lock && self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
     /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
     /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
     #[inline]
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
-        self.inflight > 0
+        self.kernel.exit_waits_siblings && self.inflight > 0
             && self.others(cpu).any(|k| {
                 let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
                 (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined)
@@ -430,11 +435,14 @@ impl Machine {
         let mut k = self.cpus[cpu].kop.take().expect("resume without an op in flight");
         self.inflight -= 1;
         k.waiting = None;
+        k.arrived = 0;
         self.kop_run(cpu, k, stop)
     }
 
     fn kop_run(&mut self, cpu: usize, mut k: KOp, stop: Option<Point>) -> Outcome {
-        match self.advance(cpu, &mut k, stop) {
+        let adv = self.advance(cpu, &mut k, stop);
+        self.arrived = k.arrived;
+        match adv {
             Adv::Paused(_) => {
                 self.cpus[cpu].kop = Some(k);
                 self.inflight += 1;

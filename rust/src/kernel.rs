@@ -38,6 +38,17 @@ pub struct Kernel {
     /// A fault resumed after a yield point checks that the map generation and the shadow
     /// chain still give the page it found, else starts over from the lookup.
     pub fault_revalidate: bool,
+    /// Locks of SPEC §3.2, each a knob for `necessity` (off only in its variants there): a
+    /// fault or fork waits for a busy page (`vm_page_sleep_busy`),
+    pub busy_lock: bool,
+    /// a fault's lookup waits for the map lock of fork/mprotect/madvise/exit (`vm_map_lock`),
+    pub map_lock: bool,
+    /// a pmap operation waits for the PTE lock of a change not yet past its ipi_wait (pv entry
+    /// across `pmap_inval_interlock`),
+    pub pte_lock: bool,
+    /// exit waits for the process's other threads and procfs users to leave the kernel
+    /// (`killalllwps`, PSTALL).
+    pub exit_waits_siblings: bool,
     /// Hardware the variant is judged on in the zoo, and whether the fuzzer must find it.
     pub zoo_hw: &'static str,
     pub zoo_expect_found: bool,
@@ -61,6 +72,10 @@ pub const FIXED: Kernel = Kernel {
     fork_waits_busy: true,
     umtx_recheck: true,
     fault_revalidate: true,
+    busy_lock: true,
+    map_lock: true,
+    pte_lock: true,
+    exit_waits_siblings: true,
     zoo_hw: "mode=pc64",
     zoo_expect_found: false,
 };

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod exec;
 pub mod explain;
+pub mod explore;
 pub mod fault;
 pub mod features;
 pub mod fork;
@@ -14,6 +15,7 @@ pub mod invariants;
 pub mod judge;
 pub mod kernel;
 pub mod machine;
+pub mod necessity;
 pub mod phys;
 pub mod pmap;
 pub mod pmap_inval;

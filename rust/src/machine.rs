@@ -55,6 +55,8 @@ pub struct Machine {
     /// says (the invariant checks must flag it).
     pub plant_fill_writable: bool,
     steps_run: u32,
+    /// Yield points the last line's op arrived at (`KOp::arrived`).
+    pub arrived: u8,
 }
 
 /// Self-test hook: `PYVMFUZZ_SELFTEST_PANIC_AT=N` makes every run (campaign, replay, encode)
@@ -100,6 +102,7 @@ impl Machine {
             panic_at: 0,
             plant_fill_writable: false,
             steps_run: 0,
+            arrived: 0,
         };
         m.reset(hw, kernel);
         m

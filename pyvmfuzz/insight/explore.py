@@ -1,0 +1,190 @@
+"""`pyvmfuzz explore` and `pyvmfuzz necessity` (SPEC §5): bounded exhaustive exploration in the
+Rust core (rust/src/explore.rs: iterative deepening, canonical state hashing, TLB-hit
+commutation), and the safety actions of a kernel switched off one at a time
+(rust/src/necessity.rs)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyvmfuzz import _core
+from pyvmfuzz.campaign.findings import atomic_write, finding_text, signature
+
+DOMAIN_NOTE = "pages {pages}, word 0; stored values {values}; umtx_sleep values 0, those and the file word"
+
+
+def _domain(args) -> tuple[list[str] | None, list[int] | None]:
+    pages = [p.strip() for p in args.pages.split(",")] if getattr(args, "pages", None) else None
+    values = None
+    if getattr(args, "values", None):
+        try:
+            values = [int(v, 0) for v in args.values.split(",")]
+        except ValueError:
+            raise ValueError(f"--values: bad value list '{args.values}'") from None
+    return pages, values
+
+
+def _bar(desc: str, time_s: float):
+    """A tqdm bar of lines executed, and the callback the core calls every 16k lines."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=" lines", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
+               disable=not sys.stderr.isatty())
+
+    def progress(st: dict) -> bool:
+        bar.n = st["generated"]
+        bar.set_postfix_str(f"bound {st['bound']} proved {st['completed']} states {st['distinct']:,}", refresh=False)
+        bar.refresh()
+        return True
+
+    return bar, progress
+
+
+def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashing=True, por=True,
+                pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None) -> dict:
+    """One exploration; the core's dict (see `_core.explore`)."""
+    bar, progress = _bar(bar_desc or f"explore {kernel}", time_s)
+    try:
+        return _core.explore(kernel, depth, hw=hw, time_s=time_s, hashing=hashing, por=por,
+                             off=list(off), on=list(on), progress=progress, pages=pages, values=values,
+                             distinguish=distinguish)
+    finally:
+        bar.close()
+
+
+def _witness_text(w: dict) -> str:
+    return "\n".join(f"  {s} -> {o}" for s, o in zip(w["steps"], w["trace"]))
+
+
+def save_finding(r: dict, out: str) -> str:
+    """Save explore's shortest violation like a campaign finding (replayable trace + expect)."""
+    w = r["witness"]
+    program = "\n".join([r["hw"], *w["steps"]]) + "\n"
+    rep = _core.run_text(program, r["kernel"])
+    os.makedirs(out, exist_ok=True)
+    base = os.path.join(out, "explore-" + signature(w["kind"], rep["steps"]))
+    note = f"found by pyvmfuzz explore: a shortest violation ({len(w['steps'])} lines)"
+    atomic_write(base + ".txt", finding_text(rep, note))
+    return base + ".txt"
+
+
+def cmd_explore(args) -> int:
+    pages, values = _domain(args)
+    hw = args.hw
+    if args.cpus is not None:
+        hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
+    r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
+                    pages=pages, values=values)
+    rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0
+    dom = DOMAIN_NOTE.format(pages=args.pages or "data0,text0,shm0", values=args.values or "1")
+    print(f"# explore {r['kernel']} on {r['hw']}; domain: {dom}")
+    print(f"# states generated {r['generated']:,} (last bound {r['generated_last']:,}), distinct expanded "
+          f"{r['distinct']:,}, {rate:,.0f} states/s, {r['elapsed_s']:.1f} s")
+    w = r["witness"]
+    if w is not None:
+        print(f"shortest violation: {w['kind']} at line {w['step']} ({len(w['steps'])} lines; "
+              f"every program of up to {r['completed']} lines is clean)")
+        print(_witness_text(w))
+        print(f"# expected {w['expected']}, observed {w['observed']}")
+        if not args.no_save:
+            print(f"# saved {save_finding(r, args.out)}")
+        return 1
+    if r["completed"] >= args.depth:
+        print(f"no violation up to {r['completed']} lines")
+        return 0
+    why = "interrupted" if r["interrupted"] else "time limit"
+    print(f"no violation up to {r['completed']} lines ({why} while searching {r['bound']} lines)")
+    return 130 if r["interrupted"] else 0
+
+
+# ---- necessity -----------------------------------------------------------------------------
+
+def _cell(res: dict) -> str:
+    if res.get("na"):
+        return "n/a (not in the base kernel)"
+    w = res["witness"]
+    if w is None:
+        return f"no witness up to {res['depth']} lines"
+    src = "explore: shortest" if res["by"] == "explore" else "random search, shrunk"
+    return f"**necessary**: {w['kind']} in {len(w['steps'])} lines ({src}) [{res['ref']}]"
+
+
+def cmd_necessity(args) -> int:
+    actions = _core.safety_actions()
+    hws = [("pc64", "mode=pc64"), ("tagged", "mode=tagged")]
+    out = []
+    emit = out.append
+    witnesses: list[tuple[str, dict]] = []
+    base_status = 0
+    bases = {}
+    for col, hw in hws:
+        on = []
+        # fixed is a pc64 kernel: on tagged its base is fixed plus the tagged-TLB action
+        # (fixed-tagged), so that the column asks what the tagged-correct kernel needs.
+        if col == "tagged" and not _core.action_present(args.kernel, "pm_active_until_flush"):
+            on = ["pm_active_until_flush"]
+        # The base is explored as deep as the time allows: a knob's witness counts only at a
+        # length where the base itself is proved clean.
+        deeper = args.depth + 6 if args.time > 0 else args.depth
+        r = run_explore(args.kernel, deeper, hw, args.time, on=on, bar_desc=f"base {col}")
+        if r["completed"] < args.depth and r["witness"] is None:  # time ran out first
+            r = run_explore(args.kernel, args.depth, hw, 0.0, on=on, bar_desc=f"base {col}")
+        bases[col] = (on, r)
+        if r["completed"] < args.depth and col == "pc64":
+            base_status = 1
+    emit(f"# necessity of {args.kernel}'s safety actions: explore to {args.depth} lines (domain "
+         f"{DOMAIN_NOTE.format(pages='data0,text0,shm0', values='1')}; 2 CPUs); where that finds nothing, explore goes "
+         f"deeper for {args.time:g} s, then {args.random:g} s of random search")
+    emit("")
+    for col, (on, r) in bases.items():
+        name = args.kernel + "".join("+" + a for a in on)
+        w = r["witness"]
+        tail = "" if w is None else (f"; its shortest violation ({w['kind']}, {len(w['steps'])} lines): "
+                                     + "; ".join(f"`{s}` -> {o}" for s, o in zip(w["steps"], w["trace"])))
+        emit(f"- base on {col}: `{name}` — proved clean up to {r['completed']} lines{tail}")
+    emit("")
+    emit("| action | DragonFly function | necessary on pc64 | necessary on tagged |")
+    emit("|---|---|---|---|")
+    for name, func, _what in actions:
+        cells = []
+        for col, hw in hws:
+            on, base = bases[col]
+            clean = base["completed"]
+            if clean < args.depth:
+                cells.append("base not clean")
+                continue
+            if not _core.action_present(args.kernel, name, on):
+                cells.append(_cell({"na": True}))
+                continue
+            r = run_explore(args.kernel, args.depth, hw, 0.0, on=on, off=[name], bar_desc=f"{name} {col}")
+            res = {"depth": r["completed"], "witness": r["witness"], "by": "explore"}
+            if r["witness"] is None and args.time > 0:
+                # Deeper bounds for the time given. Beyond the depth the base is proved clean,
+                # only programs the base gets right count (the base's own bugs are no witness).
+                d = run_explore(args.kernel, args.depth + 6, hw, args.time, on=on, off=[name],
+                                distinguish=clean < args.depth + 6, bar_desc=f"{name} {col} deeper")
+                res["depth"] = max(res["depth"], min(d["completed"], clean))
+                res["witness"] = d["witness"]
+            if res["witness"] is None and args.random > 0:
+                w, _n = _core.random_search(args.kernel, args.random, hw=hw, off=[name], on=on, seed=args.seed)
+                if w is not None:
+                    steps, trace, kind, step = w
+                    text = "\n".join(steps) + "\n"
+                    # Only a program the base kernel gets right shows the action is needed.
+                    if _core.run_variant(args.kernel, text, hw, on=on) is None:
+                        res["witness"] = {"steps": steps, "trace": trace, "kind": kind, "step": step}
+                        res["by"] = "random"
+            if res["witness"] is not None:
+                res["ref"] = f"W{len(witnesses) + 1}"
+                witnesses.append((f"{name} off, {col}", res["witness"]))
+            cells.append(_cell(res))
+        emit(f"| `{name}` | {func} | {cells[0]} | {cells[1]} |")
+    emit("")
+    for i, (title, w) in enumerate(witnesses, 1):
+        emit(f"W{i} ({title}): {w['kind']} at line {w['step']}")
+        emit("```")
+        emit("\n".join(f"{s} -> {o}" for s, o in zip(w["steps"], w["trace"])))
+        emit("```")
+    print("\n".join(out))
+    return base_status

@@ -1,0 +1,754 @@
+//! Bounded exhaustive exploration (SPEC §5 `explore`): every program of up to N lines from the
+//! initial state (SPEC §2.1), interleaved lines of §3.2 (`until`, `resume`, `ipi`) included,
+//! each executed and judged exactly as `run` does (machine step, linearizability judge,
+//! internal invariants).
+//!
+//! Search: iterative deepening by program length — bound 1, 2, …, N, each bound a depth-first
+//! search — so the first violation found is a shortest one (every shorter program was proved
+//! clean by the previous bound), and an interrupted search has proved the last completed bound.
+//!
+//! Domain (what "every program" ranges over; `Domain::default`, widened with `--pages`,
+//! `--values`):
+//! - pages `data0`, `text0`, `shm0` (one of each kind of mapping: private anonymous, private
+//!   file/COW, shared), word 0 only. Every kernel action in the model is per page; words of a
+//!   page differ only in their value; `data1..3` behave as `data0` until a clip tells them apart
+//!   and `text1` as `text0`.
+//! - values written (`store`, `procfs_write`): {1}; values compared by `umtx_sleep`: {0} and the
+//!   written values, plus the file word of a text address.
+//! - `procfs_read`/`procfs_write` name live processes only (a dead or unknown pid is `ESRCH`
+//!   without touching anything).
+//! - `until POINT` for each point the op has except `wait` (a line that must wait stops there
+//!   without being told); an `until` line that completes without reaching its point is the plain
+//!   line and is not generated twice.
+//!
+//! State hashing: a 128-bit hash of the canonical machine and judge state. Frames and VM
+//! objects are renamed by first reference in a fixed traversal (CPUs, processes, sleepers,
+//! shootdown records, then objects and frames reached), so two runs that allocated in another
+//! order meet; unreferenced (freed) frames and dead objects are left out; a paused fault's map
+//! generation enters only as "still equal to the map's" (all the kernel compares). Pids and
+//! CPUs are not renamed (sound; less merging). The judge's part is `Lin::canon` (candidate
+//! contract states as a set, the history window with line numbers by rank), so hashing stays on
+//! while ops are in flight. A state is expanded once per bound unless reached again with more
+//! lines left. A hash collision would skip a state: at 128 bits and ≤ 10^9 states, < 10^-20.
+//!
+//! Partial-order reduction (`por`): two user loads/stores that hit in their CPUs' TLBs, on
+//! different CPUs, with no op in flight, touching different frames and different contract words
+//! (or both loads) commute — each reads/writes only its own frame word and its own logical
+//! word, wakes nobody and changes no TLB, PTE or lock — so of the two orders only the one with
+//! the lower CPU first is generated. `tests/test_explore.py` checks hashing and reduction
+//! against plain search (same verdicts, same shortest lengths).
+
+use crate::hw::Hw;
+use crate::inflight::{KOp, Lock, MID_SWITCH};
+use crate::judge::canon::{outcome_code, step_code};
+use crate::judge::{Event, Kind, Lin, Violation};
+use crate::kernel::Kernel;
+use crate::machine::Machine;
+use crate::phys::NO_FRAME;
+use crate::program::{text_word, Addr, Observed, Op, Outcome, Point, Step, Target, POINTS, SHM};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+/// What programs range over (see the module comment).
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub pages: Vec<u8>,
+    pub words: Vec<u8>,
+    pub values: Vec<u32>,
+}
+
+impl Default for Domain {
+    fn default() -> Self {
+        Domain { pages: vec![0, 4, SHM], words: vec![0], values: vec![1] }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub depth: u32,
+    /// Seconds; 0 = no limit.
+    pub time_s: f64,
+    pub hashing: bool,
+    pub por: bool,
+    /// Generate `until P` only where the plain line arrived at P (`Machine::arrived`). Off by
+    /// default and not sound today: plain lines on the core's fast paths (TLB hit, switch,
+    /// spawn) run no KOp and record no arrival, and `until` lines that stop short of their
+    /// point were seen to reach states the plain line does not (1767 vs 1758 distinct states,
+    /// fixed, bound 3, four pages). Kept for measuring.
+    pub arrived_hint: bool,
+    /// A violation counts only where this kernel gets the same program right (necessity: the
+    /// shortest program that tells a variant from its base); others end their branch.
+    pub base: Option<&'static Kernel>,
+    /// Most states kept in the hash table (beyond it states are expanded again: sound).
+    pub max_table: usize,
+    pub domain: Domain,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// The bound being searched.
+    pub bound: u32,
+    /// Deepest bound searched completely without violation.
+    pub completed: u32,
+    /// Successor states computed (lines executed), all bounds.
+    pub generated: u64,
+    /// Of those, in the last bound searched.
+    pub generated_last: u64,
+    /// Distinct states expanded in the last bound searched (hash table size).
+    pub distinct: u64,
+    /// Lines skipped by partial-order reduction.
+    pub por_skipped: u64,
+    /// States not expanded again thanks to the hash table.
+    pub hash_hits: u64,
+    /// Violations the base kernel shares (`Config::base`), not counted.
+    pub shared: u64,
+    pub elapsed_s: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Explored {
+    pub stats: Stats,
+    /// The shortest violation: its lines and the violation.
+    pub witness: Option<(Vec<Step>, Violation)>,
+    /// Stopped by the time limit or the caller before the bound `depth` was complete.
+    pub stopped: bool,
+}
+
+/// The last line's facts, for the reduction: a TLB-hit user access.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    cpu: u8,
+    frame: u32,
+    /// Contract location: (pid, page), pid 0 for shm.
+    loc: (u32, u8),
+    store: bool,
+}
+
+struct Node {
+    m: Machine,
+    j: Lin,
+}
+
+/// `dst` becomes a copy of `src`, reusing `dst`'s allocations (a state is copied per line).
+fn copy_into(dst: &mut Node, src: &Node) {
+    let (d, s) = (&mut dst.m, &src.m);
+    d.hw = s.hw;
+    d.kernel = s.kernel;
+    d.phys.frames.clone_from(&s.phys.frames);
+    d.phys.freed_count = s.phys.freed_count;
+    d.objects.clone_from(&s.objects);
+    d.procs.truncate(s.procs.len());
+    for (dp, sp) in d.procs.iter_mut().zip(&s.procs) {
+        dp.pid = sp.pid;
+        dp.alive = sp.alive;
+        dp.map.entries.clone_from(&sp.map.entries);
+        dp.map.generation = sp.map.generation;
+        dp.pmap = sp.pmap.clone();
+        dp.threads.clone_from(&sp.threads);
+    }
+    for sp in &s.procs[d.procs.len()..] {
+        d.procs.push(sp.clone());
+    }
+    d.cpus.truncate(s.cpus.len());
+    for (dc, sc) in d.cpus.iter_mut().zip(&s.cpus) {
+        dc.running = sc.running;
+        dc.space = sc.space;
+        dc.tlb.entries.clone_from(&sc.tlb.entries);
+        dc.tlb.cap = sc.tlb.cap;
+        dc.kop = sc.kop;
+    }
+    for sc in &s.cpus[d.cpus.len()..] {
+        d.cpus.push(sc.clone());
+    }
+    d.sleepers.clone_from(&s.sleepers);
+    d.invals.clone_from(&s.invals);
+    d.inflight = s.inflight;
+    d.file_object = s.file_object;
+    d.shm_object = s.shm_object;
+    d.woke.clear();
+    d.dirty = s.dirty.clone();
+    d.panic_at = s.panic_at;
+    d.arrived = 0;
+    dst.j.copy_from(&src.j);
+}
+
+/// The result of one line: inapplicable, or its violation (None: clean).
+enum Exec {
+    Inapplicable,
+    Done(Option<Violation>),
+}
+
+/// Execute and judge line number `n` exactly as `exec::run_observed` does.
+fn exec_line(node: &mut Node, step: Step, n: u32) -> Exec {
+    let res = catch_unwind(AssertUnwindSafe(|| {
+        let m = &mut node.m;
+        let actor = m.cpus[step.cpu as usize].running;
+        let obs = match m.step(step) {
+            Ok(o) => o,
+            Err(_) => return Exec::Inapplicable,
+        };
+        let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
+        let paused = obs.outcome == Outcome::Paused;
+        let verdict = if node.j.sequential() && !paused && !matches!(step.op, Op::Resume) {
+            node.j.check_plain(n, &step, actor, &obs)
+        } else {
+            let ev = match step.op {
+                Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+                Op::Resume => Event::End { cpu: step.cpu, obs },
+                _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+                _ => Event::Plain { step, actor, obs },
+            };
+            node.j.line(n, ev)
+        };
+        if let Some(v) = verdict {
+            return Exec::Done(Some(v));
+        }
+        if let Some((kind, msg)) = m.check_invariants() {
+            return Exec::Done(Some(Violation { kind, step: n, expected: "coherent machine".into(), observed: msg }));
+        }
+        Exec::Done(None)
+    }));
+    match res {
+        Ok(e) => e,
+        Err(_) => Exec::Done(Some(Violation {
+            kind: Kind::Panic,
+            step: n,
+            expected: "no model assertion".into(),
+            observed: "model assertion failed".into(),
+        })),
+    }
+}
+
+/// Whether `s` is a plain user load/store that hits in its CPU's TLB now (no fault, no
+/// wait, no change but the word it stores).
+fn tlb_hit(m: &Machine, s: &Step) -> Option<Hit> {
+    if s.until.is_some() || m.inflight != 0 {
+        return None;
+    }
+    let (a, store) = match s.op {
+        Op::Load(a) => (a, false),
+        Op::Store(a, _) => (a, true),
+        _ => return None,
+    };
+    let c = &m.cpus[s.cpu as usize];
+    let (pid, _) = c.running?;
+    if c.kop.is_some() || c.space == MID_SWITCH {
+        return None;
+    }
+    let te = c.tlb.lookup(pid, a.page)?;
+    if store && !te.writable {
+        return None;
+    }
+    let loc = if a.page == SHM { (0, a.page) } else { (pid, a.page) };
+    Some(Hit { cpu: s.cpu, frame: te.frame, loc, store })
+}
+
+/// `a` after `b` is skipped when the two commute and `a` runs on the lower CPU (the other
+/// order is generated).
+fn commutes_below(a: &Hit, b: &Hit) -> bool {
+    a.cpu < b.cpu && ((!a.store && !b.store) || (a.frame != b.frame && a.loc != b.loc))
+}
+
+/// Lines that may run now (applicability is checked when each is executed).
+/// With `all_points`, every `until` variant too; else only plain lines (their `until` variants
+/// are made from the points each plain line arrived at, see `Search::dfs`).
+pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>) {
+    out.clear();
+    let pre_enter = m.kernel.vm_fault_page_pmap_enter;
+    let with_points = |out: &mut Vec<Step>, cpu: u8, op: Op, bits: u8| {
+        out.push(Step { cpu, op, until: None });
+        if !all_points {
+            return;
+        }
+        for p in POINTS {
+            if p != Point::Wait && bits & p.bit() != 0 {
+                out.push(Step { cpu, op, until: Some(p) });
+            }
+        }
+    };
+    for c in 0..m.cpus.len() {
+        let cpu = c as u8;
+        let ipi = m.ipi_pending(c);
+        if let Some(k) = &m.cpus[c].kop {
+            if k.waiting.is_none_or(|l| m.lock_free(c, l)) {
+                with_points(out, cpu, Op::Resume, k.op.points(pre_enter));
+            }
+            if ipi {
+                out.push(Step { cpu, op: Op::Ipi, until: None });
+            }
+            continue;
+        }
+        if ipi {
+            out.push(Step { cpu, op: Op::Ipi, until: None });
+        }
+        let sw = Op::Switch(Target::Idle).points(pre_enter);
+        with_points(out, cpu, Op::Switch(Target::Idle), sw);
+        for (p, t) in m.runnable() {
+            with_points(out, cpu, Op::Switch(Target::Thread(p, t)), sw);
+        }
+        if m.cpus[c].running.is_none() {
+            continue;
+        }
+        let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
+        // Process and thread creation first: most witnesses start with one, and the first
+        // violation of a bound ends the search sooner (the order is no part of soundness).
+        let mut ops: Vec<Op> = vec![Op::Spawn, Op::Fork];
+        for &page in &d.pages {
+            for &word in &d.words {
+                let a = Addr { page, word };
+                ops.push(Op::Load(a));
+                for &v in &d.values {
+                    ops.push(Op::Store(a, v));
+                }
+                if !d.values.contains(&0) {
+                    ops.push(Op::UmtxSleep(a, 0));
+                }
+                for &v in &d.values {
+                    ops.push(Op::UmtxSleep(a, v));
+                }
+                if crate::program::is_text(page) {
+                    ops.push(Op::UmtxSleep(a, text_word(page - 4, word)));
+                }
+                ops.push(Op::UmtxWakeup(a));
+                for &pid in &live {
+                    ops.push(Op::ProcfsRead(pid, a));
+                    for &v in &d.values {
+                        ops.push(Op::ProcfsWrite(pid, a, v));
+                    }
+                }
+            }
+            ops.push(Op::Madvise(page));
+            ops.push(Op::Mprotect(page, false));
+            ops.push(Op::Mprotect(page, true));
+        }
+        ops.push(Op::Exit);
+        for op in ops {
+            with_points(out, cpu, op, op.points(pre_enter));
+        }
+    }
+}
+
+// ---- canonical state hash --------------------------------------------------------------
+
+struct Canon {
+    buf: Vec<u64>,
+    fmap: Vec<u32>,
+    omap: Vec<u32>,
+    frames: Vec<u32>,
+    objs: Vec<u32>,
+}
+
+impl Canon {
+    fn new() -> Canon {
+        Canon { buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
+    }
+
+    #[inline]
+    fn f(&mut self, f: u32) -> u64 {
+        if f == NO_FRAME {
+            return u32::MAX as u64;
+        }
+        let i = f as usize;
+        if self.fmap[i] == u32::MAX {
+            self.fmap[i] = self.frames.len() as u32;
+            self.frames.push(f);
+        }
+        self.fmap[i] as u64
+    }
+
+    #[inline]
+    fn o(&mut self, o: u32) -> u64 {
+        let i = o as usize;
+        if i >= self.omap.len() {
+            return u32::MAX as u64;
+        }
+        if self.omap[i] == u32::MAX {
+            self.omap[i] = self.objs.len() as u32;
+            self.objs.push(o);
+        }
+        self.omap[i] as u64
+    }
+
+    fn kop(&mut self, m: &Machine, k: &KOp) {
+        step_code(&Step { cpu: 0, op: k.op, until: None }, &mut self.buf);
+        let fs = &k.fs;
+        let gen_eq = fs.pid >= 1
+            && (fs.pid as usize) <= m.procs.len()
+            && m.proc(fs.pid).map.generation == fs.map_gen;
+        let w = [
+            (k.pid as u64) << 32 | k.tid as u64,
+            k.phase as u64 | (fs.phase as u64) << 8 | (fs.va as u64) << 16 | (fs.ft.write as u64) << 24
+                | (fs.ft.override_write as u64) << 25 | (fs.writable as u64) << 26 | (gen_eq as u64) << 27
+                | (fs.cowed as u64) << 28 | (k.paused as u64) << 29 | (k.retried as u64) << 30
+                | (fs.pindex as u64) << 32 | (fs.found_idx as u64) << 40 | (k.tries as u64) << 48,
+            fs.pid as u64 | (k.map_lock as u64) << 32,
+            k.at.map_or(0, |p| p as u64 + 1),
+            outcome_code(k.result),
+        ];
+        self.buf.extend_from_slice(&w);
+        let first = self.o(fs.first);
+        let found = self.o(fs.found_obj);
+        let fr = self.f(fs.frame);
+        let busy = self.f(k.busy);
+        let held = self.f(k.held);
+        self.buf.extend_from_slice(&[first, found, fr, busy, held]);
+        let wait = match k.waiting {
+            None => 0,
+            Some(Lock::Busy(f)) => 1 | self.f(f) << 8,
+            Some(Lock::Map(p)) => 2 | (p as u64) << 8,
+            Some(Lock::Pte(p, va)) => 3 | (p as u64) << 8 | (va as u64) << 40,
+            Some(Lock::Siblings(p)) => 4 | (p as u64) << 8,
+        };
+        self.buf.push(wait);
+        // madvise keeps an object in aux; switch keeps address spaces (pids).
+        let aux = if matches!(k.op, Op::Madvise(_)) { self.o(k.aux) } else { k.aux as u64 };
+        self.buf.push(aux | (k.aux2 as u64) << 32);
+    }
+
+    /// The canonical form of (machine, judge) in `self.buf`.
+    fn build(&mut self, m: &Machine, j: &Lin) {
+        self.buf.clear();
+        self.frames.clear();
+        self.objs.clear();
+        self.fmap.clear();
+        self.fmap.resize(m.phys.frames.len(), u32::MAX);
+        self.omap.clear();
+        self.omap.resize(m.objects.len(), u32::MAX);
+        for c in &m.cpus {
+            let run = c.running.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32);
+            self.buf.push(run);
+            self.buf.push(c.space as u64 | (c.tlb.entries.len() as u64) << 32);
+            for e in &c.tlb.entries {
+                let f = self.f(e.frame);
+                self.buf.push(e.asid as u64 | (e.va as u64) << 32 | (e.writable as u64) << 40);
+                self.buf.push(f);
+            }
+            match &c.kop {
+                None => self.buf.push(0),
+                Some(k) => {
+                    self.buf.push(1);
+                    self.kop(m, k);
+                }
+            }
+        }
+        self.buf.push(m.procs.len() as u64);
+        for p in &m.procs {
+            let mut ts = p.alive as u64;
+            for (i, t) in p.threads.iter().enumerate() {
+                let s = match t.state {
+                    crate::proc::ThreadState::Runnable => 1,
+                    crate::proc::ThreadState::Running(c) => 2 + c as u64,
+                    crate::proc::ThreadState::Blocked => 12,
+                    crate::proc::ThreadState::Dead => 13,
+                };
+                ts |= s << (4 + 4 * i);
+            }
+            self.buf.push(ts);
+            self.buf.push(p.map.entries.len() as u64 | (p.pmap.pm_active as u64) << 8);
+            for e in &p.map.entries {
+                let o = self.o(e.object);
+                self.buf.push(
+                    e.start as u64 | (e.end as u64) << 8 | (e.offset as u64) << 16 | (e.prot_write as u64) << 24
+                        | (e.max_write as u64) << 25 | (e.cow as u64) << 26 | (e.needs_copy as u64) << 27
+                        | (e.inherit_share as u64) << 28 | o << 32,
+                );
+            }
+            for pte in &p.pmap.pte {
+                let f = self.f(pte.frame);
+                self.buf.push(f | (pte.writable as u64) << 40);
+            }
+        }
+        let fo = self.o(m.file_object);
+        let so = self.o(m.shm_object);
+        self.buf.push(fo | so << 32);
+        let mut sl = m.sleepers.clone();
+        sl.sort_unstable_by_key(|s| (s.pid, s.tid, s.word, s.frame));
+        self.buf.push(sl.len() as u64);
+        for s in &sl {
+            let f = self.f(s.frame);
+            self.buf.push((s.pid as u64) << 32 | s.tid as u64);
+            self.buf.push(f | (s.word as u64) << 40);
+        }
+        self.buf.push(m.invals.len() as u64);
+        for r in &m.invals {
+            self.buf.push(r.owner as u64 | (r.va as u64) << 8 | (r.pending as u64) << 16 | (r.asid as u64) << 32);
+        }
+        // Objects reached, in order of first reference (their backing objects join the list).
+        let mut i = 0;
+        while i < self.objs.len() {
+            let ob = &m.objects[self.objs[i] as usize];
+            let (otype, size, pages, backing, boff, rc, sc) =
+                (ob.otype as u64, ob.size, ob.pages, ob.backing, ob.backing_offset, ob.ref_count, ob.shadow_count);
+            let b = backing.map_or(u32::MAX as u64, |b| self.o(b));
+            self.buf.push(otype | (size as u64) << 8 | (boff as u64) << 16 | b << 32);
+            self.buf.push(rc as u64 | (sc as u64) << 32);
+            for f in pages {
+                let c = self.f(f);
+                self.buf.push(c);
+            }
+            i += 1;
+        }
+        for i in 0..self.frames.len() {
+            let fr = m.phys.get(self.frames[i]);
+            self.buf.push(fr.words[0] as u64 | (fr.words[1] as u64) << 32);
+            self.buf.push(fr.words[2] as u64 | (fr.words[3] as u64) << 32);
+            self.buf.push(fr.owned as u64 | (fr.freed as u64) << 1 | (fr.hold as u64) << 8);
+        }
+        self.buf.push(u64::MAX);
+        j.canon(&mut self.buf);
+    }
+
+    fn hash(&mut self, m: &Machine, j: &Lin) -> u128 {
+        self.build(m, j);
+        hash128(&self.buf)
+    }
+}
+
+/// Two independent 64-bit multiply-xorshift lanes, finalised with splitmix64.
+fn hash128(words: &[u64]) -> u128 {
+    #[inline]
+    fn fin(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    let mut a: u64 = 0x243f6a8885a308d3;
+    let mut b: u64 = 0x13198a2e03707344 ^ words.len() as u64;
+    for &w in words {
+        a = (a ^ w).wrapping_mul(0x9e3779b97f4a7c15);
+        a ^= a >> 29;
+        b = (b ^ w.rotate_left(23)).wrapping_mul(0xc2b2ae3d27d4eb4f);
+        b ^= b >> 31;
+    }
+    ((fin(a) as u128) << 64) | fin(b ^ a.rotate_left(7)) as u128
+}
+
+#[derive(Default)]
+struct IdHash(u64);
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!()
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+type Table = HashMap<u128, u8, std::hash::BuildHasherDefault<IdHash>>;
+
+// ---- the search ---------------------------------------------------------------------------
+
+struct Search<'a> {
+    cfg: &'a Config,
+    canon: Canon,
+    table: Table,
+    stats: Stats,
+    path: Vec<Step>,
+    witness: Option<(Vec<Step>, Violation)>,
+    start: Instant,
+    stop: bool,
+    tick: u64,
+    progress: &'a mut dyn FnMut(&Stats) -> bool,
+    cands: Vec<Vec<Step>>,
+    /// A reusable child state per depth.
+    scratch: Vec<Option<Node>>,
+}
+
+impl Search<'_> {
+    fn poll(&mut self) {
+        self.stats.elapsed_s = self.start.elapsed().as_secs_f64();
+        self.stats.distinct = self.table.len() as u64;
+        if self.cfg.time_s > 0.0 && self.stats.elapsed_s > self.cfg.time_s {
+            self.stop = true;
+        }
+        if !(self.progress)(&self.stats) {
+            self.stop = true;
+        }
+    }
+
+    /// Depth-first below `node` (at depth `k`) to the bound. Returns true on a violation.
+    fn dfs(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32) -> bool {
+        let mut cands = std::mem::take(&mut self.cands[k as usize]);
+        candidates(&node.m, &self.cfg.domain, !self.cfg.arrived_hint, &mut cands);
+        let pre_enter = node.m.kernel.vm_fault_page_pmap_enter;
+        let mut found = false;
+        'outer: for &base in &cands {
+            if self.stop {
+                break;
+            }
+            if node.m.check_applicable(&base).is_err() {
+                continue;
+            }
+            let (f, arrived) = self.visit(node, k, last, bound, base);
+            if f {
+                found = true;
+                break;
+            }
+            if self.cfg.arrived_hint && base.until.is_none() {
+                let bits = arrived & base.op.points(pre_enter) & !Point::Wait.bit();
+                for p in POINTS {
+                    if bits & p.bit() != 0 {
+                        let (f, _) = self.visit(node, k, last, bound, Step { until: Some(p), ..base });
+                        if f {
+                            found = true;
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+        self.cands[k as usize] = cands;
+        found
+    }
+
+    /// Line `step` from `node` and the search below it: (violation found, points it arrived at).
+    fn visit(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32, step: Step) -> (bool, u8) {
+        let hit = if self.cfg.por { tlb_hit(&node.m, &step) } else { None };
+        if let (Some(a), Some(b)) = (&hit, &last) {
+            if commutes_below(a, b) {
+                self.stats.por_skipped += 1;
+                return (false, 0);
+            }
+        }
+        let mut child = self.scratch[k as usize].take().unwrap_or_else(|| Node { m: node.m.clone(), j: node.j.clone() });
+        copy_into(&mut child, node);
+        let r = self.visit_child(&mut child, k, hit, bound, step);
+        self.scratch[k as usize] = Some(child);
+        r
+    }
+
+    fn visit_child(&mut self, child: &mut Node, k: u32, hit: Option<Hit>, bound: u32, step: Step) -> (bool, u8) {
+        self.stats.generated += 1;
+        self.stats.generated_last += 1;
+        self.tick += 1;
+        if self.tick & 0x3fff == 0 {
+            self.poll();
+        }
+        match exec_line(child, step, k + 1) {
+            Exec::Inapplicable => {
+                self.stats.generated -= 1;
+                self.stats.generated_last -= 1;
+                return (false, 0);
+            }
+            Exec::Done(Some(v)) => {
+                let mut p = self.path.clone();
+                p.push(step);
+                if let Some(b) = self.cfg.base {
+                    if trace(b, child.m.hw, &p).1.is_some() {
+                        self.stats.shared += 1;
+                        return (false, 0);
+                    }
+                }
+                self.witness = Some((p, v));
+                return (true, 0);
+            }
+            Exec::Done(None) => {}
+        }
+        let arrived = child.m.arrived;
+        // An `until` line that completed is the plain line again.
+        if step.until.is_some() && child.m.cpus[step.cpu as usize].kop.is_none() {
+            return (false, arrived);
+        }
+        if k + 1 >= bound {
+            return (false, arrived);
+        }
+        let left = (bound - k - 1) as u8;
+        if self.cfg.hashing {
+            let h = self.canon.hash(&child.m, &child.j);
+            match self.table.get(&h) {
+                Some(&r) if r >= left => {
+                    self.stats.hash_hits += 1;
+                    return (false, arrived);
+                }
+                Some(_) => {
+                    self.table.insert(h, left);
+                }
+                None => {
+                    if self.table.len() < self.cfg.max_table {
+                        self.table.insert(h, left);
+                    }
+                }
+            }
+        }
+        self.path.push(step);
+        let f = self.dfs(child, k + 1, hit, bound);
+        self.path.pop();
+        (f, arrived)
+    }
+}
+
+/// Explore every program of up to `cfg.depth` lines under `kernel` on `hw`. `progress` is
+/// called every 16k lines and after each bound; returning false stops the search (what the
+/// completed bounds proved stays in `stats.completed`).
+/// `prefix`: lines run first (from the initial state); the bound counts the lines after it.
+/// Err: a prefix line is inapplicable or ends in a violation (its line number, 1-based).
+pub fn explore(
+    kernel: &'static Kernel,
+    hw: Hw,
+    cfg: &Config,
+    prefix: &[Step],
+    progress: &mut dyn FnMut(&Stats) -> bool,
+) -> Result<Explored, String> {
+    let mut root = Node { m: Machine::new(hw, kernel), j: Lin::new() };
+    for (i, &st) in prefix.iter().enumerate() {
+        match exec_line(&mut root, st, i as u32 + 1) {
+            Exec::Inapplicable => return Err(format!("prefix line {}: not applicable: {st}", i + 1)),
+            Exec::Done(Some(v)) => return Err(format!("prefix line {}: already a violation ({})", i + 1, v.kind.name())),
+            Exec::Done(None) => {}
+        }
+    }
+    let base = prefix.len() as u32;
+    let mut s = Search {
+        cfg,
+        canon: Canon::new(),
+        table: Table::default(),
+        stats: Stats::default(),
+        path: prefix.to_vec(),
+        witness: None,
+        start: Instant::now(),
+        stop: false,
+        tick: 0,
+        progress,
+        cands: vec![Vec::new(); (base + cfg.depth) as usize + 1],
+        scratch: (0..=base + cfg.depth).map(|_| None).collect(),
+    };
+    for bound in 1..=cfg.depth {
+        s.stats.bound = bound;
+        s.stats.generated_last = 0;
+        s.table.clear();
+        let found = s.dfs(&root, base, None, base + bound);
+        s.poll();
+        if found {
+            break;
+        }
+        if s.stop {
+            break;
+        }
+        s.stats.completed = bound;
+        s.poll();
+        if s.stop {
+            break;
+        }
+    }
+    s.stats.elapsed_s = s.start.elapsed().as_secs_f64();
+    s.stats.distinct = s.table.len() as u64;
+    let stopped = s.witness.is_none() && s.stats.completed < cfg.depth;
+    Ok(Explored { stats: s.stats, witness: s.witness, stopped })
+}
+
+/// The trace of `steps` as `run` prints it (each line with its outcome).
+pub fn trace(kernel: &'static Kernel, hw: Hw, steps: &[Step]) -> (Vec<Observed>, Option<Violation>) {
+    let prog = crate::program::Program {
+        steps: steps.to_vec(),
+        asserts: vec![None; steps.len()],
+        lines: vec![0; steps.len()],
+        ..Default::default()
+    };
+    match crate::exec::run(crate::exec::Source::Text(&prog), hw, kernel) {
+        Ok(r) => (r.observed, r.violation),
+        Err(_) => (Vec::new(), None),
+    }
+}

@@ -1,0 +1,153 @@
+//! Canonical form of the judge's state for `explore`'s state hashing (SPEC §5). A child module
+//! of `judge` so that it reads the judge's private state without widening its interface.
+//!
+//! What determines every later verdict of `Lin`: its candidate contract states (a set: sorted),
+//! the history window (each op's step, actor, outcome, wakes, and whether it completed) and the
+//! CPUs' open ops. Line numbers enter judgement only through real-time order (`eligible`,
+//! `compact`) and the step number printed in a violation, so they are replaced by their rank:
+//! two windows whose lines are ordered alike are judged alike.
+
+use super::{CProc, Judge, Key, Lin};
+use crate::program::{Observed, Op, Outcome, Step, Target};
+
+pub fn outcome_code(o: Outcome) -> u64 {
+    let (k, a, b) = match o {
+        Outcome::Ok => (0u64, 0u64, 0u64),
+        Outcome::Segv => (1, 0, 0),
+        Outcome::Value(v) => (2, v as u64, 0),
+        Outcome::Pid(p) => (3, p as u64, 0),
+        Outcome::Thread(p, t) => (4, p as u64, t as u64),
+        Outcome::Eagain => (5, 0, 0),
+        Outcome::Blocked => (6, 0, 0),
+        Outcome::Ebusy => (7, 0, 0),
+        Outcome::Efault => (8, 0, 0),
+        Outcome::Esrch => (9, 0, 0),
+        Outcome::Paused => (10, 0, 0),
+    };
+    k | a << 8 | b << 40
+}
+
+/// A step as two words (cpu, op and its arguments, `until`).
+pub fn step_code(s: &Step, out: &mut Vec<u64>) {
+    let (k, a, b, c): (u64, u64, u64, u64) = match s.op {
+        Op::Switch(Target::Idle) => (0, 0, 0, 0),
+        Op::Switch(Target::Thread(p, t)) => (1, p as u64, t as u64, 0),
+        Op::Load(x) => (2, x.page as u64, x.word as u64, 0),
+        Op::Store(x, v) => (3, x.page as u64 | (x.word as u64) << 8, v as u64, 0),
+        Op::Fork => (4, 0, 0, 0),
+        Op::Spawn => (5, 0, 0, 0),
+        Op::Exit => (6, 0, 0, 0),
+        Op::UmtxSleep(x, v) => (7, x.page as u64 | (x.word as u64) << 8, v as u64, 0),
+        Op::UmtxWakeup(x) => (8, x.page as u64, x.word as u64, 0),
+        Op::ProcfsRead(p, x) => (9, x.page as u64 | (x.word as u64) << 8, p as u64, 0),
+        Op::ProcfsWrite(p, x, v) => (10, x.page as u64 | (x.word as u64) << 8, v as u64, p as u64),
+        Op::Madvise(pg) => (11, pg as u64, 0, 0),
+        Op::Mprotect(pg, w) => (12, pg as u64, w as u64, 0),
+        Op::Resume => (13, 0, 0, 0),
+        Op::Ipi => (14, 0, 0, 0),
+    };
+    let until = s.until.map_or(0u64, |p| p as u64 + 1);
+    out.push(k | (s.cpu as u64) << 8 | until << 16 | c << 24);
+    out.push(a | b << 32);
+}
+
+fn observed_code(outcome: Outcome, woke: &[(u32, u32)], out: &mut Vec<u64>) {
+    out.push(outcome_code(outcome));
+    out.push(woke.len() as u64);
+    for (p, t) in woke {
+        out.push((*p as u64) << 32 | *t as u64);
+    }
+}
+
+fn cproc_code(p: &CProc, out: &mut Vec<u64>) {
+    out.push(p.alive as u64 | (p.live_threads as u64) << 8 | (p.next_tid as u64) << 16);
+    let mut w = 0u64;
+    for (i, b) in p.writable.iter().enumerate() {
+        w |= (*b as u64) << i;
+    }
+    out.push(w);
+    for page in &p.mem {
+        for v in page {
+            out.push(*v as u64);
+        }
+    }
+}
+
+fn judge_code(j: &Judge, out: &mut Vec<u64>) {
+    out.push(j.procs.len() as u64);
+    for p in &j.procs {
+        cproc_code(p, out);
+    }
+    for v in &j.shm {
+        out.push(*v as u64);
+    }
+    let mut sl = j.sleepers.clone();
+    sl.sort_unstable();
+    out.push(sl.len() as u64);
+    for ((p, t), k) in sl {
+        out.push((p as u64) << 32 | t as u64);
+        out.push(match k {
+            Key::Private(pid, a) => 1 | (pid as u64) << 8 | (a.page as u64) << 40 | (a.word as u64) << 48,
+            Key::Shm(w) => 2 | (w as u64) << 8,
+        });
+    }
+}
+
+impl Lin {
+    /// Append the canonical form of this judge's state to `out` (see the module comment).
+    pub fn canon(&self, out: &mut Vec<u64>) {
+        let mut cands: Vec<Vec<u64>> = self
+            .cands
+            .iter()
+            .map(|j| {
+                let mut v = Vec::with_capacity(64);
+                judge_code(j, &mut v);
+                v
+            })
+            .collect();
+        cands.sort_unstable();
+        cands.dedup();
+        out.push(cands.len() as u64);
+        for c in cands {
+            out.extend_from_slice(&c);
+        }
+        // Line numbers by rank.
+        let mut lines: Vec<u32> = self.window.iter().flat_map(|h| [h.start, h.end.unwrap_or(u32::MAX)]).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        let rank = |l: u32| lines.binary_search(&l).unwrap() as u64;
+        out.push(self.window.len() as u64);
+        for h in &self.window {
+            step_code(&h.step, out);
+            out.push(h.actor.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32));
+            out.push(rank(h.start) | h.end.map_or(u64::MAX, &rank) << 16);
+            observed_code(h.outcome, &h.woke, out);
+        }
+        for o in &self.open {
+            out.push(o.map_or(u64::MAX, |i| i as u64));
+        }
+    }
+}
+
+/// The outcome and wake list of an observation, for hashing traces.
+pub fn observed_canon(o: &Observed, out: &mut Vec<u64>) {
+    observed_code(o.outcome, &o.woke, out);
+}
+
+impl Lin {
+    /// Become a copy of `o`, reusing this value's allocations (explore copies a state per line).
+    pub fn copy_from(&mut self, o: &Lin) {
+        self.cands.truncate(o.cands.len());
+        for (d, s) in self.cands.iter_mut().zip(&o.cands) {
+            d.procs.clone_from(&s.procs);
+            d.shm = s.shm;
+            d.sleepers.clone_from(&s.sleepers);
+        }
+        for s in &o.cands[self.cands.len()..] {
+            self.cands.push(s.clone());
+        }
+        self.window.clone_from(&o.window);
+        self.open = o.open;
+        self.budget = o.budget;
+    }
+}

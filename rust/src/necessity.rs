@@ -1,0 +1,271 @@
+//! Necessity analysis (SPEC §5 `necessity`): each safety action of a kernel is a knob of
+//! `Kernel`; switching one off gives a variant that `explore` and a short random search try
+//! to break. An action is *necessary* on a hardware model when its variant has a violation
+//! there (the shortest found is its witness).
+
+use crate::codec;
+use crate::exec::{self, Source};
+use crate::hw::{Hw, HwSpec};
+use crate::judge::Violation;
+use crate::kernel::Kernel;
+use crate::program::{Program, Step};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A safety action: its knob, the DragonFly code it stands for, and how to switch it off.
+pub struct Action {
+    pub name: &'static str,
+    pub function: &'static str,
+    pub what: &'static str,
+    /// Whether `k` performs the action.
+    pub present: fn(&Kernel) -> bool,
+    /// `k` without the action.
+    pub off: fn(&mut Kernel),
+}
+
+pub const ACTIONS: &[Action] = &[
+    Action {
+        name: "vm_fault_page_no_pmap_enter",
+        function: "vm_fault_page() (vm_fault.c), 385c96e4 hunk 1",
+        what: "vm_fault_page returns the held page without pmap_enter() into the target pmap",
+        present: |k| !k.vm_fault_page_pmap_enter,
+        off: |k| k.vm_fault_page_pmap_enter = true,
+    },
+    Action {
+        name: "cow_copy_remove_all",
+        function: "vm_fault_object() COW copy: vm_page_protect(VM_PROT_NONE) -> pmap_remove_all() (vm_fault.c), 385c96e4 hunk 2",
+        what: "a copy-on-write copy unmaps the old frame from every pmap, with shootdowns",
+        present: |k| k.cow_copy_remove_all,
+        off: |k| k.cow_copy_remove_all = false,
+    },
+    Action {
+        name: "cow_event",
+        function: "vm_page_event(m, VMEVENT_COW) in vm_fault_object() (vm_fault.c), 10192bae",
+        what: "a copy-on-write copy wakes the umtx sleepers keyed on the old frame",
+        present: |k| k.cow_event,
+        off: |k| k.cow_event = false,
+    },
+    Action {
+        name: "fork_write_protect",
+        function: "vmspace_fork() -> vm_map_copy_entry() -> pmap_protect() (vm_map.c)",
+        what: "fork write-protects the parent's PTEs of private entries",
+        present: |k| k.fork_write_protect,
+        off: |k| k.fork_write_protect = false,
+    },
+    Action {
+        name: "shootdown_remote",
+        function: "pmap_inval_interlock()/smp_invltlb(): the IPI to the other CPUs in pm_active (pmap_inval.c)",
+        what: "a PTE change invalidates the other CPUs in pm_active, not only the caller",
+        present: |k| k.shootdown_remote,
+        off: |k| k.shootdown_remote = false,
+    },
+    Action {
+        name: "protect_right_va",
+        function: "pmap_clearbit()/pmap_protect() invalidation of the page it changed (pmap.c), 3cb318dc",
+        what: "the write-protect path invalidates the address it protected",
+        present: |k| k.protect_right_va,
+        off: |k| k.protect_right_va = false,
+    },
+    Action {
+        name: "pm_active_until_flush",
+        function: "cpu_switch()/pmap_setlwpvm(): pm_active bookkeeping (swtch.s, pmap.c; OpenBSD pm_cpus 9f1181d59de3)",
+        what: "on tagged TLBs a CPU keeps its pm_active bit until it has flushed",
+        present: |k| k.pm_active_until_flush,
+        off: |k| k.pm_active_until_flush = false,
+    },
+    Action {
+        name: "busy_through_access",
+        function: "procfs_rwmem() (procfs_mem.c): the page stays busy across the access (DragonFly only vm_page_hold()s it)",
+        what: "the page vm_fault_page returns stays busy until the caller's access is done",
+        present: |k| k.busy_through_access,
+        off: |k| k.busy_through_access = false,
+    },
+    Action {
+        name: "fork_waits_busy",
+        function: "vmspace_fork() -> vm_page_sleep_busy() (vm_map.c, vm_page.c)",
+        what: "fork waits for busy pages of the entries it makes copy-on-write",
+        present: |k| k.fork_waits_busy,
+        off: |k| k.fork_waits_busy = false,
+    },
+    Action {
+        name: "umtx_recheck",
+        function: "sys_umtx_sleep() re-check after tsleep_interlock() (kern_umtx.c), 369ba561",
+        what: "umtx_sleep re-checks the held page is still mapped and writable after registering",
+        present: |k| k.umtx_recheck,
+        off: |k| k.umtx_recheck = false,
+    },
+    Action {
+        name: "fault_revalidate",
+        function: "vm_fault(): KERN_TRY_AGAIN / map generation check after a sleep (vm_fault.c)",
+        what: "a fault resumed after a yield point revalidates the map and shadow chain",
+        present: |k| k.fault_revalidate,
+        off: |k| k.fault_revalidate = false,
+    },
+    Action {
+        name: "busy_lock",
+        function: "vm_page_sleep_busy() on a PG_BUSY page in vm_fault_object()/vmspace_fork() (vm_page.c)",
+        what: "a fault or fork waits for a page another operation keeps busy",
+        present: |k| k.busy_lock,
+        off: |k| k.busy_lock = false,
+    },
+    Action {
+        name: "map_lock",
+        function: "vm_map_lock() across pmap_protect()/pmap_remove() in vm_map_protect()/vm_map_madvise()/vmspace_fork() (vm_map.c)",
+        what: "a fault's lookup waits for the map lock of fork, mprotect, madvise and exit",
+        present: |k| k.map_lock,
+        off: |k| k.map_lock = false,
+    },
+    Action {
+        name: "pte_lock",
+        function: "pv entry / pte held across pmap_inval_interlock()..pmap_inval_deinterlock() (pmap.c, pmap_inval.c)",
+        what: "a pmap operation waits for a PTE change not yet past its ipi_wait",
+        present: |k| k.pte_lock,
+        off: |k| k.pte_lock = false,
+    },
+    Action {
+        name: "exit_waits_siblings",
+        function: "exit1() -> killalllwps(), PSTALL() (kern_exit.c)",
+        what: "exit waits for the process's other threads and procfs users to leave the kernel",
+        present: |k| k.exit_waits_siblings,
+        off: |k| k.exit_waits_siblings = false,
+    },
+];
+
+pub fn action(name: &str) -> Option<&'static Action> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+static VARIANTS: Mutex<Option<HashMap<String, &'static Kernel>>> = Mutex::new(None);
+
+/// `base` with the named actions switched off (and, with `on`, switched on), as a kernel value
+/// that lives for the process (cached by name: a handful per run).
+pub fn variant(base: &'static Kernel, off: &[&str], on: &[&str]) -> Result<&'static Kernel, String> {
+    if off.is_empty() && on.is_empty() {
+        return Ok(base);
+    }
+    let mut name = base.name.to_string();
+    for a in on {
+        name.push('+');
+        name.push_str(a);
+    }
+    for a in off {
+        name.push_str("-no-");
+        name.push_str(a);
+    }
+    let mut g = VARIANTS.lock().unwrap();
+    let map = g.get_or_insert_with(HashMap::new);
+    if let Some(k) = map.get(&name) {
+        return Ok(k);
+    }
+    let mut k = *base;
+    for a in on {
+        let act = action(a).ok_or_else(|| format!("unknown safety action '{a}'"))?;
+        k = toggle_on(k, act);
+    }
+    for a in off {
+        let act = action(a).ok_or_else(|| format!("unknown safety action '{a}'"))?;
+        (act.off)(&mut k);
+    }
+    k.name = Box::leak(name.clone().into_boxed_str());
+    let k: &'static Kernel = Box::leak(Box::new(k));
+    map.insert(name, k);
+    Ok(k)
+}
+
+fn toggle_on(mut k: Kernel, act: &Action) -> Kernel {
+    match act.name {
+        "vm_fault_page_no_pmap_enter" => k.vm_fault_page_pmap_enter = false,
+        "cow_copy_remove_all" => k.cow_copy_remove_all = true,
+        "cow_event" => k.cow_event = true,
+        "fork_write_protect" => k.fork_write_protect = true,
+        "shootdown_remote" => k.shootdown_remote = true,
+        "protect_right_va" => k.protect_right_va = true,
+        "pm_active_until_flush" => k.pm_active_until_flush = true,
+        "busy_through_access" => k.busy_through_access = true,
+        "fork_waits_busy" => k.fork_waits_busy = true,
+        "umtx_recheck" => k.umtx_recheck = true,
+        "fault_revalidate" => k.fault_revalidate = true,
+        "busy_lock" => k.busy_lock = true,
+        "map_lock" => k.map_lock = true,
+        "pte_lock" => k.pte_lock = true,
+        "exit_waits_siblings" => k.exit_waits_siblings = true,
+        _ => {}
+    }
+    debug_assert!((act.present)(&k));
+    k
+}
+
+fn run_steps(kernel: &'static Kernel, hw: Hw, steps: &[Step]) -> Option<Violation> {
+    let prog = Program { steps: steps.to_vec(), asserts: vec![None; steps.len()], lines: vec![0; steps.len()], ..Default::default() };
+    exec::run(Source::Text(&prog), hw, kernel).ok().and_then(|r| r.violation)
+}
+
+/// Greedy one-line deletion while the program still ends in a violation of the same kind.
+pub fn shrink(kernel: &'static Kernel, hw: Hw, mut steps: Vec<Step>) -> (Vec<Step>, Violation) {
+    let mut v = run_steps(kernel, hw, &steps).expect("a violating program");
+    steps.truncate(v.step as usize);
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < steps.len() {
+            let mut t = steps.clone();
+            t.remove(i);
+            if let Some(w) = run_steps(kernel, hw, &t) {
+                if w.kind == v.kind {
+                    t.truncate(w.step as usize);
+                    steps = t;
+                    v = w;
+                    changed = true;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        // `until` on a line that completed anyway is noise: drop it where the verdict stays.
+        for i in 0..steps.len() {
+            if steps[i].until.is_some() {
+                let mut t = steps.clone();
+                t[i].until = None;
+                if run_steps(kernel, hw, &t).is_some_and(|w| w.kind == v.kind && w.step == v.step) {
+                    steps = t;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return (steps, v);
+        }
+    }
+}
+
+/// Random byte programs (decoded state-aware, as the fuzzer's) for `budget_s` seconds; the
+/// first violation, shrunk. Returns (witness, programs run).
+pub fn random_search(kernel: &'static Kernel, hw: Hw, seed: u64, budget_s: f64, max_steps: usize) -> (Option<(Vec<Step>, Violation)>, u64) {
+    let spec = HwSpec { cpus: Some(hw.cpus), tlb: Some(hw.tlb), mode: Some(hw.mode) };
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    let mut buf = Vec::new();
+    loop {
+        if n.is_multiple_of(256) && start.elapsed().as_secs_f64() > budget_s {
+            return (None, n);
+        }
+        let len = 2 + 5 * (1 + (next() % max_steps as u64) as usize);
+        buf.clear();
+        while buf.len() < len {
+            buf.extend_from_slice(&next().to_le_bytes());
+        }
+        buf.truncate(len);
+        n += 1;
+        if exec::fuzz_verdict(&buf, kernel, spec, None).0 != 0 {
+            let (_, steps) = codec::decode(&buf, spec, kernel);
+            return (Some(shrink(kernel, hw, steps)), n);
+        }
+    }
+}
