@@ -47,7 +47,8 @@ def test_trace_is_a_replayable_program(run_cli, tmp_path):
 
 def test_bytes_file_runs(run_cli, tmp_path):
     f = tmp_path / "crash-1"
-    f.write_bytes(bytes([1, 7, 9, 0x10, 1, 0, 2, 0x10, 2, 0]))
+    # 5-byte records (issue 13): procfs_write P1 text0.0 1; store text0.0 2
+    f.write_bytes(bytes([1, 7, 9, 0x10, 1, 0, 0, 2, 0x10, 2, 0, 0]))
     p = run_cli("run", str(f), "--kernel", "pre-385c96e4")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "protection at step 2" in p.stdout

@@ -208,7 +208,7 @@ def run_campaign(args) -> int:
     cmd = [
         _wrapper(out), corpus, seeds,
         f"-seed={args.seed}",
-        f"-max_len={2 + 4 * args.max_steps + 16}",
+        f"-max_len={2 + 5 * args.max_steps + 16}",  # 5-byte records (codec.rs)
         "-print_final_stats=1",
         f"-artifact_prefix={crashes}/",
         "-timeout=30",

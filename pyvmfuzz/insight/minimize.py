@@ -88,6 +88,8 @@ class Minimizer:
             vs = []
             for op in ops:
                 toks = op.split()
+                if len(toks) > 2 and toks[-2] == "until":  # SPEC §3.2 line: the value precedes it
+                    toks = toks[:-2]
                 if toks[1] in ("store", "umtx_sleep", "procfs_write"):
                     v = int(toks[-1], 0)
                     if v not in vs:

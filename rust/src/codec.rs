@@ -49,7 +49,7 @@ pub const RECORD: usize = 5;
 const UNTIL_BASE: u8 = 0xa0;
 
 /// The yield points `op` can be stopped at, in `POINTS` order.
-fn point_list(m: &Machine, op: &Op) -> ([Point; 8], usize) {
+fn point_list(_m: &Machine, op: &Op) -> ([Point; 8], usize) {
     // As the text parser: vm_fault_page's pmap_enter is a point of every kernel's ops (it is
     // reached only where the kernel calls it), so every valid text line encodes.
     let bits = op.points(true);

@@ -26,6 +26,11 @@ pub struct Report {
     pub assert_failures: Vec<(u32, Assertion, Observed)>,
     /// Steps completed without violation.
     pub steps_run: u32,
+    /// At the end of the run, per CPU with an op in flight: (cpu, op, phase, point, lock
+    /// waited for) — see `Machine::inflight_info`.
+    pub in_flight: Vec<(u8, String, String, &'static str, Option<String>)>,
+    /// At the end: invalidations pending, (target cpu, address space, page, initiating cpu).
+    pub pending_ipis: Vec<(u8, u32, u8, u8)>,
 }
 
 thread_local! {
@@ -93,6 +98,8 @@ pub fn run_observed(
         violation: None,
         assert_failures: Vec::new(),
         steps_run: 0,
+        in_flight: Vec::new(),
+        pending_ipis: Vec::new(),
     };
     let mut input_error: Option<InputError> = None;
     let (mut m, mut judge) = match POOL.with(|p| p.borrow_mut().take()) {
@@ -177,6 +184,16 @@ pub fn run_observed(
             report.steps_run = idx as u32;
         }
     }));
+    if record && res.is_ok() {
+        for c in 0..m.cpus.len() {
+            if let Some((op, ph, pt, w)) = m.inflight_info(c) {
+                report.in_flight.push((c as u8, op, ph, pt, w));
+            }
+            for (a, va, o) in m.pending_ipis(c) {
+                report.pending_ipis.push((c as u8, a, va, o));
+            }
+        }
+    }
     POOL.with(|p| *p.borrow_mut() = Some((m, judge)));
     if res.is_err() {
         let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());

@@ -11,6 +11,10 @@ pub struct CpuSnap {
     pub space: u32,
     /// (asid, page, frame, writable), oldest first.
     pub tlb: Vec<(u32, u8, u32, bool)>,
+    /// The op in flight: (op, phase, point, lock waited for) — see `Machine::inflight_info`.
+    pub inflight: Option<(String, String, &'static str, Option<String>)>,
+    /// Invalidations pending for this CPU: (address space, page, initiating cpu).
+    pub pending: Vec<(u32, u8, u8)>,
 }
 
 #[derive(Clone, Debug)]
@@ -46,7 +50,10 @@ pub fn snapshot(m: &Machine) -> Snapshot {
     let cpus = m
         .cpus
         .iter()
-        .map(|c| CpuSnap {
+        .enumerate()
+        .map(|(i, c)| CpuSnap {
+            inflight: m.inflight_info(i),
+            pending: m.pending_ipis(i),
             running: c.running,
             space: c.space,
             tlb: c

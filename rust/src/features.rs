@@ -122,7 +122,7 @@ impl Features {
 
 #[derive(Clone, Copy)]
 pub struct Situation {
-    bits: u32,
+    pub bits: u32,
     /// (process, page) this situation belongs to, for pairs.
     slot: Option<usize>,
 }
@@ -130,6 +130,27 @@ pub struct Situation {
 /// The situation step `s` finds the machine in (before it runs).
 #[inline]
 pub fn situation(m: &Machine, s: &Step) -> Situation {
+    let mut sit = situation_plain(m, s);
+    if m.inflight > 0 || !m.invals.is_empty() || s.until.is_some() {
+        // SPEC §3.2: the op in flight (its phase and the point it stopped at) and pending
+        // IPIs are part of the situation. Programs without them keep their features.
+        let cpu = s.cpu as usize;
+        if let Some(k) = m.cpus[cpu].kop.as_ref() {
+            let fph = match k.phase {
+                crate::inflight::Phase::UserFault | crate::inflight::Phase::PageFault => k.fs.phase as u32 + 1,
+                _ => 0,
+            };
+            sit.bits ^= (k.phase as u32 + 1) << 16 | fph << 21 | (k.waiting.is_some() as u32) << 24 | (k.at.map_or(0, |p| p as u32 + 1)) << 25;
+        }
+        sit.bits ^= (m.ipi_pending(cpu) as u32) << 29 | ((m.inflight > 0) as u32) << 30;
+        if s.until.is_some() {
+            sit.bits ^= 1 << 28;
+        }
+    }
+    sit
+}
+
+fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let cpu = s.cpu as usize;
     let (opcode, target, page): (u32, Option<u32>, Option<u8>) = match s.op {
         Op::Switch(t) => {

@@ -251,20 +251,24 @@ impl Machine {
         self.cpus.iter().enumerate().filter(move |(c, _)| *c != cpu).filter_map(|(_, c)| c.kop.as_ref())
     }
 
+    #[inline]
     fn busy_by_other(&self, cpu: usize, f: FrameId) -> bool {
         self.inflight > 0 && self.others(cpu).any(|k| k.busy == f)
     }
 
+    #[inline]
     fn map_locked_by_other(&self, cpu: usize, pid: u32) -> bool {
         self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
     }
 
+    #[inline]
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
         self.invals.iter().any(|r| r.owner & DEFERRED == 0 && r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
     /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
     /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
+    #[inline]
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
         self.inflight > 0
             && self.others(cpu).any(|k| {
@@ -302,6 +306,29 @@ impl Machine {
         v
     }
 
+    /// The op in flight on `cpu`, for reports: (op text, phase, point it is paused at —
+    /// `wait` when waiting —, the lock it waits for).
+    pub fn inflight_info(&self, cpu: usize) -> Option<(String, String, &'static str, Option<String>)> {
+        let k = self.cpus[cpu].kop.as_ref()?;
+        let op = crate::program::Step { cpu: cpu as u8, op: k.op, until: None }.to_string();
+        let op = op.split_once(' ').map_or(op.clone(), |(_, r)| r.to_string());
+        let phase = match k.phase {
+            Phase::UserFault | Phase::PageFault => format!("{:?}/{:?}", k.phase, k.fs.phase),
+            p => format!("{p:?}"),
+        };
+        let point = match (k.waiting, k.at) {
+            (Some(_), _) => "wait",
+            (None, Some(p)) => p.name(),
+            (None, None) => "wait",
+        };
+        Some((op, phase, point, k.waiting.map(|l| l.to_string())))
+    }
+
+    /// Invalidations pending for `cpu`: (address space, page, initiating cpu).
+    pub fn pending_ipis(&self, cpu: usize) -> Vec<(u32, u8, u8)> {
+        self.invals.iter().filter(|r| r.pending & (1 << cpu) != 0).map(|r| (r.asid, r.va, r.owner)).collect()
+    }
+
     // ---- IPIs ----------------------------------------------------------------------------
 
     /// Whether cpu `c` has invalidations pending.
@@ -321,6 +348,7 @@ impl Machine {
         }
     }
 
+    #[inline]
     fn own_records(&self, cpu: usize) -> bool {
         self.invals.iter().any(|r| r.owner as usize == cpu)
     }
@@ -386,6 +414,12 @@ impl Machine {
                         _ => Outcome::Value(self.phys.get(f).words[a.word as usize]),
                     };
                 }
+                // TLB and page walk done (as UserAccess would): straight to the fault.
+                self.cpus[cpu].tlb.invalidate(pid, a.page);
+                let mut k = KOp::new(op, pid, tid);
+                k.fs = FaultState::new(pid, a.page, if write { VM_PROT_WRITE } else { VM_PROT_READ });
+                k.phase = Phase::UserFault;
+                return self.kop_run(cpu, k, stop);
             }
             // Spawn and a switch not stopped at `enter` have no yield point to stop at.
             Op::Spawn => return self.spawn(pid),
@@ -865,6 +899,7 @@ impl Machine {
         None
     }
 
+    #[inline]
     fn after_changes(&self, cpu: usize) -> Phase {
         if self.own_records(cpu) {
             Phase::IpiWait
@@ -922,6 +957,7 @@ impl Machine {
     }
 
     /// A fault resumed after a yield point revalidates (kernel knob), else starts over.
+    #[inline]
     fn revalidate(&self, k: &mut KOp) -> bool {
         if k.paused && self.kernel.fault_revalidate && !self.fault_still_valid(&k.fs) {
             k.busy = NO_FRAME;
@@ -1152,6 +1188,7 @@ impl Machine {
     }
 
     /// The page is found (after any COW): on to pmap_enter, or done.
+    #[inline]
     fn fault_found(&self, fs: &mut FaultState, enter: bool) -> Option<Fs> {
         if enter {
             fs.phase = FPhase::PmapEnter;
@@ -1165,6 +1202,7 @@ impl Machine {
 
     /// First half: the previous thread becomes runnable, `to` is taken for this CPU, the old
     /// address space is left. Returns (old space, new space).
+    #[inline]
     pub fn switch_leave(&mut self, cpu: usize, to: Option<(u32, u32)>) -> (u32, u32) {
         if let Some((p, t)) = self.cpus[cpu].running {
             self.thread_mut(p, t).state = ThreadState::Runnable;
@@ -1191,6 +1229,7 @@ impl Machine {
     }
 
     /// Second half: enter the new address space (flushing on pc64 when it changes).
+    #[inline]
     pub fn switch_enter(&mut self, cpu: usize, old: u32, new: u32) {
         // Setting the bit is idempotent when leaving kept it (same space in `fixed`).
         if new != IDLE_SPACE {

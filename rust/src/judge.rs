@@ -219,13 +219,6 @@ impl Judge {
         }
     }
 
-    /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`.
-    /// On agreement the contract state advances.
-    #[inline]
-    pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
-        self.check_mode(n, step, actor, obs, false)
-    }
-
     /// A hash of the contract state (sleepers in canonical order), for memoisation.
     pub fn state_hash(&self) -> u64 {
         use std::hash::{Hash, Hasher};
@@ -241,7 +234,10 @@ impl Judge {
     /// `lenient`: a pending operation placed in an order — it takes the contract's outcome,
     /// whatever was observed, and adopts only the wakes it reported of blocked threads.
     fn check_mode(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed, lenient: bool) -> Option<Violation> {
-        if lenient {
+        if !lenient {
+            return self.check(n, step, actor, obs);
+        }
+        {
             let want = self.expected(step, actor);
             let mut o = Observed { outcome: want, woke: Vec::new() };
             for t in &obs.woke {
@@ -258,8 +254,14 @@ impl Judge {
                     }
                 }
             }
-            return self.check_mode(n, step, actor, &o, false);
+            self.check(n, step, actor, &o)
         }
+    }
+
+    /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`.
+    /// On agreement the contract state advances.
+    #[inline]
+    pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
         let viol = |kind, expected: Outcome| {
             Some(Violation { kind, step: n, expected: expected.to_string(), observed: obs.to_string() })
         };

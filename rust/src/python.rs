@@ -80,6 +80,28 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
         af.append(x)?;
     }
     d.set_item("assert_failures", af)?;
+    // SPEC §3.2: ops still in flight and invalidations still pending when the run ended.
+    let inf = PyList::empty(py);
+    for (c, op, ph, pt, w) in &r.in_flight {
+        let x = PyDict::new(py);
+        x.set_item("cpu", *c)?;
+        x.set_item("op", op)?;
+        x.set_item("phase", ph)?;
+        x.set_item("point", *pt)?;
+        x.set_item("waiting_for", w.as_deref())?;
+        inf.append(x)?;
+    }
+    d.set_item("in_flight", inf)?;
+    let pend = PyList::empty(py);
+    for (c, a, va, o) in &r.pending_ipis {
+        let x = PyDict::new(py);
+        x.set_item("cpu", *c)?;
+        x.set_item("pid", *a)?;
+        x.set_item("page", crate::program::PAGE_NAMES[*va as usize])?;
+        x.set_item("initiator", *o)?;
+        pend.append(x)?;
+    }
+    d.set_item("pending_ipis", pend)?;
     match prog {
         Some(p) => d.set_item("expects", expects_list(py, p)?)?,
         None => d.set_item("expects", PyList::empty(py))?,
@@ -337,10 +359,25 @@ fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&s
         for c in &s.cpus {
             let cd = PyDict::new(py);
             cd.set_item("running", c.running.map(thread_name))?;
-            cd.set_item("space", c.space)?;
+            // A CPU between the halves of a switch runs no address space: space None.
+            cd.set_item("space", (c.space != crate::inflight::MID_SWITCH).then_some(c.space))?;
             let tlb: Vec<(u32, &str, u32, bool)> =
                 c.tlb.iter().map(|&(a, va, f, w)| (a, PAGE_NAMES[va as usize], f, w)).collect();
             cd.set_item("tlb", tlb)?;
+            match &c.inflight {
+                None => cd.set_item("in_flight", py.None())?,
+                Some((op, ph, pt, w)) => {
+                    let x = PyDict::new(py);
+                    x.set_item("op", op)?;
+                    x.set_item("phase", ph)?;
+                    x.set_item("point", *pt)?;
+                    x.set_item("waiting_for", w.as_deref())?;
+                    cd.set_item("in_flight", x)?;
+                }
+            }
+            let pend: Vec<(u32, &str, u8)> =
+                c.pending.iter().map(|&(a, va, o)| (a, PAGE_NAMES[va as usize], o)).collect();
+            cd.set_item("pending_ipis", pend)?;
             cpus.append(cd)?;
         }
         sd.set_item("cpus", cpus)?;
