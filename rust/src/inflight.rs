@@ -1124,7 +1124,14 @@ impl Machine {
                 if k.yield_at(Point::PmapEnter, stop) {
                     return Some(Fs::Pause(Point::PmapEnter));
                 }
+                let gone = k.fs.unmap_after;
                 if !self.revalidate(k) {
+                    if gone != NO_FRAME {
+                        // `cow-make-before-break` starting over: the old frame's deferred
+                        // unmap is not lost (done, and waited for, now).
+                        self.pmap_remove_all(cpu, gone);
+                        self.ipi_wait_pass(cpu);
+                    }
                     return None;
                 }
                 if self.pte_locked_by_other(cpu, pid, va) {
