@@ -471,13 +471,13 @@ def cmd_cells(args) -> int:
 def cmd_zoo(args) -> int:
     import textwrap
 
-    print(f"{'kernel':<20} {'hardware':<12} {'expected':<10} story")
+    print(f"{'kernel':<22} {'hardware':<12} {'interleaved':<12} {'expected':<9} commit(s) / story")
     for z in _core.zoo():
         expected = "found" if z["expect_found"] else "clean"
-        lines = textwrap.wrap(z["story"], 70) or [""]
-        print(f"{z['name']:<20} {z['hw']:<12} {expected:<10} {lines[0]}")
-        for ln in lines[1:]:
-            print(" " * 45 + ln)
+        inter = "yes" if z["interleaved"] else "no"
+        print(f"{z['name']:<22} {z['hw']:<12} {inter:<12} {expected:<9} {z['commits']}")
+        for ln in textwrap.wrap(z["story"], 70):
+            print(" " * 57 + ln)
     return 0
 
 

@@ -9,7 +9,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "corpus")
 KERNELS = [
     "fixed", "pre-385c96e4", "partial-385c96e4", "no-cow-event", "fork-no-protect", "shootdown-no-ipi",
-    "protect-wrong-va", "fixed-tagged", "switch-clear-early",
+    "protect-wrong-va", "fixed-tagged", "umtx-no-recheck", "pre-10192bae", "switch-clear-early",
+    "cow-make-before-break", "deferred-flush", "procfs-hold-only", "no-revalidate", "dirty-cow",
 ]
 
 

@@ -184,8 +184,14 @@ def test_zoo_metadata_matches_random_search():
         r = _core.soak(100_000, seed=5, kernel=z["name"], max_steps=32, mode=mode)
         if not z["expect_found"]:
             assert r["violations"] == 0, z["name"]
-        elif z["name"] != "no-cow-event":
+        elif z["name"] not in NOT_FOUND_BY_RANDOM:
             assert r["violations"] > 0, z["name"]
+
+
+# Measured (seed 5, 100,000 random programs of <= 32 steps, pc64): no violation. Their witnesses
+# are corpus/litmus/07, 16, 17, 19, 21, 23 (checked by test_litmus); campaigns need guidance.
+NOT_FOUND_BY_RANDOM = {"no-cow-event", "umtx-no-recheck", "pre-10192bae", "cow-make-before-break",
+                       "procfs-hold-only", "dirty-cow"}
 
 
 def test_machine_reuse_leaves_no_residue():

@@ -132,6 +132,19 @@ fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
     (out, n)
 }
 
+#[inline]
+fn running_cpus(m: &Machine) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for (i, c) in m.cpus.iter().enumerate() {
+        if c.running.is_some() {
+            out[n] = i as u8;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
 impl<'a> Decoder<'a> {
     pub fn new(data: &'a [u8]) -> Decoder<'a> {
         Decoder { data, pos: 0 }
@@ -164,19 +177,23 @@ impl<'a> Decoder<'a> {
         if self.pos >= self.data.len() {
             return None;
         }
-        let k = self.byte();
-        let pw = self.byte();
-        let vb = self.byte();
-        let tb = self.byte();
-        let ub = self.byte();
+        // A whole record in one bounds check (the common case); a short tail byte by byte.
+        let (k, pw, vb, tb, ub) = match self.data.get(self.pos..self.pos + RECORD) {
+            Some(&[k, pw, vb, tb, ub]) => {
+                self.pos += RECORD;
+                (k, pw, vb, tb, ub)
+            }
+            _ => (self.byte(), self.byte(), self.byte(), self.byte(), self.byte()),
+        };
         // Escapes are consumed whatever the operation, so records stay aligned.
         let value = if vb == 0xff { self.u32() } else { vb as u32 };
         let pid_escape = if tb == 0xff { Some(self.u32().max(1)) } else { None };
         let sel = (k >> 4) as usize;
         let mut kind = KIND_TABLE[(k & 15) as usize];
         // Fold a choice without candidates into the next kind that has some.
-        let (busy, nbusy) = busy_cpus(m);
         let quiet = m.inflight == 0 && m.invals.is_empty();
+        // Nothing in flight (`inflight` counts the CPUs with a `kop`): busy means running.
+        let (busy, nbusy) = if quiet { running_cpus(m) } else { busy_cpus(m) };
         if quiet && (kind == RESUME || kind == IPI) {
             kind = LOAD;
         }

@@ -34,6 +34,10 @@ use crate::vm_object::{ObjId, ObjType};
 /// A CPU between the two halves of a context switch runs no address space.
 pub const MID_SWITCH: u32 = u32::MAX;
 
+/// `Inval::owner` flag of a record whose owner returned before its flush (`deferred-flush`):
+/// the IPIs are still pending but the PTE lock is released.
+pub const DEFERRED: u8 = 0x80;
+
 /// A shootdown in progress, like DragonFly's `pmap_inval_info`: the owner changed the PTE of
 /// (asid, va) and waits for the CPUs in `pending` to acknowledge. The record lives until the
 /// owner has passed its `ipi_wait`; while it lives the owner holds that PTE's lock. A CPU's
@@ -101,6 +105,9 @@ pub struct FaultState {
     pub map_gen: u32,
     /// The COW path ran (copy or rename).
     pub cowed: bool,
+    /// `cow-make-before-break`: the old frame whose mappings are removed only after the new
+    /// PTE is entered.
+    pub unmap_after: FrameId,
 }
 
 impl FaultState {
@@ -118,6 +125,7 @@ impl FaultState {
             writable: false,
             map_gen: 0,
             cowed: false,
+            unmap_after: NO_FRAME,
         }
     }
 }
@@ -136,6 +144,9 @@ pub enum Phase {
     /// After the op's PTE changes: its `ipi_wait`, then `Finish`.
     IpiWait,
     Finish,
+    /// `deferred-flush`: the op has returned its outcome at `ipi_wait`; only its flush is
+    /// left in flight (its records are pending, unlocked); `resume` completes it (`ok`).
+    Deferred,
     /// exit / SEGV: killalllwps, then tear down.
     Exit,
     ExitIpiWait,
@@ -181,6 +192,8 @@ pub struct KOp {
 pub enum Adv {
     Paused(Point),
     Done(Outcome),
+    /// The line completes with this outcome, but the op stays in flight (`Phase::Deferred`).
+    Returned(Outcome),
 }
 
 enum Fs {
@@ -259,7 +272,8 @@ impl Machine {
 
     #[inline]
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
-        self.kernel.pte_lock && self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
+        self.kernel.pte_lock
+            && self.invals.iter().any(|r| r.owner & DEFERRED == 0 && r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
     /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
@@ -269,7 +283,7 @@ impl Machine {
         self.kernel.exit_waits_siblings && self.inflight > 0
             && self.others(cpu).any(|k| {
                 let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
-                (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined)
+                (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined | Phase::Deferred)
             })
     }
 
@@ -296,7 +310,7 @@ impl Machine {
                 }
             }
         }
-        for r in &self.invals {
+        for r in self.invals.iter().filter(|r| r.owner & DEFERRED == 0) {
             v.push((r.owner as usize, Lock::Pte(r.asid, r.va)));
         }
         v
@@ -352,10 +366,14 @@ impl Machine {
     /// The initiator goes past `ipi_wait`: what is left is delivered (it waits for every
     /// target), and its PTE locks are released.
     fn ipi_wait_pass(&mut self, cpu: usize) {
+        self.ipi_wait_pass_owner(cpu as u8)
+    }
+
+    fn ipi_wait_pass_owner(&mut self, owner: u8) {
         let mut i = 0;
         while i < self.invals.len() {
             let r = self.invals[i];
-            if r.owner as usize == cpu {
+            if r.owner == owner {
                 for c in 0..self.cpus.len() {
                     if r.pending & (1 << c) != 0 {
                         self.cpus[c].tlb.invalidate(r.asid, r.va);
@@ -448,6 +466,11 @@ impl Machine {
                 self.inflight += 1;
                 Outcome::Paused
             }
+            Adv::Returned(o) => {
+                self.cpus[cpu].kop = Some(k);
+                self.inflight += 1;
+                o
+            }
             Adv::Done(o) => o,
         }
     }
@@ -457,6 +480,10 @@ impl Machine {
         loop {
             if let Some(p) = self.phase_step(cpu, k, stop) {
                 return Adv::Paused(p);
+            }
+            if k.phase == Phase::Deferred && k.at.is_none() {
+                k.at = Some(Point::IpiWait);
+                return Adv::Returned(k.result);
             }
             if k.phase == Phase::Finish {
                 self.finish(cpu, k);
@@ -580,7 +607,8 @@ impl Machine {
                 k.held = NO_FRAME;
                 k.busy = NO_FRAME;
                 k.retried = true;
-                k.fs = FaultState::new(k.fs.pid, k.fs.va, k.fs.ft);
+                let ft = if self.kernel.retry_keeps_write { k.fs.ft } else { VM_PROT_READ };
+                k.fs = FaultState::new(k.fs.pid, k.fs.va, ft);
                 k.paused = false;
                 k.phase = Phase::PageFault;
                 None
@@ -634,7 +662,9 @@ impl Machine {
                     let p = self.proc(k.pid);
                     let e = p.map.entries[p.map.lookup(a.page)];
                     let mapped = self.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)).map(|x| x.2);
-                    if mapped != Some(f) || !e.prot_write || e.needs_copy {
+                    // (the write checks only where the fault forced the write: pre-10192bae's
+                    // READ fault keys a sleeper on a still-shared frame on purpose)
+                    if mapped != Some(f) || (k.fs.ft.write && (!e.prot_write || e.needs_copy)) {
                         self.sleepers.pop();
                         self.phys.unhold(f);
                         k.held = NO_FRAME;
@@ -658,10 +688,27 @@ impl Machine {
                 None
             }
             Phase::IpiWait => {
+                if !self.kernel.flush_before_return {
+                    // The Linux deferred flush: return now, drop the locks, leave the IPIs
+                    // pending and the wait in flight.
+                    self.finish(cpu, k);
+                    for r in self.invals.iter_mut().filter(|r| r.owner as usize == cpu) {
+                        r.owner = DEFERRED | cpu as u8;
+                    }
+                    k.phase = Phase::Deferred;
+                    return None;
+                }
                 if k.yield_at(Point::IpiWait, stop) {
                     return Some(Point::IpiWait);
                 }
                 self.ipi_wait_pass(cpu);
+                k.phase = Phase::Finish;
+                None
+            }
+            Phase::Deferred => {
+                self.ipi_wait_pass_owner(DEFERRED | cpu as u8);
+                k.at = None;
+                k.result = Outcome::Ok;
                 k.phase = Phase::Finish;
                 None
             }
@@ -728,8 +775,10 @@ impl Machine {
                     return Some(Point::Enter);
                 }
                 if k.paused {
-                    // Skipped by the invariants while mid-switch: look again.
+                    // Skipped by the invariants while mid-switch: look again (its TLB may
+                    // also hold frames freed meanwhile: use-after-free too).
                     self.dirty.space = true;
+                    self.dirty.pte = true;
                 }
                 self.switch_enter(cpu, k.aux, k.aux2);
                 k.phase = Phase::Finish;
@@ -774,7 +823,19 @@ impl Machine {
                 k.phase = Phase::PageFault;
             }
             Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => {
-                let ft = if matches!(k.op, Op::UmtxSleep(..)) { VM_PROT_WRITE } else { VM_PROT_READ };
+                let mut ft = if matches!(k.op, Op::UmtxSleep(..)) { VM_PROT_WRITE } else { VM_PROT_READ };
+                if ft.write && !self.kernel.umtx_fault_write {
+                    // Before 10192bae: the page is faulted for READ (no forced COW). The EFAULT
+                    // of a page without write is kept (a prot check), so the variant differs
+                    // only in the frame the sleeper is keyed on.
+                    let p = self.proc(pid);
+                    if !p.map.entries[p.map.lookup(a.page)].prot_write {
+                        k.result = Outcome::Efault;
+                        k.phase = Phase::Finish;
+                        return None;
+                    }
+                    ft = VM_PROT_READ;
+                }
                 k.fs = FaultState::new(pid, a.page, ft);
                 k.paused = false;
                 k.phase = Phase::PageFault;
@@ -1036,7 +1097,7 @@ impl Machine {
                     // pending: its pv entry is still on the page, and this removal must not
                     // return before that CPU's TLBs lose `old` (explore found the 6-line stale
                     // read without it: test_cow_remove_all_waits_for_a_pending_shootdown_of_the_same_page).
-                    if let Some(r) = self.invals.iter().find(|r| r.owner as usize != cpu && r.frame == old) {
+                    if let Some(r) = self.invals.iter().find(|r| self.kernel.pte_lock && r.owner & DEFERRED == 0 && r.owner as usize != cpu && r.frame == old) {
                         k.waiting = Some(Lock::Pte(r.asid, r.va));
                         k.paused = true;
                         k.at = None;
@@ -1055,7 +1116,12 @@ impl Machine {
                         self.vm_page_event_cow(old);
                     }
                     if self.kernel.cow_copy_remove_all {
-                        self.pmap_remove_all(cpu, old);
+                        if enter && !self.kernel.cow_break_before_make {
+                            // Make before break: the old frame's mappings go after pmap_enter.
+                            k.fs.unmap_after = old;
+                        } else {
+                            self.pmap_remove_all(cpu, old);
+                        }
                     }
                     new
                 };
@@ -1081,7 +1147,14 @@ impl Machine {
                 if k.yield_at(Point::PmapEnter, stop) {
                     return Some(Fs::Pause(Point::PmapEnter));
                 }
+                let gone = k.fs.unmap_after;
                 if !self.revalidate(k) {
+                    if gone != NO_FRAME {
+                        // `cow-make-before-break` starting over: the old frame's deferred
+                        // unmap is not lost (done, and waited for, now).
+                        self.pmap_remove_all(cpu, gone);
+                        self.ipi_wait_pass(cpu);
+                    }
                     return None;
                 }
                 if self.pte_locked_by_other(cpu, pid, va) {
@@ -1093,6 +1166,22 @@ impl Machine {
                 let new = Pte { frame: k.fs.frame, writable: k.fs.writable };
                 self.dirty.pte = true;
                 let old = self.proc(pid).pmap.pte[va as usize];
+                if k.fs.unmap_after != NO_FRAME {
+                    // `cow-make-before-break`: the new PTE first, then the shootdowns of the
+                    // replaced entry and of the old frame's other mappings.
+                    let gone = k.fs.unmap_after;
+                    k.fs.unmap_after = NO_FRAME;
+                    self.proc_mut(pid).pmap.pte[va as usize] = new;
+                    if old.present() && old != new {
+                        self.pmap_inval(cpu, pid, va);
+                    }
+                    self.pmap_remove_all(cpu, gone);
+                    if self.own_records(cpu) {
+                        k.fs.phase = FPhase::EnterIpiWait;
+                        return None;
+                    }
+                    return Some(Fs::Ok);
+                }
                 if old.present() && old != new {
                     if old.frame != new.frame {
                         // Break before make: clear, shoot down, then write.
@@ -1154,7 +1243,9 @@ impl Machine {
         }
         let old = self.cpus[cpu].space;
         let new = to.map_or(IDLE_SPACE, |(p, _)| p);
-        if old != new {
+        // OpenBSD 9f1181d59de3: leave (clear the bit) only when the address space changes;
+        // `switch-clear-early` leaves on every switch (enter sets the bit again).
+        if old != new || !self.kernel.switch_keeps_same_space {
             let flushes = self.hw.mode == TlbMode::Pc64;
             if old != IDLE_SPACE && (flushes || !self.kernel.pm_active_until_flush) {
                 self.proc_mut(old).pmap.pm_active &= !(1u8 << cpu);
@@ -1170,10 +1261,11 @@ impl Machine {
     /// Second half: enter the new address space (flushing on pc64 when it changes).
     #[inline]
     pub fn switch_enter(&mut self, cpu: usize, old: u32, new: u32) {
+        // Setting the bit is idempotent when leaving kept it (same space in `fixed`).
+        if new != IDLE_SPACE {
+            self.proc_mut(new).pmap.pm_active |= 1u8 << cpu;
+        }
         if old != new {
-            if new != IDLE_SPACE {
-                self.proc_mut(new).pmap.pm_active |= 1u8 << cpu;
-            }
             if self.hw.mode == TlbMode::Pc64 {
                 self.cpus[cpu].tlb.flush();
             }

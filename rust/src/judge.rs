@@ -528,6 +528,11 @@ impl Lin {
                 self.window.push(HOp { step, actor, start: n, end: None, outcome: Outcome::Paused, woke });
                 return None;
             }
+            Event::Cont { cpu, .. } | Event::End { cpu, .. } if self.open[cpu as usize].is_none() => {
+                // `deferred-flush`: the op returned its outcome earlier; finishing its flush is
+                // no user-visible operation.
+                return None;
+            }
             Event::Cont { cpu, woke } => {
                 let i = self.open[cpu as usize].expect("resume of an op the judge did not see start");
                 self.window[i].woke.extend(woke);

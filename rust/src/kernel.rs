@@ -49,6 +49,28 @@ pub struct Kernel {
     /// exit waits for the process's other threads and procfs users to leave the kernel
     /// (`killalllwps`, PSTALL).
     pub exit_waits_siblings: bool,
+    /// umtx_sleep faults its page with VM_PROT_READ|VM_PROT_WRITE, forcing the copy-on-write
+    /// before it keys the sleeper on the frame (DragonFly 10192bae); else READ only.
+    pub umtx_fault_write: bool,
+    /// A context switch clears and sets this CPU's `pm_active` bit only when the address space
+    /// changes (OpenBSD 9f1181d59de3); else every switch leaves and re-enters, also between
+    /// threads of one process.
+    pub switch_keeps_same_space: bool,
+    /// The copy-on-write fault removes the old frame's mappings (with shootdowns) before it
+    /// enters the new PTE; else it enters first (make before break, OpenBSD 43687ba57c7d,
+    /// FreeBSD r336294).
+    pub cow_break_before_make: bool,
+    /// An operation that changes PTEs returns only after its targets acknowledged the IPIs;
+    /// else it returns at `ipi_wait` and leaves the flush pending (the Linux deferred-flush
+    /// class).
+    pub flush_before_return: bool,
+    /// The forced write's retry (vm_fault_page after a COW) looks the page up with write
+    /// intent; else it drops it, as get_user_pages' FOLL_WRITE drop (Dirty COW).
+    pub retry_keeps_write: bool,
+    /// The commit(s) of the real bug, for the zoo table.
+    pub zoo_commits: &'static str,
+    /// Whether the shortest witness needs section 3.2 lines (`until`/`resume`/`ipi`).
+    pub zoo_interleaved: bool,
     /// Hardware the variant is judged on in the zoo, and whether the fuzzer must find it.
     pub zoo_hw: &'static str,
     pub zoo_expect_found: bool,
@@ -76,6 +98,13 @@ pub const FIXED: Kernel = Kernel {
     map_lock: true,
     pte_lock: true,
     exit_waits_siblings: true,
+    umtx_fault_write: true,
+    switch_keeps_same_space: true,
+    cow_break_before_make: true,
+    flush_before_return: true,
+    retry_keeps_write: true,
+    zoo_commits: "DragonFly 385c96e4",
+    zoo_interleaved: false,
     zoo_hw: "mode=pc64",
     zoo_expect_found: false,
 };
@@ -92,6 +121,7 @@ pub const PRE_385C96E4: Kernel = Kernel {
             VM_PROT_OVERRIDE_WRITE): a debugger write leaves text writable.",
     vm_fault_page_pmap_enter: true,
     cow_copy_remove_all: false,
+    zoo_commits: "DragonFly 385c96e4 (its parent d64d3805)",
     zoo_expect_found: true,
     ..FIXED
 };
@@ -106,20 +136,25 @@ pub const PARTIAL_385C96E4: Kernel = Kernel {
             still reads the old frame.",
     vm_fault_page_pmap_enter: false,
     cow_copy_remove_all: false,
+    zoo_commits: "DragonFly 385c96e4 hunk 1 alone",
     zoo_expect_found: true,
     ..FIXED
 };
 
-/// DragonFly 10192bae (2008) fixed a umtx lost wakeup: a thread sleeps on a word (keyed by
-/// the physical page), the process forks, and a write copies the page; the sleeper stays
-/// keyed on the old frame while `umtx_wakeup` now finds the new one. The fix registers a
-/// copy-on-write event on the page that wakes its sleepers when it is copied. Without it:
+/// One half of DragonFly 10192bae (2008): the fix made umtx_sleep fault its page for write
+/// (forcing the copy-on-write before it keys the sleeper) *and* registered a copy-on-write event
+/// on the page that wakes its sleepers when it is copied. This variant drops only the event
+/// (the whole pre-fix kernel is `pre-10192bae`): a thread that sleeps *before* a fork stays
+/// keyed on the frame that the process's next store copies away; `umtx_wakeup` finds the new
+/// frame and the sleeper is lost.
 pub const NO_COW_EVENT: Kernel = Kernel {
     name: "no-cow-event",
-    story: "DragonFly BSD before 10192bae (2008): copy-on-write does not wake the umtx sleepers \
-            of the copied page; a sleeper keyed on the old frame is never found by umtx_wakeup \
-            after fork + COW (lost wakeup).",
+    story: "One half of DragonFly BSD 10192bae (2008), the COW event: copy-on-write does not \
+            wake the umtx sleepers of the copied page, while umtx_sleep still forces the COW \
+            (the other half; both missing is pre-10192bae). A sleeper that slept before a fork \
+            stays keyed on the frame a later store copies away: lost wakeup.",
     cow_event: false,
+    zoo_commits: "DragonFly 10192bae (half: the COW event)",
     zoo_expect_found: true,
     ..FIXED
 };
@@ -133,6 +168,7 @@ pub const FORK_NO_PROTECT: Kernel = Kernel {
     story: "fork marks private entries copy-on-write but leaves the parent's PTEs writable: \
             the parent's later stores land in frames the child still shares.",
     fork_write_protect: false,
+    zoo_commits: "none (the classic omission vmspace_fork's pmap_protect prevents)",
     zoo_expect_found: true,
     ..FIXED
 };
@@ -145,17 +181,24 @@ pub const SHOOTDOWN_NO_IPI: Kernel = Kernel {
     story: "pmap_inval invalidates only the calling CPU and skips the IPI to the other CPUs \
             in pm_active: a remote thread keeps a stale writable TLB entry.",
     shootdown_remote: false,
+    zoo_commits: "none (a shootdown without its IPI)",
     zoo_expect_found: true,
     ..FIXED
 };
 
-/// DragonFly 3cb318dc: `pmap_clearbit()` (the path that write-protects a page) invalidated
-/// the wrong virtual address, leaving stale writable TLB entries for the page it protected.
+/// An analogue of DragonFly 3cb318dc (2011): there `pmap_clearbit(m, PG_RW)` invalidated an
+/// uninitialized VA, and it is reached from page cleaning (`vm_page_protect(m, VM_PROT_READ)`
+/// before a page is laundered), not from fork or mprotect. The model has no pageout, so it puts
+/// the wrong VA on the write-protect path it has, `pmap_protect` (fork, mprotect): the page
+/// made read-only stays writable in other CPUs' TLBs.
 pub const PROTECT_WRONG_VA: Kernel = Kernel {
     name: "protect-wrong-va",
-    story: "DragonFly BSD 3cb318dc: the write-protect path (pmap_clearbit) invalidates the \
-            wrong address, so the page it made read-only stays writable in TLBs.",
+    story: "Analogue of DragonFly BSD 3cb318dc (2011): there pmap_clearbit(PG_RW) invalidated \
+            an uninitialized VA on the page-cleaning path (vm_page_protect(m, VM_PROT_READ)); \
+            the model has no pageout and puts the wrong VA on the pmap_protect path (fork, \
+            mprotect), so the page made read-only stays writable in other CPUs' TLBs.",
     protect_right_va: false,
+    zoo_commits: "DragonFly 3cb318dc (analogue: other path)",
     zoo_expect_found: true,
     ..FIXED
 };
@@ -167,19 +210,143 @@ pub const FIXED_TAGGED: Kernel = Kernel {
     story: "fixed, made correct for tagged (PCID) TLBs: a CPU keeps its pm_active bit until it \
             has flushed, so shootdowns reach every CPU that may cache the pmap's entries.",
     pm_active_until_flush: true,
+    zoo_commits: "none (385c96e4 made correct for PCID)",
     zoo_hw: "mode=tagged",
     ..FIXED
 };
 
-/// OpenBSD amd64 `pm_cpus`: a CPU's bit was cleared when it switched away while its TLB could
-/// still hold the old pmap's entries, so a later initiator skipped its IPI. On tagged TLBs
-/// that is exactly `fixed-tagged` with the early clear.
+/// DragonFly 369ba561 (2011), "Fix a small race in the umtx code": umtx_sleep compared the
+/// word, then registered the sleeper and its copy-on-write event; a COW (or a store and a
+/// wakeup) between the two was missed and the sleeper stayed keyed on a frame nobody wakes.
+/// The fix re-reads the word after registering. (`fixed` re-checks more than the word: that the
+/// held page is still mapped there and writable, SPEC §3.2.) This variant has no re-check.
+pub const UMTX_NO_RECHECK: Kernel = Kernel {
+    name: "umtx-no-recheck",
+    story: "DragonFly BSD before 369ba561 (2011), 'Fix a small race in the umtx code': \
+            umtx_sleep does not re-check after registering the sleeper and its COW event, so \
+            a store and a wakeup (or a COW, a discard, an mprotect) between the compare and \
+            the registration are missed: lost wakeup.",
+    umtx_recheck: false,
+    zoo_commits: "DragonFly 369ba561",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// DragonFly before 10192bae (2008), both halves: umtx_sleep faulted its page for READ only, so
+/// after a fork the sleeper is keyed on the frame the process still shares with its child,
+/// and the copy-on-write of the process's next store (which has no umtx event) moves the
+/// process to a new frame that `umtx_wakeup` finds: lost wakeup with plain lines only.
+pub const PRE_10192BAE: Kernel = Kernel {
+    name: "pre-10192bae",
+    story: "DragonFly BSD before 10192bae (2008): umtx_sleep faults the page for READ only (no \
+            forced copy-on-write) and the COW path has no umtx event; a sleeper keyed on a \
+            frame shared after fork is lost when its own process's store copies the page.",
+    umtx_fault_write: false,
+    cow_event: false,
+    zoo_commits: "DragonFly 10192bae (both halves)",
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// OpenBSD 9f1181d59de3 (amd64 pmap_activate/cpu_switchto), "Don't clear the cpu's bit in the
+/// old pmap's pm_cpus until we're off the old one": the switch code cleared this CPU's bit in
+/// the old pmap and set it in the new one on every switch, also between two threads of one
+/// process, where %cr3 is not reloaded and the TLB keeps its entries. A shootdown initiated
+/// between the two halves sees the bit clear and skips this CPU, which then runs the process on
+/// with the stale entry.
 pub const SWITCH_CLEAR_EARLY: Kernel = Kernel {
     name: "switch-clear-early",
-    story: "OpenBSD amd64 pm_cpus: the CPU's bit is cleared at switch-out while its tagged TLB \
-            still holds the old pmap's entries, so a later shootdown skips it.",
-    pm_active_until_flush: false,
-    zoo_hw: "mode=tagged",
+    story: "OpenBSD 9f1181d59de3: leaving always clears the CPU's pm_cpus bit and entering sets \
+            it again, also between threads of one process (no %cr3 reload, TLB kept); a \
+            shootdown between the halves skips the CPU, whose TLB keeps the old entry.",
+    switch_keeps_same_space: false,
+    zoo_commits: "OpenBSD 9f1181d59de3",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// OpenBSD 43687ba57c7d (uvm_fault), FreeBSD r329254/r336294 (D14347, D16261, vm_fault's COW
+/// and pmap_enter), the NetBSD bug of golang/go#34988: the copy-on-write fault installed the new
+/// writable PTE before the old frame's TLB entries on other CPUs were shot down. Thread B writes
+/// the new frame while thread C still reads the old one through its TLB.
+pub const COW_MAKE_BEFORE_BREAK: Kernel = Kernel {
+    name: "cow-make-before-break",
+    story: "OpenBSD 43687ba57c7d, FreeBSD r336294 (D16261), NetBSD (golang/go#34988): the COW \
+            fault enters the new writable PTE before the old frame's mappings are removed and \
+            shot down; another thread stores to the new frame while a third still reads the \
+            old one through its TLB.",
+    cow_break_before_make: false,
+    zoo_commits: "OpenBSD 43687ba57c7d; FreeBSD r336294",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// The deferred/batched flush class of Linux: eb66ae030829 (CVE-2018-18281, mremap dropped the
+/// PTE lock before the flush), 3ea277194daa (reclaim's batched flush vs mprotect), 60bae7370896
+/// (migration vs MADV_DONTNEED). An operation that changes PTEs returns at its `ipi_wait` and
+/// drops its locks; the flush stays in flight and the targets' stale entries stay usable.
+pub const DEFERRED_FLUSH: Kernel = Kernel {
+    name: "deferred-flush",
+    story: "Linux deferred/batched TLB flush class (eb66ae030829 CVE-2018-18281, 3ea277194daa, \
+            60bae7370896): an operation that changes PTEs returns and drops its locks at \
+            ipi_wait; the flush is left in flight and other CPUs keep using stale entries.",
+    flush_before_return: false,
+    zoo_commits: "Linux eb66ae030829, 3ea277194daa, 60bae7370896",
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// The real tree at 385c96e4: procfs_rwmem() (procfs_mem.c) faulted the page with
+/// vm_fault_page(), wrote through a kernel mapping and released it with vm_page_unhold(): the
+/// page was *held*, never busy, during the copy, so fork and COW faults did not wait for it. A
+/// fork and a store between the fault and the copy leave the debugger writing a frame that the
+/// target no longer maps. Later DragonFly (the procfs_mem.c with vmm support and
+/// vmspace_drop) still releases with vm_page_unhold() only: no fix found in procfs.
+pub const PROCFS_HOLD_ONLY: Kernel = Kernel {
+    name: "procfs-hold-only",
+    story: "The real DragonFly tree at 385c96e4: procfs_rwmem holds the page with vm_page_hold \
+            only during the write, so a fork and a COW store between the fault and the write \
+            leave the write in a frame the process no longer maps (lost write). Later DragonFly \
+            procfs_mem.c (with vmm support) still only holds: no fix found there. Linux \
+            analogue: 70e806e4e645.",
+    busy_through_access: false,
+    zoo_commits: "DragonFly 385c96e4 tree (procfs_mem.c); Linux 70e806e4e645",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// FreeBSD r335171 (a fault racing fork's object split) and the class of retried faults that
+/// trust what they found before they slept: a fault resumed after a yield point does not
+/// revalidate the map and the shadow chain; it installs or uses the page it found before.
+pub const NO_REVALIDATE: Kernel = Kernel {
+    name: "no-revalidate",
+    story: "FreeBSD r335171 class: a fault resumed after a yield point does not check the map \
+            generation and shadow chain again; it installs the page (and the protection) it \
+            found before an mprotect or discard in between.",
+    fault_revalidate: false,
+    zoo_commits: "FreeBSD r335171 (class)",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// Linux CVE-2016-5195 (Dirty COW), fixed by 19be0eaffa3a (first attempt 4ceb5db9757a, 2005):
+/// get_user_pages() with FOLL_FORCE|FOLL_WRITE faults the page (copying on write), then retries
+/// the lookup with FOLL_WRITE dropped; a madvise(MADV_DONTNEED) in between zaps the copy, the
+/// read lookup finds the page-cache page and the forced write lands in the file.
+pub const DIRTY_COW: Kernel = Kernel {
+    name: "dirty-cow",
+    story: "Linux CVE-2016-5195 (Dirty COW), fix 19be0eaffa3a: a forced write faults (copying \
+            on write), then looks the page up again without write intent; a madvise dontneed \
+            at that point makes the lookup return the file's own frame and the debugger write \
+            corrupts the file.",
+    retry_keeps_write: false,
+    zoo_commits: "Linux 19be0eaffa3a (CVE-2016-5195); 4ceb5db9757a",
+    zoo_interleaved: true,
     zoo_expect_found: true,
     ..FIXED
 };
@@ -193,7 +360,14 @@ pub const KERNELS: &[&Kernel] = &[
     &SHOOTDOWN_NO_IPI,
     &PROTECT_WRONG_VA,
     &FIXED_TAGGED,
+    &UMTX_NO_RECHECK,
+    &PRE_10192BAE,
     &SWITCH_CLEAR_EARLY,
+    &COW_MAKE_BEFORE_BREAK,
+    &DEFERRED_FLUSH,
+    &PROCFS_HOLD_ONLY,
+    &NO_REVALIDATE,
+    &DIRTY_COW,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static Kernel> {

@@ -236,14 +236,15 @@ impl Machine {
         self.steps_run += 1;
         assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
         let outcome = match s.op {
-            // A switch not stopped at `enter`, nothing in flight: both halves at once.
+            // A switch not stopped at `enter`, nothing in flight: both halves at once — the
+            // pre-§3.2 sched_switch, which ends in the same state as switch_leave then
+            // switch_enter (one call instead of two: switches are most plain lines).
             Op::Switch(t) if fast_switch => {
                 let to = match t {
                     Target::Idle => None,
                     Target::Thread(p, t) => Some((p, t)),
                 };
-                let (old, new) = self.switch_leave(cpu, to);
-                self.switch_enter(cpu, old, new);
+                self.sched_switch(cpu, to);
                 Outcome::Ok
             }
             Op::Resume => self.kop_resume(cpu, s.until),

@@ -465,6 +465,8 @@ fn zoo<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         d.set_item("story", k.story)?;
         d.set_item("hw", k.zoo_hw)?;
         d.set_item("expect_found", k.zoo_expect_found)?;
+        d.set_item("commits", k.zoo_commits)?;
+        d.set_item("interleaved", k.zoo_interleaved)?;
         out.append(d)?;
     }
     Ok(out)
