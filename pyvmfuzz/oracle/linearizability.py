@@ -77,7 +77,7 @@ class Line:
     step: int
     lineno: int
     cpu: int
-    kind: str                      # "op" | "resume" | "ipi"
+    kind: str                      # "op" | "resume" | "ipi" | "flush"
     outcome: str
     woke: list[tuple[int, int]]
     observed: str                  # outcome and wake list as written (trace syntax)
@@ -158,7 +158,12 @@ def parse(text: str) -> History:
             h.interleaved = True
             if kind == "resume":
                 if cpu not in inflight:
-                    raise TraceError(f"line {lineno}: not applicable: nothing in flight on cpu{cpu}")
+                    # SPEC §3.3 deferred-flush: the op completed at its ipi_wait and left only
+                    # the wait on its CPU; this `resume` finishes the flush -- not an operation
+                    # (like `ipi`, outcome `ok`). The core decides where it is applicable.
+                    ln.kind = "flush"
+                    h.lines.append(ln)
+                    continue
                 if outcome != PAUSED:
                     ln.completes = inflight.pop(cpu)
             h.lines.append(ln)
@@ -252,7 +257,7 @@ class _Judge:
         h = self.h
         pend = c.pend
         expected_line = PAUSED
-        if ln.kind == "ipi":
+        if ln.kind in ("ipi", "flush"):
             expected_line = "ok"
             if ln.outcome != "ok":
                 return self._fail(diag, c, "outcome", "ok")
@@ -264,7 +269,7 @@ class _Judge:
             kind = Oracle._mismatch(hop.op, exp, ln.outcome)
             if kind:
                 return self._fail(diag, c, kind, exp)
-        elif ln.outcome != PAUSED and ln.kind != "ipi":
+        elif ln.outcome != PAUSED and ln.kind not in ("ipi", "flush"):
             raise AssertionError("a line that completes nothing is paused")
         st = c.st
         # the wake list: only a thread blocked by a sleep that completed on an earlier line
