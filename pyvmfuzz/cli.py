@@ -278,7 +278,7 @@ def _bench_long(n: int, seed: int) -> int:
             return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
 
     rng = random.Random(seed)
-    inputs = [rng.randbytes(2 + 4 * rng.randrange(1, 33)) for _ in range(4096)]
+    inputs = [rng.randbytes(2 + 5 * rng.randrange(1, 33)) for _ in range(4096)]
     target = _core.FuzzTarget("fixed", "mode=pc64")
     run = target.run
     warm = min(n, 1_000_000)
@@ -412,7 +412,7 @@ def cmd_bench(args) -> int:
     print(f"\n## Core vs Python oracle on the same {args.oracle_programs} programs")
     print(f"{'kernel':<18} {'steps':>8} {'core steps/s':>13} {'oracle steps/s':>15} {'ratio':>8}")
     rng = random.Random(args.seed)
-    inputs = [rng.randbytes(2 + 4 * rng.randrange(1, args.steps + 1)) for _ in range(args.oracle_programs)]
+    inputs = [rng.randbytes(2 + 5 * rng.randrange(1, args.steps + 1)) for _ in range(args.oracle_programs)]
     for k in KERNELS:
         target = _core.FuzzTarget(k)
         reps = 0

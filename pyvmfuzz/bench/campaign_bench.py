@@ -226,7 +226,7 @@ def run(kernel: str = "fixed", budget: int = 60, rounds: int = 3, seed: int = 1,
         if progress:
             progress(f"campaign: {c['execs']:,} execs in {c['wall']:.1f}s, {c['cpu']:.1f} CPU-s")
         n = max(1, len(os.listdir(c["corpus"])))
-        res = measure(kernel, c["corpus"], rounds, runs, max(1, 30_000 // n), 2 + 4 * 32 + 16, seed,
+        res = measure(kernel, c["corpus"], rounds, runs, max(1, 30_000 // n), 2 + 5 * 32 + 16, seed,
                       (lambda r, m, a, b: progress(f"round {r + 1} {m}: replay {a['execs'] / a['cpu']:,.0f}, "
                                                    f"mutation {b['execs'] / b['cpu']:,.0f} exec/CPU-s"))
                       if progress else None)

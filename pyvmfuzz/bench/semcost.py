@@ -21,7 +21,7 @@ def measure(inputs: int = 20000, rounds: int = 5, kernel: str = "fixed", seed: i
     from pyvmfuzz import _core
 
     rng = random.Random(seed)
-    data = [rng.randbytes(2 + 4 * 32) for _ in range(inputs)]
+    data = [rng.randbytes(2 + 5 * 32) for _ in range(inputs)]
     plain = _core.FuzzTarget(kernel, "mode=pc64", False)
     sem = _core.FuzzTarget(kernel, "mode=pc64", True)
     off, on = [], []

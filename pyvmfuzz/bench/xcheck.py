@@ -19,7 +19,7 @@ def measure(kernel: str = "fixed", seconds: float = 1.0, rounds: int = 10, seed:
     from pyvmfuzz.campaign.harness import CrossCheck, FindingHandler, make_test_one_input
 
     rng = random.Random(seed)
-    inputs = [rng.randbytes(2 + 4 * rng.randrange(1, 33)) for _ in range(4096)]
+    inputs = [rng.randbytes(2 + 5 * rng.randrange(1, 33)) for _ in range(4096)]
     target = _core.FuzzTarget(kernel, "mode=pc64")
     rates = {"off": [], "on": []}
     checked = 0

@@ -132,6 +132,7 @@ def parse(text: str) -> History:
 
     h = History(cpus, osname)
     inflight: dict[int, int] = {}           # cpu -> op id
+    flushable: dict[int, bool] = {}         # cpu -> its last line completed a PTE-changing op
     for step, (lineno, op_text, outcome, woke_txt) in enumerate(raw_lines, 1):
         try:
             woke = [parse_thread(w.strip()) for w in woke_txt]
@@ -157,15 +158,19 @@ def parse(text: str) -> History:
             ln = Line(step, lineno, cpu, kind, outcome, woke, observed)
             h.interleaved = True
             if kind == "resume":
-                if cpu not in inflight:
-                    # SPEC §3.3 deferred-flush: the op completed at its ipi_wait and left only
-                    # the wait on its CPU; this `resume` finishes the flush -- not an operation
-                    # (like `ipi`, outcome `ok`). The core decides where it is applicable.
+                if cpu not in inflight and flushable.get(cpu):
+                    # SPEC §3.3 deferred-flush: a fork/mprotect/madvise completed at its ipi_wait
+                    # and left only the wait on its CPU; this `resume` finishes the flush -- not
+                    # an operation (like `ipi`, outcome `ok`).
                     ln.kind = "flush"
+                    flushable[cpu] = False
                     h.lines.append(ln)
                     continue
+                if cpu not in inflight:
+                    raise TraceError(f"line {lineno}: not applicable: nothing in flight on cpu{cpu}")
                 if outcome != PAUSED:
                     ln.completes = inflight.pop(cpu)
+                    flushable[cpu] = h.ops[ln.completes].op.action in ("fork", "mprotect", "madvise")
             h.lines.append(ln)
             continue
         try:
@@ -184,6 +189,7 @@ def parse(text: str) -> History:
             inflight[op.cpu] = hop.id
         else:
             ln.completes = hop.id
+        flushable[op.cpu] = outcome != PAUSED and op.action in ("fork", "mprotect", "madvise")
         h.lines.append(ln)
     for ln in h.lines:
         if ln.completes is not None:
