@@ -404,6 +404,26 @@ impl Machine {
                 k.phase = Phase::UserFault;
                 return self.kop_run(cpu, k, stop);
             }
+            // A plain mprotect/madvise with nothing in flight and no records: no lock can be
+            // held by another op, no yield point is stopped at — `start`, `IpiWait` and
+            // `finish` in one go, as `advance` would run them.
+            Op::Mprotect(va, w) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
+                self.vm_map_protect(cpu, pid, va, w);
+                if self.own_records(cpu) {
+                    self.ipi_wait_pass(cpu);
+                }
+                return Outcome::Ok;
+            }
+            Op::Madvise(va) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
+                let dropped = self.vm_map_madvise_dontneed(cpu, pid, va);
+                if self.own_records(cpu) {
+                    self.ipi_wait_pass(cpu);
+                }
+                if let Some(o) = dropped {
+                    self.vm_object_deallocate(cpu, o);
+                }
+                return Outcome::Ok;
+            }
             // Spawn and a switch not stopped at `enter` have no yield point to stop at.
             Op::Spawn => return self.spawn(pid),
             Op::Switch(t) if stop != Some(Point::Enter) => {
