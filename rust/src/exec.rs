@@ -111,6 +111,9 @@ pub fn run_observed(
         None => (Machine::new(hw, kernel), Lin::new()),
     };
     m.panic_at = panic_at;
+    // Without `record`, `steps` keeps only a step that ended the run (violation or model
+    // assertion): the step being run is held here and materialised only then.
+    let mut current: Option<Step> = None;
     let res = catch_unwind(AssertUnwindSafe(|| {
         let m = &mut m;
         let judge = &mut judge;
@@ -128,12 +131,19 @@ pub fn run_observed(
             };
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
-            report.steps.push(step);
+            if record {
+                report.steps.push(step);
+            } else {
+                current = Some(step);
+            }
             let sit = features.as_ref().map(|_| situation(m, &step));
             let obs = match m.step(step) {
                 Ok(o) => o,
                 Err(e) => {
-                    report.steps.pop();
+                    if record {
+                        report.steps.pop();
+                    }
+                    current = None;
                     report.steps_run = idx as u32;
                     let line = if let Source::Text(p) = &src { p.line_of(idx) } else { 0 };
                     input_error = Some(InputError { line, msg: e.0 });
@@ -159,11 +169,19 @@ pub fn run_observed(
                 judge.line(n, ev)
             };
             if let Some(v) = verdict {
+                if !record {
+                    report.steps.push(step);
+                    current = None;
+                }
                 report.observed.push(obs);
                 report.violation = Some(v);
                 return;
             }
             if let Some((kind, msg)) = m.check_invariants() {
+                if !record {
+                    report.steps.push(step);
+                    current = None;
+                }
                 report.observed.push(obs);
                 report.violation = Some(Violation { kind, step: n, expected: "coherent machine".into(), observed: msg });
                 return;
@@ -178,7 +196,7 @@ pub fn run_observed(
             if record {
                 report.observed.push(obs);
             } else {
-                report.steps.clear();
+                current = None;
             }
             idx += 1;
             report.steps_run = idx as u32;
@@ -196,6 +214,9 @@ pub fn run_observed(
     }
     POOL.with(|p| *p.borrow_mut() = Some((m, judge)));
     if res.is_err() {
+        if let Some(st) = current {
+            report.steps.push(st);
+        }
         let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
         report.violation = Some(Violation {
             kind: Kind::Panic,
