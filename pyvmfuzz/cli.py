@@ -330,12 +330,41 @@ def _check_linux(args) -> int:
     return 1 if problems else 0
 
 
+def _bench_prev_core(args) -> None:
+    """Issue 13: core steps/s on plain programs (no until/resume/ipi) against the previous
+    build, side by side in one process; this build on interleaved programs; oracle ÷ core."""
+    from pyvmfuzz.bench import prevcore
+
+    path = args.prev_core or prevcore.default_path()
+    if not os.path.isfile(path):
+        path = None
+    try:
+        r = prevcore.compare(path, programs=args.prev_programs, seed=args.seed, rounds=5,
+                             oracle_programs=min(args.oracle_programs, args.prev_programs))
+    except ImportError as e:
+        raise InputError(f"--prev-core: cannot load {path}: {e}")
+    print(f"\n## Plain programs against the previous build (fixed, {args.prev_programs} programs, "
+          f"{r['steps']} steps, best of 5, CPU time)")
+    if r["prev"] is None:
+        print("previous build not available (no .prev_core/_core.abi3.so; --prev-core PATH)")
+    else:
+        print(f"previous build, plain programs : {r['prev']:>12,.0f} steps/s  ({path})")
+    ratio = "" if r["prev"] is None else f"  ({r['new'] / r['prev']:.2f}x previous)"
+    print(f"this build, same plain programs: {r['new']:>12,.0f} steps/s{ratio}")
+    print(f"this build, interleaved        : {r['interleaved']:>12,.0f} steps/s")
+    print(f"oracle / core, plain           : {r['oracle_plain']:>12.0f}x")
+    if isinstance(r["oracle_interleaved"], str):
+        print(f"oracle / core, interleaved     : not measured: {r['oracle_interleaved']}")
+    else:
+        print(f"oracle / core, interleaved     : {r['oracle_interleaved']:>12.0f}x")
+
+
 def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
 
     t_start = time.time() - 1  # a plot is claimed only if written by this run
-    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long"):
+    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long", "prev_programs"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
@@ -344,6 +373,8 @@ def cmd_bench(args) -> int:
         given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out)) if v]
         if given:
             raise InputError(f"{', '.join(given)} only apply with --zoo")
+    if args.prev_core and not os.path.isfile(args.prev_core):
+        raise InputError(f"--prev-core: no such file: {args.prev_core}")
     if args.long:
         return _bench_long(args.long, args.seed)
     if args.campaign:
@@ -409,10 +440,13 @@ def cmd_bench(args) -> int:
         print(f"{k:<18} {r['programs']:>9} {r['steps']:>10} {r['violations']:>9} "
               f"{r['programs'] / dt:>11.0f} {r['steps'] / dt:>11.0f}", flush=True)
 
-    print(f"\n## Core vs Python oracle on the same {args.oracle_programs} programs")
+    print(f"\n## Core vs Python oracle on the same {args.oracle_programs} plain programs")
     print(f"{'kernel':<18} {'steps':>8} {'core steps/s':>13} {'oracle steps/s':>15} {'ratio':>8}")
+    from pyvmfuzz.bench.prevcore import plain_bytes
+
     rng = random.Random(args.seed)
-    inputs = [rng.randbytes(2 + 5 * rng.randrange(1, args.steps + 1)) for _ in range(args.oracle_programs)]
+    # Plain programs (no until), comparable with the interleaved line of the previous section.
+    inputs = [plain_bytes(rng, args.steps) for _ in range(args.oracle_programs)]
     for k in KERNELS:
         target = _core.FuzzTarget(k)
         reps = 0
@@ -435,6 +469,8 @@ def cmd_bench(args) -> int:
         oracle_dt = time.perf_counter() - t0
         print(f"{k:<18} {steps:>8} {steps / core_dt:>13.0f} {steps / oracle_dt:>15.0f} "
               f"{oracle_dt / core_dt:>7.0f}x", flush=True)
+
+    _bench_prev_core(args)
 
     _bench_linux(args.seed)
 
@@ -606,6 +642,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
+    b.add_argument("--prev-core", default=None, metavar="PATH",
+                   help="previous build's _core.abi3.so for the plain-program comparison "
+                        "(default .prev_core/_core.abi3.so when present)")
+    b.add_argument("--prev-programs", type=int, default=5000,
+                   help="plain programs for the previous-build comparison (default 5000)")
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)
 

@@ -23,20 +23,60 @@ def load_prev(path: str):
     return mod
 
 
-def compare(prev_path: str, programs: int = 5000, seed: int = 5, kernel: str = "fixed", rounds: int = 10) -> dict:
-    """Returns {"prev": steps/s, "new": steps/s, "interleaved": steps/s, "steps": n}: the
-    first two on the same plain programs, the third on random interleaved programs of this
-    build (`_core.soak`)."""
+def default_path() -> str:
+    """`.prev_core/_core.abi3.so` beside the package (the checkout's root)."""
+    import os
+
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                        ".prev_core", "_core.abi3.so")
+
+
+def plain_texts(programs: int, seed: int, kernel: str, prev=None) -> list[str]:
+    """Random programs without `until`/`resume`/`ipi`: 4-byte records of the pre-§3.2 byte
+    form decoded by the previous build, or, without one, this build's 5-byte records with the
+    until byte below 0xa0 and the resume/ipi choices folding to loads (nothing in flight)."""
     from pyvmfuzz import _core as new
-    prev = load_prev(prev_path)
+
     rng = random.Random(seed)
-    texts = [prev.decode(rng.randbytes(2 + 4 * rng.randrange(1, 65)), kernel) for _ in range(programs)]
+    if prev is not None:
+        return [prev.decode(rng.randbytes(2 + 4 * rng.randrange(1, 65)), kernel) for _ in range(programs)]
+    return [new.decode(plain_bytes(rng, 64), kernel) for _ in range(programs)]
+
+
+def plain_bytes(rng: random.Random, max_records: int) -> bytes:
+    """A random input of this build's byte form (1..max_records 5-byte records) that decodes
+    to a plain program: no value/pid escapes (records stay 5 bytes apart), every until byte
+    below 0xa0 (no until), so nothing is ever in flight and resume/ipi choices fold to loads."""
+    b = bytearray(rng.randbytes(2 + 5 * rng.randrange(1, max_records + 1)))
+    for i in range(2, len(b), 5):
+        b[i + 2] %= 0xff
+        b[i + 3] %= 0xff
+        b[i + 4] %= 0xa0
+    return bytes(b)
+
+
+def compare(prev_path: str | None, programs: int = 5000, seed: int = 5, kernel: str = "fixed", rounds: int = 10,
+            oracle_programs: int = 0) -> dict:
+    """Returns {"prev": steps/s or None, "new": steps/s, "interleaved": steps/s, "steps": n}:
+    the first two on the same plain programs, the third on random interleaved programs of this
+    build (`_core.soak`). `prev_path` None: this build only ("prev" None). With
+    `oracle_programs` > 0 also "oracle_plain" (oracle seconds ÷ core seconds on the first
+    that many plain programs) and "oracle_interleaved" (the same on interleaved programs, or
+    the reason the oracle cannot judge them, a str). Raises ImportError for a bad build."""
+    from pyvmfuzz import _core as new
+    prev = load_prev(prev_path) if prev_path else None
+    texts = plain_texts(programs, seed, kernel, prev)
     steps = sum(len(new.run_text(t, kernel)["trace"]) for t in texts)
-    inputs = {"prev": [prev.encode(t, kernel) for t in texts], "new": [new.encode(t, kernel) for t in texts]}
-    targets = {"prev": prev.FuzzTarget(kernel), "new": new.FuzzTarget(kernel)}
+    inputs = {"new": [new.encode(t, kernel) for t in texts]}
+    targets = {"new": new.FuzzTarget(kernel)}
+    names = ("new",)
+    if prev is not None:
+        inputs["prev"] = [prev.encode(t, kernel) for t in texts]
+        targets["prev"] = prev.FuzzTarget(kernel)
+        names = ("prev", "new")
     best = {"prev": 0.0, "new": 0.0, "interleaved": 0.0}
     for _ in range(rounds):
-        for name in ("prev", "new"):
+        for name in names:
             t0 = time.process_time()
             targets[name].run_batch(inputs[name])
             dt = time.process_time() - t0
@@ -45,12 +85,52 @@ def compare(prev_path: str, programs: int = 5000, seed: int = 5, kernel: str = "
         r = new.soak(programs, seed=seed, kernel=kernel)
         best["interleaved"] = max(best["interleaved"], r["steps"] / (time.process_time() - t0))
     best["steps"] = steps
+    if prev is None:
+        best["prev"] = None
+    if oracle_programs > 0:
+        best["oracle_plain"] = _oracle_ratio(new, texts[:oracle_programs], kernel)
+        best["oracle_interleaved"] = _oracle_interleaved(new, oracle_programs, seed, kernel)
     return best
+
+
+def _oracle_ratio(new, texts: list[str], kernel: str) -> float:
+    """Oracle seconds ÷ core seconds (decode + execute + judge) on `texts`, CPU time."""
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import observations
+
+    traces = [observations(new.run_text(t, kernel)) for t in texts]
+    data = [new.encode(t, kernel) for t in texts]
+    target = new.FuzzTarget(kernel)
+    reps, t0 = 0, time.process_time()
+    while reps == 0 or time.process_time() - t0 < 0.3:  # one batch is too short to time alone
+        target.run_batch(data)
+        reps += 1
+    core = (time.process_time() - t0) / reps
+    t0 = time.process_time()
+    for tr in traces:
+        oracle.judge(tr)
+    return (time.process_time() - t0) / core
+
+
+def _oracle_interleaved(new, programs: int, seed: int, kernel: str):
+    """As `_oracle_ratio` on random interleaved programs (this build's byte form), or why
+    not (a str) when the oracle cannot judge a trace with paused lines."""
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import observations
+
+    rng = random.Random(seed + 1)
+    texts = [new.decode(rng.randbytes(2 + 5 * rng.randrange(1, 65)), kernel) for _ in range(programs)]
+    texts = [t for t in texts if " until " in t] or texts
+    try:
+        oracle.judge(observations(new.run_text(texts[0], kernel)))
+    except Exception as e:  # the oracle of this checkout predates §4.1
+        return f"the oracle cannot judge interleaved traces here ({type(e).__name__}: {str(e)[:60]})"
+    return _oracle_ratio(new, texts, kernel)
 
 
 if __name__ == "__main__":
     import sys
-    r = compare(sys.argv[1] if len(sys.argv) > 1 else ".prev_core/_core.abi3.so")
+    r = compare(sys.argv[1] if len(sys.argv) > 1 else default_path())
     print(f"previous build, plain programs : {r['prev']:12,.0f} steps/s")
     print(f"this build, same plain programs: {r['new']:12,.0f} steps/s  ({r['new'] / r['prev']:.2f}x)")
     print(f"this build, interleaved        : {r['interleaved']:12,.0f} steps/s")

@@ -132,6 +132,37 @@ fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
     (out, n)
 }
 
+/// Something in flight: fold a choice without candidates into the next kind that has some
+/// (out of line, so the plain path stays small).
+#[inline(never)]
+fn fold_kind(m: &Machine, mut kind: u8, nbusy: usize) -> u8 {
+    for _ in 0..5 {
+        let ok = match kind {
+            RESUME => resumable(m).1 > 0,
+            IPI => ipi_cpus(m).1 > 0,
+            SWITCH => free_cpus(m).1 > 0,
+            _ => nbusy > 0,
+        };
+        if ok {
+            break;
+        }
+        kind = match kind {
+            RESUME => IPI,
+            IPI => LOAD,
+            SWITCH => RESUME,
+            _ => SWITCH,
+        };
+    }
+    kind
+}
+
+/// The yield point an until byte `ub` (>= UNTIL_BASE) selects for `op`.
+#[inline(never)]
+fn until_point(m: &Machine, op: &Op, ub: u8) -> Option<Point> {
+    let (pts, n) = point_list(m, op);
+    (n > 0).then(|| pts[(ub - UNTIL_BASE) as usize % n])
+}
+
 #[inline]
 fn running_cpus(m: &Machine) -> ([u8; 8], usize) {
     let mut out = [0u8; 8];
@@ -194,35 +225,21 @@ impl<'a> Decoder<'a> {
         let quiet = m.inflight == 0 && m.invals.is_empty();
         // Nothing in flight (`inflight` counts the CPUs with a `kop`): busy means running.
         let (busy, nbusy) = if quiet { running_cpus(m) } else { busy_cpus(m) };
-        if quiet && (kind == RESUME || kind == IPI) {
-            kind = LOAD;
-        }
-        if quiet && kind != SWITCH && nbusy == 0 {
-            kind = SWITCH;
-        }
-        for _ in 0..if quiet { 0 } else { 5 } {
-            let ok = match kind {
-                RESUME => resumable(m).1 > 0,
-                IPI => ipi_cpus(m).1 > 0,
-                SWITCH => free_cpus(m).1 > 0,
-                _ => nbusy > 0,
-            };
-            if ok {
-                break;
+        if quiet {
+            if kind == RESUME || kind == IPI {
+                kind = LOAD;
             }
-            kind = match kind {
-                RESUME => IPI,
-                IPI => LOAD,
-                SWITCH => RESUME,
-                _ => SWITCH,
-            };
+            if kind != SWITCH && nbusy == 0 {
+                kind = SWITCH;
+            }
+        } else {
+            kind = fold_kind(m, kind, nbusy);
         }
         let until_of = |op: &Op| -> Option<Point> {
             if ub < UNTIL_BASE {
                 return None;
             }
-            let (pts, n) = point_list(m, op);
-            (n > 0).then(|| pts[(ub - UNTIL_BASE) as usize % n])
+            until_point(m, op, ub)
         };
         match kind {
             RESUME => {

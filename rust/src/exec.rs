@@ -130,6 +130,9 @@ pub fn run_observed(
     if panic_at != 0 {
         m.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
     }
+    // Without `record`, `steps` keeps only a step that ended the run (violation or model
+    // assertion): the step being run is held here and materialised only then.
+    let mut current: Option<Step> = None;
     let res = catch_unwind(AssertUnwindSafe(|| {
         let m = &mut m;
         let judge = &mut judge;
@@ -147,12 +150,19 @@ pub fn run_observed(
             };
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
-            report.steps.push(step);
+            if record {
+                report.steps.push(step);
+            } else {
+                current = Some(step);
+            }
             let sit = features.as_ref().map(|_| situation(m, &step));
             let obs = match m.step(step) {
                 Ok(o) => o,
                 Err(e) => {
-                    report.steps.pop();
+                    if record {
+                        report.steps.pop();
+                    }
+                    current = None;
                     report.steps_run = idx as u32;
                     let line = if let Source::Text(p) = &src { p.line_of(idx) } else { 0 };
                     input_error = Some(InputError { line, msg: e.0 });
@@ -178,6 +188,10 @@ pub fn run_observed(
                 judge.line(n, ev)
             };
             if let Some(v) = verdict {
+                if !record {
+                    report.steps.push(step);
+                    current = None;
+                }
                 report.observed.push(obs);
                 report.violation = Some(v);
                 return;
@@ -186,6 +200,10 @@ pub fn run_observed(
                 if let Some((kind, msg)) = m.check_invariants() {
                     let v = Violation { kind, step: n, expected: "coherent machine".into(), observed: msg };
                     if !past_internal {
+                        if !record {
+                            report.steps.push(step);
+                            current = None;
+                        }
                         report.observed.push(obs);
                         report.violation = Some(v);
                         return;
@@ -203,7 +221,7 @@ pub fn run_observed(
             if record {
                 report.observed.push(obs);
             } else {
-                report.steps.clear();
+                current = None;
             }
             idx += 1;
             report.steps_run = idx as u32;
@@ -221,6 +239,9 @@ pub fn run_observed(
     }
     POOL.with(|p| *p.borrow_mut() = Some((m, judge)));
     if res.is_err() {
+        if let Some(st) = current {
+            report.steps.push(st);
+        }
         let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
         report.violation = Some(Violation {
             kind: Kind::Panic,

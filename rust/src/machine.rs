@@ -220,15 +220,18 @@ impl Machine {
         }
         // The common case, checked without a second match: an op on a busy CPU, nothing in
         // flight anywhere.
-        let quiet = self.inflight == 0;
-        let plain = quiet && !matches!(s.op, Op::Resume | Op::Ipi | Op::Switch(_)) && self.cpus[cpu].running.is_some();
-        let fast_switch = quiet
-            && s.until.is_none()
-            && match s.op {
-                Op::Switch(Target::Idle) => true,
-                Op::Switch(Target::Thread(p, t)) => self.thread_state(p, t) == Some(ThreadState::Runnable),
-                _ => false,
-            };
+        let (plain, fast_switch) = if self.inflight != 0 {
+            (false, false)
+        } else {
+            match s.op {
+                Op::Switch(Target::Idle) => (false, s.until.is_none()),
+                Op::Switch(Target::Thread(p, t)) => {
+                    (false, s.until.is_none() && self.thread_state(p, t) == Some(ThreadState::Runnable))
+                }
+                Op::Resume | Op::Ipi => (false, false),
+                _ => (self.cpus[cpu].running.is_some(), false),
+            }
+        };
         if !plain && !fast_switch {
             self.check_applicable(&s)?;
         }

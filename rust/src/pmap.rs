@@ -67,10 +67,17 @@ impl Machine {
                 continue;
             }
             let pid = self.procs[i].pid;
-            for va in 0..NPAGES as u8 {
-                if self.procs[i].pmap.pte[va as usize].frame == frame {
-                    self.pmap_remove(cpu, pid, va);
+            // Scan first (a tight loop), then remove: removing one page changes no other PTE.
+            let mut hits = 0u8;
+            for (va, pte) in self.procs[i].pmap.pte.iter().enumerate() {
+                if pte.frame == frame {
+                    hits |= 1 << va;
                 }
+            }
+            while hits != 0 {
+                let va = hits.trailing_zeros() as u8;
+                hits &= hits - 1;
+                self.pmap_remove(cpu, pid, va);
             }
         }
     }
