@@ -255,3 +255,55 @@ class FuzzTarget:
 
     def bytes_run(self) -> int:
         """Input bytes passed to run() so far (bench --campaign: bytes per execution)."""
+
+# ---- explore / necessity (SPEC §5; rust/src/explore.rs, rust/src/necessity.rs) ----
+
+class ExploreWitness(TypedDict):
+    steps: list[str]
+    trace: list[str]
+    kind: _Kind
+    step: int
+    expected: str
+    observed: str
+
+class ExploreDict(TypedDict, total=False):
+    """`completed`: the deepest bound (lines) proved free of violations; `generated`/`distinct`:
+    states expanded / distinct canonical states; `elapsed_s` seconds; `witness`: a shortest
+    violation or None."""
+
+    kernel: str
+    hw: str
+    completed: int
+    bound: int
+    generated: int
+    distinct: int
+    elapsed_s: float
+    stopped: bool
+    witness: ExploreWitness | None
+
+def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0, hashing: bool = True,
+            por: bool = True, off: list[str] = ..., on: list[str] = ..., progress: object | None = None,
+            max_table: int = 30000000, arrived_hint: bool = False, pages: list[str] | None = None,
+            values: list[int] | None = None, prefix: str | None = None,
+            distinguish: bool = False) -> ExploreDict:
+    """Every program of up to `depth` lines from the initial state, breadth by length with state
+    hashing and a commutation reduction (SPEC §5 `explore`). `off`/`on`: safety actions switched
+    off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
+    `time_s` 0: no limit. Raises ValueError for an unknown kernel, action, page or bad hw."""
+
+def random_search(kernel: str, budget_s: float, hw: str | None = None, off: list[str] = ...,
+                  on: list[str] = ..., seed: int = 1,
+                  max_steps: int = 16) -> tuple[tuple[list[str], list[str], str, int] | None, int]:
+    """Random programs for `budget_s` seconds against `kernel` without the actions `off`: the
+    first violation shrunk, (steps, trace, kind, step), or None; and the programs run."""
+
+def run_variant(kernel: str, text: str, hw: str | None = None, off: list[str] = ...,
+                on: list[str] = ...) -> tuple[str, int] | None:
+    """Run a text program under `kernel` with actions switched off/on: the violation's (kind,
+    step), or None (checks a witness against the base kernel)."""
+
+def action_present(kernel: str, action: str, on: list[str] = ...) -> bool:
+    """Whether `kernel` (with `on` switched on) performs the safety action `action`."""
+
+def safety_actions() -> list[tuple[str, str, str]]:
+    """The safety actions `necessity` switches off: (name, DragonFly function, what it does)."""

@@ -356,3 +356,27 @@ def test_cow_remove_all_waits_for_a_pending_shootdown_of_the_same_page(kernel, m
     from pyvmfuzz import oracle
 
     assert oracle.judge(r["trace_text"]) is None
+
+
+# Derived by hand from SPEC §3.3 (deferred-flush): T1 maps data0 writable (cpu0 caches it);
+# T2's fork write-protects it and returns at its ipi_wait (P2) and
+# leaves the flush in flight on cpu1 (cpu0, running P1, has the IPI pending); T1's exit does not
+# wait for it (a deferred flush is not a thread in the kernel) and kills P1; cpu1's `resume`
+# still only finishes the flush: `ok`, not the fork's outcome again (a merge-time differential
+# found `resume -> P2` here when the exit made the flush "join" it as if it were an exit).
+DEFERRED_THEN_EXIT = """hw cpus=2
+cpu0 spawn -> P1.T2
+cpu0 store data0.0 0x1 -> ok
+cpu1 switch P1.T2 -> ok
+cpu1 fork -> P2
+cpu0 exit -> ok
+cpu1 resume -> ok
+"""
+
+
+def test_a_deferred_flush_outlives_its_process_and_resumes_ok():
+    r = _core.run_text(DEFERRED_THEN_EXIT, "deferred-flush")
+    assert r["violation"] is None and r["assert_failures"] == [], r["trace_text"]
+    from pyvmfuzz import oracle
+
+    assert oracle.judge(r["trace_text"]) is None

@@ -746,11 +746,12 @@ impl Machine {
                         }
                     }
                 }
-                // Siblings waiting to exit too join this exit.
+                // Siblings waiting to exit too join this exit (a deferred flush is not an exit:
+                // its `resume` still finishes the flush, outcome ok).
                 if self.inflight > 0 {
                     for c in 0..self.cpus.len() {
                         if let Some(o) = self.cpus[c].kop.as_mut() {
-                            if c != cpu && o.pid == pid {
+                            if c != cpu && o.pid == pid && o.phase != Phase::Deferred {
                                 o.phase = Phase::Joined;
                                 o.waiting = None;
                             }
