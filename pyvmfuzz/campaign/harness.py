@@ -21,7 +21,7 @@ import threading
 import time
 
 
-PENDING = "pending-inputs.txt"  # "<kind> <hex>" per line: violating inputs not yet minimized
+PENDING = "pending-inputs.log"  # "<kind> <hex>" per line: violating inputs not yet minimized (not a program: check skips it)
 _BEFORE_FUZZ = None  # bench.campaign_bench's clock hook: called once, just before fuzzing starts
 
 
