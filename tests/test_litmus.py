@@ -32,7 +32,11 @@ def test_litmus(path, kernel):
     v = rep["violation"]
     got = None if v is None else (v["kind"], v["step"])
     assert got == expected_verdict(rep["expects"], kernel), rep["trace_text"]
-    assert rep["assert_failures"] == []
+    # `->` lines are the reference kernel's outcomes (fixed, or the file's own `kernel` line):
+    # another kernel may take another schedule or another linearizable outcome (SPEC §4.1)
+    own = [ln.split()[1] for ln in text.splitlines() if ln.startswith("kernel ")]
+    if kernel in ["fixed"] + own:
+        assert rep["assert_failures"] == []
 
 
 def test_each_prefix_kernel_has_a_finding_and_fixed_none():
