@@ -434,14 +434,14 @@ impl Machine {
             // A plain mprotect/madvise with nothing in flight and no records: no lock can be
             // held by another op, no yield point is stopped at — `start`, `IpiWait` and
             // `finish` in one go, as `advance` would run them.
-            Op::Mprotect(va, w) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
+            Op::Mprotect(va, w) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() && self.kernel.flush_before_return => {
                 self.vm_map_protect(cpu, pid, va, w);
                 if self.own_records(cpu) {
                     self.ipi_wait_pass(cpu);
                 }
                 return Outcome::Ok;
             }
-            Op::Madvise(va) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
+            Op::Madvise(va) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() && self.kernel.flush_before_return => {
                 let dropped = self.vm_map_madvise_dontneed(cpu, pid, va);
                 if self.own_records(cpu) {
                     self.ipi_wait_pass(cpu);
