@@ -60,7 +60,7 @@ def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0, until: i
     return rec + (value.to_bytes(4, "little") if value >= layout.ESCAPE else b"")
 
 
-def _step_strategies(names: list[str], max_value: int) -> list[st.SearchStrategy[bytes]]:
+def _step_strategies(names: list[str], max_value: int, interleave: bool = True) -> list[st.SearchStrategy[bytes]]:
     """One strategy per operation, each a few choices (Hypothesis deletes a step whole when it
     is a handful of choices; a flat 6-field tuple per step leaves junk steps behind). Every
     operation may carry `until` (SPEC §3.2): None, a whole line, is what it shrinks to."""
@@ -68,7 +68,8 @@ def _step_strategies(names: list[str], max_value: int) -> list[st.SearchStrategy
     addr = st.integers(0, len(layout.PAGES) * layout.WORDS - 1).map(_pw)  # shrinks toward data0.0
     page = st.integers(0, len(layout.PAGES) - 1).map(lambda p: p << 2)
     value = st.integers(0, max_value)
-    until = st.none() | st.integers(0, 7)  # the k-th of the op's points, modulo how many it has
+    # the k-th of the op's points, modulo how many it has (SPEC §3.2); none: whole lines only
+    until = (st.none() | st.integers(0, 7)) if interleave else st.none()
     npids = 9  # pid index: modulo the pids assigned plus the next one (at most 8 live)
     pid_addr = st.integers(0, npids * len(layout.PAGES) * layout.WORDS - 1).map(
         lambda x: (x % (len(layout.PAGES) * layout.WORDS), x // (len(layout.PAGES) * layout.WORDS)))
@@ -108,6 +109,7 @@ def programs(
     modes: Sequence[str] = ("pc64",),
     ops: Sequence[str] | None = None,
     max_value: int = 15,
+    interleave: bool = True,
 ) -> st.SearchStrategy[Program]:
     """Valid programs (pyvmfuzz.Program) with `hw` and `kernel` header lines.
 
@@ -119,7 +121,8 @@ def programs(
     `ops`: a subset of `layout.CORE_OPS` (`mprotect_r`/`mprotect_rw` pick one protection);
     a `switch` still appears where every CPU is idle (nothing else can run). `max_value`:
     values stored, slept on and written are drawn from 0..max_value (u32; small values make
-    stores and sleeps meet on the same value).
+    stores and sleeps meet on the same value). `interleave`: lines may stop inside kernel
+    operations (`until`, then `resume`/`ipi`, SPEC §3.2); False: every line runs whole.
     Raises hypothesis.errors.InvalidArgument for bad arguments."""
     kernels, modes = ([x] if isinstance(x, str) else list(x) for x in (kernels, modes))
     ops = [ops] if isinstance(ops, str) else ops
@@ -134,7 +137,7 @@ def programs(
         raise InvalidArgument(f"modes: {list(modes)} (valid: {', '.join(layout.MODES)})")
     if not (0 <= max_value < 1 << 32):
         raise InvalidArgument(f"max_value={max_value!r}: a u32")
-    step = st.one_of(_step_strategies(_op_names(ops), max_value))
+    step = st.one_of(_step_strategies(_op_names(ops), max_value, interleave))
 
     @st.composite
     def build(draw) -> Program:

@@ -279,7 +279,7 @@ def test_junk_steps_shrink_away():
         return any(s.op == "load" and s.addr.page in layout.DATA_PAGES and o.split()[0].startswith("0x")
                    and o.split()[0] != "0x0" for s, o in zip(r.steps, r.trace))
 
-    p = find(programs(cpus=(1, 3), max_steps=8), nonzero_data_load,
+    p = find(programs(cpus=(1, 3), max_steps=8, interleave=False), nonzero_data_load,
              settings=settings(database=None, max_examples=500, derandomize=True, deadline=None))
     assert p.text() == "hw cpus=1 tlb=8 mode=pc64\nkernel fixed\ncpu0 store data0.0 0x1\ncpu0 load data0.0\n"
 
@@ -402,3 +402,9 @@ def test_wheel_ships_the_stub_and_py_typed(tmp_path):
     names = set(zipfile.ZipFile(whl).namelist())
     assert {"pyvmfuzz/_core.pyi", "pyvmfuzz/py.typed", "pyvmfuzz/api.py", "pyvmfuzz/layout.py",
             "pyvmfuzz/strategies.py"} <= names
+
+
+@settings(max_examples=40, deadline=None)
+@given(programs(cpus=(1, 3), max_steps=12, interleave=False))
+def test_interleave_false_draws_whole_lines_only(p):
+    assert all(s.until is None and s.op not in ("resume", "ipi") for s in p.steps)

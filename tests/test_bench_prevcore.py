@@ -32,7 +32,8 @@ def test_compare_with_a_previous_build_loads_both():
 
 
 def test_bench_missing_prev_core_is_an_input_error():
-    p = subprocess.run([sys.executable, "-m", "pyvmfuzz", "bench", "--prev-core", "/nonexistent/_core.so"],
-                       capture_output=True, text=True, timeout=60, cwd=os.path.dirname(os.path.dirname(__file__)))
+    from conftest import cli
+
+    p = cli("bench", "--prev-core", "/nonexistent/_core.so", timeout=60)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and "--prev-core" in p.stderr
