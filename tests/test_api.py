@@ -280,7 +280,7 @@ def test_junk_steps_shrink_away():
                    and o.split()[0] != "0x0" for s, o in zip(r.steps, r.trace))
 
     p = find(programs(cpus=(1, 3), max_steps=8, interleave=False), nonzero_data_load,
-             settings=settings(database=None, max_examples=500, derandomize=True, deadline=None))
+             settings=settings(database=None, max_examples=2000, derandomize=True, deadline=None))
     assert p.text() == "hw cpus=1 tlb=8 mode=pc64\nkernel fixed\ncpu0 store data0.0 0x1\ncpu0 load data0.0\n"
 
 
