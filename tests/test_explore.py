@@ -122,7 +122,8 @@ def test_time_limit_keeps_proved_depth():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pyvmfuzz", *args], capture_output=True, text=True, timeout=120)
+    # -P: the source tree must not shadow the installed package (a fresh clone has no _core there)
+    return subprocess.run([sys.executable, "-P", "-m", "pyvmfuzz", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_cli_explore(tmp_path):

@@ -217,7 +217,7 @@ def test_13_seed_corpus_ships_in_the_package(tmp_path):
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) >= 4
     # one copy: the clone's corpus/seeds is the package's
-    assert os.path.realpath(os.path.join(CORPUS, "seeds")) == os.path.join(os.path.dirname(pyvmfuzz.__file__), "seeds")
+    assert os.path.realpath(os.path.join(CORPUS, "seeds")) == os.path.join(ROOT, "pyvmfuzz", "seeds")
 
 
 def test_14_fuzz_log_appends_and_stays_small(two_campaigns, tmp_path):

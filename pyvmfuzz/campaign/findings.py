@@ -93,12 +93,44 @@ def _os_line() -> str:
         return "# os dragonfly"
 
 
+def _interleaved(steps: list[str], trace: list[str]) -> bool:
+    return any(" until " in st or st.split()[1] in ("resume", "ipi") for st in steps) or any(
+        t.split()[:1] == ["paused"] for t in trace)
+
+
+def _interleaved_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[str | None]:
+    """SPEC §4.1: before its first violation the oracle accepts every observed outcome (some
+    valid order explains it); at the violation it gives the most specific expected outcome.
+    Schedule lines -- `paused`, `resume`, `ipi` -- get none: another kernel may take another
+    schedule, and they are not outcomes of the contract."""
+    from pyvmfuzz.oracle import TraceError, judge
+
+    text = "\n".join([hw] + [f"{st} -> {t}" for st, t in zip(steps, trace) if t != "panic"]) + "\n"
+    try:
+        v = judge(text)
+    except (TraceError, ValueError):
+        return [None] * len(steps)
+    n = v.step if v is not None else len(trace)
+    out: list[str | None] = []
+    for i, st in enumerate(steps):
+        if i >= len(trace) or i + 1 > n:
+            out.append(None)
+            continue
+        o = v.expected if v is not None and i + 1 == n else trace[i]
+        o = o.partition(" woke ")[0]
+        schedule = o == "paused" or trace[i].split()[:1] == ["paused"] or st.split()[1] in ("resume", "ipi")
+        out.append(None if schedule else o)
+    return out
+
+
 def oracle_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[str | None]:
     """The outcome the oracle (SPEC §4) requires at each step, given the observations before
     it (spurious wakeups observed are adopted, as the oracle does). None where the oracle
     cannot follow the run (a disagreement, reported elsewhere)."""
     from pyvmfuzz.oracle import Oracle, TraceError
 
+    if _interleaved(steps, trace):
+        return _interleaved_outcomes(hw, steps, trace)
     cpus = int(re.search(r"cpus=(\d+)", hw)[1]) if re.search(r"cpus=(\d+)", hw) else 2
     o = Oracle(cpus)
     out: list[str | None] = []
