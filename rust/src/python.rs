@@ -49,6 +49,21 @@ fn trace_text(r: &Report) -> String {
     s
 }
 
+/// `d[key]` = None, or the violation as {kind, step, expected, observed} (SPEC §4).
+fn set_violation<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, key: &str, v: Option<&crate::judge::Violation>) -> PyResult<()> {
+    match v {
+        None => d.set_item(key, py.None()),
+        Some(v) => {
+            let vd = PyDict::new(py);
+            vd.set_item("kind", v.kind.name())?;
+            vd.set_item("step", v.step)?;
+            vd.set_item("expected", &v.expected)?;
+            vd.set_item("observed", &v.observed)?;
+            d.set_item(key, vd)
+        }
+    }
+}
+
 fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("kernel", r.kernel.name)?;
@@ -60,17 +75,7 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
     }
     d.set_item("trace", trace)?;
     d.set_item("trace_text", trace_text(r))?;
-    match &r.violation {
-        None => d.set_item("violation", py.None())?,
-        Some(v) => {
-            let vd = PyDict::new(py);
-            vd.set_item("kind", v.kind.name())?;
-            vd.set_item("step", v.step)?;
-            vd.set_item("expected", &v.expected)?;
-            vd.set_item("observed", &v.observed)?;
-            d.set_item("violation", vd)?;
-        }
-    }
+    set_violation(py, &d, "violation", r.violation.as_ref())?;
     let af = PyList::empty(py);
     for (n, a, o) in &r.assert_failures {
         let x = PyDict::new(py);
@@ -80,17 +85,7 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
         af.append(x)?;
     }
     d.set_item("assert_failures", af)?;
-    match &r.internal {
-        None => d.set_item("internal", py.None())?,
-        Some(v) => {
-            let vd = PyDict::new(py);
-            vd.set_item("kind", v.kind.name())?;
-            vd.set_item("step", v.step)?;
-            vd.set_item("expected", &v.expected)?;
-            vd.set_item("observed", &v.observed)?;
-            d.set_item("internal", vd)?;
-        }
-    }
+    set_violation(py, &d, "internal", r.internal.as_ref())?;
     // SPEC §3.2: ops still in flight and invalidations still pending when the run ended.
     let inf = PyList::empty(py);
     for (c, op, ph, pt, w) in &r.in_flight {
