@@ -471,8 +471,10 @@ def parse_trace(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]]]:
     return parse_trace_os(text)[:2]
 
 
-def parse_trace_os(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
-    """parse_trace, plus the `os` header's personality (SPEC §4.2; default dragonfly)."""
+def trace_lines(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
+    """A trace's form: (cpus, [(line number, op text, outcome, woke names)], os). Header lines
+    `hw`, `kernel`, `expect`, `os` (SPEC §2.1, §4.2) before the first op; every op line carries
+    `-> OUTCOME [woke T,...]`. Raises TraceError naming the line. Ops are not parsed here."""
     cpus, steps, osname = 2, [], "dragonfly"
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
@@ -497,13 +499,20 @@ def parse_trace_os(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]
         if not toks or (len(toks) > 1 and (toks[1] != "woke" or len(toks) < 3)):
             raise TraceError(f"line {lineno}: bad outcome {rest.strip()!r}")
         woke = "".join(toks[2:]).split(",") if len(toks) > 1 else []
+        steps.append((lineno, op_text.strip(), toks[0], woke))
+    return cpus, steps, osname
+
+
+def parse_trace_os(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
+    """parse_trace, plus the `os` header's personality (SPEC §4.2; default dragonfly)."""
+    cpus, steps, osname = trace_lines(text)
+    for lineno, op_text, _, woke in steps:
         try:
             parse_op(op_text, cpus)
             for w in woke:
                 parse_thread(w)
         except ValueError as e:
             raise TraceError(f"line {lineno}: {e}") from None
-        steps.append((lineno, op_text.strip(), toks[0], woke))
     return cpus, steps, osname
 
 

@@ -45,8 +45,8 @@ import re
 from dataclasses import dataclass, field
 
 from pyvmfuzz.oracle.contract import (
-    MAX_CPUS, PERSONALITIES, Oracle, Op, TraceError, Violation, _parse_hw, format_outcome,
-    parse_op, parse_thread, thread_name,
+    MAX_CPUS, PERSONALITIES, Oracle, Op, TraceError, Violation, format_outcome, parse_op,
+    parse_thread, thread_name, trace_lines,
 )
 
 # SPEC §3.2's yield points (the core validates which op has which; the oracle needs none)
@@ -103,33 +103,7 @@ def parse(text: str) -> History:
     TraceError naming the text line for a malformed line, an op started on a CPU that has one
     in flight, or a `resume` with nothing in flight.
     """
-    cpus, osname = 2, "dragonfly"
-    raw_lines: list[tuple[int, str, str, list[str]]] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        head = line.split()[0]
-        if head in ("hw", "kernel", "expect", "os"):
-            if raw_lines:
-                raise TraceError(f"line {lineno}: header line after the first op")
-            if head == "hw":
-                cpus = _parse_hw(line, lineno, cpus)
-            elif head == "os":
-                toks = line.split()
-                if len(toks) != 2 or toks[1] not in PERSONALITIES:
-                    raise TraceError(f"line {lineno}: bad os line (want `os linux` or `os dragonfly`)")
-                osname = toks[1]
-            continue
-        if "->" not in line:
-            raise TraceError(f"line {lineno}: missing outcome (`-> OUTCOME`)")
-        op_text, _, rest = line.partition("->")
-        toks = rest.split()
-        if not toks or (len(toks) > 1 and (toks[1] != "woke" or len(toks) < 3)):
-            raise TraceError(f"line {lineno}: bad outcome {rest.strip()!r}")
-        woke = "".join(toks[2:]).split(",") if len(toks) > 1 else []
-        raw_lines.append((lineno, op_text.strip(), toks[0], woke))
-
+    cpus, raw_lines, osname = trace_lines(text)
     h = History(cpus, osname)
     inflight: dict[int, int] = {}           # cpu -> op id
     flushable: dict[int, bool] = {}         # cpu -> its last line completed a PTE-changing op
