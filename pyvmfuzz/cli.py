@@ -137,8 +137,9 @@ def cmd_check(args) -> int:
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]
     skipped: list[str] = []
+    inapplicable: list[str] = []
     started = time.monotonic()
-    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os)
+    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os, inapplicable=inapplicable)
     if args.junit:
         from pyvmfuzz import junit
         from pyvmfuzz.programs import walk_programs
@@ -148,11 +149,14 @@ def cmd_check(args) -> int:
     if skipped:
         names = ", ".join(os.path.relpath(f) for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
         print(f"# skipped {len(skipped)} files that are not programs (.txt, .vm, .bytes or no suffix): {names}")
+    for p in inapplicable:
+        print(f"# not applicable (another kernel's schedule; no expect line for it): {p}")
     for f in findings:
         print(f"{f.problem.upper():8} {f.path} [{f.kernel}]: {f.detail}")
     errors = [f for f in findings if f.problem == "error"]
     print(f"# checked {pairs} program/kernel pairs: {len(findings)} problem(s)"
-          + (f", {len(errors)} bad input(s)" if errors else ""))
+          + (f", {len(errors)} bad input(s)" if errors else "")
+          + (f", {len(inapplicable)} pair(s) not applicable" if inapplicable else ""))
     if errors:  # the check is incomplete: a bad input outranks a problem found
         more = f" (and {len(errors) - 1} more bad input(s): see the ERROR lines)" if len(errors) > 1 else ""
         sys.stderr.write(f"pyvmfuzz check: {errors[0].path}: {errors[0].detail}{more}\n")

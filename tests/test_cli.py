@@ -113,3 +113,25 @@ def test_empty_text_program_and_bad_bench_numbers(run_cli, tmp_path):
     f.write_text("# nothing here\n")
     assert "no operations" in one_line_error(run_cli("run", str(f)))
     assert "--programs must be at least 1" in one_line_error(run_cli("bench", "--programs", "-5"))
+
+
+def test_check_all_skips_a_schedule_another_kernel_does_not_take(run_cli, tmp_path):
+    """SPEC §3.2: a line that waits (`paused` at `wait`) under one kernel may complete under
+    another, and the `resume` after it then has nothing to resume. Under a kernel the file
+    neither names (`kernel`, `expect`) nor is fixed, `check --kernel all` reports that pair as
+    not applicable and goes on; with an `expect` line for that kernel it is a bad input (exit 2).
+    Hand-derived: in fixed cpu1's fork waits for the page busy under procfs_write (litmus 21),
+    in procfs-hold-only the page is only held, the fork completes, and `cpu1 resume` (line 9) is left
+    with nothing in flight."""
+    body = ("hw cpus=3\n"
+            "cpu0 spawn\ncpu0 spawn\ncpu1 switch P1.T2\ncpu2 switch P1.T3\n"
+            "cpu0 procfs_write P1 data0.0 0x5 until access\n"
+            "cpu1 fork\ncpu0 resume\ncpu1 resume\ncpu0 load data0.0 -> 0x5\n")
+    f = tmp_path / "sched.txt"
+    f.write_text(body)
+    p = run_cli("check", str(f), "--kernel", "all")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "[procfs-hold-only]: line 9: not applicable: nothing in flight on cpu1" in p.stdout
+    assert "1 pair(s) not applicable" in p.stdout
+    f.write_text("expect procfs-hold-only clean\n" + body)
+    one_line_error(run_cli("check", str(f), "--kernel", "all"))

@@ -306,3 +306,26 @@ def test_18_exit_codes_pipes_version_docs(tmp_path):
     text = open(doc).read()
     for must in ("hw cpus=", "expect", "-> ", "130", "Exit status"):
         assert must in text, must
+
+
+def test_interrupt_mid_save_waits_for_the_finding(tmp_path):
+    """libFuzzer's SIGINT handler `_Exit()`s past every Python `finally`: a finding saved
+    inside `signals_deferred` is complete on disk before the interrupt takes effect, and no
+    `.tmp-` file is left (CI once found one after an interrupted campaign)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, signal
+        from pyvmfuzz.campaign.findings import atomic_write, signals_deferred
+        signal.signal(signal.SIGINT, lambda *a: os._exit(7))  # as libFuzzer: exit at once
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            atomic_write({str(tmp_path / 'f.bytes')!r}, b"x" * 100000)
+            atomic_write({str(tmp_path / 'f.txt')!r}, "done")
+        os._exit(0)  # not reached: the deferred SIGINT ends the process first
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 7, p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["f.bytes", "f.txt"]

@@ -87,8 +87,11 @@ class FindingHandler:
         self.pending_f = None
 
     def __call__(self, data: bytes) -> None:
+        from pyvmfuzz.campaign.findings import signals_deferred
+
         try:
-            self._handle(data)
+            with signals_deferred():  # an interrupt waits until the finding is on disk
+                self._handle(data)
         except Exception as e:  # noqa: BLE001 -- never lose a finding to a bug in this path
             import hashlib
 

@@ -324,6 +324,27 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _group_gone(pgid: int, timeout: float = 20.0) -> bool:
+    """Wait until no process of the harness's session is left (fork-mode jobs finish the
+    finding they were saving when interrupted); SIGKILL what is still there at `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
+                pass
+            time.sleep(0.2)
+            return True
+        time.sleep(0.1)
+
+
 def _die_with_parent() -> None:
     """In the harness child: if the supervisor dies (even by SIGKILL), so does the harness."""
     try:
@@ -500,6 +521,11 @@ def run_campaign(args) -> int:
         plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
         log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, exit status {proc.returncode}\n")
         log.close()
+        if proc.poll() is not None and _group_gone(proc.pid):
+            # no writer left: drop what a killed one left half-written
+            from pyvmfuzz.campaign.findings import sweep_temp_files
+
+            sweep_temp_files(crashes)
         try:
             import shutil
 
