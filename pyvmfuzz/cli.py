@@ -655,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: exec/s of the campaign callback with the default oracle cross-check off and on")
     b.add_argument("--campaign", type=_kernel, nargs="?", const="fixed", default=None, metavar="KERNEL",
                    help="instead: a --budget (60) s campaign on KERNEL (fixed), then its corpus through the empty "
-                        "harness, FuzzTarget.run, the harness without and with semantic counters (--trials rounds, 3)")
+                        "harness, FuzzTarget.run without and with semantic counters, the harness without and with them "
+                        "(--trials rounds, 3)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")

@@ -1,8 +1,12 @@
 """`pyvmfuzz bench --campaign`: where a campaign's executions go (issue 18).
 
-Four harnesses under the same libFuzzer (atheris), on the same inputs, in one run:
+Five harnesses under the same libFuzzer (atheris), on the same inputs, in one run:
 - `empty`: an atheris callback that does nothing (the ceiling);
 - `run`: `FuzzTarget.run` alone as the callback (the core, no coverage, no findings path);
+- `semrun`: `FuzzTarget.run` with the semantic counters, itself atheris's callback (no Python
+  frame per execution, no findings path, no cross-check): `full` minus this is what the
+  harness's Python costs, and this minus `run` what the counters and libFuzzer's handling of
+  their features cost;
 - `nosem`: the campaign harness (campaign.harness.main) without the semantic counters;
 - `full`: the campaign harness as `pyvmfuzz fuzz` runs it (semantic counters, cross-check).
 
@@ -25,7 +29,7 @@ import sys
 import tempfile
 import time
 
-MODES = ("empty", "run", "nosem", "full")
+MODES = ("empty", "run", "semrun", "nosem", "full")
 _UNITS = re.compile(r"^stat::number_of_executed_units:\s+(\d+)", re.M)
 _START = re.compile(r"^#pyvmfuzz-bench start ([\d.]+) ([\d.]+)$", re.M)
 
@@ -73,15 +77,22 @@ def _child(mode: str, argv: list[str]) -> None:
     else:
         from pyvmfuzz import _core
 
-        target = _core.FuzzTarget(os.environ.get("PYVMFUZZ_KERNEL", "fixed"), os.environ.get("PYVMFUZZ_HW") or None)
+        semantic = mode == "semrun"
+        if semantic:  # the counters register with this libFuzzer, as the harness's do
+            from pyvmfuzz.campaign.harness import load_core
+
+            load_core("", True)
+        target = _core.FuzzTarget(os.environ.get("PYVMFUZZ_KERNEL", "fixed"), os.environ.get("PYVMFUZZ_HW") or None,
+                                  semantic)
         run = target.run
 
         def test_one_input(data: bytes) -> None:
             run(data)
-        if mode == "runraw":  # the Rust method itself as the callback: no Python frame
+        if mode in ("runraw", "semrun"):  # the Rust method itself as the callback: no Python frame
             test_one_input = run
         report(lambda: (target.execs(), target.bytes_run()))
-    atheris.Setup([sys.argv[0]] + argv, test_one_input)
+    # internal libFuzzer, as the harness: with semrun it is already loaded globally
+    atheris.Setup([sys.argv[0]] + argv, test_one_input, internal_libfuzzer=True)
     start()
     atheris.Fuzz()
 
@@ -219,7 +230,7 @@ def campaign(kernel: str, budget: int, seed: int, out: str) -> dict:
 def run(kernel: str = "fixed", budget: int = 60, rounds: int = 3, seed: int = 1, runs: int = 500_000,
         progress=None) -> str:
     """The whole `bench --campaign` report: a `budget`-second campaign, then its corpus
-    replayed and mutated by the four harnesses in `rounds` interleaved rounds."""
+    replayed and mutated by the harnesses (MODES) in `rounds` interleaved rounds."""
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-cbench-camp-") as out:
         c = campaign(kernel, budget, seed, out)
@@ -234,7 +245,7 @@ def run(kernel: str = "fixed", budget: int = 60, rounds: int = 3, seed: int = 1,
     empty = statistics.median(x["execs"] / x["cpu"] for x in res["mutate"]["empty"])
     empty_wall = statistics.median(x["execs"] / x["wall"] for x in res["mutate"]["empty"])
     head = [f"# campaign throughput, kernel {kernel}: a {budget}s campaign (pyvmfuzz fuzz, 1 job, semantic "
-            f"coverage, seed {seed}), then its corpus ({n:,} inputs) through 4 harnesses, {rounds} interleaved "
+            f"coverage, seed {seed}), then its corpus ({n:,} inputs) through {len(MODES)} harnesses, {rounds} interleaved "
             f"rounds; load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end "
             f"({os.cpu_count()} CPUs)",
             f"full campaign: {c['execs'] / c['wall']:,.0f} exec/s, {c['execs'] / c['cpu']:,.0f} exec per CPU-second "
