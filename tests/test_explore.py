@@ -243,3 +243,14 @@ def test_distinguish_skips_the_bases_own_violations():
     # A kernel compared with itself: every violation is shared, none is a witness.
     r = _core.explore("partial-385c96e4", 3, distinguish=True)
     assert r["witness"] is None and r["shared"] > 0
+
+
+def test_witness_keeps_the_line_that_panicked():
+    # A panic leaves no outcome for its line in the trace; the printed witness (explore, the
+    # necessity table) still lists that line, as a bare step.
+    from pyvmfuzz.insight.explore import _witness_lines
+    w = _core.explore("fixed", 3, off=["exit_waits_siblings"])["witness"]
+    assert w["kind"] == "panic" and len(w["trace"]) == len(w["steps"]) - 1
+    lines = _witness_lines(w)
+    assert len(lines) == len(w["steps"]) and lines[-1] == w["steps"][-1]
+    assert lines[0] == f"{w['steps'][0]} -> {w['trace'][0]}"

@@ -53,8 +53,14 @@ def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashi
         bar.close()
 
 
+def _witness_lines(w: dict) -> list[str]:
+    """The witness as program lines: `step -> outcome`; a line whose step did not complete (a
+    panic or model assertion: no outcome in the trace) is the bare step, not dropped."""
+    return [f"{s} -> {w['trace'][i]}" if i < len(w["trace"]) else s for i, s in enumerate(w["steps"])]
+
+
 def _witness_text(w: dict) -> str:
-    return "\n".join(f"  {s} -> {o}" for s, o in zip(w["steps"], w["trace"]))
+    return "\n".join(f"  {ln}" for ln in _witness_lines(w))
 
 
 def save_finding(r: dict, out: str) -> str:
@@ -141,7 +147,7 @@ def cmd_necessity(args) -> int:
         name = args.kernel + "".join("+" + a for a in on)
         w = r["witness"]
         tail = "" if w is None else (f"; its shortest violation ({w['kind']}, {len(w['steps'])} lines): "
-                                     + "; ".join(f"`{s}` -> {o}" for s, o in zip(w["steps"], w["trace"])))
+                                     + "; ".join(f"`{ln}`" for ln in _witness_lines(w)))
         emit(f"- base on {col}: `{name}` — proved clean up to {r['completed']} lines{tail}")
     emit("")
     emit("| action | DragonFly function | necessary on pc64 | necessary on tagged |")
@@ -184,7 +190,7 @@ def cmd_necessity(args) -> int:
     for i, (title, w) in enumerate(witnesses, 1):
         emit(f"W{i} ({title}): {w['kind']} at line {w['step']}")
         emit("```")
-        emit("\n".join(f"{s} -> {o}" for s, o in zip(w["steps"], w["trace"])))
+        emit("\n".join(_witness_lines(w)))
         emit("```")
     print("\n".join(out))
     return base_status
