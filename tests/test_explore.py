@@ -2,6 +2,8 @@
 search, zoo bugs found no longer than their hand-derived witnesses, necessary actions."""
 
 import os
+import random
+import re
 import subprocess
 import sys
 
@@ -254,3 +256,40 @@ def test_witness_keeps_the_line_that_panicked():
     lines = _witness_lines(w)
     assert len(lines) == len(w["steps"]) and lines[-1] == w["steps"][-1]
     assert lines[0] == f"{w['steps'][0]} -> {w['trace'][0]}"
+
+
+_MAX_PROT = re.compile(r"mprotect|procfs_write P\d+ text")
+
+
+def _max_prot_free_differential(kernel, mode, programs, seed):
+    """Random byte programs decoded under `kernel` (2-4 CPUs, up to 160 bytes), minus those
+    that can reach the max-prot defect (an mprotect, a procfs_write into text: the entry's
+    protection then always equals its max); each run under `kernel` and `fixed` (with
+    pm_active_until_flush on tagged). Returns the programs `kernel` gets wrong and fixed right."""
+    on = ["pm_active_until_flush"] if mode == "tagged" else []
+    rng = random.Random(seed)
+    hits, run = [], 0
+    while run < programs:
+        hw = f"cpus={rng.choice([2, 2, 3, 4])},mode={mode}"
+        text = _core.decode(bytes(rng.getrandbits(8) for _ in range(rng.randint(8, 160))), kernel, hw)
+        if any(_MAX_PROT.search(ln) for ln in text.splitlines() if ln.startswith("cpu")):
+            continue
+        run += 1
+        if _core.run_variant(kernel, text, hw, on=on) is not None and _core.run_variant("fixed", text, hw, on=on) is None:
+            hits.append(text)
+    return hits
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["pc64", "tagged"])
+def test_pre_385c96e4_nothing_beyond_max_prot(mode):
+    # Issue 13's open question (docs/explore.md): pre-385c96e4's foreign pmap_enter, on
+    # programs that cannot reach max-prot, is never wrong where fixed is right.
+    assert _max_prot_free_differential("pre-385c96e4", mode, 200_000, 11) == []
+
+
+@pytest.mark.slow
+def test_max_prot_free_differential_finds_partials_stale_read():
+    # The method's power: with partial-385c96e4 in pre's place it finds the stale read (about
+    # one program in 70,000).
+    assert _max_prot_free_differential("partial-385c96e4", "pc64", 400_000, 21)
