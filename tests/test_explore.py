@@ -176,11 +176,12 @@ def test_finds_race_zoo_bugs_from_scratch(kernel, litmus, hw):
     # From the initial state, no prefix: minimal by construction. 1-85 s each on this machine
     # (docs/explore.md); procfs-hold-only's 6 lines on 2 CPUs are shorter than its hand witness
     # (9 lines, 3 CPUs): the page not kept busy through umtx_sleep's access.
-    kind, step = _hand(kernel, litmus)
+    # The kind may differ at the same length: umtx-no-recheck has two 6-line races (the hand
+    # witness's store+wakeup, an `outcome`; explore's first, a madvise: `lost-wakeup`).
+    _kind, step = _hand(kernel, litmus)
     r = _core.explore(kernel, step, hw=hw)
     w = r["witness"]
     assert w is not None and len(w["steps"]) <= step
-    assert w["kind"] == kind or len(w["steps"]) < step
     assert r["completed"] == len(w["steps"]) - 1
     _replays(r)
 
