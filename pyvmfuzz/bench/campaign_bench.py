@@ -177,7 +177,9 @@ def measure(kernel: str, corpus: str, rounds: int, runs: int, copies: int, max_l
 
 def _bytes(res: dict, wl: str, mode: str) -> str:
     """Input bytes per execution: replay, the corpus's mean; mutation, the median of
-    FuzzTarget's count (the empty harness's from its untimed counted twin); or '-'."""
+    FuzzTarget's count (the empty harness's from its untimed counted twin); or '-' (semrun: with
+    a Rust method as the callback no bytecode runs, so the counting thread never gets the GIL;
+    it runs full's inputs — same seed, same feedback)."""
     if wl == "replay":  # the same inputs for all (a progress line mid-replay would be partial)
         v = res.get("replay_bytes")
     elif mode == "empty":
