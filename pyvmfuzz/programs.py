@@ -93,7 +93,10 @@ def load(path: str) -> ProgramFile:
         if size > MAX_FILE_BYTES:
             raise InputError(f"{path}: {size} bytes is too large for a program (limit {MAX_FILE_BYTES})")
         with open(path, "rb") as f:
-            raw = f.read()
+            # Bounded: a device or pipe (/dev/zero, <(...)) has no size to check up front.
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise InputError(f"{path}: more than {MAX_FILE_BYTES} bytes is too large for a program")
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror}") from None
     if not raw:
