@@ -2,9 +2,15 @@
 one input that went wrong, reproduced through the command line (exit 2, one line, no traceback
 for bad input; SPEC §5, docs/program-format.md "Input errors")."""
 
+import re
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 
-from conftest import cli
+from conftest import ROOT, cli
 
 
 def _one_clean_line(r):
@@ -19,3 +25,37 @@ def test_endless_device_is_too_large_not_a_hang(cmd):
     # /dev/zero has size 0 to stat and never ends: reading it whole ate memory until killed.
     line = _one_clean_line(cli(cmd, "/dev/zero", timeout=20))
     assert "too large" in line
+
+
+def _interrupt_after(args, seconds, grace=20):
+    """Start the CLI with SIGINT at its default (a background shell ignores it), send Ctrl-C
+    after `seconds`, and return (status, stdout, stderr) once it stops; None if it did not
+    stop within `grace` seconds."""
+    proc = subprocess.Popen([sys.executable, "-P", "-m", "pyvmfuzz", *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow  # 8 s of exploration before the Ctrl-C
+def test_necessity_stops_on_ctrl_c_and_keeps_finished_rows():
+    # The core returns an interrupted exploration instead of raising; necessity went on with
+    # the next action (and the next), so Ctrl-C did nothing for minutes and printed nothing.
+    r = _interrupt_after(["necessity", "--depth", "4", "--time", "2", "--random", "0"], 8, grace=6)
+    assert r is not None, "necessity kept running after Ctrl-C"
+    rc, out, err = r
+    assert rc == 130, (rc, err)
+    assert err.strip().splitlines() == ["pyvmfuzz necessity: interrupted"], err
+    rows = [ln for ln in out.splitlines() if ln.startswith("| `")]
+    assert rows and "# interrupted: the rows above are complete" in out
+    # Every witness a finished row cites is printed.
+    for ref in re.findall(r"\[(W\d+)\]", "\n".join(rows)):
+        assert f"\n{ref} (" in out, ref

@@ -117,11 +117,39 @@ def _cell(res: dict) -> str:
 
 
 def cmd_necessity(args) -> int:
+    out: list[str] = []
+    witnesses: list[tuple[str, dict]] = []
+    try:
+        return _necessity(args, out, witnesses)
+    except KeyboardInterrupt:
+        # The core turns Ctrl-C into an interrupted (returned) exploration; without this the
+        # next action's exploration would start and swallow the interrupt. Keep what is done.
+        if out:
+            out.append("# interrupted: the rows above are complete, the rest were not run")
+            out.append("")
+            _emit_witnesses(out.append, witnesses)
+            print("\n".join(out))
+        raise
+
+
+def _emit_witnesses(emit, witnesses: list[tuple[str, dict]]) -> None:
+    for i, (title, w) in enumerate(witnesses, 1):
+        emit(f"W{i} ({title}): {w['kind']} at line {w['step']}")
+        emit("```")
+        emit("\n".join(_witness_lines(w)))
+        emit("```")
+
+
+def _necessity(args, out: list[str], witnesses: list[tuple[str, dict]]) -> int:
+    def explore(*a, **kw) -> dict:
+        r = run_explore(*a, **kw)
+        if r["interrupted"]:
+            raise KeyboardInterrupt
+        return r
+
     actions = _core.safety_actions()
     hws = [("pc64", "mode=pc64"), ("tagged", "mode=tagged")]
-    out = []
     emit = out.append
-    witnesses: list[tuple[str, dict]] = []
     base_status = 0
     bases = {}
     for col, hw in hws:
@@ -133,9 +161,9 @@ def cmd_necessity(args) -> int:
         # The base is explored as deep as the time allows: a knob's witness counts only at a
         # length where the base itself is proved clean.
         deeper = args.depth + 6 if args.time > 0 else args.depth
-        r = run_explore(args.kernel, deeper, hw, args.time, on=on, bar_desc=f"base {col}")
+        r = explore(args.kernel, deeper, hw, args.time, on=on, bar_desc=f"base {col}")
         if r["completed"] < args.depth and r["witness"] is None:  # time ran out first
-            r = run_explore(args.kernel, args.depth, hw, 0.0, on=on, bar_desc=f"base {col}")
+            r = explore(args.kernel, args.depth, hw, 0.0, on=on, bar_desc=f"base {col}")
         bases[col] = (on, r)
         if r["completed"] < args.depth and col == "pc64":
             base_status = 1
@@ -163,13 +191,13 @@ def cmd_necessity(args) -> int:
             if not _core.action_present(args.kernel, name, on):
                 cells.append(_cell({"na": True}))
                 continue
-            r = run_explore(args.kernel, args.depth, hw, 0.0, on=on, off=[name], bar_desc=f"{name} {col}")
+            r = explore(args.kernel, args.depth, hw, 0.0, on=on, off=[name], bar_desc=f"{name} {col}")
             res = {"depth": r["completed"], "witness": r["witness"], "by": "explore"}
             if r["witness"] is None and args.time > 0:
                 # Deeper bounds for the time given. Beyond the depth the base is proved clean,
                 # only programs the base gets right count (the base's own bugs are no witness).
-                d = run_explore(args.kernel, args.depth + 6, hw, args.time, on=on, off=[name],
-                                distinguish=clean < args.depth + 6, bar_desc=f"{name} {col} deeper")
+                d = explore(args.kernel, args.depth + 6, hw, args.time, on=on, off=[name],
+                            distinguish=clean < args.depth + 6, bar_desc=f"{name} {col} deeper")
                 res["depth"] = max(res["depth"], min(d["completed"], clean))
                 res["witness"] = d["witness"]
             if res["witness"] is None and args.random > 0:
@@ -187,10 +215,6 @@ def cmd_necessity(args) -> int:
             cells.append(_cell(res))
         emit(f"| `{name}` | {func} | {cells[0]} | {cells[1]} |")
     emit("")
-    for i, (title, w) in enumerate(witnesses, 1):
-        emit(f"W{i} ({title}): {w['kind']} at line {w['step']}")
-        emit("```")
-        emit("\n".join(_witness_lines(w)))
-        emit("```")
+    _emit_witnesses(emit, witnesses)
     print("\n".join(out))
     return base_status
