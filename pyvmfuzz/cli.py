@@ -301,6 +301,7 @@ def _bench_long(n: int, seed: int) -> int:
 
 def _check_linux(args) -> int:
     """Every program clean under `fixed` must be clean on the host kernel too (oracle-judged)."""
+    from pyvmfuzz.oracle.check import Finding
     from pyvmfuzz.programs import walk
 
     files = walk(args.paths)
@@ -309,6 +310,9 @@ def _check_linux(args) -> int:
     problems = checked = 0
     bad: list[str] = []
     skipped: list[str] = []
+    started = time.monotonic()
+    ran: list[str] = []  # for --junit: one testcase per program run on the host, kernel "linux"
+    findings: list = []
     for path in files:
         try:  # a bad file is reported and the check goes on (exit 2 at the end), as on the model
             pf = load(path)
@@ -324,6 +328,7 @@ def _check_linux(args) -> int:
                 continue
         except InputError as e:
             bad.append(str(e))
+            findings.append(Finding(path, "linux", "error", str(e)))
             print(f"ERROR    {e}")
             continue
         try:
@@ -334,10 +339,17 @@ def _check_linux(args) -> int:
             skipped.append(f"{path} (not applicable under os linux: {e})")
             continue
         checked += 1
+        ran.append(path)
         if rep["violation"] is not None:
             problems += 1
             v = rep["violation"]
-            print(f"LINUX    {path}: {v['kind']}@{v['step']} (expected {v['expected']}, observed {v['observed']})")
+            detail = f"{v['kind']}@{v['step']} (expected {v['expected']}, observed {v['observed']})"
+            findings.append(Finding(path, "linux", "linux", detail))
+            print(f"LINUX    {path}: {detail}")
+    if args.junit:
+        from pyvmfuzz import junit
+
+        junit.write(args.junit, junit.junit_xml(ran, ["linux"], findings, time.monotonic() - started))
     for sk in skipped:
         print(f"SKIP     {sk}")
     print(f"# checked {checked} programs clean under fixed on Linux: {problems} problem(s)")

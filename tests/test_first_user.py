@@ -59,3 +59,18 @@ def test_necessity_stops_on_ctrl_c_and_keeps_finished_rows():
     # Every witness a finished row cites is printed.
     for ref in re.findall(r"\[(W\d+)\]", "\n".join(rows)):
         assert f"\n{ref} (" in out, ref
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--target linux needs Linux")
+def test_check_target_linux_writes_junit(tmp_path):
+    # `check --target linux --junit FILE` exited 0 and wrote no file: CI saw no report at all.
+    (tmp_path / "ok.txt").write_text("cpu0 store data0.0 0x1 -> ok\ncpu0 load data0.0 -> 0x1\n")
+    (tmp_path / "bad.txt").write_text("cpu0 bogus\n")
+    out = tmp_path / "j.xml"
+    r = cli("check", str(tmp_path), "--target", "linux", "--junit", str(out))
+    assert r.returncode == 2, r.stderr
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("classname").rsplit("/", 1)[-1]: c for c in ET.parse(out).iter("testcase")}
+    assert set(cases) == {"ok.txt", "bad.txt"} and all(c.get("name") == "linux" for c in cases.values())
+    assert cases["bad.txt"].find("error") is not None and len(list(cases["ok.txt"])) == 0
