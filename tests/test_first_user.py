@@ -74,3 +74,19 @@ def test_check_target_linux_writes_junit(tmp_path):
     cases = {c.get("classname").rsplit("/", 1)[-1]: c for c in ET.parse(out).iter("testcase")}
     assert set(cases) == {"ok.txt", "bad.txt"} and all(c.get("name") == "linux" for c in cases.values())
     assert cases["bad.txt"].find("error") is not None and len(list(cases["ok.txt"])) == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["explore", "--depth", "-1"],
+    ["explore", "--depth", "2", "--values", "-1"],
+    ["explore", "--depth", "2", "--values", "0x100000000"],
+    ["explore", "--depth", "2", "--time", "-5"],
+    ["necessity", "--depth", "0"],
+    ["necessity", "--depth", "-2"],
+    ["necessity", "--random", "-1"],
+    ["necessity", "--seed", "-1"],
+])
+def test_explore_necessity_bad_numbers_are_input_errors(args):
+    # These reached the core: an OverflowError (or necessity's ValueError) traceback, exit 1.
+    line = _one_clean_line(cli(*args, timeout=30))
+    assert line.startswith(f"pyvmfuzz {args[0]}: --"), line

@@ -10,8 +10,24 @@ import sys
 
 from pyvmfuzz import _core
 from pyvmfuzz.campaign.findings import atomic_write, finding_text, signature
+from pyvmfuzz.programs import InputError
 
 DOMAIN_NOTE = "pages {pages}, word 0; stored values {values}; umtx_sleep values 0, those and the file word"
+
+
+MAX_DEPTH = 64  # the core's bound (explore.rs); checked here so a bad --depth is one line
+
+
+def _check_numbers(args) -> None:
+    """Bad numbers are input errors (exit 2), not the core's OverflowError traceback: --depth
+    1..MAX_DEPTH, --time/--random >= 0 seconds, --seed >= 0 (u64)."""
+    if not 1 <= args.depth <= MAX_DEPTH:
+        raise InputError(f"--depth must be 1..{MAX_DEPTH}")
+    for flag in ("time", "random"):
+        if getattr(args, flag, 0) < 0:
+            raise InputError(f"--{flag} must be >= 0 seconds")
+    if getattr(args, "seed", 0) < 0:
+        raise InputError("--seed must be >= 0")
 
 
 def _domain(args) -> tuple[list[str] | None, list[int] | None]:
@@ -22,6 +38,8 @@ def _domain(args) -> tuple[list[str] | None, list[int] | None]:
             values = [int(v, 0) for v in args.values.split(",")]
         except ValueError:
             raise ValueError(f"--values: bad value list '{args.values}'") from None
+        if not all(0 <= v <= 0xFFFFFFFF for v in values):  # words are u32 (SPEC §2.1)
+            raise ValueError(f"--values: '{args.values}': each value must be 0..0xffffffff")
     return pages, values
 
 
@@ -76,6 +94,7 @@ def save_finding(r: dict, out: str) -> str:
 
 
 def cmd_explore(args) -> int:
+    _check_numbers(args)
     pages, values = _domain(args)
     hw = args.hw
     if args.cpus is not None:
@@ -119,6 +138,7 @@ def _cell(res: dict) -> str:
 def cmd_necessity(args) -> int:
     out: list[str] = []
     witnesses: list[tuple[str, dict]] = []
+    _check_numbers(args)
     try:
         return _necessity(args, out, witnesses)
     except KeyboardInterrupt:
