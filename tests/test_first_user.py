@@ -90,3 +90,12 @@ def test_explore_necessity_bad_numbers_are_input_errors(args):
     # These reached the core: an OverflowError (or necessity's ValueError) traceback, exit 1.
     line = _one_clean_line(cli(*args, timeout=30))
     assert line.startswith(f"pyvmfuzz {args[0]}: --"), line
+
+
+def test_cmin_same_dir_message_names_the_directory(tmp_path):
+    # It said "pyvmfuzz cmin: cmin: the output ..." (the command twice, no path).
+    d = tmp_path / "corp"
+    d.mkdir()
+    (d / "a.txt").write_text("cpu0 load data0.0\n")
+    line = _one_clean_line(cli("cmin", str(d), "-o", str(d)))
+    assert line == f"pyvmfuzz cmin: {d}: the output directory must differ from the input", line

@@ -34,7 +34,7 @@ def cmin(src: str, dst: str, kernel: str, hw: str | None) -> tuple[int, int, int
     before anything is written: inputs that do not load (empty, oversized, not parsing) raise
     one InputError naming the first and counting the rest, and nothing is written."""
     if os.path.abspath(src) == os.path.abspath(dst):
-        raise InputError("cmin: the output directory must differ from the input")
+        raise InputError(f"{dst}: the output directory must differ from the input")
     # Merging into a folder that holds other inputs would hand back more than the minimal set.
     if os.path.isdir(dst) and os.listdir(dst):
         raise InputError(f"{dst}: exists and is not empty (cmin writes a new corpus: name a new or empty directory)")
