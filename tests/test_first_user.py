@@ -99,3 +99,21 @@ def test_cmin_same_dir_message_names_the_directory(tmp_path):
     (d / "a.txt").write_text("cpu0 load data0.0\n")
     line = _one_clean_line(cli("cmin", str(d), "-o", str(d)))
     assert line == f"pyvmfuzz cmin: {d}: the output directory must differ from the input", line
+
+
+def test_readme_seed_reproducer_is_the_corpus_file():
+    # README showed `cpu0 store text0.0 0x1 -> ok` (the buggy kernel's trace) as the contents
+    # of corpus/repro/pre-385c96e4-debugger-text.txt, whose assertion is `-> SEGV`: a user who
+    # copied it got a failed assertion under fixed from `check --kernel all`.
+    import os
+
+    from conftest import ROOT as root
+
+    text = open(os.path.join(root, "README.md"), encoding="utf-8").read()
+    m = re.search(r"shortest reproducer \(`([^`]+)`\):\n\n```\n(.*?)```", text, re.S)
+    assert m, "README lost the seed reproducer block"
+
+    def ops(s):
+        return [ln.split("#")[0].split() for ln in s.splitlines() if ln.startswith("cpu")]
+
+    assert ops(m.group(2)) == ops(open(os.path.join(root, m.group(1)), encoding="utf-8").read())
