@@ -210,6 +210,13 @@ def table(res: dict, modes=MODES) -> str:
     return "\n".join(rows)
 
 
+# Inputs per replay run (copies of the corpus). 120,000, not 30,000: a ~0.3 s run spread 0.32-0.57
+# in full's ratio between rounds on a shared 2-core machine, a ~1.5 s one 0.48-0.61; and the first
+# pass over the corpus pays libFuzzer's corpus building (entropic walks the corpus for every new
+# feature: 550 M of a 60,000-execution run's 3,580 M instructions), which a campaign spreads over
+# millions of executions. Measured side by side 2026-11-30, docs/campaign-throughput.md.
+REPLAY_INPUTS = 120_000
+
 _DONE = re.compile(r"^# campaign \w[^:]*: kernel \S+, ([\d.]+)s, ([\d,]+) execs", re.M)
 
 
@@ -239,7 +246,7 @@ def run(kernel: str = "fixed", budget: int = 60, rounds: int = 3, seed: int = 1,
         if progress:
             progress(f"campaign: {c['execs']:,} execs in {c['wall']:.1f}s, {c['cpu']:.1f} CPU-s")
         n = max(1, len(os.listdir(c["corpus"])))
-        res = measure(kernel, c["corpus"], rounds, runs, max(1, 30_000 // n), 2 + 5 * 32 + 16, seed,
+        res = measure(kernel, c["corpus"], rounds, runs, max(1, REPLAY_INPUTS // n), 2 + 5 * 32 + 16, seed,
                       (lambda r, m, a, b: progress(f"round {r + 1} {m}: replay {a['execs'] / a['cpu']:,.0f}, "
                                                    f"mutation {b['execs'] / b['cpu']:,.0f} exec/CPU-s"))
                       if progress else None)
