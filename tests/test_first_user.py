@@ -117,3 +117,22 @@ def test_readme_seed_reproducer_is_the_corpus_file():
         return [ln.split("#")[0].split() for ln in s.splitlines() if ln.startswith("cpu")]
 
     assert ops(m.group(2)) == ops(open(os.path.join(root, m.group(1)), encoding="utf-8").read())
+
+
+def test_pending_hint_names_the_campaign_hw(tmp_path):
+    # The summary said `pyvmfuzz minimize FILE --kernel K` for pending-*.bytes (no sidecar):
+    # without the campaign's --hw the input's own mode bit decides, and a pc64 campaign's
+    # input replays on tagged hardware.
+    import argparse
+    import shlex
+
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.supervisor import pending_replay_flags
+
+    data = bytes([0x08, 0x10, 0x20, 0x30])  # bit 3 of byte 0: tagged, unless --hw fixes the mode
+    hint = pending_replay_flags(argparse.Namespace(kernel="pre-385c96e4", hw="mode=pc64"))
+    flags = shlex.split(hint)
+    assert flags[:2] == ["--kernel", "pre-385c96e4"] and "--hw" in flags
+    hw = flags[flags.index("--hw") + 1]
+    assert "mode=pc64" in _core.decode(data, "pre-385c96e4", hw).splitlines()[0]
+    assert "mode=tagged" in _core.decode(data, "pre-385c96e4", None).splitlines()[0]

@@ -265,6 +265,13 @@ class CorpusSync:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
+def pending_replay_flags(args) -> str:
+    """The flags that replay a `pending-*.bytes` as the campaign ran it: it has no sidecar
+    `.txt`, and the byte form carries its own mode bit, which the campaign's --hw overrode
+    (codec.rs), so without --hw it may decode on other hardware."""
+    return f"--kernel {args.kernel}" + (f" --hw {args.hw}" if args.hw else "")
+
+
 def split_pending(crashes: str) -> list[str]:
     """The harness's pending-inputs file (violating inputs it saved without minimizing,
     harness.PENDING) as one `pending-<sha1>.bytes` per input; the file goes once all are
@@ -585,7 +592,7 @@ def run_campaign(args) -> int:
         # the harness caps finding handling at a share of the time (harness.FindingHandler.SHARE)
         print(f"# {len(pending):,} violating inputs of new shapes saved unminimized (finding handling is capped "
               f"at {100 * _handler_share():.0f}% of the time): {os.path.join(crashes, 'pending-*.bytes')} "
-              f"(pyvmfuzz minimize FILE --kernel {args.kernel})")
+              f"(pyvmfuzz minimize FILE {pending_replay_flags(args)})")
     for r in rows:
         if r[2] == "error":
             print(f"# FINDING NOT SAVED AS TEXT (handler error, input kept): {os.path.join(crashes, r[3])} {' '.join(r[4:])}")
