@@ -136,3 +136,11 @@ def test_pending_hint_names_the_campaign_hw(tmp_path):
     hw = flags[flags.index("--hw") + 1]
     assert "mode=pc64" in _core.decode(data, "pre-385c96e4", hw).splitlines()[0]
     assert "mode=tagged" in _core.decode(data, "pre-385c96e4", None).splitlines()[0]
+
+
+def test_explore_cpus_conflicting_with_hw_is_an_input_error():
+    # `explore --cpus 3 --hw cpus=2` explored 3 CPUs without a word: which one did the user mean?
+    line = _one_clean_line(cli("explore", "--depth", "1", "--cpus", "3", "--hw", "cpus=2"))
+    assert line == "pyvmfuzz explore: --cpus 3 conflicts with --hw cpus=2", line
+    r = cli("explore", "--depth", "1", "--cpus", "2", "--hw", "cpus=2,mode=tagged")
+    assert r.returncode == 0 and "cpus=2" in r.stdout and "mode=tagged" in r.stdout, r.stderr

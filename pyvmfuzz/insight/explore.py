@@ -6,6 +6,7 @@ commutation), and the safety actions of a kernel switched off one at a time
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from pyvmfuzz import _core
@@ -98,6 +99,9 @@ def cmd_explore(args) -> int:
     pages, values = _domain(args)
     hw = args.hw
     if args.cpus is not None:
+        given = re.search(r"cpus=(\d+)", hw or "")
+        if given and int(given.group(1)) != args.cpus:  # else the later key silently wins
+            raise InputError(f"--cpus {args.cpus} conflicts with --hw cpus={given.group(1)}")
         hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
                     pages=pages, values=values)
