@@ -66,6 +66,8 @@ def _run_linux(pf, hw):
 
 
 def cmd_run(args) -> int:
+    if args.target == "linux" and args.kernel is not None:  # else ignored without a word
+        raise InputError(f"--kernel {args.kernel}: a model kernel; --target linux runs on this host's kernel")
     status = 0
     for path in args.files:
         pf = load(path)
@@ -133,6 +135,9 @@ def cmd_check(args) -> int:
     from pyvmfuzz.oracle.check import check_paths
 
     if args.target == "linux":
+        if args.kernel != "fixed":  # the host is checked against programs clean under fixed
+            raise InputError(f"--kernel {args.kernel}: --target linux checks this host's kernel "
+                             "on the programs clean under fixed")
         return _check_linux(args)
 
     kernels = KERNELS if args.kernel == "all" else [args.kernel]

@@ -144,3 +144,16 @@ def test_explore_cpus_conflicting_with_hw_is_an_input_error():
     assert line == "pyvmfuzz explore: --cpus 3 conflicts with --hw cpus=2", line
     r = cli("explore", "--depth", "1", "--cpus", "2", "--hw", "cpus=2,mode=tagged")
     assert r.returncode == 0 and "cpus=2" in r.stdout and "mode=tagged" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "--target", "linux", "--kernel", "pre-385c96e4"],
+    ["check", "--target", "linux", "--kernel", "all"],
+])
+def test_target_linux_rejects_a_model_kernel(tmp_path, args):
+    # Both ran on the host and ignored --kernel: `run --target linux --kernel pre-385c96e4`
+    # printed "clean" for the seed bug's reproducer, as if the variant had been tried.
+    p = tmp_path / "p.txt"
+    p.write_text("cpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x1\n")
+    line = _one_clean_line(cli(args[0], str(p), *args[1:]))
+    assert "--target linux" in line and args[-1] in line, line
