@@ -172,8 +172,9 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
     schedule differs (an op that paused under one kernel completes under another, and the
     `resume` after it has nothing to resume; a thread another kernel left blocked cannot be
     switched to): when it runs under its reference kernel (its `kernel` line, else fixed), a
-    pair under a kernel that is neither that one nor named by one of its `expect` lines is
-    appended to `inapplicable` ("PATH [KERNEL]: why") and not counted, rather than an error.
+    pair under a kernel that is neither that one nor named by one of its `expect` lines (fixed
+    included: a finding's race may need a schedule `fixed`'s locks forbid) is appended to
+    `inapplicable` ("PATH [KERNEL]: why") and not counted, rather than an error.
     Raises InputError when nothing names a program. `os` overrides each program's `os`
     header for the oracle (SPEC §4.2)."""
     files, skip = walk_programs(paths)
@@ -194,7 +195,7 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
                 rep = run_program(pf, k, hw)
             except InputError as e:
                 why = str(e).removeprefix(f"{path}: ")
-                if (k not in {"fixed", pf_kernel(pf)} and k not in _expected_kernels(pf)
+                if (k != (pf_kernel(pf) or "fixed") and k not in _expected_kernels(pf)
                         and _runs_under_reference(pf, hw)):
                     if inapplicable is not None:
                         inapplicable.append(f"{path} [{k}]: {why}")
