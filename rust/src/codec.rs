@@ -5,7 +5,8 @@
 //! - header: b0 = (cpus-1) & 7 | 8 if tagged; b1 = (tlb-1) & 63. Missing bytes leave the
 //!   default. Keys given on the command line override them.
 //! - record `[k, pw, v, t, u]`: k & 15 selects the operation (table below), k >> 4 the CPU;
-//!   pw selects the switch target, or page `(pw >> 2) % 7` and word `pw & 3`; v is a value
+//!   pw selects the switch target, or page `(pw >> 2) % 7` and word `pw & 3` (pw >= 0x80 while
+//!   an op is in flight on another CPU: that op's address, `inflight_addr`); v is a value
 //!   (0xff: a u32 LE follows; umtx_sleep's v in 0x80..0xfe: the word's current value, see
 //!   `peek_word`); t selects the procfs target pid (0xff: a u32 LE follows); u < 0xa0: no
 //!   `until`; u - 0xa0 = k < 64: `until` the (k mod r)-th of the r yield points the line
@@ -143,6 +144,30 @@ fn until_byte(m: &Machine, s: Step, op: &Op, p: Point) -> Option<u8> {
         None if nr == 0 => UNTIL_BASE + i as u8,
         None => UNTIL_BASE + UNTIL_REACHED + i as u8,
     })
+}
+
+/// An address byte `pw` from this on, while an op is in flight on another CPU: that op's
+/// address (a CMP-style dictionary entry). The races of SPEC §3.3 are lines on the page (often
+/// the word) an op paused elsewhere works on; a uniform page and word meet it 1 time in 28.
+/// The encoder writes `page << 2 | word` (< 28), which decodes the same in any state.
+const INFLIGHT_ADDR: u8 = 0x80;
+
+/// The address of an op in flight on a CPU other than `cpu` (the ((pw >> 2) & 31)-th of them,
+/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one.
+fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
+    let mut found = [Addr { page: 0, word: 0 }; 8];
+    let mut n = 0;
+    for (c, x) in m.cpus.iter().enumerate() {
+        let Some(k) = x.kop.as_ref().filter(|_| c != cpu as usize) else { continue };
+        found[n] = match k.op {
+            Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => a,
+            Op::ProcfsRead(_, a) | Op::ProcfsWrite(_, a, _) => a,
+            Op::Madvise(pg) | Op::Mprotect(pg, _) => Addr { page: pg, word: pw & 3 },
+            _ => continue,
+        };
+        n += 1;
+    }
+    (n > 0).then(|| found[((pw >> 2) & 31) as usize % n])
 }
 
 /// umtx_sleep's value byte from this on (and below the escape): the word's current value as
@@ -385,7 +410,14 @@ impl<'a> Decoder<'a> {
         }
         let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
         // Only the choices an operation uses are computed (divisions are most of decoding).
-        let addr = || Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 };
+        let addr = || {
+            if pw >= INFLIGHT_ADDR && m.inflight > 0 {
+                if let Some(a) = inflight_addr(m, cpu, pw) {
+                    return a;
+                }
+            }
+            Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 }
+        };
         let pid = || pid_escape.unwrap_or_else(|| 1 + tb as u32 % (m.pids_assigned() + 1));
         let op = match kind {
             LOAD => Op::Load(addr()),
