@@ -242,7 +242,14 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
                 Target::Thread(p, _) => p,
             };
             let stale = m.cpus[cpu].space != space && m.cpus[cpu].tlb.entries.iter().any(|e| e.asid == space);
-            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9, slot: None };
+            // How many other CPUs already run that process (0, 1, 2+): the races of SPEC §3.3
+            // need one process on two or three CPUs, a state no other feature tells apart.
+            let sharing = if space == IDLE_SPACE {
+                0
+            } else {
+                m.cpus.iter().enumerate().filter(|&(c, x)| c != cpu && x.running.is_some_and(|r| r.0 == space)).count().min(2) as u32
+            };
+            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9 | sharing << 10, slot: None };
         }
         Op::Load(a) => (2, None, Some(a.page)),
         Op::Store(a, _) => (3, None, Some(a.page)),
@@ -264,7 +271,9 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let pid = target.unwrap_or(actor);
     let Some(page) = page else {
         let nsleep = m.sleepers.len().min(3) as u32;
-        return Situation { bits: opcode | (m.live_procs() as u32) << 8 | nsleep << 12, slot: None };
+        // spawn: the threads the process has (a race needs two or three of them)
+        let nthreads = if opcode == 5 { m.proc(actor).live_threads().min(4) as u32 } else { 0 };
+        return Situation { bits: opcode | (m.live_procs() as u32) << 8 | nsleep << 12 | nthreads << 14, slot: None };
     };
     if pid == 0 || pid as usize > m.procs.len() || !m.proc(pid).alive {
         return Situation { bits: opcode | 1 << 31, slot: None };
