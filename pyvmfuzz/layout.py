@@ -28,7 +28,10 @@ ADDRS: tuple[str, ...] = tuple(f"{p}.{w}" for p in PAGES for w in range(WORDS))
 
 #: Byte form (rust/src/codec.rs): 2 header bytes, then 5-byte records `[op | sel<<4, page<<2 | word,
 #: value, pid, until]`; 0xff in the value or pid byte means a u32 LE follows (value first);
-#: an `until` byte >= UNTIL_BASE stops the op at its ((u - UNTIL_BASE) mod n)-th yield point.
+#: an `until` byte u >= UNTIL_BASE stops the op at the ((u - UNTIL_BASE) mod r)-th of the r yield
+#: points the line reaches from the current state when u - UNTIL_BASE < 64, else (or when it
+#: reaches none) at one of the points it declares; umtx_sleep's value byte 0x80..0xfe is the word's
+#: current value.
 OPCODES: dict[str, int] = {name: code for code, name in _L["opcodes"]}
 HEADER_BYTES, ESCAPE = 2, 0xFF
 RECORD_BYTES, UNTIL_BASE = (int(x) for x in _L["record"])

@@ -54,7 +54,8 @@ def _range(x: int | tuple[int, int], name: str, lo: int, hi: int) -> tuple[int, 
 def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0, until: int | None = None) -> bytes:
     """One byte-form record (rust/src/codec.rs): [op | sel<<4, page<<2 | word (a switch: the
     target index), value (0xff: a u32 LE follows), pid index, until (None: run the line whole;
-    k: stop at the op's k-th yield point, modulo the points it has — SPEC §3.2)]."""
+    k: stop at the k-th yield point the line reaches from that state, modulo how many — SPEC
+    §3.2)]."""
     u = 0 if until is None else layout.UNTIL_BASE + until
     rec = bytes([layout.OPCODES[op] | (sel << 4), pw, min(value, layout.ESCAPE), t, u])
     return rec + (value.to_bytes(4, "little") if value >= layout.ESCAPE else b"")
@@ -68,7 +69,7 @@ def _step_strategies(names: list[str], max_value: int, interleave: bool = True) 
     addr = st.integers(0, len(layout.PAGES) * layout.WORDS - 1).map(_pw)  # shrinks toward data0.0
     page = st.integers(0, len(layout.PAGES) - 1).map(lambda p: p << 2)
     value = st.integers(0, max_value)
-    # the k-th of the op's points, modulo how many it has (SPEC §3.2); none: whole lines only
+    # the k-th point the line reaches, modulo how many (SPEC §3.2); none: whole lines only
     until = (st.none() | st.integers(0, 7)) if interleave else st.none()
     npids = 9  # pid index: modulo the pids assigned plus the next one (at most 8 live)
     pid_addr = st.integers(0, npids * len(layout.PAGES) * layout.WORDS - 1).map(

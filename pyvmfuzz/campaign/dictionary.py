@@ -22,7 +22,7 @@ def _page_of(op: str) -> int:
 
 def vm_entries() -> dict[str, bytes]:
     """name -> one record; switches name cpu1 and the first runnable thread; `NAME_until` stops
-    the operation at its first yield point."""
+    the operation at the first yield point it reaches."""
     out = {}
     for op, code in layout.OPCODES.items():
         if op == "switch":
@@ -30,7 +30,8 @@ def vm_entries() -> dict[str, bytes]:
             out["switch_cpu1_until"] = bytes([code | 1 << 4, 1, 0, 0, layout.UNTIL_BASE])
             continue
         pw = _page_of(op) << 2
-        value = 1 if op in ("store", "procfs_write", "umtx_sleep") else 0
+        # umtx_sleep: 0x80, the word's current value (codec.rs), so the sleep is reached
+        value = 0x80 if op == "umtx_sleep" else 1 if op in ("store", "procfs_write") else 0
         name = op if pw == 0 else f"{op}_{layout.PAGES[pw >> 2]}"
         out[name] = bytes([code, pw, value, 0, 0])
         if op != "ipi":

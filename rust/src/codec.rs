@@ -5,10 +5,16 @@
 //! - header: b0 = (cpus-1) & 7 | 8 if tagged; b1 = (tlb-1) & 63. Missing bytes leave the
 //!   default. Keys given on the command line override them.
 //! - record `[k, pw, v, t, u]`: k & 15 selects the operation (table below), k >> 4 the CPU;
-//!   pw selects the switch target, or page `(pw >> 2) % 7` and word `pw & 3`; v is a value
-//!   (0xff: a u32 LE follows); t selects the procfs target pid (0xff: a u32 LE follows);
-//!   u < 0xa0: no `until`, else `until` the ((u - 0xa0) mod n)-th of the n yield points the
-//!   operation has (SPEC §3.2; for `resume`, those of the op in flight).
+//!   pw selects the switch target (pw >= 0x80: a runnable thread of a process running on
+//!   another CPU, when there is one, `sibling`), or page `(pw >> 2) % 7` and word `pw & 3` (pw >= 0x80 while
+//!   an op is in flight on another CPU: that op's address, `inflight_addr`); v is a value
+//!   (0xff: a u32 LE follows; umtx_sleep's v in 0x80..0xfe: the word's current value, see
+//!   `peek_word`); t selects the procfs target pid (0xff: a u32 LE follows); u < 0xa0: no
+//!   `until`; u - 0xa0 = k < 64: `until` the (k mod r)-th of the r yield points the line
+//!   arrives at if run now (a dry run, `reachable`); k >= 64, or none reached: the
+//!   (k - 64 mod n)-th (resp. (k mod n)-th) of the n points the operation declares (SPEC
+//!   §3.2; for `resume`, those of the op in flight). `encode_step` picks the reached form
+//!   whenever the point is reached, so it stays a right inverse of the decoder.
 //! - `resume` picks among the CPUs whose op in flight can go on now, `ipi` among the CPUs with
 //!   IPIs pending, an operation among CPUs running a thread with nothing in flight, a switch
 //!   among CPUs with nothing in flight. A choice with no candidate folds into the next one
@@ -52,7 +58,10 @@ const UNTIL_BASE: u8 = 0xa0;
 fn point_list(_m: &Machine, op: &Op) -> ([Point; 8], usize) {
     // As the text parser: vm_fault_page's pmap_enter is a point of every kernel's ops (it is
     // reached only where the kernel calls it), so every valid text line encodes.
-    let bits = op.points(true);
+    bits_list(op.points(true))
+}
+
+fn bits_list(bits: u8) -> ([Point; 8], usize) {
     let mut out = [Point::Wait; 8];
     let mut n = 0;
     for p in POINTS {
@@ -62,6 +71,148 @@ fn point_list(_m: &Machine, op: &Op) -> ([Point; 8], usize) {
         }
     }
     (out, n)
+}
+
+thread_local! {
+    /// The dry run's machine, kept between lines and runs for its allocations.
+    static SCRATCH: std::cell::RefCell<Option<Machine>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The yield points line `s` (its `until` ignored) arrives at if run now from `m`, as
+/// `Point::bit`s: a dry run on a copy of the machine (explore's `arrived` hint: `until P`
+/// stops only where the plain line arrives at P). `wait` is never among them (an op waits
+/// whatever its `until`). 0 if the line is not applicable or the dry run asserts.
+fn reachable(m: &Machine, s: Step) -> u8 {
+    if let Op::Switch(_) = s.op {
+        return Point::Enter.bit(); // its only point, always reached when asked for
+    }
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let scratch = slot.get_or_insert_with(|| m.clone());
+        scratch.copy_from(m);
+        scratch.panic_at = 0;
+        // A stop point never yielded at: the same path as a plain line, minus the fast paths
+        // that skip the points (a plain mprotect/madvise with nothing in flight).
+        let dry = Step { until: Some(Point::Wait), ..s };
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scratch.step(dry).is_ok()));
+        match res {
+            Ok(true) => scratch.arrived & s.op.points(true) & !Point::Wait.bit(),
+            Ok(false) => 0,
+            Err(_) => {
+                crate::exec::PANIC_MSG.with(|p| p.borrow_mut().take());
+                *slot = None; // a machine left mid-assertion is not reused
+                0
+            }
+        }
+    })
+}
+
+/// `until` byte `ub - UNTIL_BASE` below this: the k-th point the line reaches now (mod how many),
+/// when it reaches some; from it on (and when it reaches none): the k-th declared point.
+/// Measured (docs/zoo/README.md): a uniform draw among the declared points mostly picks
+/// points the op cannot reach in that state (a load's `cow`, `fixed`'s vm_fault_page
+/// `pmap_enter`), and the four zoo bugs behind a rare point went unfound.
+const UNTIL_REACHED: u8 = 64;
+
+/// The `until` point `ub` (>= UNTIL_BASE) selects for the line `s` (a `resume`: of the op in
+/// flight, `op`).
+fn until_point(m: &Machine, s: Step, op: &Op, ub: u8) -> Option<Point> {
+    let (pts, n) = point_list(m, op);
+    if n == 0 {
+        return None;
+    }
+    let k = ub - UNTIL_BASE;
+    if n > 1 && k < UNTIL_REACHED {
+        let (r, nr) = bits_list(reachable(m, s));
+        if nr > 0 {
+            return Some(r[k as usize % nr]);
+        }
+    }
+    Some(pts[if n > 1 && k >= UNTIL_REACHED { (k - UNTIL_REACHED) as usize } else { k as usize } % n])
+}
+
+/// The `until` byte that selects `p` for line `s` (inverse of `until_point`), or None if `op`
+/// has no such point.
+fn until_byte(m: &Machine, s: Step, op: &Op, p: Point) -> Option<u8> {
+    let (pts, n) = point_list(m, op);
+    let i = pts[..n].iter().position(|&q| q == p)?;
+    if n == 1 {
+        return Some(UNTIL_BASE);
+    }
+    let (r, nr) = bits_list(reachable(m, s));
+    Some(match r[..nr].iter().position(|&q| q == p) {
+        Some(j) => UNTIL_BASE + j as u8,
+        None if nr == 0 => UNTIL_BASE + i as u8,
+        None => UNTIL_BASE + UNTIL_REACHED + i as u8,
+    })
+}
+
+/// A switch's target byte from this on: a runnable thread of a process already running on
+/// another CPU (the ((pw >> 1) & 63)-th of them, mod how many), when there is one. The races of
+/// SPEC §3.3 need one process's threads on two or three CPUs; a uniform target among the
+/// runnable threads and idle rarely puts them there (measured: 22 of 3,540 corpus inputs of a
+/// 30 s cow-make-before-break campaign ran one process on three CPUs). The encoder writes the
+/// target's index + 1 (< 33), which decodes the same in any state.
+const SIBLING: u8 = 0x80;
+
+fn sibling(m: &Machine, cpu: u8, cands: &[(u32, u32)], pw: u8) -> Option<usize> {
+    if pw < SIBLING {
+        return None;
+    }
+    let running = |p: u32| m.cpus.iter().enumerate().any(|(c, x)| c != cpu as usize && x.running.is_some_and(|r| r.0 == p));
+    let n = cands.iter().filter(|t| running(t.0)).count();
+    if n == 0 {
+        return None;
+    }
+    let want = ((pw >> 1) & 63) as usize % n;
+    cands.iter().enumerate().filter(|(_, t)| running(t.0)).nth(want).map(|(j, _)| j)
+}
+
+/// An address byte `pw` from this on, while an op is in flight on another CPU: that op's
+/// address (a CMP-style dictionary entry). The races of SPEC §3.3 are lines on the page (often
+/// the word) an op paused elsewhere works on; a uniform page and word meet it 1 time in 28.
+/// The encoder writes `page << 2 | word` (< 28), which decodes the same in any state.
+const INFLIGHT_ADDR: u8 = 0x80;
+
+/// The address of an op in flight on a CPU other than `cpu` (the ((pw >> 2) & 31)-th of them,
+/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one.
+fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
+    let mut found = [Addr { page: 0, word: 0 }; 8];
+    let mut n = 0;
+    for (c, x) in m.cpus.iter().enumerate() {
+        let Some(k) = x.kop.as_ref().filter(|_| c != cpu as usize) else { continue };
+        found[n] = match k.op {
+            Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => a,
+            Op::ProcfsRead(_, a) | Op::ProcfsWrite(_, a, _) => a,
+            Op::Madvise(pg) | Op::Mprotect(pg, _) => Addr { page: pg, word: pw & 3 },
+            _ => continue,
+        };
+        n += 1;
+    }
+    (n > 0).then(|| found[((pw >> 2) & 31) as usize % n])
+}
+
+/// umtx_sleep's value byte from this on (and below the escape): the word's current value as
+/// the sleeping thread would read it (a CMP-style dictionary entry; a random value almost
+/// never equals the word, and `sleep` is reached only when it does).
+const SLEEP_CURRENT: u8 = 0x80;
+
+/// The word at `a` as thread `pid` sees it now, read without side effects: its PTE's frame,
+/// else the page its map entry's object chain holds, else 0 (zero-fill).
+pub fn peek_word(m: &Machine, pid: u32, a: Addr) -> u32 {
+    if pid == 0 || pid as usize > m.procs.len() {
+        return 0;
+    }
+    let p = m.proc(pid);
+    let pte = p.pmap.pte[a.page as usize];
+    if pte.present() {
+        return m.phys.get(pte.frame).words[a.word as usize];
+    }
+    let e = p.map.entries[p.map.lookup(a.page)];
+    match m.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)) {
+        Some((_, _, f)) => m.phys.get(f).words[a.word as usize],
+        None => 0,
+    }
 }
 
 fn cpus_where(m: &Machine, pred: impl Fn(usize) -> bool) -> ([u8; 8], usize) {
@@ -156,13 +307,6 @@ fn fold_kind(m: &Machine, mut kind: u8, nbusy: usize) -> u8 {
     kind
 }
 
-/// The yield point an until byte `ub` (>= UNTIL_BASE) selects for `op`.
-#[inline(never)]
-fn until_point(m: &Machine, op: &Op, ub: u8) -> Option<Point> {
-    let (pts, n) = point_list(m, op);
-    (n > 0).then(|| pts[(ub - UNTIL_BASE) as usize % n])
-}
-
 #[inline]
 fn running_cpus(m: &Machine) -> ([u8; 8], usize) {
     let mut out = [0u8; 8];
@@ -235,11 +379,12 @@ impl<'a> Decoder<'a> {
         } else {
             kind = fold_kind(m, kind, nbusy);
         }
-        let until_of = |op: &Op| -> Option<Point> {
+        // `op`'s `until` for line `line` (a resume's op is the one in flight).
+        let until_of = |line: Step, op: &Op| -> Option<Point> {
             if ub < UNTIL_BASE {
                 return None;
             }
-            until_point(m, op, ub)
+            until_point(m, line, op, ub)
         };
         match kind {
             RESUME => {
@@ -249,7 +394,8 @@ impl<'a> Decoder<'a> {
                 }
                 let cpu = c[sel % n];
                 let op = m.cpus[cpu as usize].kop.as_ref().map(|k| k.op).unwrap();
-                return Some(Step { cpu, op: Op::Resume, until: until_of(&op) });
+                let line = Step { cpu, op: Op::Resume, until: None };
+                return Some(Step { until: until_of(line, &op), ..line });
             }
             IPI => {
                 let (c, n) = ipi_cpus(m);
@@ -274,10 +420,13 @@ impl<'a> Decoder<'a> {
                     cands[nc] = t;
                     nc += 1;
                 }
-                let i = pw as usize % (nc + 1);
+                let i = match sibling(m, cpu, &cands[..nc], pw) {
+                    Some(j) => j + 1,
+                    None => pw as usize % (nc + 1),
+                };
                 let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
-                let op = Op::Switch(target);
-                return Some(Step { cpu, op, until: until_of(&op) });
+                let line = Step { cpu, op: Op::Switch(target), until: None };
+                return Some(Step { until: until_of(line, &line.op), ..line });
             }
             _ => {}
         }
@@ -286,7 +435,14 @@ impl<'a> Decoder<'a> {
         }
         let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
         // Only the choices an operation uses are computed (divisions are most of decoding).
-        let addr = || Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 };
+        let addr = || {
+            if pw >= INFLIGHT_ADDR && m.inflight > 0 {
+                if let Some(a) = inflight_addr(m, cpu, pw) {
+                    return a;
+                }
+            }
+            Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 }
+        };
         let pid = || pid_escape.unwrap_or_else(|| 1 + tb as u32 % (m.pids_assigned() + 1));
         let op = match kind {
             LOAD => Op::Load(addr()),
@@ -294,6 +450,10 @@ impl<'a> Decoder<'a> {
             FORK => Op::Fork,
             SPAWN => Op::Spawn,
             EXIT => Op::Exit,
+            SLEEP if vb != 0xff && vb >= SLEEP_CURRENT => {
+                let pid = m.cpus[cpu as usize].running.map_or(0, |r| r.0);
+                Op::UmtxSleep(addr(), peek_word(m, pid, addr()))
+            }
             SLEEP => Op::UmtxSleep(addr(), value),
             WAKEUP => Op::UmtxWakeup(addr()),
             PREAD => Op::ProcfsRead(pid(), addr()),
@@ -303,7 +463,8 @@ impl<'a> Decoder<'a> {
             MPROT_RW => Op::Mprotect(addr().page, true),
             _ => unreachable!(),
         };
-        Some(Step { cpu, op, until: until_of(&op) })
+        let line = Step { cpu, op, until: None };
+        Some(Step { until: until_of(line, &op), ..line })
     }
 }
 
@@ -357,9 +518,8 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
                 Op::Resume => m.cpus[s.cpu as usize].kop.as_ref().map(|k| k.op).unwrap_or(Op::Resume),
                 op => op,
             };
-            let (pts, np) = point_list(m, &op);
-            match pts[..np].iter().position(|&q| q == p) {
-                Some(i) => UNTIL_BASE + i as u8,
+            match until_byte(m, Step { until: None, ..*s }, &op, p) {
+                Some(b) => b,
                 None => return Err(format!("{} has no yield point '{}'", s, p.name())),
             }
         }
@@ -368,10 +528,24 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
     out.push(pw);
     let assigned = m.pids_assigned();
     let tb_direct = pid >= 1 && pid <= assigned + 1 && pid - 1 < 0xff;
-    out.push(if value < 0xff { value as u8 } else { 0xff });
+    let vb = match s.op {
+        Op::UmtxSleep(a, v) => {
+            let pid = m.cpus[s.cpu as usize].running.map_or(0, |r| r.0);
+            if v == peek_word(m, pid, a) {
+                SLEEP_CURRENT
+            } else if v < SLEEP_CURRENT as u32 {
+                v as u8
+            } else {
+                0xff
+            }
+        }
+        _ if value < 0xff => value as u8,
+        _ => 0xff,
+    };
+    out.push(vb);
     out.push(if kind == PREAD || kind == PWRITE { if tb_direct { (pid - 1) as u8 } else { 0xff } } else { 0 });
     out.push(ub);
-    if value >= 0xff {
+    if vb == 0xff {
         out.extend_from_slice(&value.to_le_bytes());
     }
     if (kind == PREAD || kind == PWRITE) && !tb_direct {

@@ -37,7 +37,7 @@ pub struct Report {
 }
 
 thread_local! {
-    static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
+    pub(crate) static PANIC_MSG: RefCell<Option<String>> = const { RefCell::new(None) };
     /// One machine and judge per thread, reset for each run (allocation was a tenth of the
     /// fuzzing path's time).
     static POOL: RefCell<Option<(Machine, Lin)>> = const { RefCell::new(None) };
@@ -171,6 +171,7 @@ pub fn run_observed(
             };
             if let (Some(f), Some(s)) = (features.as_deref_mut(), sit) {
                 f.record(s, &obs);
+                f.record_reached(m, &step);
             }
             after(m);
             let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };

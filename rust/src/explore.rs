@@ -132,44 +132,7 @@ struct Node {
 
 /// `dst` becomes a copy of `src`, reusing `dst`'s allocations (a state is copied per line).
 fn copy_into(dst: &mut Node, src: &Node) {
-    let (d, s) = (&mut dst.m, &src.m);
-    d.hw = s.hw;
-    d.kernel = s.kernel;
-    d.phys.frames.clone_from(&s.phys.frames);
-    d.phys.freed_count = s.phys.freed_count;
-    d.objects.clone_from(&s.objects);
-    d.procs.truncate(s.procs.len());
-    for (dp, sp) in d.procs.iter_mut().zip(&s.procs) {
-        dp.pid = sp.pid;
-        dp.alive = sp.alive;
-        dp.map.entries.clone_from(&sp.map.entries);
-        dp.map.generation = sp.map.generation;
-        dp.pmap = sp.pmap.clone();
-        dp.threads.clone_from(&sp.threads);
-    }
-    for sp in &s.procs[d.procs.len()..] {
-        d.procs.push(sp.clone());
-    }
-    d.cpus.truncate(s.cpus.len());
-    for (dc, sc) in d.cpus.iter_mut().zip(&s.cpus) {
-        dc.running = sc.running;
-        dc.space = sc.space;
-        dc.tlb.entries.clone_from(&sc.tlb.entries);
-        dc.tlb.cap = sc.tlb.cap;
-        dc.kop = sc.kop;
-    }
-    for sc in &s.cpus[d.cpus.len()..] {
-        d.cpus.push(sc.clone());
-    }
-    d.sleepers.clone_from(&s.sleepers);
-    d.invals.clone_from(&s.invals);
-    d.inflight = s.inflight;
-    d.file_object = s.file_object;
-    d.shm_object = s.shm_object;
-    d.woke.clear();
-    d.dirty = s.dirty.clone();
-    d.panic_at = s.panic_at;
-    d.arrived = 0;
+    dst.m.copy_from(&src.m);
     dst.j.copy_from(&src.j);
 }
 

@@ -132,6 +132,66 @@ impl Features {
     }
 }
 
+impl Features {
+    /// After a line that ran kernel code with yield points: the points its op arrived at, the
+    /// point (or `wait`) it is paused at, and how many CPUs have IPIs pending now — so a
+    /// campaign keeps an input that first reaches `sleep`, `retry` or a COW `ipi_wait` at all
+    /// (measured, docs/zoo/README.md: the four bugs behind those points went unfound while
+    /// the situation before each line was the same with or without them).
+    #[inline]
+    pub fn record_reached(&mut self, m: &Machine, s: &Step) {
+        let opcode = match s.op {
+            Op::Switch(_) | Op::Spawn | Op::Ipi => return,
+            Op::Resume => match m.cpus[s.cpu as usize].kop.as_ref() {
+                Some(k) => op_code(&k.op) | 16,
+                None => 14,
+            },
+            op => op_code(&op),
+        };
+        let k = m.cpus[s.cpu as usize].kop.as_ref();
+        if m.arrived == 0 && k.is_none() {
+            return; // a line that ran whole without a point: nothing new to say
+        }
+        let at = k.map_or(0, |k| if k.waiting.is_some() { 8 } else { k.at.map_or(0, |p| p as u32 + 1) });
+        let ipis = (0..m.cpus.len()).filter(|&c| m.ipi_pending(c)).count().min(3) as u32;
+        self.hit(0x3c6e_f372 ^ (opcode | (m.arrived as u32) << 5 | at << 13 | ipis << 17));
+    }
+}
+
+/// (process, page) a line works on, as `actor`: its own, or procfs's target.
+fn op_page(op: &Op, actor: u32) -> Option<(u32, u8)> {
+    match *op {
+        Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => Some((actor, a.page)),
+        Op::ProcfsRead(t, a) | Op::ProcfsWrite(t, a, _) => Some((t, a.page)),
+        Op::Madvise(pg) | Op::Mprotect(pg, _) => Some((actor, pg)),
+        _ => None,
+    }
+}
+
+/// Same page: same process, or the shared segment (mapped shared in every process).
+fn same_page(a: (u32, u8), b: (u32, u8)) -> bool {
+    a.1 == b.1 && (a.0 == b.0 || a.1 == crate::program::SHM)
+}
+
+fn op_code(op: &Op) -> u32 {
+    match op {
+        Op::Switch(_) => 1,
+        Op::Load(_) => 2,
+        Op::Store(..) => 3,
+        Op::Fork => 4,
+        Op::Spawn => 5,
+        Op::Exit => 6,
+        Op::UmtxSleep(..) => 7,
+        Op::UmtxWakeup(_) => 8,
+        Op::ProcfsRead(..) => 9,
+        Op::ProcfsWrite(..) => 10,
+        Op::Madvise(_) => 11,
+        Op::Mprotect(_, w) => 12 + *w as u32,
+        Op::Resume => 14,
+        Op::Ipi => 15,
+    }
+}
+
 #[derive(Clone, Copy)]
 pub struct Situation {
     pub bits: u32,
@@ -155,6 +215,17 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
             sit.bits ^= (k.phase as u32 + 1) << 16 | fph << 21 | (k.waiting.is_some() as u32) << 24 | (k.at.map_or(0, |p| p as u32 + 1)) << 25;
         }
         sit.bits ^= (m.ipi_pending(cpu) as u32) << 29 | ((m.inflight > 0) as u32) << 30;
+        // The line touches the page an op paused on another CPU works on: the races of
+        // SPEC §3.3 are such lines (a store into the page a sleep compared, a fork or a
+        // store while procfs holds it, a madvise of the page a write retries on).
+        if m.inflight > 0 {
+            if let Some(here) = m.cpus[cpu].running.and_then(|(p, _)| op_page(&s.op, p)) {
+                let conflict = m.cpus.iter().enumerate().any(|(c, x)| {
+                    c != cpu && x.kop.as_ref().is_some_and(|k| op_page(&k.op, k.pid).is_some_and(|o| same_page(o, here)))
+                });
+                sit.bits ^= (conflict as u32) << 12;
+            }
+        }
         if s.until.is_some() {
             sit.bits ^= 1 << 28;
         }
@@ -171,7 +242,14 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
                 Target::Thread(p, _) => p,
             };
             let stale = m.cpus[cpu].space != space && m.cpus[cpu].tlb.entries.iter().any(|e| e.asid == space);
-            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9, slot: None };
+            // How many other CPUs already run that process (0, 1, 2+): the races of SPEC §3.3
+            // need one process on two or three CPUs, a state no other feature tells apart.
+            let sharing = if space == IDLE_SPACE {
+                0
+            } else {
+                m.cpus.iter().enumerate().filter(|&(c, x)| c != cpu && x.running.is_some_and(|r| r.0 == space)).count().min(2) as u32
+            };
+            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9 | sharing << 10, slot: None };
         }
         Op::Load(a) => (2, None, Some(a.page)),
         Op::Store(a, _) => (3, None, Some(a.page)),
@@ -193,7 +271,9 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let pid = target.unwrap_or(actor);
     let Some(page) = page else {
         let nsleep = m.sleepers.len().min(3) as u32;
-        return Situation { bits: opcode | (m.live_procs() as u32) << 8 | nsleep << 12, slot: None };
+        // spawn: the threads the process has (a race needs two or three of them)
+        let nthreads = if opcode == 5 { m.proc(actor).live_threads().min(4) as u32 } else { 0 };
+        return Situation { bits: opcode | (m.live_procs() as u32) << 8 | nsleep << 12 | nthreads << 14, slot: None };
     };
     if pid == 0 || pid as usize > m.procs.len() || !m.proc(pid).alive {
         return Situation { bits: opcode | 1 << 31, slot: None };

@@ -155,6 +155,52 @@ impl Machine {
         self.sched_switch(0, Some((1, 1)));
     }
 
+    /// `self` becomes a copy of `src`, reusing `self`'s allocations (explore copies a state
+    /// per line; the byte decoder dry-runs a line to see which yield points it reaches).
+    /// `arrived` starts at 0 and `woke` empty; the spare processes stay `self`'s.
+    pub fn copy_from(&mut self, s: &Machine) {
+        let d = self;
+        d.hw = s.hw;
+        d.kernel = s.kernel;
+        d.phys.frames.clone_from(&s.phys.frames);
+        d.phys.freed_count = s.phys.freed_count;
+        d.objects.clone_from(&s.objects);
+        d.procs.truncate(s.procs.len());
+        for (dp, sp) in d.procs.iter_mut().zip(&s.procs) {
+            dp.pid = sp.pid;
+            dp.alive = sp.alive;
+            dp.map.entries.clone_from(&sp.map.entries);
+            dp.map.generation = sp.map.generation;
+            dp.pmap = sp.pmap.clone();
+            dp.threads.clone_from(&sp.threads);
+        }
+        for sp in &s.procs[d.procs.len()..] {
+            d.procs.push(sp.clone());
+        }
+        d.cpus.truncate(s.cpus.len());
+        for (dc, sc) in d.cpus.iter_mut().zip(&s.cpus) {
+            dc.running = sc.running;
+            dc.space = sc.space;
+            dc.tlb.entries.clone_from(&sc.tlb.entries);
+            dc.tlb.cap = sc.tlb.cap;
+            dc.kop = sc.kop;
+        }
+        for sc in &s.cpus[d.cpus.len()..] {
+            d.cpus.push(sc.clone());
+        }
+        d.sleepers.clone_from(&s.sleepers);
+        d.invals.clone_from(&s.invals);
+        d.inflight = s.inflight;
+        d.file_object = s.file_object;
+        d.shm_object = s.shm_object;
+        d.woke.clear();
+        d.dirty = s.dirty.clone();
+        d.panic_at = s.panic_at;
+        d.plant_fill_writable = s.plant_fill_writable;
+        d.steps_run = s.steps_run;
+        d.arrived = 0;
+    }
+
     /// A fresh process `pid` with one runnable thread T1 and an empty map and pmap, reusing a
     /// spare process's allocations when there is one.
     pub fn alloc_proc(&mut self, pid: u32) -> Proc {
@@ -236,6 +282,8 @@ impl Machine {
             self.check_applicable(&s)?;
         }
         self.woke.clear();
+        // `arrived` is the points of this line only (the fast paths that run no op leave it).
+        self.arrived = 0;
         self.steps_run += 1;
         assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
         let outcome = match s.op {
