@@ -262,6 +262,27 @@ impl Judge {
         }
     }
 
+    /// The wakes paused line `n` reported (see `HOp::wake_only`): each must name a blocked
+    /// thread other than the actor; they are adopted (the threads run).
+    fn adopt_wakes(&mut self, n: u32, woke: &[(u32, u32)], actor: Option<(u32, u32)>) -> Option<Violation> {
+        for t in woke {
+            match self.sleepers.iter().position(|(s, _)| s == t) {
+                Some(i) if Some(*t) != actor => {
+                    self.sleepers.swap_remove(i);
+                }
+                _ => {
+                    return Some(Violation {
+                        kind: Kind::Outcome,
+                        step: n,
+                        expected: format!("no wake of P{}.T{} (not blocked)", t.0, t.1),
+                        observed: Observed { outcome: Outcome::Paused, woke: woke.to_vec() }.to_string(),
+                    })
+                }
+            }
+        }
+        None
+    }
+
     /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`.
     /// On agreement the contract state advances.
     #[inline]
@@ -449,6 +470,14 @@ struct HOp {
     end: Option<u32>,
     outcome: Outcome,
     woke: Vec<(u32, u32)>,
+    /// Not an op: the wake list of a line whose op stayed in flight (`paused woke …`), an
+    /// event of that line (start = end = the line). A wake there is the fault's (a COW event
+    /// wakes the sleepers of the frame it copies, SPEC §4 umtx), not the op's linearization:
+    /// the sleep that copied may take effect after a wakeup that comes later in real time,
+    /// while the thread it woke was awake from that line on (SPEC §4: the oracle adopts every
+    /// permitted spurious wakeup it observes). Attaching it to the op instead made
+    /// `tests/litmus/i12` a `fixed` lost-wakeup the oracle rightly rejects.
+    wake_only: bool,
 }
 
 /// Node budget of one search (a program of at most 64 lines stays far below it).
@@ -486,7 +515,7 @@ impl Lin {
 
     /// Ops in the current window: (step, start line, end line or None) — for explanations.
     pub fn in_window(&self) -> Vec<(Step, u32, Option<u32>)> {
-        self.window.iter().map(|h| (h.step, h.start, h.end)).collect()
+        self.window.iter().filter(|h| !h.wake_only).map(|h| (h.step, h.start, h.end)).collect()
     }
 
     /// No history: the next plain line is judged sequentially (`check_plain`).
@@ -527,12 +556,15 @@ impl Lin {
                     // Several candidate states: keep those that accept the line.
                     return self.plain_on_cands(n, &step, actor, &obs);
                 }
-                self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: obs.outcome, woke: obs.woke });
+                self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: obs.outcome, woke: obs.woke, wake_only: false });
             }
             Event::Start { cpu, step, actor, woke } => {
                 self.open[cpu as usize] = Some(self.window.len());
-                self.window.push(HOp { step, actor, start: n, end: None, outcome: Outcome::Paused, woke });
-                return None;
+                self.window.push(HOp { step, actor, start: n, end: None, outcome: Outcome::Paused, woke: Vec::new(), wake_only: false });
+                if woke.is_empty() {
+                    return None;
+                }
+                self.push_wakes(n, step, actor, woke);
             }
             Event::Cont { cpu, .. } | Event::End { cpu, .. } if self.open[cpu as usize].is_none() => {
                 // `deferred-flush`: the op returned its outcome earlier; finishing its flush is
@@ -541,9 +573,11 @@ impl Lin {
             }
             Event::Cont { cpu, woke } => {
                 let i = self.open[cpu as usize].expect("resume of an op the judge did not see start");
-                self.window[i].woke.extend(woke);
-                self.window[i].woke.sort_unstable();
-                return None;
+                if woke.is_empty() {
+                    return None;
+                }
+                let (step, actor) = (self.window[i].step, self.window[i].actor);
+                self.push_wakes(n, step, actor, woke);
             }
             Event::End { cpu, obs } => {
                 let i = self.open[cpu as usize].take().expect("completion of an op the judge did not see start");
@@ -555,6 +589,12 @@ impl Lin {
             }
         }
         self.judge_window(n)
+    }
+
+    /// The wake list of paused line `n` (of `step` by `actor`) as a line event (`HOp::wake_only`).
+    fn push_wakes(&mut self, n: u32, step: Step, actor: Option<(u32, u32)>, mut woke: Vec<(u32, u32)>) {
+        woke.sort_unstable();
+        self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: Outcome::Paused, woke, wake_only: true });
     }
 
     /// Ops that started before the first pending op started and all ended before it: they
@@ -650,6 +690,9 @@ impl Lin {
     /// Apply window op `i` to `s` (lenient for a pending op).
     fn apply(&self, s: &mut Judge, i: usize, n: u32, _search: bool) -> Option<Violation> {
         let h = &self.window[i];
+        if h.wake_only {
+            return s.adopt_wakes(h.start, &h.woke, h.actor);
+        }
         let obs = Observed { outcome: h.outcome, woke: h.woke.clone() };
         match h.end {
             Some(e) => s.check_mode(e, &h.step, h.actor, &obs, false),

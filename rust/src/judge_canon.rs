@@ -122,6 +122,7 @@ impl Lin {
             out.push(h.actor.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32));
             out.push(rank(h.start) | h.end.map_or(u64::MAX, &rank) << 16);
             observed_code(h.outcome, &h.woke, out);
+            out.push(h.wake_only as u64);
         }
         for o in &self.open {
             out.push(o.map_or(u64::MAX, |i| i as u64));

@@ -30,6 +30,13 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Its death has taken effect (exit killed every thread) though `alive` may still be set:
+    /// the master exit's teardown is in flight (DragonFly's P_WEXIT). It holds no fork slot
+    /// (procfs still meets its map lock and then `ESRCH`: linearizable either way).
+    pub fn exited(&self) -> bool {
+        self.threads.iter().all(|t| t.state == ThreadState::Dead)
+    }
+
     pub fn live_threads(&self) -> usize {
         self.threads.iter().filter(|t| t.state != ThreadState::Dead).count()
     }
@@ -59,8 +66,13 @@ impl Machine {
         entries.push(e(SHM, SHM + 1, shm, true, false, true));
     }
 
+    /// Processes that count against the limit of SPEC §2.1 (8): those not yet dead to their
+    /// users. A process whose exit has taken effect (`Proc::exited`) no longer counts while the
+    /// exit's teardown (pmap removal, its `ipi_wait`) is still in flight: a sibling's joined
+    /// exit may already have completed, and a fork after it must not see the slot taken
+    /// (`corpus/litmus/i13`).
     pub fn live_procs(&self) -> usize {
-        self.procs.iter().filter(|p| p.alive).count()
+        self.procs.iter().filter(|p| p.alive && !p.exited()).count()
     }
 
     pub fn spawn(&mut self, pid: u32) -> Outcome {
