@@ -31,7 +31,7 @@ impl Machine {
     /// Whether a line without `until` can take the quiet path now.
     #[inline]
     pub fn quiet(&self) -> bool {
-        self.inflight == 0 && self.invals.is_empty()
+        self.inflight == 0 && self.invals.is_empty() && !self.no_quiet
     }
 
     /// The shootdowns this op started are acknowledged (its `ipi_wait`, passed at once): on
