@@ -359,13 +359,13 @@ impl Machine {
     }
 
     #[inline]
-    fn own_records(&self, cpu: usize) -> bool {
+    pub(crate) fn own_records(&self, cpu: usize) -> bool {
         self.invals.iter().any(|r| r.owner as usize == cpu)
     }
 
     /// The initiator goes past `ipi_wait`: what is left is delivered (it waits for every
     /// target), and its PTE locks are released.
-    fn ipi_wait_pass(&mut self, cpu: usize) {
+    pub(crate) fn ipi_wait_pass(&mut self, cpu: usize) {
         self.ipi_wait_pass_owner(cpu as u8)
     }
 
@@ -426,6 +426,9 @@ impl Machine {
                 }
                 // TLB and page walk done (as UserAccess would): straight to the fault.
                 self.cpus[cpu].tlb.invalidate(pid, a.page);
+                if stop.is_none() && self.quiet() {
+                    return self.kop_quiet(cpu, op, pid, tid);
+                }
                 let mut k = KOp::new(op, pid, tid);
                 k.fs = FaultState::new(pid, a.page, if write { VM_PROT_WRITE } else { VM_PROT_READ });
                 k.phase = Phase::UserFault;
@@ -461,6 +464,16 @@ impl Machine {
                 let (old, new) = self.switch_leave(cpu, to);
                 self.switch_enter(cpu, old, new);
                 return Outcome::Ok;
+            }
+            // Nothing in flight, no records, no until: the op in one call (quiet.rs). Fork's
+            // flush may be deferred (its op then stays in flight): only where it is not.
+            Op::Exit | Op::ProcfsRead(..) | Op::ProcfsWrite(..) | Op::UmtxSleep(..) | Op::UmtxWakeup(_)
+                if stop.is_none() && self.quiet() =>
+            {
+                return self.kop_quiet(cpu, op, pid, tid)
+            }
+            Op::Fork if stop.is_none() && self.quiet() && self.kernel.flush_before_return => {
+                return self.kop_quiet(cpu, op, pid, tid)
             }
             _ => {}
         }

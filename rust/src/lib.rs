@@ -21,6 +21,7 @@ pub mod pmap;
 pub mod pmap_inval;
 pub mod proc;
 pub mod program;
+pub mod quiet;
 pub mod soak;
 pub mod swtch;
 pub mod tlb;

@@ -57,6 +57,9 @@ pub struct Machine {
     steps_run: u32,
     /// Yield points the last line's op arrived at (`KOp::arrived`).
     pub arrived: u8,
+    /// Self-test only: plain lines take the `KOp` path even on a quiet machine (quiet.rs), so
+    /// tests can compare the two (`PYVMFUZZ_SELFTEST_NO_QUIET=1`).
+    pub no_quiet: bool,
 }
 
 /// Self-test hook: `PYVMFUZZ_SELFTEST_PANIC_AT=N` makes every run (campaign, replay, encode)
@@ -64,6 +67,13 @@ pub struct Machine {
 pub fn selftest_panic_at() -> u32 {
     static AT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *AT.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_PANIC_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Self-test hook: `PYVMFUZZ_SELFTEST_NO_QUIET=1` turns the quiet paths off in every machine
+/// of the process (tests/test_quiet.py compares the results with and without them).
+pub fn selftest_no_quiet() -> bool {
+    static NO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NO.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_NO_QUIET").is_ok_and(|v| v == "1"))
 }
 
 /// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
@@ -103,6 +113,7 @@ impl Machine {
             plant_fill_writable: false,
             steps_run: 0,
             arrived: 0,
+            no_quiet: false,
         };
         m.reset(hw, kernel);
         m
@@ -135,6 +146,7 @@ impl Machine {
         self.woke.clear();
         self.dirty = Dirty::default();
         self.panic_at = selftest_panic_at();
+        self.no_quiet = selftest_no_quiet();
         self.plant_fill_writable = false;
         self.steps_run = 0;
         // The executable's vnode object: its pages hold the file content; it keeps a
@@ -259,6 +271,9 @@ impl Machine {
 
     /// Perform one line: start an op (run until `until` or completion), `resume` the op in
     /// flight, or take pending IPIs. The wake list is sorted by (pid, tid).
+    // Inlined into its few callers (the run loop above all): the call and the returned
+    // `Result` through memory were a twentieth of the plain path (issue 13).
+    #[inline(always)]
     pub fn step(&mut self, s: Step) -> Result<Observed, Inapplicable> {
         let cpu = s.cpu as usize;
         if cpu >= self.cpus.len() {
