@@ -211,12 +211,14 @@ def cmd_minimize(args) -> int:
     small = minimize_report(rep, args.time, progress)
     bar.close()
     sv = small["violation"]
-    out = "\n".join([
-        f"# minimized by pyvmfuzz from {args.file}: {before} -> {len(small['steps'])} steps",
-        f"# {sv['kind']} at step {sv['step']}: expected {sv['expected']}, observed {sv['observed']}",
-        small["trace_text"].rstrip("\n"),
-    ]) + "\n"
-    out = out.replace(f"kernel {small['kernel']}\n", f"kernel {small['kernel']}\nexpect {small['kernel']} {sv['kind']} {sv['step']}\n", 1)
+    # The form of a campaign's finding: `->` asserts the correct (oracle's) outcomes and
+    # `expect` lines give every kernel's vouched verdict, so the output is a regression
+    # program `check --kernel all` accepts (it wrote the violating kernel's outcomes before).
+    from pyvmfuzz.campaign.findings import finding_text
+
+    note = f"minimized by pyvmfuzz from {args.file}: {before} -> {len(small['steps'])} steps"
+    out = "".join(ln + "\n" for ln in finding_text(small, note).splitlines()
+                  if not ln.startswith("# replay-bytes:"))  # no .bytes beside it
     if args.output:
         atomic_write(args.output, out)
         print(f"# {args.file}: {before} -> {len(small['steps'])} steps ({sv['kind']}), written to {args.output}")

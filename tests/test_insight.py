@@ -57,6 +57,10 @@ def test_planted_pair_in_60_steps_minimizes_to_the_core(tmp_path):
     r = cli("run", str(out))
     assert r.returncode == 1 and "# verdict: protection at step 2" in r.stdout
     assert cli("check", str(out), "--kernel", "pre-385c96e4").returncode == 0
+    # a regression program: `->` are the correct outcomes, so every kernel passes check
+    c = cli("check", str(out), "--kernel", "all")
+    assert c.returncode == 0, c.stdout + c.stderr
+    assert "expect fixed clean" in out.read_text()
 
 
 def test_minimize_simplifies_arguments():
