@@ -2,6 +2,7 @@
 one input that went wrong, reproduced through the command line (exit 2, one line, no traceback
 for bad input; SPEC §5, docs/program-format.md "Input errors")."""
 
+import os
 import re
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, cli
+from conftest import CORPUS, ROOT, cli
 
 
 def _one_clean_line(r):
@@ -157,3 +158,16 @@ def test_target_linux_rejects_a_model_kernel(tmp_path, args):
     p.write_text("cpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x1\n")
     line = _one_clean_line(cli(args[0], str(p), *args[1:]))
     assert "--target linux" in line and args[-1] in line, line
+
+
+def test_minimize_rejects_a_non_positive_time_budget():
+    """`minimize --time -1` was accepted (and minimized nothing): a bad budget is bad input."""
+    p = cli("minimize", os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt"),
+            "--kernel", "pre-385c96e4", "--time", "-1")
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().splitlines() == ["pyvmfuzz minimize: --time must be > 0 (seconds), not -1"]
+
+
+def test_necessity_help_states_its_exit_statuses():
+    h = cli("necessity", "--help")
+    assert h.returncode == 0 and "1: the base kernel itself is not clean" in " ".join(h.stdout.split())
