@@ -294,3 +294,18 @@ def test_max_prot_free_differential_finds_partials_stale_read():
     # The method's power: with partial-385c96e4 in pre's place it finds the stale read (about
     # one program in 70,000).
     assert _max_prot_free_differential("partial-385c96e4", "pc64", 400_000, 21)
+
+
+def test_explore_prints_plain_progress_where_stderr_is_not_a_terminal(monkeypatch, capsys):
+    """A long exploration in CI (stderr a pipe) was silent until its end: the progress
+    callback now writes a plain line every 30 s there (first-user report)."""
+    from pyvmfuzz.campaign import supervisor
+    from pyvmfuzz.insight import explore as ex
+
+    clock = iter(range(0, 10_000, 31))  # every call 31 s later
+    monkeypatch.setattr(supervisor.time, "monotonic", lambda: float(next(clock)))
+    bar, progress = ex._bar("explore fixed", 0.0)
+    progress({"generated": 16384, "bound": 3, "completed": 2, "distinct": 1234})
+    bar.close()
+    err = capsys.readouterr().err
+    assert "explore fixed: 16,384 lines, bound 3 proved 2 states 1,234" in err

@@ -48,13 +48,20 @@ def _bar(desc: str, time_s: float):
     """A tqdm bar of lines executed, and the callback the core calls every 16k lines."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit=" lines", unit_scale=True, file=sys.stderr, dynamic_ncols=True,
-               disable=not sys.stderr.isatty())
+    from pyvmfuzz.campaign.supervisor import PlainProgress
+
+    tty = sys.stderr.isatty()
+    bar = tqdm(desc=desc, unit=" lines", unit_scale=True, file=sys.stderr, dynamic_ncols=True, disable=not tty)
+    # Where stderr is not a terminal (CI logs, pipes): a plain line every 30 s, so a long
+    # exploration is not silent until its end.
+    plain = PlainProgress(every=30.0, enabled=not tty)
 
     def progress(st: dict) -> bool:
+        post = f"bound {st['bound']} proved {st['completed']} states {st['distinct']:,}"
         bar.n = st["generated"]
-        bar.set_postfix_str(f"bound {st['bound']} proved {st['completed']} states {st['distinct']:,}", refresh=False)
+        bar.set_postfix_str(post, refresh=False)
         bar.refresh()
+        plain.maybe(f"{desc}: {st['generated']:,} lines, {post}")
         return True
 
     return bar, progress
