@@ -316,7 +316,11 @@ class Program:
     @classmethod
     def parse(cls, text: str, hw: str | None = None) -> Program:
         """Parse the text form (SPEC §2.3). Every CPU named must exist on the header's hardware
-        overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`)."""
+        overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`);
+        TypeError for anything but a str (bytes are `Program.from_bytes`)."""
+        if not isinstance(text, str):
+            raise TypeError(f"Program.parse takes the text form (str), not {type(text).__name__}"
+                            + ("; the byte form is Program.from_bytes" if isinstance(text, (bytes, bytearray)) else ""))
         core_text, os_name = _split_os(text.removeprefix("\ufeff"))
         try:
             _core.check_text(core_text, hw)

@@ -408,3 +408,16 @@ def test_wheel_ships_the_stub_and_py_typed(tmp_path):
 @given(programs(cpus=(1, 3), max_steps=12, interleave=False))
 def test_interleave_false_draws_whole_lines_only(p):
     assert all(s.until is None and s.op not in ("resume", "ipi") for s in p.steps)
+
+
+def test_program_parse_names_the_type_it_takes():
+    """`Program.parse(b"...")` said "a bytes-like object is required, not 'str'" (backwards) and
+    `Program.parse(None)` raised AttributeError: both are a TypeError naming what it takes."""
+    import pytest
+
+    from pyvmfuzz import Program
+
+    with pytest.raises(TypeError, match=r"text form \(str\), not bytes; the byte form is Program.from_bytes"):
+        Program.parse(b"cpu0 load data0.0\n")
+    with pytest.raises(TypeError, match=r"text form \(str\), not NoneType"):
+        Program.parse(None)
