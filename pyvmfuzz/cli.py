@@ -132,7 +132,7 @@ def _oracle_line(rep: dict, osname: str) -> str:
 
 
 def cmd_check(args) -> int:
-    from pyvmfuzz.oracle.check import check_paths
+    from pyvmfuzz.oracle.check import CheckInterrupted, check_paths
 
     if args.target == "linux":
         if args.kernel != "fixed":  # the host is checked against programs clean under fixed
@@ -144,7 +144,15 @@ def cmd_check(args) -> int:
     skipped: list[str] = []
     inapplicable: list[str] = []
     started = time.monotonic()
-    pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os, inapplicable=inapplicable)
+    try:
+        pairs, findings = check_paths(args.paths, kernels, args.hw, skipped, os=args.os, inapplicable=inapplicable)
+    except CheckInterrupted as e:
+        # Ctrl-C: what was found so far is printed (no JUnit file: it would call the rest passed)
+        for f in e.findings:
+            print(f"{f.problem.upper():8} {f.path} [{f.kernel}]: {f.detail}")
+        print(f"# interrupted after {e.pairs} program/kernel pairs: {len(e.findings)} problem(s) so far"
+              + (" (no JUnit report written)" if args.junit else ""), flush=True)
+        raise
     if args.junit:
         from pyvmfuzz import junit
         from pyvmfuzz.programs import walk_programs

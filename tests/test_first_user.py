@@ -171,3 +171,22 @@ def test_minimize_rejects_a_non_positive_time_budget():
 def test_necessity_help_states_its_exit_statuses():
     h = cli("necessity", "--help")
     assert h.returncode == 0 and "1: the base kernel itself is not clean" in " ".join(h.stdout.split())
+
+
+def test_check_interrupted_prints_what_it_found_so_far(tmp_path):
+    """Ctrl-C during a long `check` kept nothing: it now prints the problems found so far and
+    how many pairs were checked, then exits 130 with one line."""
+    bad = tmp_path / "a-bad.txt"  # checked first: a wrong assertion under fixed
+    bad.write_text("cpu0 load data0.0 -> 0x5\n")
+    body = open(os.path.join(CORPUS, "litmus", "05-procfs-stale-foreign-cpu.txt")).read()
+    for i in range(4000):  # ~30 s of checking: far more than the interrupt leaves it
+        (tmp_path / f"b{i:04}.txt").write_text(body)
+    p = subprocess.Popen([sys.executable, "-P", "-m", "pyvmfuzz", "check", str(tmp_path), "--kernel", "all"],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, out + err
+    assert "ASSERT" in out and "a-bad.txt [fixed]" in out
+    assert re.search(r"# interrupted after \d+ program/kernel pairs: \d+ problem\(s\) so far", out)
+    assert err.strip().splitlines() == ["pyvmfuzz check: interrupted"]

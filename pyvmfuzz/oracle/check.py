@@ -183,7 +183,23 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
     if not files:
         raise InputError(f"{', '.join(paths)}: no programs found")
     findings: list[Finding] = []
-    pairs = 0
+    pairs = [0]  # checked so far: what a Ctrl-C reports
+    try:
+        _check_files(files, kernels, hw, os, inapplicable, findings, pairs)
+    except KeyboardInterrupt:
+        raise CheckInterrupted(pairs[0], findings) from None
+    return pairs[0], findings
+
+
+class CheckInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `check_paths`: what was checked before it (`.pairs`, `.findings`)."""
+
+    def __init__(self, pairs: int, findings: list[Finding]):
+        super().__init__()
+        self.pairs, self.findings = pairs, findings
+
+
+def _check_files(files, kernels, hw, os, inapplicable, findings: list[Finding], pairs: list[int]) -> None:
     for path in files:
         try:
             pf = load(path)
@@ -202,7 +218,7 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
                     continue
                 findings.append(Finding(path, k, "error", why))
                 continue
-            pairs += 1
+            pairs[0] += 1
             j = judge_report(rep, os or program_os(pf.text if pf.is_text else None))
             if not j.agree:
                 detail = j.describe()
@@ -230,4 +246,3 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
                 findings.append(
                     Finding(path, k, "assert", f"step {a['step']}: written {a['expected']}, observed {a['observed']}")
                 )
-    return pairs, findings
