@@ -53,7 +53,7 @@ def _here(jobs):
 
 def _child(jobs, no_quiet):
     env = dict(os.environ, PYVMFUZZ_SELFTEST_NO_QUIET="1" if no_quiet else "0")
-    p = subprocess.run([sys.executable, "-c", CHILD], input=json.dumps(jobs), capture_output=True,
+    p = subprocess.run([sys.executable, "-P", "-c", CHILD], input=json.dumps(jobs), capture_output=True,
                        text=True, env=env, timeout=600, check=True)
     return json.loads(p.stdout)
 

@@ -326,6 +326,6 @@ def test_interrupt_mid_save_waits_for_the_finding(tmp_path):
             atomic_write({str(tmp_path / 'f.txt')!r}, "done")
         os._exit(0)  # not reached: the deferred SIGINT ends the process first
     """)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    p = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 7, p.stderr
     assert sorted(os.listdir(tmp_path)) == ["f.bytes", "f.txt"]
