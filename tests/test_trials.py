@@ -54,5 +54,10 @@ def test_cross_check_cost_is_measured_side_by_side():
 
     res = measure(seconds=1.5, rounds=1)
     assert res["off"] > 0 and res["on"] > 0 and res["checked"] >= 1
-    assert res["share"] <= 0.02  # the adaptive policy keeps the oracle under 1% (+ one judgement)
+    # The adaptive policy's bound by construction: 1% of the wall time plus one judgement (its
+    # estimate is the last judgement's cost, and one interleaved program's linearizability
+    # search can cost 0.1 s: a flat 2% failed a fresh-clone CI run at 7.9% in 1.5 s).
+    from pyvmfuzz.campaign.harness import CrossCheck
+
+    assert res["share"] <= CrossCheck.SHARE + (res["max_cost"] + 0.002) / res["seconds"], res
     assert "ratio" in report(res)

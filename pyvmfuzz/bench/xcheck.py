@@ -24,6 +24,7 @@ def measure(kernel: str = "fixed", seconds: float = 1.0, rounds: int = 10, seed:
     rates = {"off": [], "on": []}
     checked = 0
     spent = 0.0
+    max_cost = 0.0  # the largest single judgement (s)
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-xcheck-") as crashes:
         found = FindingHandler(kernel, "mode=pc64", crashes, None)
         from pyvmfuzz.oracle.check import judge_report
@@ -44,8 +45,10 @@ def measure(kernel: str = "fixed", seconds: float = 1.0, rounds: int = 10, seed:
                 if setting == "on":
                     checked += xc.checked + xc.flushed
                     spent += xc.spent
+                    max_cost = max(max_cost, xc.max_cost)
     return {"off": statistics.median(rates["off"]), "on": statistics.median(rates["on"]),
-            "checked": checked, "seconds": seconds * rounds, "share": spent / (seconds * rounds)}
+            "checked": checked, "seconds": seconds * rounds, "share": spent / (seconds * rounds),
+            "max_cost": max_cost}
 
 
 def report(res: dict) -> str:

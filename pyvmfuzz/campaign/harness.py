@@ -220,6 +220,9 @@ class CrossCheck:
         self.start = time.perf_counter()
         self.spent = 0.0
         self.last_cost = 0.005  # seconds; a first guess, replaced by each judgement's own time
+        # The policy's bound: spent <= SHARE * wall time + one judgement (the estimate is the
+        # last one's cost; an interleaved program's linearizability search may cost far more).
+        self.max_cost = 0.0
         self.countdown = every or 0
         self.checked = 0
         self.flushed = 0  # judged and already reported by flush()
@@ -248,6 +251,7 @@ class CrossCheck:
         if not j.agree:
             self.found.disagreement(rep, j)
         self.last_cost = time.perf_counter() - now
+        self.max_cost = max(self.max_cost, self.last_cost)
         self.spent += self.last_cost
         if time.time() - self.last_log > 1.0:
             self.flush()
