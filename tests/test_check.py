@@ -38,6 +38,19 @@ def pool():
         yield ex
 
 
+def pooled(pool, kernel, seeds, n, max_steps):
+    """diffcheck.chunk over the pool, one chunk per seed: (verdict counts, disagreements)."""
+    from diffcheck import chunk
+
+    seen, dis = {}, []
+    for p in [pool.submit(chunk, kernel, s, n, max_steps) for s in seeds]:
+        s, d = p.result()
+        dis += d
+        for k, c in s.items():
+            seen[k] = seen.get(k, 0) + c
+    return seen, dis
+
+
 DIFF_PROGRAMS = 20_000  # per kernel (issue 15: the default suite's differential)
 
 
@@ -45,15 +58,7 @@ DIFF_PROGRAMS = 20_000  # per kernel (issue 15: the default suite's differential
 def test_core_and_oracle_agree_on_20k_random_programs(kernel, pool):
     """20,000 random programs of 1-12 steps per kernel, core verdict against the oracle's on
     the same observations (two worker processes: ~60 s for all kernels on 2 cores)."""
-    from diffcheck import chunk
-
-    parts = [pool.submit(chunk, kernel, 21 + i, DIFF_PROGRAMS // 4, 12) for i in range(4)]
-    seen, dis = {}, []
-    for p in parts:
-        s, d = p.result()
-        dis += d
-        for k, n in s.items():
-            seen[k] = seen.get(k, 0) + n
+    seen, dis = pooled(pool, kernel, [21 + i for i in range(4)], DIFF_PROGRAMS // 4, 12)
     assert sum(seen.values()) == DIFF_PROGRAMS
     assert dis == [], dis[:2]
     assert seen.get("clean", 0) > DIFF_PROGRAMS // 2
@@ -74,15 +79,7 @@ def test_core_and_oracle_agree_100k(kernel, pool):
     most have SPEC §3.2 lines: the decoder draws `until`/`resume`/`ipi`), in the two workers:
     ~20 min for all kernels on 2 cores. (The oracle's linearizability search makes 64-line
     programs ~25 ms each: 1-64 lines is the 1,000-program test above.)"""
-    from diffcheck import chunk
-
-    parts = [pool.submit(chunk, kernel, 2026 + i, 10_000, 12) for i in range(10)]
-    seen, dis = {}, []
-    for p in parts:
-        s, d = p.result()
-        dis += d
-        for k, n in s.items():
-            seen[k] = seen.get(k, 0) + n
+    seen, dis = pooled(pool, kernel, [2026 + i for i in range(10)], 10_000, 12)
     print(f"\n{kernel}: {sum(seen.values())} programs, verdicts {seen}, disagreements {len(dis)}")
     assert sum(seen.values()) == 100_000
     assert dis == [], dis[:2]

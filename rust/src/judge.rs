@@ -262,9 +262,15 @@ impl Judge {
         }
     }
 
-    /// The wakes paused line `n` reported (see `HOp::wake_only`): each must name a blocked
-    /// thread other than the actor; they are adopted (the threads run).
+    /// The wakes paused line `n` reported (see `HOp::wake_only`): adopted as `check` adopts a
+    /// line's wakes.
     fn adopt_wakes(&mut self, n: u32, woke: &[(u32, u32)], actor: Option<(u32, u32)>) -> Option<Violation> {
+        self.adopt(n, woke, actor, &Observed { outcome: Outcome::Paused, woke: woke.to_vec() })
+    }
+
+    /// Each woken thread must be a blocked thread other than the actor; they are adopted (the
+    /// threads run). Else an `outcome` violation at `n` showing `obs`.
+    fn adopt(&mut self, n: u32, woke: &[(u32, u32)], actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
         for t in woke {
             match self.sleepers.iter().position(|(s, _)| s == t) {
                 Some(i) if Some(*t) != actor => {
@@ -275,7 +281,7 @@ impl Judge {
                         kind: Kind::Outcome,
                         step: n,
                         expected: format!("no wake of P{}.T{} (not blocked)", t.0, t.1),
-                        observed: Observed { outcome: Outcome::Paused, woke: woke.to_vec() }.to_string(),
+                        observed: obs.to_string(),
                     })
                 }
             }
@@ -419,21 +425,8 @@ impl Judge {
             },
         }
         // Wakes: each must name a blocked thread other than the actor; adopt them.
-        for t in &obs.woke {
-            let pos = self.sleepers.iter().position(|(s, _)| s == t);
-            match pos {
-                Some(i) if Some(*t) != actor => {
-                    self.sleepers.swap_remove(i);
-                }
-                _ => {
-                    return Some(Violation {
-                        kind: Kind::Outcome,
-                        step: n,
-                        expected: format!("no wake of P{}.T{} (not blocked)", t.0, t.1),
-                        observed: obs.to_string(),
-                    })
-                }
-            }
+        if let Some(v) = self.adopt(n, &obs.woke, actor, obs) {
+            return Some(v);
         }
         let lost: Vec<(u32, u32)> = wake_required.iter().copied().filter(|t| !obs.woke.contains(t)).collect();
         if !lost.is_empty() {
