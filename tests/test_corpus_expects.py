@@ -14,6 +14,8 @@ from conftest import corpus_files
 
 PROGRAMS = [f for f in corpus_files("litmus") + corpus_files("repro")]
 _HAND = re.compile(r"^# hand: (\S+) (\S+) (\d+): \S", re.M)
+_HAND_WHY = re.compile(r"^# hand: (\S+) (\S+) (\d+): (.*)$", re.M)
+_AS_LINE_ABOVE = re.compile(r"^as (\S+)'s line above")
 
 
 def derive(text: str, kernel: str, hand: set) -> str:
@@ -43,3 +45,34 @@ def test_expect_lines_are_the_oracles_or_derived_by_hand(path):
         if len(kind_step) == 2 and kind_step[0] in CORE_ONLY:
             used.add((k, kind_step[0], int(kind_step[1])))
     assert hand == used, "a '# hand:' line for a verdict the file does not expect"
+
+
+def named(kernel: str, text: str) -> bool:
+    """`kernel` as a whole name ("fixed" is not named by "fixed-tagged")."""
+    return re.search(rf"(?<![\w-]){re.escape(kernel)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("path", PROGRAMS, ids=[p.split("/")[-1] for p in PROGRAMS])
+def test_hand_lines_point_at_a_derivation_that_exists(path):
+    """A `# hand:` line may point elsewhere instead of deriving its verdict itself, but what it
+    points at must be there: "in this file's header" needs a header (the comments before the
+    first program line) that names the kernel, and "as K's line above" needs K's hand line with
+    the same kind and step. Else the line is a core verdict copied under a borrowed derivation
+    (issue 15), which the oracle cannot catch for a core-only kind."""
+    text = open(path).read()
+    header = []
+    for ln in text.splitlines():
+        if ln.strip() and not ln.startswith("#"):
+            break
+        if not ln.startswith("# hand:"):
+            header.append(ln)
+    header = "\n".join(header)
+    hand = {(k, kind, step): why for k, kind, step, why in _HAND_WHY.findall(text)}
+    problems = []
+    for (k, kind, step), why in hand.items():
+        if "this file's header" in why and not named(k, header):
+            problems.append(f"{k} {kind} {step}: cites the header, which never names {k}")
+        m = _AS_LINE_ABOVE.match(why)
+        if m and (m.group(1), kind, step) not in hand:
+            problems.append(f"{k} {kind} {step}: cites {m.group(1)}'s line, which is not there")
+    assert not problems, "\n".join(problems)
