@@ -4,6 +4,7 @@ campaigns interrupted at random moments."""
 import glob
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -48,14 +49,14 @@ CASES = [
     (["run", "{garbage}"], "not a text program"),
     (["run", "{empty}"], "no operations"),
     (["run", "{huge}"], "too large"),
-    (["run", "{malformed}"], "line 2"),
-    (["run", GOOD, "--hw", "tlb=0"], "tlb=0"),
+    (["run", "{malformed}"], "line 2: unknown operation 'frobnicate'"),
+    (["run", GOOD, "--hw", "tlb=0"], "tlb=0 out of range"),
     (["run", GOOD, "--kernel", "nope"], "unknown kernel"),
     (["check", "{mixed}", "--kernel", "fixed"], "line 1: cpu9 beyond"),
     (["check", "{missing}"], "no such file"),
     (["minimize", "{garbage}"], "not a text program"),
     (["minimize", GOOD, "-o", "{unwritable}", "--kernel", "pre-385c96e4", "--quiet"], "cannot write"),
-    (["explain", "{malformed}"], "line 2"),
+    (["explain", "{malformed}"], "line 2: unknown operation 'frobnicate'"),
     (["explain", GOOD, "--html", "{unwritable}"], "cannot write"),
     (["cmin", "{mixed}", "-o", "{unwritable}"], "line 1: cpu9 beyond"),
     (["cmin", os.path.join(CORPUS, "seeds"), "-o", "{unwritable}"], "cannot write"),
@@ -67,8 +68,12 @@ CASES = [
 
 
 def test_every_hardening_case_names_its_message():
-    """Each row checks its own message: an empty needle would pass on any line."""
-    assert all(needle.strip() for _, needle in CASES)
+    """Each row checks its own message: an empty needle would pass on any line, and one that is
+    only a location ("line 2") or the input echoed back ("tlb=0") passes on a wrong message."""
+    for args, needle in CASES:
+        assert needle.strip(), args
+        assert not re.fullmatch(r"line \d+:?", needle.strip()), (args, needle)
+        assert needle.strip() not in " ".join(args), (args, needle)
 
 
 @pytest.mark.parametrize("args,needle", CASES, ids=[" ".join(a)[:40] for a, _ in CASES])
