@@ -194,6 +194,19 @@ def canonical(text: str) -> str:
 def explain(text: str, kernel: str | None = None, hw: str | None = None) -> ExplainDict:
     """`run_text` plus the machine state after every step (for `pyvmfuzz explain`)."""
 
+def mutate(data: bytes, max_size: int, seed: int) -> bytes | None:
+    """One record-aware mutation of a byte-form program within `max_size` bytes (append,
+    insert, erase, copy, swap or cut whole lines, change one field; rust/src/mutate.rs), or
+    None: leave it to libFuzzer's own mutations. The same as the native custom mutator
+    libFuzzer calls in a campaign; deterministic in `seed` (a u32)."""
+
+def crossover(a: bytes, b: bytes, max_size: int, seed: int) -> bytes:
+    """Record-aligned crossover: `a`'s header and first records, then `b`'s records from
+    some record on, within `max_size` bytes (rust/src/mutate.rs)."""
+
+SEMANTIC_COUNTERS: int
+"""How many semantic counters the core registers with libFuzzer (rust/src/features.rs)."""
+
 def semantic_features(data: bytes, kernel: str | None = None, hw: str | None = None) -> list[int]:
     """The semantic features (sorted, distinct counter indices; rust/src/features.rs) a
     byte-form program reaches."""

@@ -462,9 +462,10 @@ def cmd_bench(args) -> int:
 
         configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
-            if c.removesuffix("@before") not in ("both", "branch", "semantic", "none"):
+            if c.removesuffix("@before").removesuffix("@bytes") not in ("both", "branch", "semantic", "none"):
                 raise InputError(f"--configs: unknown coverage '{c}' (both, branch, semantic, none; "
-                                 f"COVERAGE@before: without issue 18's throughput changes)")
+                                 f"COVERAGE@before: without issue 18's throughput changes; "
+                                 f"COVERAGE@bytes: libFuzzer's byte mutations only)")
 
         def progress(c, i, t):
             sys.stderr.write(f"trial {i + 1} {c}: {'-' if t is None else f'{t:.2f}s'}\n")
@@ -638,6 +639,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="semantic (default; measured best): the core's VM-situation counters "
                         "(rust/src/features.rs); branch: a SanitizerCoverage build of the Rust core (built "
                         "with cargo on first use); both; none: no feedback from the core")
+    f.add_argument("--mutator", choices=["records", "bytes"], default=None,
+                   help="records (default): whole-line mutations of the byte form (append, insert, erase, "
+                        "copy, swap, one field; rust/src/mutate.rs), a third left to libFuzzer's own; "
+                        "bytes: libFuzzer's byte mutations only")
     f.add_argument("--target", choices=["model", "linux"], default="model",
                    help="linux: random programs on this host's kernel, judged by the oracle (slower)")
     f.add_argument("--cross-check", type=int, default=None, metavar="N",
@@ -671,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ttf", type=_kernel, default=None, metavar="KERNEL",
                    help="instead: time-to-first-violation campaigns against KERNEL per coverage configuration")
     b.add_argument("--configs", default=None,
-                   help="--ttf: coverage configurations (default both,branch,semantic,none); "
+                   help="--ttf: coverage configurations (default both,branch,semantic,none; "
+                        "COVERAGE@bytes: libFuzzer's byte mutations only, COVERAGE@before: without issue "
+                        "18's throughput changes); "
                         "--zoo: atheris,atheris-nocov,random,hypothesis (default all)")
     b.add_argument("--trials", type=int, default=None,
                    help="trials per configuration (--ttf: 5; --zoo: 10, --quick 3)")

@@ -72,6 +72,8 @@ BEFORE_18 = {"PYVMFUZZ_KEEP_VIOLATING": "1", "PYVMFUZZ_CORPUS_TMPFS": "0", "PYVM
 def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None) -> Trial:
     coverage, _, variant = coverage.partition("@")
     env = dict(os.environ, **(BEFORE_18 if variant == "before" else {}))
+    # "COVERAGE@bytes": libFuzzer's byte mutations only, no record-aware mutator (mutate.rs)
+    env["PYVMFUZZ_MUTATOR"] = "bytes" if variant == "bytes" else env.get("PYVMFUZZ_MUTATOR", "records")
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-trial-") as out:
         cmd = [sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", kernel, "--time", str(budget),
                "--seed", str(seed), "--coverage", coverage, "--out", out, "--quiet", "--stop-on-find"]

@@ -6,6 +6,8 @@ Configured by environment (libFuzzer's fork mode re-executes the harness with it
 PYVMFUZZ_KERNEL, PYVMFUZZ_HW, PYVMFUZZ_CRASHES, PYVMFUZZ_FINDINGS (append-only log),
 PYVMFUZZ_CORE_SO (the coverage-instrumented core, or empty for the installed one),
 PYVMFUZZ_SEMANTIC=1 (the core's semantic counters, see rust/src/features.rs),
+PYVMFUZZ_MUTATOR=bytes (libFuzzer's byte mutations only; default: the core's record-aware
+custom mutator, rust/src/mutate.rs),
 PYVMFUZZ_CRASH=1 (a violation is a crash: ClusterFuzzLite/OSS-Fuzz), PYVMFUZZ_PRELOADED=1
 (libFuzzer comes from an LD_PRELOADed sanitizer_with_fuzzer.so)."""
 
@@ -25,16 +27,17 @@ PENDING = "pending-inputs.log"  # "<kind> <hex>" per line: violating inputs not 
 _BEFORE_FUZZ = None  # bench.campaign_bench's clock hook: called once, just before fuzzing starts
 
 
-def load_core(so_path: str, semantic: bool) -> None:
+def load_core(so_path: str, semantic: bool, mutator: bool = False) -> None:
     """Make libFuzzer's symbols global, then load the instrumented core as pyvmfuzz._core:
     its SanitizerCoverage counters register with the libFuzzer that atheris runs. Semantic
-    counters find libFuzzer's registration functions the same way."""
+    counters find libFuzzer's registration functions the same way, and libFuzzer finds the
+    core's custom mutator (`mutator`: the campaign harness's, when `records_mutator()`)."""
     import atheris
 
-    if not so_path and not semantic:
+    if not so_path and not semantic and not mutator:
         return
     if os.environ.get("PYVMFUZZ_PRELOADED") != "1":
-        _load_libfuzzer_global(atheris)
+        _load_libfuzzer_global(atheris, mutator)
     if not so_path:
         return
     import pyvmfuzz
@@ -46,11 +49,27 @@ def load_core(so_path: str, semantic: bool) -> None:
     pyvmfuzz._core = mod
 
 
-def _load_libfuzzer_global(atheris) -> None:
+def _load_libfuzzer_global(atheris, mutator: bool) -> None:
     libfuzzer = glob.glob(os.path.join(os.path.dirname(atheris.__file__), "core_with_libfuzzer*.so"))
     if not libfuzzer:
         sys.exit("pyvmfuzz harness: atheris has no core_with_libfuzzer module")
+    if mutator:
+        # The core defines LLVMFuzzerCustomMutator/CrossOver natively (rust/src/mutate.rs);
+        # libFuzzer binds those weak symbols when it is loaded, so the core goes global first
+        # (loaded after, it is silently never called). The installed core's, also when a
+        # coverage build is the one imported: the mutator is the same code.
+        spec = importlib.util.find_spec("pyvmfuzz._core")
+        if spec is None or not spec.origin:
+            sys.exit("pyvmfuzz harness: the core module is not installed")
+        ctypes.CDLL(spec.origin, mode=os.RTLD_GLOBAL)
     ctypes.CDLL(libfuzzer[0], mode=os.RTLD_GLOBAL)
+
+
+def records_mutator() -> bool:
+    """The record-aware mutator is on unless PYVMFUZZ_MUTATOR=bytes (libFuzzer's byte
+    mutations only: the behaviour before), or libFuzzer comes from a preloaded sanitizer
+    runtime (OSS-Fuzz), which binds no custom mutator of ours."""
+    return os.environ.get("PYVMFUZZ_MUTATOR", "records") != "bytes" and os.environ.get("PYVMFUZZ_PRELOADED") != "1"
 
 
 class FindingHandler:
@@ -290,7 +309,7 @@ def main() -> None:
     hw = os.environ.get("PYVMFUZZ_HW") or None
     crashes = os.environ.get("PYVMFUZZ_CRASHES", "crashes")
     semantic = os.environ.get("PYVMFUZZ_SEMANTIC") == "1"
-    load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""), semantic)
+    load_core(os.environ.get("PYVMFUZZ_CORE_SO", ""), semantic, records_mutator())
     import atheris
 
     from pyvmfuzz import _core

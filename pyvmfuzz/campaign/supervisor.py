@@ -443,6 +443,12 @@ def run_campaign(args) -> int:
         cmd.append(f"-max_total_time={args.time}")
     if fork:
         cmd.append(f"-fork={args.jobs}")
+    mutator = getattr(args, "mutator", None) or os.environ.get("PYVMFUZZ_MUTATOR") or "records"
+    if mutator == "records" and not any(a.startswith("-len_control=") for a in args.libfuzzer):
+        # libFuzzer turns its length control off when it finds a custom mutator; ours keeps
+        # to the length limit it is given, so keep it on: short programs first (measured on
+        # cow-make-before-break: 75k exec/s with it, 39k without, found as soon)
+        cmd.append("-len_control=100")
     cmd += args.libfuzzer
     env = dict(os.environ)
     env.update(
@@ -454,13 +460,15 @@ def run_campaign(args) -> int:
         PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
         PYVMFUZZ_XCHECK="auto" if getattr(args, "cross_check", None) is None else str(args.cross_check),
         PYVMFUZZ_FORK="1" if fork else "0",  # the harness gives each fork-mode job its own seed
+        PYVMFUZZ_MUTATOR=mutator,
     )
     start = time.time()
     prog = Progress()
     print(f"# seed {seed} (again: --seed {seed})", flush=True)
     log = RotatingLog(log_path)
     log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
-              f"hw {args.hw or '-'}, seed {seed}, coverage {args.coverage}, jobs {args.jobs}, time {args.time}s\n")
+              f"hw {args.hw or '-'}, seed {seed}, coverage {args.coverage}, mutator {env['PYVMFUZZ_MUTATOR']}, "
+              f"jobs {args.jobs}, time {args.time}s\n")
     sync = CorpusSync(work, corpus) if work else None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                             start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)

@@ -25,7 +25,13 @@ use crate::machine::{Machine, IDLE_SPACE};
 use crate::program::{Observed, Op, Outcome, Step, Target, NPAGES};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub const NFEATURES: usize = 4096;
+/// Counters: the first half for situations and the points lines reach, the second for pairs
+/// of situations. Measured (a 120 s corpus on cow-make-before-break): pairs alone take
+/// ~3,400 of 4,096 counters and saturate any table; sharing one table, they left the
+/// situations and points (~1,450 distinct) colliding with them, so an input reaching a
+/// new race situation rarely looked new to libFuzzer.
+pub const NFEATURES: usize = 8192;
+const HALF: usize = NFEATURES / 2;
 
 #[repr(C, align(4096))]
 struct Counters([u8; NFEATURES]);
@@ -88,9 +94,10 @@ pub struct Features {
     pub collected: Option<Vec<u16>>,
 }
 
+/// A situation's or point's counter, in the first half.
 #[inline]
 fn mix(x: u32) -> usize {
-    (x.wrapping_mul(0x9E37_79B1) >> 20) as usize % NFEATURES
+    (x.wrapping_mul(0x9E37_79B1) >> 20) as usize % HALF
 }
 
 impl Features {
@@ -103,7 +110,17 @@ impl Features {
 
     #[inline]
     fn hit(&mut self, f: u32) {
-        let i = mix(f);
+        self.set(mix(f));
+    }
+
+    /// A pair's counter, in the second half.
+    #[inline]
+    fn hit_pair(&mut self, f: u32) {
+        self.set(HALF + mix(f));
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize) {
         match &mut self.collected {
             Some(v) => v.push(i as u16),
             // SAFETY: single-threaded fuzzing loop; libFuzzer reads the array between runs.
@@ -126,7 +143,7 @@ impl Features {
         self.hit(sit.bits ^ (class << 24));
         if let Some(slot) = sit.slot {
             let prev = self.prev[slot];
-            self.hit(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
+            self.hit_pair(prev.wrapping_mul(0x85EB_CA6B) ^ sit.bits ^ 0x5bd1_e995);
             self.prev[slot] = sit.bits;
         }
     }

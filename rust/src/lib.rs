@@ -15,6 +15,7 @@ pub mod invariants;
 pub mod judge;
 pub mod kernel;
 pub mod machine;
+pub mod mutate;
 pub mod necessity;
 pub mod phys;
 pub mod pmap;

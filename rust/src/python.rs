@@ -189,6 +189,19 @@ fn program_text(hw: &crate::hw::Hw, k: &Kernel, steps: &[program::Step]) -> Stri
     s
 }
 
+/// libFuzzer's custom mutator (rust/src/mutate.rs): one record-aware mutation of `data`
+/// within `max_size` bytes, or None to leave the call to libFuzzer's own mutations.
+#[pyfunction]
+fn mutate<'py>(py: Python<'py>, data: &[u8], max_size: usize, seed: u32) -> Option<Bound<'py, PyBytes>> {
+    crate::mutate::mutate(data, max_size, seed).map(|v| PyBytes::new(py, &v))
+}
+
+/// libFuzzer's custom crossover: records of `a` then records of `b`, aligned (mutate.rs).
+#[pyfunction]
+fn crossover<'py>(py: Python<'py>, a: &[u8], b: &[u8], max_size: usize, seed: u32) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &crate::mutate::crossover(a, b, max_size, seed))
+}
+
 /// Bytes → text program (header lines included).
 #[pyfunction]
 #[pyo3(signature = (data, kernel=None, hw=None))]
@@ -704,6 +717,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run_text, m)?)?;
     m.add_function(wrap_pyfunction!(run_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(mutate, m)?)?;
+    m.add("SEMANTIC_COUNTERS", crate::features::NFEATURES)?;
+    m.add_function(wrap_pyfunction!(crossover, m)?)?;
     m.add_function(wrap_pyfunction!(encode, m)?)?;
     m.add_function(wrap_pyfunction!(canonical, m)?)?;
     m.add_function(wrap_pyfunction!(soak, m)?)?;

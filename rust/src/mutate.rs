@@ -1,0 +1,369 @@
+//! A record-aware mutator for the byte form (codec.rs), libFuzzer's custom mutator.
+//!
+//! libFuzzer's own mutations insert and erase bytes: one inserted byte shifts every later
+//! 5-byte record, so a program's whole suffix changes (issue 17 measured ~10 of 24 steps
+//! changed by one insertion; a substitution changes one). A race needs its prefix kept while
+//! one or two lines are added, removed or changed after it — the suffix a kernel engineer
+//! would try next. These mutations work on whole records: append, insert, erase, duplicate,
+//! swap, truncate, and change one field (the operation nibble, the CPU nibble, the address,
+//! the value, the `until` byte among the yield points the line reaches). A share of the calls
+//! is left to libFuzzer's own mutations (`None`), which keep its dictionary and comparison
+//! feedback; `pyvmfuzz bench --ttf K --configs semantic,semantic@bytes` measures it against
+//! libFuzzer's byte mutations alone.
+//!
+//! Syntax only: record boundaries come from the escape bytes (codec.rs: a value or pid byte
+//! 0xff is followed by a u32), exactly as the decoder consumes them; what a record *means*
+//! is decided by the decoder against the machine state, as for any byte string.
+
+use crate::codec::RECORD;
+
+/// SplitMix64: small, and the same sequence for the same libFuzzer seed (determinism).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+}
+
+/// The header's length (2 bytes, fewer in a shorter input) and each record's byte range
+/// `(start, end)`, escapes included, as `codec::Decoder` consumes them. A short last record
+/// ends at the input's end.
+pub fn records(data: &[u8]) -> (usize, Vec<(usize, usize)>) {
+    let head = data.len().min(2);
+    let mut out = Vec::with_capacity(data.len() / RECORD + 1);
+    let mut pos = head;
+    while pos < data.len() {
+        let start = pos;
+        let at = |i: usize| data.get(start + i).copied().unwrap_or(0);
+        pos += RECORD + if at(2) == 0xff { 4 } else { 0 } + if at(3) == 0xff { 4 } else { 0 };
+        out.push((start, pos.min(data.len())));
+    }
+    (head, out)
+}
+
+/// A record no escape follows: any operation byte and address byte; a value and a pid below
+/// 0xff; `until` absent about half the time, else one of the points the line reaches (mostly)
+/// or one it declares (codec.rs's `UNTIL_BASE` ranges).
+fn random_record(r: &mut Rng) -> [u8; RECORD] {
+    [r.byte(), r.byte(), r.byte() % 0xff, r.byte() % 0xff, until_byte(r)]
+}
+
+fn until_byte(r: &mut Rng) -> u8 {
+    match r.below(10) {
+        0..=4 => r.byte() % 0xa0,
+        5..=8 => 0xa0 + r.below(64) as u8,
+        _ => 0xe0 + r.below(32) as u8,
+    }
+}
+
+/// One record-aware mutation of `data` within `max_size` bytes, or `None`: leave this call
+/// to libFuzzer's own mutations (about a third of the calls, and whenever the chosen
+/// mutation cannot apply). `seed` is libFuzzer's per-call seed.
+pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
+    let mut r = Rng(seed as u64 ^ 0x5851_F42D_4C95_7F2D);
+    if r.below(3) == 0 || max_size < 2 + RECORD {
+        return None;
+    }
+    let orig = data;
+    // A short last record reads as zero-padded (codec.rs): pad it, so a line appended after it
+    // does not complete it with its own bytes.
+    let padded;
+    let data = match full_len(data) {
+        n if n > data.len() => {
+            padded = [data, &vec![0u8; n - data.len()][..]].concat();
+            &padded[..]
+        }
+        _ => data,
+    };
+    let (head, recs) = records(data);
+    let mut out: Vec<u8> = Vec::with_capacity(max_size.min(data.len() + 4 * RECORD));
+    let n = recs.len();
+    let rec = |i: usize| &data[recs[i].0..recs[i].1];
+    // The header first: a missing header byte takes the default, so write both.
+    let header = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&data[..head]);
+        while out.len() < 2 {
+            out.push(0);
+        }
+    };
+    match r.below(100) {
+        // append one or two lines: finish a prefix that set a race up
+        0..=24 => {
+            header(&mut out);
+            out.extend_from_slice(&data[head.max(2).min(data.len())..]);
+            for _ in 0..1 + r.below(2) {
+                out.extend_from_slice(&random_record(&mut r));
+            }
+        }
+        // insert a line
+        25..=39 => {
+            let at = r.below(n + 1);
+            header(&mut out);
+            for i in 0..n {
+                if i == at {
+                    out.extend_from_slice(&random_record(&mut r));
+                }
+                out.extend_from_slice(rec(i));
+            }
+            if at == n {
+                out.extend_from_slice(&random_record(&mut r));
+            }
+        }
+        // erase a line
+        40..=51 if n > 0 => {
+            let gone = r.below(n);
+            header(&mut out);
+            (0..n).filter(|&i| i != gone).for_each(|i| out.extend_from_slice(rec(i)));
+        }
+        // copy a line to another place (a second store, the same load again later)
+        52..=61 if n > 0 => {
+            let (from, at) = (r.below(n), r.below(n + 1));
+            header(&mut out);
+            for i in 0..=n {
+                if i == at {
+                    out.extend_from_slice(rec(from));
+                }
+                if i < n {
+                    out.extend_from_slice(rec(i));
+                }
+            }
+        }
+        // swap two lines
+        62..=67 if n > 1 => {
+            let a = r.below(n);
+            let b = (a + 1 + r.below(n - 1)) % n;
+            header(&mut out);
+            for i in 0..n {
+                out.extend_from_slice(rec(if i == a { b } else if i == b { a } else { i }));
+            }
+        }
+        // cut the program after a line
+        68..=71 if n > 1 => {
+            header(&mut out);
+            let keep = 1 + r.below(n - 1);
+            (0..keep).for_each(|i| out.extend_from_slice(rec(i)));
+        }
+        // the hardware byte: CPUs and TLB mode
+        72..=74 => {
+            header(&mut out);
+            out[0] = r.byte();
+            out.extend_from_slice(&data[head.max(2).min(data.len())..]);
+        }
+        // change one field of one line
+        _ if n > 0 => {
+            let i = r.below(n);
+            header(&mut out);
+            let (s, e) = recs[i];
+            out.extend_from_slice(&data[head.max(2).min(s)..s]);
+            let mut line = data[s..e].to_vec();
+            line.resize(line.len().max(RECORD), 0);
+            let f = match r.below(6) {
+                0 => {
+                    line[0] = (line[0] & 0xf0) | r.byte() & 15; // the operation
+                    None
+                }
+                1 => {
+                    line[0] = (line[0] & 15) | r.byte() & 0xf0; // the CPU
+                    None
+                }
+                2 => Some(1),
+                3 => Some(2),
+                4 => Some(3),
+                _ => {
+                    line[4] = until_byte(&mut r);
+                    None
+                }
+            };
+            if let Some(f) = f {
+                // an escape stays an escape (its u32 follows); a plain byte stays plain
+                if line[f] != 0xff {
+                    line[f] = if f == 1 { r.byte() } else { r.byte() % 0xff };
+                } else {
+                    return None;
+                }
+            }
+            out.extend_from_slice(&line);
+            out.extend_from_slice(&data[e..]);
+        }
+        _ => return None,
+    }
+    if out.len() > max_size {
+        // whole records only
+        let (_, recs) = records(&out);
+        let end = recs.iter().map(|&(_, e)| e).take_while(|&e| e <= max_size).last().unwrap_or(2.min(max_size));
+        out.truncate(end);
+    }
+    if out == orig {
+        return None;
+    }
+    Some(out)
+}
+
+/// The length `data` has once its last record is complete (escapes included).
+fn full_len(data: &[u8]) -> usize {
+    let (_, recs) = records(data);
+    recs.last().map_or(data.len(), |&(s, _)| {
+        let at = |i: usize| data.get(s + i).copied().unwrap_or(0);
+        s + RECORD + if at(2) == 0xff { 4 } else { 0 } + if at(3) == 0xff { 4 } else { 0 }
+    })
+}
+
+/// Record-aware crossover: the first records of `a` then records of `b` from some record
+/// on (the header is `a`'s), within `max_size`. libFuzzer's byte crossover splices at any
+/// offset, which misaligns the second part's records.
+pub fn crossover(a: &[u8], b: &[u8], max_size: usize, seed: u32) -> Vec<u8> {
+    let mut r = Rng(seed as u64 ^ 0x2545_F491_4F6C_DD1D);
+    let pad = |x: &[u8]| -> Vec<u8> { [x, &vec![0u8; full_len(x) - x.len()][..]].concat() };
+    let (a, b) = (&pad(a)[..], &pad(b)[..]);
+    let (ha, ra) = records(a);
+    let (_, rb) = records(b);
+    let mut out = a[..ha].to_vec();
+    while out.len() < 2 {
+        out.push(0);
+    }
+    let keep = r.below(ra.len() + 1);
+    let from = r.below(rb.len() + 1);
+    for &(s, e) in &ra[..keep] {
+        out.extend_from_slice(&a[s..e]);
+    }
+    for &(s, e) in &rb[from..] {
+        if out.len() + (e - s) > max_size {
+            break;
+        }
+        out.extend_from_slice(&b[s..e]);
+    }
+    out.truncate(max_size.max(2));
+    out
+}
+
+// libFuzzer's entry points, in native code: a Python custom mutator (atheris) costs a Python
+// call per execution, which halved exec/s (measured, 140k -> 72k/s on one core). libFuzzer
+// binds these weak symbols when it is loaded; the harness loads this library globally first
+// (campaign/harness.py), and only then are they used.
+
+extern "C" {
+    fn dlsym(handle: *mut std::ffi::c_void, symbol: *const std::ffi::c_char) -> *mut std::ffi::c_void;
+}
+
+type LibFuzzerMutate = extern "C" fn(*mut u8, usize, usize) -> usize;
+
+static LIBFUZZER_MUTATE: std::sync::atomic::AtomicPtr<std::ffi::c_void> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// libFuzzer's own mutation (`LLVMFuzzerMutate`), or `size` (unchanged) where there is none.
+fn libfuzzer_mutate(data: *mut u8, size: usize, max_size: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    let mut f = LIBFUZZER_MUTATE.load(Ordering::Relaxed);
+    if f.is_null() {
+        // SAFETY: dlsym with RTLD_DEFAULT (null) and a NUL-terminated name.
+        f = unsafe { dlsym(std::ptr::null_mut(), c"LLVMFuzzerMutate".as_ptr()) };
+        if f.is_null() {
+            return size;
+        }
+        LIBFUZZER_MUTATE.store(f, Ordering::Relaxed);
+    }
+    // SAFETY: LLVMFuzzerMutate has this signature; `data` holds `max_size` bytes (libFuzzer's
+    // contract for the custom mutator's buffer).
+    let f: LibFuzzerMutate = unsafe { std::mem::transmute(f) };
+    f(data, size, max_size)
+}
+
+/// libFuzzer's custom mutator: `mutate`, or libFuzzer's own when it returns `None` (or, it
+/// cannot, panics: no unwinding crosses into libFuzzer).
+///
+/// # Safety
+/// libFuzzer's contract: `data` points to `max_size` writable bytes, the first `size` the input.
+#[no_mangle]
+pub unsafe extern "C" fn LLVMFuzzerCustomMutator(data: *mut u8, size: usize, max_size: usize, seed: u32) -> usize {
+    let input = std::slice::from_raw_parts(data, size);
+    match std::panic::catch_unwind(|| mutate(input, max_size, seed)) {
+        Ok(Some(out)) if out.len() <= max_size => {
+            std::ptr::copy_nonoverlapping(out.as_ptr(), data, out.len());
+            out.len()
+        }
+        _ => libfuzzer_mutate(data, size, max_size),
+    }
+}
+
+/// libFuzzer's custom crossover: `crossover`.
+///
+/// # Safety
+/// libFuzzer's contract: the inputs hold `size1`/`size2` bytes, `out` `max_out_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn LLVMFuzzerCustomCrossOver(
+    data1: *const u8,
+    size1: usize,
+    data2: *const u8,
+    size2: usize,
+    out: *mut u8,
+    max_out_size: usize,
+    seed: u32,
+) -> usize {
+    let (a, b) = (std::slice::from_raw_parts(data1, size1), std::slice::from_raw_parts(data2, size2));
+    match std::panic::catch_unwind(|| crossover(a, b, max_out_size, seed)) {
+        Ok(v) if v.len() <= max_out_size => {
+            std::ptr::copy_nonoverlapping(v.as_ptr(), out, v.len());
+            v.len()
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_follow_escapes() {
+        // header, a plain record, a record with a value escape (4 more bytes), a short tail
+        let data = [0u8, 0, 1, 2, 3, 4, 5, 1, 2, 0xff, 4, 5, 9, 9, 9, 9, 7, 7];
+        let (h, r) = records(&data);
+        assert_eq!(h, 2);
+        assert_eq!(r, vec![(2, 7), (7, 16), (16, 18)]);
+    }
+
+    #[test]
+    fn mutations_keep_other_records_whole() {
+        // every record distinct; after any mutation but a header change, each record of the
+        // output that is not new is one of the input's, byte for byte
+        let mut data = vec![2u8, 3];
+        for i in 0..8u8 {
+            data.extend_from_slice(&[i, 10 + i, 20 + i, 30 + i, 40 + i]);
+        }
+        let mut changed = 0;
+        for seed in 0..2000 {
+            if let Some(out) = mutate(&data, 200, seed) {
+                changed += 1;
+                assert!(out.len() <= 200 && out.len() >= 2);
+                let (_, recs) = records(&out);
+                let new = recs.iter().filter(|&&(s, e)| !data[2..].chunks(5).any(|c| c == &out[s..e])).count();
+                assert!(new <= 2, "seed {seed}: {new} records not the input's: {out:?}");
+            }
+        }
+        assert!(changed > 1000, "{changed}");
+    }
+
+    #[test]
+    fn crossover_splices_whole_records() {
+        let a = [1u8, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2];
+        let b = [0u8, 0, 7, 7, 0xff, 7, 7, 1, 2, 3, 4, 8, 8, 8, 8, 8];
+        for seed in 0..200 {
+            let out = crossover(&a, &b, 64, seed);
+            let (_, recs) = records(&out);
+            for (s, e) in recs {
+                let r = &out[s..e];
+                assert!(a[2..].chunks(5).any(|c| c == r) || r == &b[2..11] || r == &b[11..16], "{out:?}");
+            }
+        }
+    }
+}
