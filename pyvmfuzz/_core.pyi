@@ -194,11 +194,12 @@ def canonical(text: str) -> str:
 def explain(text: str, kernel: str | None = None, hw: str | None = None) -> ExplainDict:
     """`run_text` plus the machine state after every step (for `pyvmfuzz explain`)."""
 
-def mutate(data: bytes, max_size: int, seed: int) -> bytes | None:
+def mutate(data: bytes, max_size: int, seed: int, uniform: bool = False) -> bytes | None:
     """One record-aware mutation of a byte-form program within `max_size` bytes (append,
     insert, erase, copy, swap or cut whole lines, change one field; rust/src/mutate.rs), or
     None: leave it to libFuzzer's own mutations. The same as the native custom mutator
-    libFuzzer calls in a campaign; deterministic in `seed` (a u32)."""
+    libFuzzer calls in a campaign; deterministic in `seed` (a u32). `uniform`: new lines
+    drawn uniformly instead of biased towards races (`pyvmfuzz bench --finish` compares)."""
 
 def crossover(a: bytes, b: bytes, max_size: int, seed: int) -> bytes:
     """Record-aligned crossover: `a`'s header and first records, then `b`'s records from

@@ -430,6 +430,14 @@ def cmd_bench(args) -> int:
         print(campaign_bench.run(args.campaign, args.budget or 60, args.trials or 3, args.seed,
                                  progress=lambda m: sys.stderr.write(m + "\n")))
         return 0
+    if args.finish:
+        from pyvmfuzz.bench import finish
+
+        litmus = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "corpus", "litmus")
+        if not os.path.isdir(litmus):
+            raise InputError("--finish reads the repository's corpus/litmus: run it from a clone")
+        print(finish.run(litmus))
+        return 0
     if args.xcheck:
         from pyvmfuzz.bench.xcheck import measure, report
 
@@ -444,8 +452,8 @@ def cmd_bench(args) -> int:
         kernels = args.kernels.split(",") if args.kernels else None
         configs = args.configs.split(",") if args.configs else zoobench.CONFIGS
         for c in configs:
-            if c not in zoobench.CONFIGS:
-                raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.CONFIGS)})")
+            if c not in zoobench.ALL_CONFIGS:
+                raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.ALL_CONFIGS)})")
         out = args.out or "bench-out"
         text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs)
         print(text)
@@ -679,7 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--ttf: coverage configurations (default both,branch,semantic,none; "
                         "COVERAGE@bytes: libFuzzer's byte mutations only, COVERAGE@before: without issue "
                         "18's throughput changes); "
-                        "--zoo: atheris,atheris-nocov,random,hypothesis (default all)")
+                        "--zoo: atheris,atheris-nocov,random,hypothesis (default these four), atheris-bytes "
+                        "(libFuzzer's byte mutations only)")
     b.add_argument("--trials", type=int, default=None,
                    help="trials per configuration (--ttf: 5; --zoo: 10, --quick 3)")
     b.add_argument("--budget", type=int, default=None, help="seconds per trial (--ttf: 60; --zoo: 120, --quick 20)")
@@ -687,6 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: N executions in one process; RSS, fd and thread growth")
     b.add_argument("--zoo", action="store_true",
                    help="instead: the zoo benchmark (atheris, atheris without coverage, random, Hypothesis)")
+    b.add_argument("--finish", action="store_true",
+                   help="instead: how often the record-aware mutator finishes each litmus witness from its "
+                        "prefix (20,000 mutants each), biased and uniform new lines side by side")
     b.add_argument("--xcheck", action="store_true",
                    help="instead: exec/s of the campaign callback with the default oracle cross-check off and on")
     b.add_argument("--campaign", type=_kernel, nargs="?", const="fixed", default=None, metavar="KERNEL",

@@ -11,6 +11,7 @@ import pytest
 from pyvmfuzz import _core
 
 KERNEL = "fixed"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _records(data: bytes) -> list[bytes]:
@@ -106,3 +107,24 @@ def test_a_campaign_calls_the_custom_mutator(tmp_path, mutator, called):
     assert ("found LLVMFuzzerCustomMutator" in log) == called, log[:2000]
     execs = int(p.stdout.split(" execs (")[0].rsplit(", ", 1)[1].replace(",", ""))
     assert execs > 1000, p.stdout
+
+
+def test_mutants_of_a_witness_prefix_finish_the_race():
+    """From cow-make-before-break's witness cut before its last line, the record mutator
+    completes the stale read in a few percent of mutants (measured 4.5%; libFuzzer's byte
+    mutations left it unfound for 30 s seeded with a shorter cut), and its biased new lines
+    beat uniform ones over all the litmus witnesses (`bench --finish`)."""
+    from pyvmfuzz.bench import finish
+
+    ws = {(w[0], w[1]): w for w in finish.witnesses(os.path.join(ROOT, "corpus", "litmus"))}
+    name, kernel, kind, step, hw, ops = ws[("19-cow-make-before-break.txt", "cow-make-before-break")]
+    prefix = _core.encode("\n".join(hw + ops[: step - 1]) + "\n", kernel)
+    assert finish.finish_rate(prefix, kernel, kind, 4000, False) > 40  # > 1%
+    total = {u: 0 for u in (False, True)}
+    for _, kernel, kind, step, hw, ops in ws.values():
+        for cut in (1, 2):
+            if step - cut >= 1:
+                prefix = _core.encode("\n".join(hw + ops[: step - cut]) + "\n", kernel)
+                for u in total:
+                    total[u] += finish.finish_rate(prefix, kernel, kind, 2000, u)
+    assert total[False] > 1.5 * total[True], total  # measured 2.76 with 20,000 each

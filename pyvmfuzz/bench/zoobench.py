@@ -19,12 +19,17 @@ from pyvmfuzz.campaign.findings import atomic_write
 from pyvmfuzz.bench.trials import _median_text, a12_faster, mann_whitney, one_trial
 
 CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
+# not run by default: atheris with libFuzzer's byte mutations only (no record-aware mutator,
+# rust/src/mutate.rs), to measure the mutator side by side
+ALL_CONFIGS = CONFIGS + ["atheris-bytes"]
 
 
 def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[float | None, float]:
     """(time to first violation or None, exec/s)."""
     if config == "atheris":
         return one_trial(kernel, "semantic", seed, budget, hw)
+    if config == "atheris-bytes":
+        return one_trial(kernel, "semantic@bytes", seed, budget, hw)
     if config == "atheris-nocov":
         return one_trial(kernel, "none", seed, budget, hw)
     if config == "random":
@@ -39,11 +44,13 @@ def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[fl
 def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=print,
         configs_wanted: list[str] | None = None) -> str:
     zoo = [z for z in _core.zoo() if kernels is None or z["name"] in kernels]
+    # what the p and A12 columns compare with: random search, else the byte-mutation campaign
+    base = "random" if "random" in (configs_wanted or CONFIGS) or "atheris-bytes" not in configs_wanted else "atheris-bytes"
     rows = []
     data = {}
     for z in zoo:
         wanted = configs_wanted or CONFIGS
-        configs = [c for c in CONFIGS if c in wanted] if z["expect_found"] else ["atheris"]
+        configs = [c for c in ALL_CONFIGS if c in wanted] if z["expect_found"] else ["atheris"]
         res = {c: ([], []) for c in configs}
         visible = {c: [] for c in configs}  # per trial: user-visible and check-accepted (campaigns only)
         for i in range(trials):
@@ -60,9 +67,9 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         cens = {c: [budget if t is None else t for t in ts] for c, (ts, _) in res.items()}
         for c, (ts, rates) in res.items():
             hits = sum(t is not None for t in ts)
-            if "random" in cens and c != "random":
-                p = f"{mann_whitney(cens[c], cens['random']):.3f}"
-                a = f"{a12_faster(cens[c], cens['random']):.2f}"
+            if base in cens and c != base:
+                p = f"{mann_whitney(cens[c], cens[base]):.3f}"
+                a = f"{a12_faster(cens[c], cens[base]):.2f}"
             else:
                 p = a = "—"
             medtxt = f"{_median_text(ts, budget)} s"  # censored: "> budget s" when it reaches a miss
@@ -77,7 +84,7 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         f"{' --kernels ' + ','.join(kernels) if kernels else ''}"
         f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}`.",
         "",
-        "| kernel | hw | expected | configuration | hits | user-visible (check-accepted) | median time to first violation | exec/s | MWU p vs random | A12 vs random (P[sooner]) |",
+        f"| kernel | hw | expected | configuration | hits | user-visible (check-accepted) | median time to first violation | exec/s | MWU p vs {base} | A12 vs {base} (P[sooner]) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
         *rows,
     ]
@@ -100,7 +107,7 @@ def plot(data: dict, budget: int, path: str, note: str) -> bool:
     found = [(name, z, res) for name, (z, res) in data.items() if z["expect_found"]]
     if not found:
         return False
-    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c"}
+    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8"}
     fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(CONFIGS) + 1.8))
     y = 0
     ticks, labels = [], []

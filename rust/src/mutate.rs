@@ -17,8 +17,9 @@
 
 use crate::codec::RECORD;
 
-/// SplitMix64: small, and the same sequence for the same libFuzzer seed (determinism).
-struct Rng(u64);
+/// SplitMix64: small, and the same sequence for the same libFuzzer seed (determinism); the
+/// flag: new lines uniform instead of biased (`random_record`), for `bench --finish`.
+struct Rng(u64, bool);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -52,17 +53,28 @@ pub fn records(data: &[u8]) -> (usize, Vec<(usize, usize)>) {
     (head, out)
 }
 
-/// A record no escape follows: any operation byte and address byte; a value and a pid below
-/// 0xff; `until` absent about half the time, else one of the points the line reaches (mostly)
-/// or one it declares (codec.rs's `UNTIL_BASE` ranges).
+/// A new line, no escape following. Biased towards what a race is made of (measured with
+/// the finishing rate below): half the lines are a load or a store (a race is seen by an
+/// access on another CPU), the address byte is >= 0x80 more often than not (codec.rs: the
+/// address of an op in flight on another CPU; for a switch, a thread of a process running
+/// elsewhere), `until` is absent in most lines. The rest is uniform: any operation, any CPU.
 fn random_record(r: &mut Rng) -> [u8; RECORD] {
-    [r.byte(), r.byte(), r.byte() % 0xff, r.byte() % 0xff, until_byte(r)]
+    if r.1 {
+        return [r.byte(), r.byte(), r.byte() % 0xff, r.byte() % 0xff, r.byte()];
+    }
+    let mut k = r.byte();
+    if r.below(2) == 0 {
+        k = (k & 0xf0) | [1, 2][r.below(2)]; // a load or a store (codec.rs's kind table)
+    }
+    let pw = if r.below(5) < 3 { 0x80 | r.byte() } else { r.byte() };
+    [k, pw, r.byte() % 0xff, r.byte() % 0xff, until_byte(r)]
 }
 
+/// No `until` (60%), a point the line reaches (30%), or one it declares (codec.rs's ranges).
 fn until_byte(r: &mut Rng) -> u8 {
     match r.below(10) {
-        0..=4 => r.byte() % 0xa0,
-        5..=8 => 0xa0 + r.below(64) as u8,
+        0..=5 => r.byte() % 0xa0,
+        6..=8 => 0xa0 + r.below(64) as u8,
         _ => 0xe0 + r.below(32) as u8,
     }
 }
@@ -71,7 +83,13 @@ fn until_byte(r: &mut Rng) -> u8 {
 /// to libFuzzer's own mutations (about a third of the calls, and whenever the chosen
 /// mutation cannot apply). `seed` is libFuzzer's per-call seed.
 pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
-    let mut r = Rng(seed as u64 ^ 0x5851_F42D_4C95_7F2D);
+    mutate_with(data, max_size, seed, false)
+}
+
+/// `mutate`, with new lines drawn uniformly (`uniform`) instead of biased towards races: the
+/// comparison `pyvmfuzz bench --finish` measures.
+pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Option<Vec<u8>> {
+    let mut r = Rng(seed as u64 ^ 0x5851_F42D_4C95_7F2D, uniform);
     if r.below(3) == 0 || max_size < 2 + RECORD {
         return None;
     }
@@ -99,7 +117,7 @@ pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
     };
     match r.below(100) {
         // append one or two lines: finish a prefix that set a race up
-        0..=24 => {
+        0..=34 => {
             header(&mut out);
             out.extend_from_slice(&data[head.max(2).min(data.len())..]);
             for _ in 0..1 + r.below(2) {
@@ -107,7 +125,7 @@ pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
             }
         }
         // insert a line
-        25..=39 => {
+        35..=46 => {
             let at = r.below(n + 1);
             header(&mut out);
             for i in 0..n {
@@ -121,13 +139,13 @@ pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
             }
         }
         // erase a line
-        40..=51 if n > 0 => {
+        47..=54 if n > 0 => {
             let gone = r.below(n);
             header(&mut out);
             (0..n).filter(|&i| i != gone).for_each(|i| out.extend_from_slice(rec(i)));
         }
         // copy a line to another place (a second store, the same load again later)
-        52..=61 if n > 0 => {
+        55..=62 if n > 0 => {
             let (from, at) = (r.below(n), r.below(n + 1));
             header(&mut out);
             for i in 0..=n {
@@ -140,7 +158,7 @@ pub fn mutate(data: &[u8], max_size: usize, seed: u32) -> Option<Vec<u8>> {
             }
         }
         // swap two lines
-        62..=67 if n > 1 => {
+        63..=67 if n > 1 => {
             let a = r.below(n);
             let b = (a + 1 + r.below(n - 1)) % n;
             header(&mut out);
@@ -223,7 +241,7 @@ fn full_len(data: &[u8]) -> usize {
 /// on (the header is `a`'s), within `max_size`. libFuzzer's byte crossover splices at any
 /// offset, which misaligns the second part's records.
 pub fn crossover(a: &[u8], b: &[u8], max_size: usize, seed: u32) -> Vec<u8> {
-    let mut r = Rng(seed as u64 ^ 0x2545_F491_4F6C_DD1D);
+    let mut r = Rng(seed as u64 ^ 0x2545_F491_4F6C_DD1D, false);
     let pad = |x: &[u8]| -> Vec<u8> { [x, &vec![0u8; full_len(x) - x.len()][..]].concat() };
     let (a, b) = (&pad(a)[..], &pad(b)[..]);
     let (ha, ra) = records(a);

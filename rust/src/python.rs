@@ -191,9 +191,11 @@ fn program_text(hw: &crate::hw::Hw, k: &Kernel, steps: &[program::Step]) -> Stri
 
 /// libFuzzer's custom mutator (rust/src/mutate.rs): one record-aware mutation of `data`
 /// within `max_size` bytes, or None to leave the call to libFuzzer's own mutations.
+/// `uniform`: new lines drawn uniformly, not biased towards races (bench --finish).
 #[pyfunction]
-fn mutate<'py>(py: Python<'py>, data: &[u8], max_size: usize, seed: u32) -> Option<Bound<'py, PyBytes>> {
-    crate::mutate::mutate(data, max_size, seed).map(|v| PyBytes::new(py, &v))
+#[pyo3(signature = (data, max_size, seed, uniform=false))]
+fn mutate<'py>(py: Python<'py>, data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Option<Bound<'py, PyBytes>> {
+    crate::mutate::mutate_with(data, max_size, seed, uniform).map(|v| PyBytes::new(py, &v))
 }
 
 /// libFuzzer's custom crossover: records of `a` then records of `b`, aligned (mutate.rs).
