@@ -317,7 +317,9 @@ class Program:
     def parse(cls, text: str, hw: str | None = None) -> Program:
         """Parse the text form (SPEC §2.3). Every CPU named must exist on the header's hardware
         overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`);
-        TypeError for anything but a str (bytes are `Program.from_bytes`)."""
+        TypeError for anything but a str (bytes are `Program.from_bytes`). Text without op
+        lines is the empty program (a value to build on; the CLI refuses an empty file, and
+        `Program.from_bytes(b"")` decodes to it)."""
         if not isinstance(text, str):
             raise TypeError(f"Program.parse takes the text form (str), not {type(text).__name__}"
                             + ("; the byte form is Program.from_bytes" if isinstance(text, (bytes, bytearray)) else ""))

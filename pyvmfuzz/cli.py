@@ -47,6 +47,20 @@ def _hw_over(default: str):
     return parse
 
 
+class _HwKeys(argparse.Action):
+    """`--hw` given again overlays the earlier keys key by key (the last one replaced the
+    others, silently): `--hw cpus=3 --hw mode=tagged` is `cpus=3,mode=tagged`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        prev = getattr(namespace, "_hw_given", None)
+        if prev is not None:
+            keys = dict(item.split("=", 1) for item in prev.replace(",", " ").split())
+            keys.update(item.split("=", 1) for item in values.replace(",", " ").split())
+            values = ",".join(f"{k}={v}" for k, v in keys.items())
+        namespace._hw_given = values
+        setattr(namespace, self.dest, values)
+
+
 def verdict_line(report: dict) -> str:
     v = report["violation"]
     if v is None:
@@ -605,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute programs, print the trace and verdict")
     r.add_argument("files", nargs="+", metavar="FILE", help="text (.txt) or byte-form program")
     r.add_argument("--kernel", type=_kernel, default=None, help="kernel variant (default: the program's, else fixed)")
-    r.add_argument("--hw", type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
+    r.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
     r.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     r.add_argument("--target", choices=["model", "linux"], default="model",
                    help="model (default) or linux: real processes on this host, judged by the oracle")
@@ -617,7 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="+", metavar="PATH", help="program files or directories (walked)")
     c.add_argument("--kernel", type=lambda s: s if s == "all" else _kernel(s), default="fixed",
                    help="kernel variant or 'all' (default: fixed)")
-    c.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the programs' headers")
+    c.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the programs' headers")
     c.add_argument("--junit", default=None, metavar="FILE",
                    help="also write JUnit XML for CI: one testcase per program/kernel pair")
     c.add_argument("--target", choices=["model", "linux"], default="model",
@@ -633,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "after one); 2 bad usage, or libFuzzer refused its flags or failed; 130 interrupted "
                               "(Ctrl-C) before any violation — the corpus and any findings are kept.")
     f.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed)")
-    f.add_argument("--hw", type=_hw_over("mode=pc64"), default="mode=pc64",
+    f.add_argument("--hw", action=_HwKeys, type=_hw_over("mode=pc64"), default="mode=pc64",
                    help="hardware keys fixed for the campaign; the rest come from the input (default mode=pc64)")
     f.add_argument("--time", type=int, default=60, help="budget in seconds (0: until Ctrl-C; default 60)")
     f.add_argument("--out", default="fuzz-out", help="campaign directory: log, findings log (default fuzz-out)")
@@ -666,7 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates")
     mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else stdout)")
     mn.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
-    mn.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the program's header")
+    mn.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
     mn.add_argument("--time", type=float, default=30.0, help="time budget in seconds (default 30)")
     mn.add_argument("--quiet", action="store_true", help="no progress bar")
     mn.set_defaults(func=cmd_minimize)
@@ -674,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="per-CPU timeline with PTE/TLB/pm_active state at each step")
     ex.add_argument("file", metavar="FILE", help="text or byte-form program")
     ex.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
-    ex.add_argument("--hw", type=_hw, default=None, help="hardware keys overriding the program's header")
+    ex.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
     ex.add_argument("--html", default=None, metavar="OUT", help="also write a self-contained HTML page")
     ex.set_defaults(func=cmd_explain)
 
@@ -735,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     xp = sub.add_parser("explore", help="every program up to N lines, exhaustively: the shortest violation or a certificate")
     xp.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed)")
-    xp.add_argument("--hw", type=_hw, default=None, help="hardware keys, e.g. cpus=2,mode=tagged")
+    xp.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys, e.g. cpus=2,mode=tagged")
     xp.add_argument("--cpus", type=int, default=None, help="number of CPUs (same as --hw cpus=N)")
     xp.add_argument("--depth", type=int, required=True, metavar="N", help="program length bound (lines)")
     xp.add_argument("--time", type=float, default=0.0, metavar="S", help="stop after S seconds, keeping the deepest bound proved")
@@ -764,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (new or empty)")
     cm.add_argument("--kernel", type=_kernel, default="fixed",
                     help="kernel the inputs are decoded under, as the campaign's (default: fixed)")
-    cm.add_argument("--hw", type=_hw_over("mode=pc64"), default="mode=pc64",
+    cm.add_argument("--hw", action=_HwKeys, type=_hw_over("mode=pc64"), default="mode=pc64",
                     help="hardware keys over the default mode=pc64 (as the campaign's)")
     cm.set_defaults(func=cmd_cmin)
     return p

@@ -190,3 +190,31 @@ def test_check_interrupted_prints_what_it_found_so_far(tmp_path):
     assert "ASSERT" in out and "a-bad.txt [fixed]" in out
     assert re.search(r"# interrupted after \d+ program/kernel pairs: \d+ problem\(s\) so far", out)
     assert err.strip().splitlines() == ["pyvmfuzz check: interrupted"]
+
+
+# ----------------------------------------------------------- left from session 3, fixed in 4
+
+
+def test_hw_given_twice_overlays_key_by_key(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("cpu0 load data0.0\n")
+    r = cli("run", str(f), "--hw", "cpus=3", "--hw", "mode=tagged")
+    assert r.returncode == 0, r.stderr
+    assert "hw cpus=3 tlb=8 mode=tagged" in r.stdout  # the second --hw did not drop cpus=3
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("hw cpus=2 cpus=3\ncpu0 load data0.0\n", "hw key 'cpus' given twice"),
+    ("cpu00 load data0.0\n", "expected cpuN"),
+])
+def test_one_spelling_per_header_key_and_cpu(tmp_path, text, needle):
+    f = tmp_path / "p.txt"
+    f.write_text(text)
+    r = cli("run", str(f))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--pages", "--values"])
+def test_explore_empty_domain_list_is_an_input_error(flag):
+    r = cli("explore", "--depth", "1", flag, "")  # empty: it meant "the defaults", silently
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr, r.stderr

@@ -32,9 +32,15 @@ def _check_numbers(args) -> None:
 
 
 def _domain(args) -> tuple[list[str] | None, list[int] | None]:
-    pages = [p.strip() for p in args.pages.split(",")] if getattr(args, "pages", None) else None
+    pages = None
+    if getattr(args, "pages", None) is not None:
+        pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+        if not pages:  # an empty list is not "the defaults" (it was, silently)
+            raise ValueError(f"--pages: no page in '{args.pages}' (e.g. data0,text0,shm0)")
     values = None
-    if getattr(args, "values", None):
+    if getattr(args, "values", None) is not None:
+        if not args.values.strip(","):
+            raise ValueError(f"--values: no value in '{args.values}' (e.g. 1,2)")
         try:
             values = [int(v, 0) for v in args.values.split(",")]
         except ValueError:

@@ -67,10 +67,16 @@ impl HwSpec {
     /// Parses `cpus=3 tlb=4 mode=tagged`; keys may be separated by spaces or commas.
     pub fn parse(s: &str) -> Result<HwSpec, String> {
         let mut spec = HwSpec::default();
+        let mut seen: Vec<&str> = Vec::new();
         for item in s.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty()) {
             let (k, v) = item
                 .split_once('=')
                 .ok_or_else(|| format!("bad hw item '{item}' (expected key=value)"))?;
+            // `cpus=2 cpus=3` named two machines (the last one won, silently)
+            if seen.contains(&k) {
+                return Err(format!("hw key '{k}' given twice"));
+            }
+            seen.push(k);
             match k {
                 "cpus" => {
                     let n: u8 = v.parse().map_err(|_| format!("bad cpus '{v}'"))?;

@@ -524,7 +524,8 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
         }
         let cpu = first
             .strip_prefix("cpu")
-            .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()))
+            // `cpu00`, `cpu01`: one spelling per CPU, as the core prints them
+            .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()) && !(d.len() > 1 && d.starts_with('0')))
             .and_then(|d| d.parse::<u8>().ok())
             .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel, os or expect, got '{first}'") })?;
         if toks.len() < 2 {
