@@ -226,3 +226,22 @@ def test_seeds_without_hardware_are_given_on_two_three_and_four_cpus():
     assert {got[f"umtx-cpus{n}"] for n in (2, 3, 4)} == {2, 3, 4}
     assert got["fork-threads"] == 3 and not any(f.startswith("fork-threads-") for f in got)
     assert set(cpus(_seed_dir("fixed", "cpus=5")).values()) == {5}
+
+
+def test_every_seed_is_clean_under_every_kernel():
+    """A seed that violated under a kernel would hand its campaigns the bug at time 0: seeds
+    set up mechanisms, the fuzzer has to find the bugs."""
+    import shutil
+
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.supervisor import _seed_dir
+
+    for kernel, _ in _core.kernels():
+        for hw in ("mode=pc64", "mode=tagged"):
+            d = _seed_dir(kernel, hw)
+            names = sorted(os.listdir(d))
+            assert any(n.startswith("smp-threads") for n in names), names
+            for name in names:
+                rep = _core.run_bytes(open(os.path.join(d, name), "rb").read(), kernel, hw)
+                assert rep["violation"] is None, (kernel, hw, name, rep["violation"])
+            shutil.rmtree(d)
