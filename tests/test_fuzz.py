@@ -206,9 +206,9 @@ def test_campaign_crashes_directory_is_a_regression_suite(tmp_path, kernel):
     assert c.returncode == 0, c.stdout[-3000:] + c.stderr
 
 
-def test_seeds_without_hardware_are_given_on_two_three_and_four_cpus():
-    """A seed naming no hardware runs on 2, 3 and 4 CPUs (SPEC §3.3's races need three);
-    one naming its hardware keeps it; --hw overrides both."""
+def test_seeds_are_given_from_their_cpu_count_up_to_four():
+    """Each seed runs on every CPU count from the one it names (default 2) up to 4 (SPEC
+    §3.3's races need three); --hw overrides them all."""
     import shutil
 
     from pyvmfuzz import _core
@@ -223,9 +223,11 @@ def test_seeds_without_hardware_are_given_on_two_three_and_four_cpus():
         return out
 
     got = cpus(_seed_dir("fixed", None))
-    assert {got[f"umtx-cpus{n}"] for n in (2, 3, 4)} == {2, 3, 4}
-    assert got["fork-threads"] == 3 and not any(f.startswith("fork-threads-") for f in got)
+    assert {got[f"umtx-cpus{n}"] for n in (2, 3, 4)} == {2, 3, 4}  # names none
+    assert got["fork-threads-cpus3"] == 3 and got["fork-threads-cpus4"] == 4  # names cpus=3
+    assert "fork-threads-cpus2" not in got
     assert set(cpus(_seed_dir("fixed", "cpus=5")).values()) == {5}
+    assert len([f for f in cpus(_seed_dir("fixed", "cpus=5,mode=tagged")) if f.startswith("umtx")]) == 1
 
 
 def test_every_seed_is_clean_under_every_kernel():

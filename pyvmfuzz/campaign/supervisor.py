@@ -172,19 +172,22 @@ def _seed_dir(kernel: str, hw: str | None) -> str:
     names = sorted(f for f in os.listdir(SEEDS) if f.endswith(".txt")) if os.path.isdir(SEEDS) else []
     for name in names:
         text = load(os.path.join(SEEDS, name)).text
-        # A seed that names no hardware is given on 2, 3 and 4 CPUs (--hw still overrides):
-        # the races of SPEC §3.3 need up to three CPUs, and a corpus grown from 2-CPU seeds
-        # stayed on 2 CPUs (measured: 5,289 of 6,657 inputs after 120 s on
-        # cow-make-before-break, whose witness needs three; not found in that run).
-        named = any(ln.split()[:1] == ["hw"] for ln in text.splitlines())
-        variants = [("", text)] if named else [(f"-cpus{n}", f"hw cpus={n}\n{text}") for n in SEED_CPUS]
-        for suffix, t in variants:
+        # Each seed is given on every CPU count from the one it names (default 2) up to 4, the
+        # campaign's --hw over that: the races of SPEC §3.3 need up to three CPUs, and a
+        # corpus grown from 2-CPU seeds stayed on 2 CPUs (measured: 5,289 of 6,657 inputs
+        # after 120 s on cow-make-before-break, whose witness needs three; not found then).
+        m = re.search(r"^hw\b.*\bcpus=(\d+)", text, re.M)
+        seen = set()
+        for n in (c for c in SEED_CPUS if c >= (int(m[1]) if m else 2)):
+            keys = dict(item.split("=", 1) for item in f"cpus={n} {hw or ''}".replace(",", " ").split())
             try:
-                data = _core.encode(t, kernel, hw)
+                data = _core.encode(text, kernel, ",".join(f"{k}={v}" for k, v in keys.items()))
             except (ValueError, InputError):
                 continue  # not applicable under this kernel/hardware: skip the seed
-            with open(os.path.join(d, name[:-4] + suffix), "wb") as out:
-                out.write(data)
+            if data not in seen:  # a --hw naming cpus makes the variants one
+                seen.add(data)
+                with open(os.path.join(d, f"{name[:-4]}-cpus{n}"), "wb") as out:
+                    out.write(data)
     return d
 
 
