@@ -115,7 +115,8 @@ def cmd_explore(args) -> int:
         given = re.search(r"cpus=(\d+)", hw or "")
         if given and int(given.group(1)) != args.cpus:  # else the later key silently wins
             raise InputError(f"--cpus {args.cpus} conflicts with --hw cpus={given.group(1)}")
-        hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
+        if not given:  # the same count in both: once (a key given twice is an error)
+            hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
                     pages=pages, values=values)
     rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0

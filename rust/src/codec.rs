@@ -275,7 +275,8 @@ fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
     let mut out = [0u8; 8];
     let mut n = 0;
     for (i, c) in m.cpus.iter().enumerate() {
-        if c.running.is_some() && c.kop.is_none() {
+        // not a thread of a process whose exit has begun (Machine::exiting)
+        if c.kop.is_none() && c.running.is_some_and(|(p, _)| !m.exiting(p)) {
             out[n] = i as u8;
             n += 1;
         }

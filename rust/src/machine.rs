@@ -254,9 +254,21 @@ impl Machine {
         self.proc(pid).threads.get((tid as usize).wrapping_sub(1)).map(|t| t.state)
     }
 
-    /// Runnable threads (not blocked, not on a CPU), in (pid, tid) order.
+    /// Whether `pid`'s exit (or fatal SEGV) has begun and is waiting (SPEC §3.2 *Exit*): its
+    /// other threads then take no new operation but `exit`. DragonFly's exit1 → `killalllwps` marks every
+    /// other lwp to exit, and each does at its next kernel boundary (`lwpuserret`); letting them
+    /// run made `fixed` act on a process already dead (a second thread's mprotect after the
+    /// SEGV had been decided: tests/data/fixed_regressions/exit-stops-siblings.txt).
+    #[inline]
+    pub fn exiting(&self, pid: u32) -> bool {
+        self.inflight > 0
+            && self.cpus.iter().any(|c| c.kop.as_ref().is_some_and(|k| k.pid == pid && k.phase == crate::inflight::Phase::Exit))
+    }
+
+    /// Runnable threads (not blocked, not on a CPU, their process not exiting), in (pid, tid)
+    /// order.
     pub fn runnable(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.procs.iter().filter(|p| p.alive).flat_map(|p| {
+        self.procs.iter().filter(|p| p.alive && !self.exiting(p.pid)).flat_map(|p| {
             p.threads
                 .iter()
                 .filter(|t| t.state == ThreadState::Runnable)
@@ -364,6 +376,9 @@ impl Machine {
         match s.op {
             Op::Switch(Target::Idle) => Ok(()),
             Op::Switch(Target::Thread(p, t)) => match self.thread_state(p, t) {
+                Some(ThreadState::Runnable) if self.exiting(p) => {
+                    Err(Inapplicable(format!("not applicable: P{p} is exiting (its exit waits; its threads run no more)")))
+                }
                 Some(ThreadState::Runnable) => Ok(()),
                 Some(ThreadState::Running(c)) if c as usize == cpu => {
                     Err(Inapplicable(format!("P{p}.T{t} is already running on cpu{cpu}")))
@@ -373,12 +388,15 @@ impl Machine {
                 Some(ThreadState::Dead) => Err(Inapplicable(format!("P{p}.T{t} has exited"))),
                 None => Err(Inapplicable(format!("no thread P{p}.T{t}"))),
             },
-            _ => {
-                if c.running.is_none() {
-                    return Err(Inapplicable(format!("cpu{cpu} is idle")));
+            _ => match c.running {
+                None => Err(Inapplicable(format!("cpu{cpu} is idle"))),
+                // `exit` still runs: it joins the exit under way (exit1 on a process already
+                // exiting just ends the lwp)
+                Some((p, _)) if self.exiting(p) && !matches!(s.op, Op::Exit) => {
+                    Err(Inapplicable(format!("not applicable: P{p} is exiting (its exit waits; its threads run no more)")))
                 }
-                Ok(())
-            }
+                Some(_) => Ok(()),
+            },
         }
     }
 
