@@ -8,6 +8,7 @@ Configurations, all on the same decoder and machine: atheris with the core's cov
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
 import statistics
@@ -41,29 +42,58 @@ def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[fl
     raise ValueError(config)
 
 
+def _trial_task(task: tuple) -> tuple:
+    """One trial in a worker: (kernel, hw, config, seed, budget) -> (t, exec/s, visible or None)."""
+    kernel, hw, config, seed, budget = task
+    tr = trial(kernel, hw, config, seed, budget)
+    t, rate = tr
+    return t, rate, (tr.t_visible is not None and tr.accepted) if hasattr(tr, "t_visible") else None
+
+
 def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=print,
-        configs_wanted: list[str] | None = None) -> str:
+        configs_wanted: list[str] | None = None, jobs: int = 1) -> str:
+    """Run the zoo benchmark and write `out`/zoo.md, zoo.json (every trial's time, exec/s and
+    whether it saved a check-accepted user-visible finding) and zoo.png (with matplotlib).
+    `jobs` trials run at once, each in its own process; trial i of every cell has seed 1000 + i
+    whatever `jobs` is, so the table does not depend on it (only contention does). Returns the
+    table as Markdown."""
     zoo = [z for z in _core.zoo() if kernels is None or z["name"] in kernels]
     # what the p and A12 columns compare with: random search, else the byte-mutation campaign
     base = "random" if "random" in (configs_wanted or CONFIGS) or "atheris-bytes" not in configs_wanted else "atheris-bytes"
+    wanted = configs_wanted or CONFIGS
+    cells = {z["name"]: [c for c in ALL_CONFIGS if c in wanted] if z["expect_found"] else ["atheris"] for z in zoo}
+    tasks = [(z["name"], z["hw"], c, 1000 + i, budget) for z in zoo for i in range(trials) for c in cells[z["name"]]]
+    done: dict[tuple, tuple] = {}
+
+    def report(task, r):
+        done[task] = r
+        progress(f"{task[0]:<20} {task[2]:<14} trial {task[3] - 999}/{trials}: "
+                 f"{'-' if r[0] is None else f'{r[0]:.2f}s'}")
+
+    if jobs <= 1:
+        for task in tasks:
+            report(task, _trial_task(task))
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_trial_task, task): task for task in tasks}
+            for f in as_completed(futures):
+                report(futures[f], f.result())
     rows = []
     data = {}
     for z in zoo:
-        wanted = configs_wanted or CONFIGS
-        configs = [c for c in ALL_CONFIGS if c in wanted] if z["expect_found"] else ["atheris"]
+        configs = cells[z["name"]]
         res = {c: ([], []) for c in configs}
         visible = {c: [] for c in configs}  # per trial: user-visible and check-accepted (campaigns only)
         for i in range(trials):
             for c in configs:
-                tr = trial(z["name"], z["hw"], c, 1000 + i, budget)
-                t, rate = tr
+                t, rate, vis = done[(z["name"], z["hw"], c, 1000 + i, budget)]
                 res[c][0].append(t)
                 res[c][1].append(rate)
-                if hasattr(tr, "t_visible"):
-                    visible[c].append(tr.t_visible is not None and tr.accepted)
-                progress(f"{z['name']:<20} {c:<14} trial {i + 1}/{trials}: "
-                         f"{'-' if t is None else f'{t:.2f}s'}")
-        data[z["name"]] = (z, res)
+                if vis is not None:
+                    visible[c].append(vis)
+        data[z["name"]] = (z, res, visible)
         cens = {c: [budget if t is None else t for t in ts] for c, (ts, _) in res.items()}
         for c, (ts, rates) in res.items():
             hits = sum(t is not None for t in ts)
@@ -82,7 +112,8 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
         f"Zoo benchmark: {trials} trials per kernel and configuration, budget {budget} s each "
         f"({when}, {machine}); `pyvmfuzz bench --zoo --trials {trials} --budget {budget}"
         f"{' --kernels ' + ','.join(kernels) if kernels else ''}"
-        f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}`.",
+        f"{' --configs ' + ','.join(configs_wanted) if configs_wanted and configs_wanted != CONFIGS else ''}"
+        f"{f' --jobs {jobs}' if jobs > 1 else ''}`.",
         "",
         f"| kernel | hw | expected | configuration | hits | user-visible (check-accepted) | median time to first violation | exec/s | MWU p vs {base} | A12 vs {base} (P[sooner]) |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
@@ -91,6 +122,12 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
     text = "\n".join(md) + "\n"
     os.makedirs(out, exist_ok=True)
     atomic_write(os.path.join(out, "zoo.md"), text)
+    atomic_write(os.path.join(out, "zoo.json"), json.dumps({
+        "trials": trials, "budget_s": budget, "jobs": jobs, "date": when, "machine": machine,
+        "kernels": {name: {"hw": z["hw"], "expect_found": z["expect_found"],
+                           "configs": {c: {"times_s": ts, "exec_per_s": rates, "visible_accepted": visible[c] or None}
+                                       for c, (ts, rates) in res.items()}}
+                    for name, (z, res, visible) in data.items()}}, indent=1) + "\n")
     plot(data, budget, os.path.join(out, "zoo.png"), f"{when}, {machine}")
     return text
 
@@ -104,15 +141,16 @@ def plot(data: dict, budget: int, path: str, note: str) -> bool:
     except ImportError:
         sys.stderr.write("pyvmfuzz bench: matplotlib not installed (pip install 'pyvmfuzz[bench]'): no plot\n")
         return False
-    found = [(name, z, res) for name, (z, res) in data.items() if z["expect_found"]]
+    found = [(name, z, res) for name, (z, res, _) in data.items() if z["expect_found"]]
     if not found:
         return False
     colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8"}
-    fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(CONFIGS) + 1.8))
+    shown = [c for c in ALL_CONFIGS if any(c in res for _, _, res in found)]
+    fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(shown) + 1.8))
     y = 0
     ticks, labels = [], []
     for name, z, res in found:
-        for c in CONFIGS:
+        for c in shown:
             ts = res.get(c, ([], []))[0]
             xs = [budget * 1.15 if t is None else max(t, 1e-4) for t in ts]
             ax.scatter(xs, [y] * len(xs), color=colors[c], s=22, alpha=0.8,
