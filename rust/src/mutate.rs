@@ -15,7 +15,8 @@
 //! 0xff is followed by a u32), exactly as the decoder consumes them; what a record *means*
 //! is decided by the decoder against the machine state, as for any byte string.
 
-use crate::codec::RECORD;
+use crate::codec::{RECORD, UNTIL};
+use crate::program::NPAGES;
 
 /// SplitMix64: small, and the same sequence for the same libFuzzer seed (determinism); the
 /// flag: new lines uniform instead of biased (`random_record`), for `bench --finish`.
@@ -55,10 +56,13 @@ pub fn records(data: &[u8]) -> (usize, Vec<(usize, usize)>) {
 
 /// A new line, no escape following. Biased towards what a race is made of (measured with
 /// the finishing rate below): half the lines are a load or a store (a race is seen by an
-/// access on another CPU), the address byte is >= 0x80 more often than not (codec.rs: the
+/// access on another CPU); the address byte is >= 0x80 more often than not (codec.rs: the
 /// address of an op in flight on another CPU; for a switch, a thread of a process running
-/// elsewhere), `until` is absent in most lines. The rest is uniform: any operation, any CPU.
-fn random_record(r: &mut Rng) -> [u8; RECORD] {
+/// elsewhere), else an address some line of the program already uses (`used`: a race is two
+/// CPUs on one address — a COW store and a load of the page another CPU cached; syzkaller
+/// reuses resources the same way), else any; `until` is absent in most lines. The rest is
+/// uniform: any operation, any CPU.
+fn random_record(r: &mut Rng, used: &[u8]) -> [u8; RECORD] {
     if r.1 {
         return [r.byte(), r.byte(), r.byte() % 0xff, r.byte() % 0xff, r.byte()];
     }
@@ -66,8 +70,23 @@ fn random_record(r: &mut Rng) -> [u8; RECORD] {
     if r.below(2) == 0 {
         k = (k & 0xf0) | [1, 2][r.below(2)]; // a load or a store (codec.rs's kind table)
     }
-    let pw = if r.below(5) < 3 { 0x80 | r.byte() } else { r.byte() };
+    let pw = match r.below(20) {
+        0..=11 => 0x80 | r.byte(),
+        12..=16 if !used.is_empty() => used[r.below(used.len())],
+        _ => r.byte(),
+    };
     [k, pw, r.byte() % 0xff, r.byte() % 0xff, until_byte(r)]
+}
+
+/// The addresses the records use, as plain address bytes (codec.rs: page `(pw >> 2) % NPAGES`,
+/// word `pw & 3`; a byte >= 0x80 is read as that plain address, its in-flight meaning depends
+/// on the moment). Switches, forks, spawns and the rest name no address.
+fn used_addresses(data: &[u8], recs: &[(usize, usize)]) -> Vec<u8> {
+    const ADDRESSED: [u8; 10] = [1, 2, 6, 7, 8, 9, 10, 11, 12, 15]; // codec.rs KIND_TABLE: load .. mprotect rw, load
+    recs.iter()
+        .filter(|&&(s, e)| e > s + 1 && ADDRESSED.contains(&(data[s] & 15)))
+        .map(|&(s, _)| ((data[s + 1] >> 2) % NPAGES as u8) << 2 | data[s + 1] & 3)
+        .collect()
 }
 
 /// No `until` (60%), a point the line reaches (30%), or one it declares (codec.rs's ranges).
@@ -107,6 +126,7 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
     let (head, recs) = records(data);
     let mut out: Vec<u8> = Vec::with_capacity(max_size.min(data.len() + 4 * RECORD));
     let n = recs.len();
+    let used = used_addresses(data, &recs);
     let rec = |i: usize| &data[recs[i].0..recs[i].1];
     // The header first: a missing header byte takes the default, so write both.
     let header = |out: &mut Vec<u8>| {
@@ -115,13 +135,31 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
             out.push(0);
         }
     };
+    // lines with an `until`: where an op may be stopped in flight
+    let paused: Vec<usize> = (0..n).filter(|&i| recs[i].1 - recs[i].0 >= RECORD && data[recs[i].0 + 4] >= UNTIL).collect();
     match r.below(100) {
+        // one or two lines right after a line with an `until` (the rest kept, or cut): a race
+        // goes on where an op stopped, and lines after the stop may occupy the CPUs it needs
+        // (measured on a cow-make-before-break corpus: from an input whose store pauses at
+        // `ipi_wait`, cutting after it finishes the witness 20 times as often as appending)
+        25..=34 if !paused.is_empty() => {
+            let at = paused[r.below(paused.len())] + 1;
+            let keep_rest = r.below(2) == 0;
+            header(&mut out);
+            (0..at).for_each(|i| out.extend_from_slice(rec(i)));
+            for _ in 0..1 + r.below(2) {
+                out.extend_from_slice(&random_record(&mut r, &used));
+            }
+            if keep_rest {
+                (at..n).for_each(|i| out.extend_from_slice(rec(i)));
+            }
+        }
         // append one or two lines: finish a prefix that set a race up
         0..=34 => {
             header(&mut out);
             out.extend_from_slice(&data[head.max(2).min(data.len())..]);
             for _ in 0..1 + r.below(2) {
-                out.extend_from_slice(&random_record(&mut r));
+                out.extend_from_slice(&random_record(&mut r, &used));
             }
         }
         // insert a line
@@ -130,12 +168,12 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
             header(&mut out);
             for i in 0..n {
                 if i == at {
-                    out.extend_from_slice(&random_record(&mut r));
+                    out.extend_from_slice(&random_record(&mut r, &used));
                 }
                 out.extend_from_slice(rec(i));
             }
             if at == n {
-                out.extend_from_slice(&random_record(&mut r));
+                out.extend_from_slice(&random_record(&mut r, &used));
             }
         }
         // erase a line
