@@ -64,6 +64,14 @@ CASES = [
     (["fuzz", "--time", "-3"], "--time must be >= 0"),
     (["bench", "--trials", "0", "--ttf", "fixed"], "at least 1"),
     (["zoo", "--bogus"], "unrecognized"),
+    (["necessity", "--depth", "1", "--time", "0", "--random", "0.01", "--seed", str(2**64)], "--seed must be 0..2**64-1"),
+    (["explore", "--depth", "1", "--time", "nan"], "--time must be a number of seconds >= 0"),
+    (["necessity", "--depth", "1", "--random", "nan"], "--random must be a number of seconds >= 0"),
+    (["explain", GOOD, "--html", ""], "empty path"),
+    (["minimize", GOOD, "--kernel", "pre-385c96e4", "--quiet", "-o", ""], "empty path"),
+    (["check", GOOD, "--junit", ""], "empty path"),
+    (["run", "no\nsuch.txt"], "no\\u000asuch.txt: no such file"),  # one line, the newline escaped
+    (["run", GOOD, "--kernel", "a\nb"], "unknown kernel 'a\\u000ab'"),
 ]
 
 
