@@ -519,6 +519,9 @@ def cmd_bench(args) -> int:
     if args.ttf:
         from pyvmfuzz.bench.trials import comparison, run_trials, table
 
+        if not (1 <= args.seed and args.seed + args.trials <= 1 << 32):  # trial i: fuzz --seed SEED+i
+            raise InputError(f"--seed must be 1..{(1 << 32) - args.trials} with --ttf (trial i runs fuzz --seed SEED+i)")
+
         configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
             if c.removesuffix("@before").removesuffix("@bytes") not in ("both", "branch", "semantic", "none"):

@@ -72,6 +72,9 @@ CASES = [
     (["check", GOOD, "--junit", ""], "empty path"),
     (["run", "no\nsuch.txt"], "no\\u000asuch.txt: no such file"),  # one line, the newline escaped
     (["run", GOOD, "--kernel", "a\nb"], "unknown kernel 'a\\u000ab'"),
+    # libFuzzer reads -seed=0 as "pick one": "again: --seed 0" did not repeat the campaign
+    (["fuzz", "--seed", "0", "--out", "{unwritable}"], "--seed must be 1..4294967295"),
+    (["bench", "--ttf", "fixed", "--seed", "0"], "with --ttf (trial i runs fuzz --seed SEED+i)"),
 ]
 
 

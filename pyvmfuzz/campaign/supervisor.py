@@ -421,6 +421,11 @@ def _check_numbers(args) -> None:
     for flag in ("jobs", "max_steps"):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag.replace('_', '-')} must be at least 1, not {getattr(args, flag)}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 1 <= seed < 1 << 32:
+        # libFuzzer reads -seed=0 as "pick one" and keeps its seed mod 2**32: the printed
+        # "again: --seed N" did not repeat the campaign
+        raise InputError(f"--seed must be 1..{(1 << 32) - 1} (libFuzzer's seed; 0 would pick one at random), not {seed}")
     xc = getattr(args, "cross_check", None)
     if xc is not None and xc < 0:  # the harness read a negative N as 0 (off) without a word
         raise InputError(f"--cross-check must be >= 0 (0: off), not {xc}")
