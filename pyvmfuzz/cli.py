@@ -698,7 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--crashes", default=None, help="findings directory (default OUT/crashes)")
     f.add_argument("--jobs", type=int, default=1, help="parallel workers (libFuzzer -fork=N)")
     f.add_argument("--seed", type=int, default=None,
-                   help="libFuzzer -seed (default: a fresh random seed, printed; fork-mode jobs derive their own from it)")
+                   help="libFuzzer -seed, 1..4294967295 (default: a fresh random seed, printed; fork-mode jobs derive "
+                        "their own from it)")
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
     f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
                    help="semantic (default; measured best): the core's VM-situation counters "
