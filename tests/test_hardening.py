@@ -75,6 +75,9 @@ CASES = [
     # libFuzzer reads -seed=0 as "pick one": "again: --seed 0" did not repeat the campaign
     (["fuzz", "--seed", "0", "--out", "{unwritable}"], "--seed must be 1..4294967295"),
     (["bench", "--ttf", "fixed", "--seed", "0"], "with --ttf (trial i runs fuzz --seed SEED+i)"),
+    # a model campaign's options ran a Linux campaign without a word
+    (["fuzz", "--target", "linux", "--time", "1", "--kernel", "pre-385c96e4", "--jobs", "2", "--out", "{unwritable}"],
+     "--jobs: not used by --target linux"),
 ]
 
 

@@ -383,6 +383,17 @@ def _linux_campaign(args) -> int:
 
     if args.time <= 0:
         raise InputError("--target linux needs a --time budget")
+    # the model campaign's options, refused rather than ignored without a word (as run does)
+    unused = [flag for flag, given in (
+        (f"--kernel {args.kernel}", args.kernel != "fixed"), ("--hw", args.hw not in (None, "", "mode=pc64")),
+        ("--jobs", args.jobs != 1), ("--corpus", args.corpus is not None),
+        ("--coverage", args.coverage != "semantic"), ("--mutator", getattr(args, "mutator", None) is not None),
+        ("--cross-check", getattr(args, "cross_check", None) is not None),
+        ("--stop-on-find", getattr(args, "stop_on_find", False)), ("libFuzzer flags", bool(args.libfuzzer)))
+        if given]
+    if unused:
+        raise InputError(f"{', '.join(unused)}: not used by --target linux (random programs on this host's "
+                         "kernel, judged by the oracle)")
     out = _writable_dir(args.out, "output directory")
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     tty = sys.stderr.isatty()
