@@ -462,15 +462,16 @@ def cmd_bench(args) -> int:
     import random
 
     t_start = time.time() - 1  # a plot is claimed only if written by this run
-    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long", "prev_programs"):
+    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long", "prev_programs", "jobs"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
 
     if not args.zoo:  # options that only --zoo reads: refuse them rather than ignore them
-        given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out)) if v]
+        given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out),
+                                ("--jobs", args.jobs)) if v]
         if given:
-            raise InputError(f"{', '.join(given)} only apply with --zoo")
+            raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
     if args.prev_core and not os.path.isfile(args.prev_core):
         raise InputError(f"--prev-core: no such file: {args.prev_core}")
     if args.long:
@@ -501,12 +502,17 @@ def cmd_bench(args) -> int:
         trials = args.trials if args.trials else (3 if args.quick else 10)
         budget = args.budget if args.budget else (20 if args.quick else 120)
         kernels = args.kernels.split(",") if args.kernels else None
+        names = [z["name"] for z in _core.zoo()]
+        for k in kernels or []:
+            if k not in names:
+                raise InputError(f"--kernels: unknown kernel '{k}' (pyvmfuzz zoo lists them)")
         configs = args.configs.split(",") if args.configs else zoobench.CONFIGS
         for c in configs:
             if c not in zoobench.ALL_CONFIGS:
                 raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.ALL_CONFIGS)})")
         out = args.out or "bench-out"
-        text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs)
+        text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs,
+                            jobs=args.jobs or 1)
         print(text)
         png = os.path.join(out, "zoo.png")
         plotted = os.path.exists(png) and os.path.getmtime(png) >= t_start
@@ -765,6 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--trials rounds, 3)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="with --zoo: trials run at once, one process each (default 1; seeds do not depend on it)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--prev-core", default=None, metavar="PATH",

@@ -1,6 +1,7 @@
 """Issue 17, "Rough edges" 2-18 (item 1 and 9 belong elsewhere): one test per item, each
 reproducing what a new user ran into."""
 
+import json
 import os
 import re
 import shutil
@@ -97,6 +98,42 @@ def test_05_bench_zoo_claims_only_what_it_did(tmp_path, monkeypatch, capsys):
     md = (out / "zoo.md").read_text()
     assert f"--kernels {found}" in md and "--configs random" in md
     assert re.search(r"\| 1/3 \|( [^|]* \|)? > 1 s \|", md), md  # 1 hit in 3: the median is censored
+
+
+def test_05b_bench_zoo_jobs_gives_the_same_table_and_json(tmp_path, monkeypatch, capsys):
+    """`bench --zoo --jobs 2` runs trials in worker processes; each trial keeps its own seed and
+    cell, so the table equals the sequential one, and zoo.json holds every trial's time."""
+    r = cli("bench", "--zoo", "--kernels", "fixed,nope")
+    assert r.returncode == 2 and "unknown kernel 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli("bench", "--zoo", "--jobs", "0")
+    assert r.returncode == 2 and "--jobs must be at least 1" in r.stderr
+
+    from pyvmfuzz import _core, cli as cli_mod
+    from pyvmfuzz.bench import zoobench
+
+    # a time that names its cell and seed: a trial reported in the wrong cell changes the table
+    def fake(kernel, hw, config, seed, budget):
+        k = len(kernel) + 10 * len(config)
+        return (None if (seed + k) % 4 == 0 else (seed - 999) * 0.1 + k * 0.001), 50.0 + k
+
+    monkeypatch.setattr(zoobench, "trial", fake)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    found = [z["name"] for z in _core.zoo() if z["expect_found"]][:2]
+    tables = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        rc = cli_mod.main(["bench", "--zoo", "--kernels", ",".join(["fixed"] + found), "--trials", "4",
+                           "--budget", "1", "--configs", "atheris,random", "--out", str(out), "--jobs", jobs])
+        capsys.readouterr()
+        assert rc == 0
+        tables[jobs] = (out / "zoo.md").read_text().split("\n", 1)[1]
+        data = json.loads((out / "zoo.json").read_text())
+        cell = data["kernels"][found[0]]["configs"]["random"]
+        assert cell["times_s"] == [fake(found[0], "", "random", 1000 + i, 1)[0] for i in range(4)]
+        assert list(data["kernels"]["fixed"]["configs"]) == ["atheris"]  # a clean kernel: campaigns only
+    assert tables["1"] == tables["2"]
+    rows = [ln for ln in tables["1"].splitlines() if ln.startswith("| ") and not ln.startswith("| kernel ")]
+    assert len(rows) == 1 + 2 * 2, rows  # fixed once, each found kernel in both configs
 
 
 def test_06_output_errors_name_the_output(tmp_path):
