@@ -474,6 +474,13 @@ def cmd_bench(args) -> int:
             raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
     if args.prev_core and not os.path.isfile(args.prev_core):
         raise InputError(f"--prev-core: no such file: {args.prev_core}")
+    if args.prev_core and not (args.long or args.campaign or args.finish or args.xcheck or args.zoo or args.ttf):
+        from pyvmfuzz.bench import prevcore
+
+        try:  # loaded before anything runs: a bad file refused after 39 lines of benchmark was a partial output
+            prevcore.load_prev(args.prev_core)
+        except ImportError as e:
+            raise InputError(f"--prev-core: {e}")
     if args.long:
         return _bench_long(args.long, args.seed)
     if args.campaign:

@@ -64,6 +64,8 @@ CASES = [
     (["fuzz", "--time", "-3"], "--time must be >= 0"),
     (["bench", "--trials", "0", "--ttf", "fixed"], "at least 1"),
     (["zoo", "--bogus"], "unrecognized"),
+    (["bench", "--prev-core", os.path.join(ROOT, "README.md"), "--programs", "1", "--oracle-programs", "1",
+      "--prev-programs", "1"], "not a loadable extension"),
     (["necessity", "--depth", "1", "--time", "0", "--random", "0.01", "--seed", str(2**64)], "--seed must be 0..2**64-1"),
     (["explore", "--depth", "1", "--time", "nan"], "--time must be a number of seconds >= 0"),
     (["necessity", "--depth", "1", "--random", "nan"], "--random must be a number of seconds >= 0"),
