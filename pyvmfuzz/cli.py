@@ -9,7 +9,7 @@ import sys
 import time
 
 from pyvmfuzz import _core
-from pyvmfuzz.programs import InputError, load, run as run_program, walk
+from pyvmfuzz.programs import InputError, load, run as run_program, visible, walk
 
 KERNELS = [name for name, _ in _core.kernels()]
 
@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports bad usage in one line and exits 2."""
 
     def error(self, message: str):  # noqa: D401
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.stderr.write(f"{self.prog}: error: {visible(message)}\n")
         sys.exit(2)
 
 
@@ -82,9 +82,11 @@ def _run_linux(pf, hw):
 def cmd_run(args) -> int:
     if args.target == "linux" and args.kernel is not None:  # else ignored without a word
         raise InputError(f"--kernel {args.kernel}: a model kernel; --target linux runs on this host's kernel")
+    _linux_os(args)
     status = 0
-    for path in args.files:
-        pf = load(path)
+    # every file read (and parsed) before any trace is printed: a bad one gives no partial output
+    loaded = [load(path) for path in args.files]
+    for path, pf in zip(args.files, loaded):
         rep = _run_linux(pf, args.hw) if args.target == "linux" else run_program(pf, args.kernel, args.hw)
         bad = rep["violation"] is not None or rep["assert_failures"]
         if bad:
@@ -145,9 +147,25 @@ def _oracle_line(rep: dict, osname: str) -> str:
     return "clean" if v is None else f"{v.kind} at step {v.step}: expected {v.expected}, observed {v.observed}"
 
 
+def _linux_os(args) -> None:
+    """--os dragonfly with --target linux was ignored without a word: the host is Linux."""
+    if args.target == "linux" and args.os == "dragonfly":
+        raise InputError("--os dragonfly: a --target linux run is judged with the os linux personality (SPEC §4.2)")
+
+
+def _nonempty_paths(*flags: tuple[str, str | None]) -> None:
+    """An output flag given an empty path (`--html ""`, an unset shell variable) was skipped
+    without a word, as if not given: an input error instead."""
+    for flag, path in flags:
+        if path is not None and not path.strip():
+            raise InputError(f"{flag}: empty path")
+
+
 def cmd_check(args) -> int:
     from pyvmfuzz.oracle.check import CheckInterrupted, check_paths
 
+    _nonempty_paths(("--junit", args.junit))
+    _linux_os(args)
     if args.target == "linux":
         if args.kernel != "fixed":  # the host is checked against programs clean under fixed
             raise InputError(f"--kernel {args.kernel}: --target linux checks this host's kernel "
@@ -186,7 +204,7 @@ def cmd_check(args) -> int:
           + (f", {len(inapplicable)} pair(s) not applicable" if inapplicable else ""))
     if errors:  # the check is incomplete: a bad input outranks a problem found
         more = f" (and {len(errors) - 1} more bad input(s): see the ERROR lines)" if len(errors) > 1 else ""
-        sys.stderr.write(f"pyvmfuzz check: {errors[0].path}: {errors[0].detail}{more}\n")
+        sys.stderr.write(visible(f"pyvmfuzz check: {errors[0].path}: {errors[0].detail}{more}") + "\n")
         return 2
     return 1 if findings else 0
 
@@ -213,6 +231,7 @@ def cmd_minimize(args) -> int:
     from pyvmfuzz.campaign.findings import atomic_write
     from pyvmfuzz.insight.minimize import minimize_report
 
+    _nonempty_paths(("-o", args.output))
     if args.output:
         d = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(d) or not os.access(d, os.W_OK):
@@ -234,21 +253,35 @@ def cmd_minimize(args) -> int:
 
     small = minimize_report(rep, args.time, progress)
     bar.close()
-    sv = small["violation"]
+    witness = None
+    from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
+
+    if small["violation"]["kind"] in CORE_ONLY_EXTENDABLE:
+        # As a campaign does (campaign/harness.py): where does a user see it? Without this the
+        # output said "internal-only: no continuation ... makes a user see it" with no search
+        # made, and a saved finding's user-visible steps were cut away.
+        from pyvmfuzz.oracle.check import KERNELS as ALL
+
+        witness = extend(small, portable=ALL) or (
+            extend(rep, portable=ALL) if len(rep["steps"]) > len(small["steps"]) else None)
+        if witness is not None and witness["internal"] is None:  # a replaced last line shows it
+            small, witness = _core.run_text("\n".join([witness["hw"]] + witness["steps"]) + "\n", rep["kernel"]), None
+    sv = (witness or small)["violation"]
+    after = len((witness or small)["steps"])
     # The form of a campaign's finding: `->` asserts the correct (oracle's) outcomes and
     # `expect` lines give every kernel's vouched verdict, so the output is a regression
     # program `check --kernel all` accepts (it wrote the violating kernel's outcomes before).
     from pyvmfuzz.campaign.findings import finding_text
 
-    note = f"minimized by pyvmfuzz from {args.file}: {before} -> {len(small['steps'])} steps"
-    out = "".join(ln + "\n" for ln in finding_text(small, note).splitlines()
+    note = f"minimized by pyvmfuzz from {args.file}: {before} -> {after} steps"
+    out = "".join(ln + "\n" for ln in finding_text(small, note, witness).splitlines()
                   if not ln.startswith("# replay-bytes:"))  # no .bytes beside it
     if args.output:
         atomic_write(args.output, out)
-        print(f"# {args.file}: {before} -> {len(small['steps'])} steps ({sv['kind']}), written to {args.output}")
+        print(f"# {args.file}: {before} -> {after} steps ({sv['kind']}), written to {args.output}")
     else:
         sys.stdout.write(out)
-    sys.stderr.write(f"pyvmfuzz minimize: {before} -> {len(small['steps'])} steps\n")
+    sys.stderr.write(f"pyvmfuzz minimize: {before} -> {after} steps\n")
     return 0
 
 
@@ -256,7 +289,8 @@ def cmd_explain(args) -> int:
     from pyvmfuzz.insight.explain import model, render_html, render_text
     from pyvmfuzz.campaign.findings import atomic_write
 
-    _, text = _load_program(args.file, args.kernel, args.hw)
+    _nonempty_paths(("--html", args.html))
+    ran, text = _load_program(args.file, args.kernel, args.hw)
     try:
         rep = _core.explain(text, args.kernel, args.hw)
     except ValueError as e:
@@ -264,13 +298,16 @@ def cmd_explain(args) -> int:
     m = model(rep)
     title = os.path.basename(args.file)
     sys.stdout.write(render_text(m, title))
+    # a written `-> OUTCOME` that fails is a failure here as in `run` (it said "agree", exit 0)
+    for a in ran["assert_failures"]:
+        print(f"# assertion failed at step {a['step']}: written {a['expected']}, observed {a['observed']}")
     if args.html:
         try:
             atomic_write(args.html, render_html(m, title))
         except OSError as e:
             raise InputError(f"{args.html}: cannot write: {e.strerror}") from None
         print(f"# html: {args.html}")
-    return 1 if rep["violation"] else 0
+    return 1 if rep["violation"] or ran["assert_failures"] else 0
 
 
 def cmd_cmin(args) -> int:
@@ -386,7 +423,7 @@ def _check_linux(args) -> int:
     print(f"# checked {checked} programs clean under fixed on Linux: {problems} problem(s)")
     if bad:
         more = f" (and {len(bad) - 1} more bad input(s): see the ERROR lines)" if len(bad) > 1 else ""
-        sys.stderr.write(f"pyvmfuzz check: {bad[0]}{more}\n")
+        sys.stderr.write(visible(f"pyvmfuzz check: {bad[0]}{more}") + "\n")
         return 2
     return 1 if problems else 0
 
@@ -425,17 +462,25 @@ def cmd_bench(args) -> int:
     import random
 
     t_start = time.time() - 1  # a plot is claimed only if written by this run
-    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long", "prev_programs"):
+    for name in ("programs", "steps", "oracle_programs", "trials", "budget", "long", "prev_programs", "jobs"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
 
     if not args.zoo:  # options that only --zoo reads: refuse them rather than ignore them
-        given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out)) if v]
+        given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out),
+                                ("--jobs", args.jobs)) if v]
         if given:
-            raise InputError(f"{', '.join(given)} only apply with --zoo")
+            raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
     if args.prev_core and not os.path.isfile(args.prev_core):
         raise InputError(f"--prev-core: no such file: {args.prev_core}")
+    if args.prev_core and not (args.long or args.campaign or args.finish or args.xcheck or args.zoo or args.ttf):
+        from pyvmfuzz.bench import prevcore
+
+        try:  # loaded before anything runs: a bad file refused after 39 lines of benchmark was a partial output
+            prevcore.load_prev(args.prev_core)
+        except ImportError as e:
+            raise InputError(f"--prev-core: {e}")
     if args.long:
         return _bench_long(args.long, args.seed)
     if args.campaign:
@@ -464,12 +509,17 @@ def cmd_bench(args) -> int:
         trials = args.trials if args.trials else (3 if args.quick else 10)
         budget = args.budget if args.budget else (20 if args.quick else 120)
         kernels = args.kernels.split(",") if args.kernels else None
+        names = [z["name"] for z in _core.zoo()]
+        for k in kernels or []:
+            if k not in names:
+                raise InputError(f"--kernels: unknown kernel '{k}' (pyvmfuzz zoo lists them)")
         configs = args.configs.split(",") if args.configs else zoobench.CONFIGS
         for c in configs:
             if c not in zoobench.ALL_CONFIGS:
                 raise InputError(f"--configs: unknown configuration '{c}' ({', '.join(zoobench.ALL_CONFIGS)})")
         out = args.out or "bench-out"
-        text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs)
+        text = zoobench.run(trials, budget, kernels, out, lambda m: sys.stderr.write(m + "\n"), configs,
+                            jobs=args.jobs or 1)
         print(text)
         png = os.path.join(out, "zoo.png")
         plotted = os.path.exists(png) and os.path.getmtime(png) >= t_start
@@ -481,6 +531,9 @@ def cmd_bench(args) -> int:
         args.budget = 60
     if args.ttf:
         from pyvmfuzz.bench.trials import comparison, run_trials, table
+
+        if not (1 <= args.seed and args.seed + args.trials <= 1 << 32):  # trial i: fuzz --seed SEED+i
+            raise InputError(f"--seed must be 1..{(1 << 32) - args.trials} with --ttf (trial i runs fuzz --seed SEED+i)")
 
         configs = (args.configs or "both,branch,semantic,none").split(",")
         for c in configs:
@@ -605,6 +658,9 @@ def cmd_necessity(args) -> int:
 def cmd_demo(args) -> int:
     from pyvmfuzz.demo import run_demo
 
+    if args.fixed_time < 1:  # checked here: fuzz's own check came after both 385c96e4 campaigns
+        raise InputError("--fixed-time must be at least 1 (seconds)")
+
     return run_demo(args)
 
 
@@ -655,7 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--crashes", default=None, help="findings directory (default OUT/crashes)")
     f.add_argument("--jobs", type=int, default=1, help="parallel workers (libFuzzer -fork=N)")
     f.add_argument("--seed", type=int, default=None,
-                   help="libFuzzer -seed (default: a fresh random seed, printed; fork-mode jobs derive their own from it)")
+                   help="libFuzzer -seed, 1..4294967295 (default: a fresh random seed, printed; fork-mode jobs derive "
+                        "their own from it)")
     f.add_argument("--max-steps", type=int, default=32, help="longest program, in steps (default 32)")
     f.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
                    help="semantic (default; measured best): the core's VM-situation counters "
@@ -721,6 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--trials rounds, 3)")
     b.add_argument("--quick", action="store_true", help="with --zoo: 3 trials of 20 s")
     b.add_argument("--kernels", default=None, help="with --zoo: only these kernels (comma-separated)")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="with --zoo: trials run at once, one process each (default 1; seeds do not depend on it)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
     b.add_argument("--prev-core", default=None, metavar="PATH",
@@ -733,7 +792,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ce = sub.add_parser("cells", help="which (operation x page x process x fork x hw) cells programs reach")
     ce.add_argument("paths", nargs="*", default=["corpus"], metavar="PATH",
-                    help="text programs or directories (default: corpus)")
+                    help="programs (text or byte form) or directories (default: corpus)")
     ce.add_argument("--missing", action="store_true", help="also list the possible cells no program reaches")
     ce.set_defaults(func=cmd_cells)
 
@@ -773,7 +832,7 @@ def build_parser() -> argparse.ArgumentParser:
     ne.add_argument("--seed", type=int, default=1, help="random search seed")
     ne.set_defaults(func=cmd_necessity)
 
-    cm = sub.add_parser("cmin", help="keep a smallest subset of a corpus with the same coverage")
+    cm = sub.add_parser("cmin", help="keep a small subset of a corpus with the same coverage (greedy set cover)")
     cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")
     cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (new or empty)")
     cm.add_argument("--kernel", type=_kernel, default="fixed",
@@ -822,14 +881,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_gone()
     except InputError as e:
-        sys.stderr.write(f"pyvmfuzz {args.cmd}: {e}\n")
+        # escaped: a newline in a file name made the one error line two
+        sys.stderr.write(f"pyvmfuzz {args.cmd}: {visible(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"pyvmfuzz {args.cmd}: interrupted\n")
         return 130
     except OSError as e:  # an unwritable output, a vanished file: still one line, exit 2
         where = f"{e.filename}: " if e.filename else ""
-        sys.stderr.write(f"pyvmfuzz {args.cmd}: {where}{e.strerror or e}\n")
+        sys.stderr.write(visible(f"pyvmfuzz {args.cmd}: {where}{e.strerror or e}") + "\n")
         return 2
 
 

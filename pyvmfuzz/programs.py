@@ -11,7 +11,7 @@ from pyvmfuzz import _core
 TEXT_SUFFIXES = (".txt", ".vm")
 BYTES_SUFFIXES = (".bytes",)  # the byte form a campaign saves beside each finding's .txt
 MAX_FILE_BYTES = 1 << 20  # a program is small; a bigger file is a mistake, not a program
-_TEXT_STARTS = ("cpu", "hw", "kernel", "expect", "#")
+_TEXT_STARTS = ("cpu", "hw", "kernel", "expect", "os", "#")  # "os": every saved finding has the line
 
 
 class InputError(Exception):

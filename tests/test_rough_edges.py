@@ -1,6 +1,7 @@
 """Issue 17, "Rough edges" 2-18 (item 1 and 9 belong elsewhere): one test per item, each
 reproducing what a new user ran into."""
 
+import json
 import os
 import re
 import shutil
@@ -97,6 +98,42 @@ def test_05_bench_zoo_claims_only_what_it_did(tmp_path, monkeypatch, capsys):
     md = (out / "zoo.md").read_text()
     assert f"--kernels {found}" in md and "--configs random" in md
     assert re.search(r"\| 1/3 \|( [^|]* \|)? > 1 s \|", md), md  # 1 hit in 3: the median is censored
+
+
+def test_05b_bench_zoo_jobs_gives_the_same_table_and_json(tmp_path, monkeypatch, capsys):
+    """`bench --zoo --jobs 2` runs trials in worker processes; each trial keeps its own seed and
+    cell, so the table equals the sequential one, and zoo.json holds every trial's time."""
+    r = cli("bench", "--zoo", "--kernels", "fixed,nope")
+    assert r.returncode == 2 and "unknown kernel 'nope'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = cli("bench", "--zoo", "--jobs", "0")
+    assert r.returncode == 2 and "--jobs must be at least 1" in r.stderr
+
+    from pyvmfuzz import _core, cli as cli_mod
+    from pyvmfuzz.bench import zoobench
+
+    # a time that names its cell and seed: a trial reported in the wrong cell changes the table
+    def fake(kernel, hw, config, seed, budget):
+        k = len(kernel) + 10 * len(config)
+        return (None if (seed + k) % 4 == 0 else (seed - 999) * 0.1 + k * 0.001), 50.0 + k
+
+    monkeypatch.setattr(zoobench, "trial", fake)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    found = [z["name"] for z in _core.zoo() if z["expect_found"]][:2]
+    tables = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / jobs
+        rc = cli_mod.main(["bench", "--zoo", "--kernels", ",".join(["fixed"] + found), "--trials", "4",
+                           "--budget", "1", "--configs", "atheris,random", "--out", str(out), "--jobs", jobs])
+        capsys.readouterr()
+        assert rc == 0
+        tables[jobs] = (out / "zoo.md").read_text().split("\n", 1)[1]
+        data = json.loads((out / "zoo.json").read_text())
+        cell = data["kernels"][found[0]]["configs"]["random"]
+        assert cell["times_s"] == [fake(found[0], "", "random", 1000 + i, 1)[0] for i in range(4)]
+        assert list(data["kernels"]["fixed"]["configs"]) == ["atheris"]  # a clean kernel: campaigns only
+    assert tables["1"] == tables["2"]
+    rows = [ln for ln in tables["1"].splitlines() if ln.startswith("| ") and not ln.startswith("| kernel ")]
+    assert len(rows) == 1 + 2 * 2, rows  # fixed once, each found kernel in both configs
 
 
 def test_06_output_errors_name_the_output(tmp_path):
@@ -329,3 +366,143 @@ def test_interrupt_mid_save_waits_for_the_finding(tmp_path):
     p = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 7, p.stderr
     assert sorted(os.listdir(tmp_path)) == ["f.bytes", "f.txt"]
+
+
+def test_19_outputs_through_special_files_are_written_not_replaced(tmp_path):
+    """`--html`/`-o` naming a device or a link to one (/dev/stdout, /dev/null) writes through
+    it: the atomic rename replaced it with a regular file (as root, /dev/full itself). A full
+    device is an error (exit 2, one line), not a success. Links here, so a regression replaces
+    only the link."""
+    to_null, to_full = tmp_path / "null", tmp_path / "full"
+    to_null.symlink_to("/dev/null")
+    to_full.symlink_to("/dev/full")
+    p = cli("explain", REPRO, "--html", str(to_null))
+    assert p.returncode == 0, p.stderr
+    assert to_null.is_symlink() and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    for args in (["explain", REPRO, "--html", str(to_full)],
+                 ["minimize", REPRO, "--kernel", "pre-385c96e4", "--quiet", "-o", str(to_full)]):
+        p = cli(*args)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1 and "No space left on device" in lines[0], p.stderr
+        assert to_full.is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["full", "null"]  # no temp file left beside them
+
+
+def test_20_cells_takes_byte_form_and_refuses_nothing(tmp_path):
+    """`cells` on a campaign corpus (byte-form inputs, no suffix) counted nothing and exited 0;
+    on an empty directory or a README it printed an empty table, exit 0. Every tool takes
+    either form; no program at all is an input error."""
+    from pyvmfuzz import _core
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "0123abcd").write_bytes(_core.encode(open(REPRO).read(), "fixed", "mode=pc64"))
+    p = cli("cells", str(corpus))
+    assert p.returncode == 0, p.stderr
+    m = re.search(r"# (\d+) of \d+ possible cells reached", p.stdout)
+    assert m and int(m[1]) >= 2, p.stdout  # procfs_write and store on text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README.md").write_text("# notes\n")
+    p = cli("cells", str(empty))
+    assert p.returncode == 2 and "no programs found" in p.stderr, (p.returncode, p.stdout, p.stderr)
+    assert len(p.stderr.strip().splitlines()) == 1 and not p.stdout
+
+
+def test_21_run_reads_every_file_before_printing(tmp_path):
+    """`run GOOD MISSING` printed GOOD's whole trace, then failed: bad input gives no partial
+    output."""
+    p = cli("run", REPRO, str(tmp_path / "nope.txt"))
+    assert p.returncode == 2 and "no such file" in p.stderr
+    assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_22_demo_refuses_a_bad_budget_before_fuzzing(tmp_path):
+    """`demo --fixed-time -1` ran both 385c96e4 campaigns (about 10 s) and then failed with
+    fuzz's message about --time, three lines on stderr."""
+    import time
+
+    t0 = time.monotonic()
+    p = cli("demo", "--fixed-time", "-1", "--out", str(tmp_path / "d"))
+    assert p.returncode == 2 and p.stderr.strip() == "pyvmfuzz demo: --fixed-time must be at least 1 (seconds)", p.stderr
+    assert time.monotonic() - t0 < 10 and not (tmp_path / "d").exists() and p.stdout == ""
+
+
+def test_23_fuzz_checks_numbers_before_making_directories(tmp_path):
+    """`fuzz --jobs 0 --out D` made D (and its corpus and crashes) before refusing the flag."""
+    for args, needle in ((["--jobs", "0"], "--jobs must be at least 1"),
+                         (["--time", "-3"], "--time must be >= 0"),
+                         (["--max-steps", "0"], "--max-steps must be at least 1"),
+                         (["--cross-check", "-1"], "--cross-check must be >= 0"),
+                         (["--target", "linux", "--time", "0"], "--target linux needs a --time budget")):
+        out = tmp_path / "out"
+        p = cli("fuzz", "--out", str(out), *args)
+        assert p.returncode == 2 and needle in p.stderr, (args, p.returncode, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and not out.exists(), args
+
+
+def test_24_linux_target_says_what_it_cannot_run(tmp_path):
+    """`run --target linux` of an interleaved program failed with the oracle parser's "step 4:
+    mprotect takes 2 argument(s), got 4"; `--os dragonfly` with it was ignored without a word
+    (the host is judged as `os linux`). Both are refused before any process is started."""
+    inter = os.path.join(CORPUS, "litmus", "i01-store-during-pending-mprotect.txt")
+    p = cli("run", inter, "--target", "linux")
+    assert p.returncode == 2 and "is a SPEC §3.2 line" in p.stderr and "until ipi_wait" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and p.stdout == ""
+    for cmd in ("run", "check"):
+        p = cli(cmd, REPRO, "--target", "linux", "--os", "dragonfly")
+        assert p.returncode == 2 and "judged with the os linux personality" in p.stderr, (cmd, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1 and p.stdout == ""
+
+
+def test_25_explain_reports_a_failed_assertion(tmp_path):
+    """`explain` of a program whose written `-> 0x5` fails said "no violation: expectation and
+    observation agree at every step" and exited 0; `run` says the assertion failed, exit 1."""
+    prog = tmp_path / "a.txt"
+    prog.write_text("cpu0 load data0.0 -> 0x5\n")
+    p = cli("explain", str(prog))
+    assert p.returncode == 1, (p.returncode, p.stdout)
+    assert "# assertion failed at step 1: written 0x5, observed 0x0" in p.stdout
+    assert cli("explain", REPRO).returncode == 0  # its assertions hold under fixed
+
+
+def test_26_minimize_extends_a_core_only_finding_as_a_campaign_does(tmp_path):
+    """`minimize` of a tlb-incoherent program wrote "internal-only: no continuation within the
+    search budget makes a user see it" without searching (and cut a saved finding's
+    user-visible steps away); a campaign searches (campaign/witness.py). Now minimize does too,
+    and its output is a regression program `check --kernel all` accepts."""
+    prog = tmp_path / "p.txt"
+    prog.write_text("hw cpus=2\ncpu0 spawn\ncpu1 switch P1.T2\ncpu1 store data0.0 0x0\ncpu0 fork\n")
+    out = tmp_path / "min.txt"
+    p = cli("minimize", str(prog), "--kernel", "shootdown-no-ipi", "--quiet", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert "internal-only" not in text, text
+    assert re.search(r"^# user-visible: (stale-read|protection|outcome) at step \d+", text, re.M), text
+    assert re.search(r"^expect shootdown-no-ipi tlb-incoherent 4$", text, re.M), text
+    assert cli("check", str(out), "--kernel", "all").returncode == 0
+
+
+def test_27_explore_does_not_call_its_finding_internal_only(tmp_path):
+    """explore saves the shortest violation as found; for a core-only kind its file said
+    "internal-only: no continuation within the search budget makes a user see it", though no
+    search was made."""
+    out = tmp_path / "x"
+    p = cli("explore", "--kernel", "shootdown-no-ipi", "--depth", "4", "--out", str(out))
+    assert p.returncode == 1, p.stderr
+    (saved,) = out.iterdir()
+    text = saved.read_text()
+    assert "tlb-incoherent" in text and "internal-only" not in text, text
+    assert "# core-only: not searched for where a user sees it" in text, text
+
+
+def test_28_a_finding_saved_without_suffix_is_text(tmp_path):
+    """A file without suffix is text when every line starts like a program line; `os` was not
+    among them, so a finding saved as `found` (its `os dragonfly` header) ran as a byte-form
+    program: random lines, `kernel fixed`, clean."""
+    found = tmp_path / "found"
+    p = cli("minimize", REPRO, "--kernel", "pre-385c96e4", "--quiet", "-o", str(found))
+    assert p.returncode == 0 and "\nos dragonfly\n" in found.read_text(), p.stderr
+    r = cli("run", str(found))
+    assert r.returncode == 1 and "kernel pre-385c96e4" in r.stdout and "protection at step 2" in r.stdout, r.stdout

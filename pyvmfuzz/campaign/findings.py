@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import signal
+import stat
 import tempfile
 
 from pyvmfuzz import _core
@@ -67,9 +68,21 @@ def atomic_write(path: str, data: bytes | str) -> None:
     """Write via a hidden temp file in the same directory and rename: a reader (or an
     interrupted campaign) never sees a partial file. The file gets the mode a plain open()
     would give it (0666 less the umask), not mkstemp's 0600. An OSError names `path`, never
-    the temp file."""
+    the temp file. A path that is not a regular file (a device, /dev/stdout, a link to one) is
+    written through, never renamed over: as root that replaced /dev/full with a file."""
     d = os.path.dirname(path) or "."
     mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # absent (or a dangling link): the ordinary case
+        special = False
+    if special:
+        try:
+            with open(path, mode) as f:
+                f.write(data)
+        except OSError as e:  # ENOSPC from /dev/full comes at close, naming no file
+            raise OSError(e.errno, e.strerror, path) from None
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=d)
     except OSError as e:
@@ -255,7 +268,8 @@ def _held_everywhere(want: list[str | None], program: str, kernel: str, expects:
     return keep
 
 
-def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: str | None = None) -> str:
+def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: str | None = None,
+                 searched: bool = True) -> str:
     """The saved program, a regression program (issue 15/17): each op line asserts the
     *correct* outcome (the oracle's) with `->`, so it passes under a correct kernel; `expect`
     lines give the violation under its kernel and the verdict of every kernel the oracle can
@@ -263,7 +277,9 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
     `run FILE` (and `run FILE.bytes`, which reads this file as its sidecar) needs no flags.
 
     `witness`: the report (core past its internal invariants, exec::run_past_internal) of an
-    extension of a core-only finding to a user-visible violation: that program is saved."""
+    extension of a core-only finding to a user-visible violation: that program is saved.
+    `searched`: False where no witness search was made (explore), so a core-only finding is
+    not called internal-only."""
     base = witness or rep
     v = rep["violation"] if witness is None else witness["internal"]
     first = (v["kind"], v["step"])
@@ -282,7 +298,8 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
     else:
         head.append(f"# step {first[1]}: {first[0]}: expected {v['expected']}, observed {v['observed']}")
         if first[0] in ("tlb-incoherent", "use-after-free"):
-            head.append("# internal-only: no continuation within the search budget makes a user see it")
+            head.append("# internal-only: no continuation within the search budget makes a user see it" if searched
+                        else "# core-only: not searched for where a user sees it (`pyvmfuzz minimize FILE` searches)")
     hw_keys = ",".join((bytes_hw or hw).split()[1:])
     head += [f"# {note}",
              "# replay: pyvmfuzz run FILE (kernel, hw and os from this header)",

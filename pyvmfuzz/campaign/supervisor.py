@@ -381,10 +381,21 @@ def _linux_campaign(args) -> int:
 
     from pyvmfuzz.targets import linux
 
-    out = _writable_dir(args.out, "output directory")
-    crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     if args.time <= 0:
         raise InputError("--target linux needs a --time budget")
+    # the model campaign's options, refused rather than ignored without a word (as run does)
+    unused = [flag for flag, given in (
+        (f"--kernel {args.kernel}", args.kernel != "fixed"), ("--hw", args.hw not in (None, "", "mode=pc64")),
+        ("--jobs", args.jobs != 1), ("--corpus", args.corpus is not None),
+        ("--coverage", args.coverage != "semantic"), ("--mutator", getattr(args, "mutator", None) is not None),
+        ("--cross-check", getattr(args, "cross_check", None) is not None),
+        ("--stop-on-find", getattr(args, "stop_on_find", False)), ("libFuzzer flags", bool(args.libfuzzer)))
+        if given]
+    if unused:
+        raise InputError(f"{', '.join(unused)}: not used by --target linux (random programs on this host's "
+                         "kernel, judged by the oracle)")
+    out = _writable_dir(args.out, "output directory")
+    crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     tty = sys.stderr.isatty()
     bar = tqdm(total=args.time, unit="s", file=sys.stderr, disable=args.quiet or not tty,
                bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}")
@@ -414,7 +425,25 @@ def _linux_campaign(args) -> int:
     return 1 if st["found"] else 0
 
 
+def _check_numbers(args) -> None:
+    """Bad numbers are refused before any directory is made (they were made, then refused)."""
+    if args.time < 0:
+        raise InputError(f"--time must be >= 0 (seconds; 0: until Ctrl-C), not {args.time}")
+    for flag in ("jobs", "max_steps"):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag.replace('_', '-')} must be at least 1, not {getattr(args, flag)}")
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 1 <= seed < 1 << 32:
+        # libFuzzer reads -seed=0 as "pick one" and keeps its seed mod 2**32: the printed
+        # "again: --seed N" did not repeat the campaign
+        raise InputError(f"--seed must be 1..{(1 << 32) - 1} (libFuzzer's seed; 0 would pick one at random), not {seed}")
+    xc = getattr(args, "cross_check", None)
+    if xc is not None and xc < 0:  # the harness read a negative N as 0 (off) without a word
+        raise InputError(f"--cross-check must be >= 0 (0: off), not {xc}")
+
+
 def run_campaign(args) -> int:
+    _check_numbers(args)
     if getattr(args, "target", "model") == "linux":
         return _linux_campaign(args)
     try:
@@ -426,8 +455,6 @@ def run_campaign(args) -> int:
     out = _writable_dir(args.out, "output directory")
     corpus = _writable_dir(args.corpus or os.path.join(out, "corpus"), "corpus directory")
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
-    if args.time < 0 or args.jobs < 1 or args.max_steps < 1:
-        raise InputError("--time must be >= 0, --jobs >= 1, --max-steps >= 1")
     so = ""
     if args.coverage in ("branch", "both"):
         import shutil

@@ -60,19 +60,23 @@ def cells_of(rep: dict) -> set[tuple[str, str, str, str, str]]:
 
 def corpus_cells(paths: list[str]) -> tuple[dict, list[str]]:
     """({cell: [files reaching it]}, files skipped as not applicable)."""
-    from pyvmfuzz.programs import load, walk
+    from pyvmfuzz.programs import InputError, load, run, walk
 
+    files = walk(paths)
+    if not files:  # an empty table with exit 0 read as "nothing reached"
+        raise InputError(f"{', '.join(paths)}: no programs found")
     reached: dict = {}
     skipped = []
-    for path in walk(paths):
+    for path in files:
         pf = load(path)
-        if not pf.is_text:
-            continue
         try:
-            # under a kernel the program expects clean (its whole run), else fixed
-            clean = [k for k, kind, _ in _core.check_text(pf.text)["expects"] if kind is None]
-            rep = _core.run_text(pf.text, clean[0] if clean else "fixed")
-        except ValueError:
+            if pf.is_text:
+                # under a kernel the program expects clean (its whole run), else fixed
+                clean = [k for k, kind, _ in _core.check_text(pf.text)["expects"] if kind is None]
+                rep = _core.run_text(pf.text, clean[0] if clean else "fixed")
+            else:  # a campaign corpus input: its sidecar's kernel and hw, else fixed (as `run`)
+                rep = run(pf, None, None)
+        except (ValueError, InputError):
             skipped.append(path)
             continue
         for c in cells_of(rep):

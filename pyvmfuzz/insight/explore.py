@@ -21,14 +21,15 @@ MAX_DEPTH = 64  # the core's bound (explore.rs); checked here so a bad --depth i
 
 def _check_numbers(args) -> None:
     """Bad numbers are input errors (exit 2), not the core's OverflowError traceback: --depth
-    1..MAX_DEPTH, --time/--random >= 0 seconds, --seed >= 0 (u64)."""
+    1..MAX_DEPTH, --time/--random finite seconds >= 0, --seed 0..2**64-1 (u64)."""
     if not 1 <= args.depth <= MAX_DEPTH:
         raise InputError(f"--depth must be 1..{MAX_DEPTH}")
     for flag in ("time", "random"):
-        if getattr(args, flag, 0) < 0:
-            raise InputError(f"--{flag} must be >= 0 seconds")
-    if getattr(args, "seed", 0) < 0:
-        raise InputError("--seed must be >= 0")
+        v = getattr(args, flag, 0)
+        if not 0 <= v < float("inf"):  # nan compared false (ran as 0); --random inf never ends
+            raise InputError(f"--{flag} must be a number of seconds >= 0, not {v:g}")
+    if not 0 <= getattr(args, "seed", 0) < 2**64:  # the core's u64: OverflowError traceback
+        raise InputError("--seed must be 0..2**64-1")
 
 
 def _domain(args) -> tuple[list[str] | None, list[int] | None]:
@@ -103,7 +104,9 @@ def save_finding(r: dict, out: str) -> str:
     os.makedirs(out, exist_ok=True)
     base = os.path.join(out, "explore-" + signature(w["kind"], rep["steps"]))
     note = f"found by pyvmfuzz explore: a shortest violation ({len(w['steps'])} lines)"
-    atomic_write(base + ".txt", finding_text(rep, note))
+    # the shortest violation as found: no witness search, and the file says so (it said
+    # "internal-only: no continuation within the search budget", with no search made)
+    atomic_write(base + ".txt", finding_text(rep, note, searched=False))
     return base + ".txt"
 
 

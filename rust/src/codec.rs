@@ -284,6 +284,21 @@ fn busy_cpus(m: &Machine) -> ([u8; 8], usize) {
     (out, n)
 }
 
+/// The CPUs that may run an `exit`: `busy_cpus` and the threads of a process whose exit has
+/// begun (Machine::exiting: such a thread runs nothing more but its own exit, which
+/// `check_applicable` allows — without this, a valid program with that line had no encoding).
+fn exit_cpus(m: &Machine) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    for (i, c) in m.cpus.iter().enumerate() {
+        if c.kop.is_none() && c.running.is_some() {
+            out[n] = i as u8;
+            n += 1;
+        }
+    }
+    (out, n)
+}
+
 /// Something in flight: fold a choice without candidates into the next kind that has some
 /// (out of line, so the plain path stays small).
 #[inline(never)]
@@ -293,6 +308,7 @@ fn fold_kind(m: &Machine, mut kind: u8, nbusy: usize) -> u8 {
             RESUME => resumable(m).1 > 0,
             IPI => ipi_cpus(m).1 > 0,
             SWITCH => free_cpus(m).1 > 0,
+            EXIT => exit_cpus(m).1 > 0,
             _ => nbusy > 0,
         };
         if ok {
@@ -431,6 +447,7 @@ impl<'a> Decoder<'a> {
             }
             _ => {}
         }
+        let (busy, nbusy) = if kind == EXIT && !quiet { exit_cpus(m) } else { (busy, nbusy) };
         if nbusy == 0 {
             return None;
         }
@@ -506,6 +523,7 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         RESUME => resumable(m),
         IPI => ipi_cpus(m),
         SWITCH => free_cpus(m),
+        EXIT => exit_cpus(m), // quiet: no exit has begun, so these are the running CPUs
         _ => busy_cpus(m),
     };
     let sel = match cands[..n].iter().position(|&c| c == s.cpu) {
