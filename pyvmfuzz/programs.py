@@ -129,7 +129,16 @@ def sidecar(path: str) -> dict:
             for ln in f:
                 if ln.startswith("# replay-bytes:"):
                     toks = ln.split(":", 1)[1].split()
-                    return {toks[i][2:]: toks[i + 1] for i in range(0, len(toks) - 1, 2) if toks[i].startswith("--")}
+                    keys = toks[0::2]
+                    # a line that cannot be read was ignored, and the bytes ran under fixed
+                    if len(toks) % 2 or any(k not in ("--kernel", "--hw", "--os") for k in keys):
+                        raise InputError(f"{txt}: its '# replay-bytes:' line is not "
+                                         f"'--kernel K --hw KEYS --os OS': {visible(ln.strip())}")
+                    found = {toks[i][2:]: toks[i + 1] for i in range(0, len(toks), 2)}
+                    if found.get("kernel", "fixed") not in [k for k, _ in _core.kernels()]:
+                        raise InputError(f"{txt}: its '# replay-bytes:' line names an unknown kernel "
+                                         f"'{visible(found['kernel'])}'")
+                    return found
                 if ln.startswith("cpu"):
                     break
     except OSError:

@@ -506,3 +506,24 @@ def test_28_a_finding_saved_without_suffix_is_text(tmp_path):
     assert p.returncode == 0 and "\nos dragonfly\n" in found.read_text(), p.stderr
     r = cli("run", str(found))
     assert r.returncode == 1 and "kernel pre-385c96e4" in r.stdout and "protection at step 2" in r.stdout, r.stdout
+
+
+def test_29_a_byte_finding_with_an_unreadable_sidecar_is_refused(tmp_path):
+    """A saved finding's .bytes replays under the kernel its .txt names on `# replay-bytes:`; a
+    line that could not be read was ignored (the bytes ran under fixed, clean), and an unknown
+    kernel there was reported as if given on the command line."""
+    from pyvmfuzz import _core
+
+    data = _core.encode(open(REPRO, encoding="utf-8").read(), "pre-385c96e4")
+    (tmp_path / "f.bytes").write_bytes(data)
+    good = "# replay-bytes: --kernel pre-385c96e4 --hw mode=pc64 --os dragonfly\ncpu0 load data0.0\n"
+    (tmp_path / "f.txt").write_text(good)
+    r = cli("run", str(tmp_path / "f.bytes"))
+    assert r.returncode == 1 and "kernel pre-385c96e4" in r.stdout, (r.stdout, r.stderr)
+    for line, needle in (("--kernel pre-385c96e4 --hw", "is not '--kernel K --hw KEYS --os OS'"),
+                         ("--kernal pre-385c96e4", "is not '--kernel K --hw KEYS --os OS'"),
+                         ("--kernel nope --os dragonfly", "names an unknown kernel 'nope'")):
+        (tmp_path / "f.txt").write_text(f"# replay-bytes: {line}\ncpu0 load data0.0\n")
+        r = cli("run", str(tmp_path / "f.bytes"))
+        assert r.returncode == 2 and r.stdout == "", (line, r.stdout, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr and "f.txt" in r.stderr, r.stderr
