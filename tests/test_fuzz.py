@@ -162,6 +162,22 @@ def test_campaign_into_a_model_panic_saves_a_replayable_finding(tmp_path):
         assert r.returncode == 1 and "# verdict: panic at step 3" in r.stdout, r.stdout + r.stderr
 
 
+def test_a_panic_in_an_interleaved_program_is_saved_as_a_program_that_parses():
+    """The panic step of a program with SPEC 3.2 lines got `-> panic` as its asserted outcome,
+    which no parser accepts: the campaign test above failed for the seeds whose panic fell on
+    such a line (a load after a resume) rather than on a schedule line."""
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.findings import finding_text, oracle_outcomes
+
+    steps = ["cpu0 store data0.0 0x1 until pmap_enter", "cpu0 resume", "cpu0 load data0.0"]
+    assert oracle_outcomes("hw cpus=2", steps, ["paused", "ok", "panic"]) == [None, None, None]
+    rep = _core._selftest_panic("hw cpus=2\n" + "\n".join(steps) + "\n", 3)
+    assert rep["violation"]["kind"] == "panic" and rep["trace"][-1] == "panic"
+    text = finding_text(rep, "test")
+    assert "-> panic" not in text
+    _core.parse_text(text)
+
+
 @pytest.mark.parametrize("kernel", ["pre-385c96e4", "shootdown-no-ipi"])
 def test_campaign_crashes_directory_is_a_regression_suite(tmp_path, kernel):
     """Saved findings are regression programs: every op line asserts the oracle's (correct)

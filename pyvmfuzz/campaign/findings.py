@@ -163,7 +163,8 @@ def _interleaved_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[s
     n = v.step if v is not None else len(trace)
     out: list[str | None] = []
     for i, st in enumerate(steps):
-        if i >= len(trace) or i + 1 > n:
+        # a model panic is no outcome of the contract (an `-> panic` line would not parse)
+        if i >= len(trace) or i + 1 > n or trace[i] == "panic":
             out.append(None)
             continue
         o = v.expected if v is not None and i + 1 == n else trace[i]
