@@ -9,7 +9,7 @@ import sys
 import time
 
 from pyvmfuzz import _core
-from pyvmfuzz.programs import InputError, load, run as run_program, visible, walk
+from pyvmfuzz.programs import InputError, load, overlay_hw, run as run_program, visible, walk
 
 KERNELS = [name for name, _ in _core.kernels()]
 
@@ -54,9 +54,7 @@ class _HwKeys(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         prev = getattr(namespace, "_hw_given", None)
         if prev is not None:
-            keys = dict(item.split("=", 1) for item in prev.replace(",", " ").split())
-            keys.update(item.split("=", 1) for item in values.replace(",", " ").split())
-            values = ",".join(f"{k}={v}" for k, v in keys.items())
+            values = overlay_hw(prev, values) or ""
         namespace._hw_given = values
         setattr(namespace, self.dest, values)
 

@@ -146,8 +146,9 @@ def sidecar(path: str) -> dict:
     return {}
 
 
-def _overlay_hw(base: str | None, top: str | None) -> str | None:
-    """Hardware keys of `top` over those of `base` (each "k=v,k=v"), key by key."""
+def overlay_hw(base: str | None, top: str | None) -> str | None:
+    """Hardware keys of `top` over those of `base` (each "k=v,k=v" or space-separated), key by
+    key, as "k=v,k=v"; None when neither names a key."""
     keys: dict[str, str] = {}
     for spec in (base, top):
         for item in (spec or "").replace(",", " ").split():
@@ -164,7 +165,7 @@ def run(pf: ProgramFile, kernel: str | None, hw: str | None) -> dict:
         if pf.is_text:
             return _core.run_text(pf.text, kernel, hw)
         sc = sidecar(pf.path)
-        return _core.run_bytes(pf.data, kernel or sc.get("kernel"), _overlay_hw(sc.get("hw"), hw))
+        return _core.run_bytes(pf.data, kernel or sc.get("kernel"), overlay_hw(sc.get("hw"), hw))
     except ValueError as e:
         raise InputError(f"{pf.path}: {visible(str(e))}") from None
 

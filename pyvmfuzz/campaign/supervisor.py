@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from pyvmfuzz import _core
-from pyvmfuzz.programs import InputError
+from pyvmfuzz.programs import InputError, overlay_hw
 
 _STATUS = re.compile(r"^#(\d+)\s+(INITED|NEW|REDUCE|pulse|DONE|RELOAD)\s+cov: (\d+) ft: (\d+) corp: (\d+)/")
 _FORK = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+)")
@@ -179,9 +179,8 @@ def _seed_dir(kernel: str, hw: str | None) -> str:
         m = re.search(r"^hw\b.*\bcpus=(\d+)", text, re.M)
         seen = set()
         for n in (c for c in SEED_CPUS if c >= (int(m[1]) if m else 2)):
-            keys = dict(item.split("=", 1) for item in f"cpus={n} {hw or ''}".replace(",", " ").split())
             try:
-                data = _core.encode(text, kernel, ",".join(f"{k}={v}" for k, v in keys.items()))
+                data = _core.encode(text, kernel, overlay_hw(f"cpus={n}", hw))
             except (ValueError, InputError):
                 continue  # not applicable under this kernel/hardware: skip the seed
             if data not in seen:  # a --hw naming cpus makes the variants one
