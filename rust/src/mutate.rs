@@ -126,7 +126,7 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
     let (head, recs) = records(data);
     let mut out: Vec<u8> = Vec::with_capacity(max_size.min(data.len() + 4 * RECORD));
     let n = recs.len();
-    let used = used_addresses(data, &recs);
+    let used = || used_addresses(data, &recs); // only where a new line is made
     let rec = |i: usize| &data[recs[i].0..recs[i].1];
     // The header first: a missing header byte takes the default, so write both.
     let header = |out: &mut Vec<u8>| {
@@ -135,9 +135,12 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
             out.push(0);
         }
     };
-    // lines with an `until`: where an op may be stopped in flight
-    let paused: Vec<usize> = (0..n).filter(|&i| recs[i].1 - recs[i].0 >= RECORD && data[recs[i].0 + 4] >= UNTIL).collect();
-    match r.below(100) {
+    let roll = r.below(100);
+    // lines with an `until` (where an op may be stopped in flight), only when that mutation
+    // is drawn; every record is whole here (the last one padded above)
+    let paused: Vec<usize> =
+        if (25..=34).contains(&roll) { (0..n).filter(|&i| data[recs[i].0 + 4] >= UNTIL).collect() } else { Vec::new() };
+    match roll {
         // one or two lines right after a line with an `until` (the rest kept, or cut): a race
         // goes on where an op stopped, and lines after the stop may occupy the CPUs it needs
         // (measured on a cow-make-before-break corpus: from an input whose store pauses at
@@ -145,6 +148,7 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
         25..=34 if !paused.is_empty() => {
             let at = paused[r.below(paused.len())] + 1;
             let keep_rest = r.below(2) == 0;
+            let used = used();
             header(&mut out);
             (0..at).for_each(|i| out.extend_from_slice(rec(i)));
             for _ in 0..1 + r.below(2) {
@@ -156,6 +160,7 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
         }
         // append one or two lines: finish a prefix that set a race up
         0..=34 => {
+            let used = used();
             header(&mut out);
             out.extend_from_slice(&data[head.max(2).min(data.len())..]);
             for _ in 0..1 + r.below(2) {
@@ -165,6 +170,7 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
         // insert a line
         35..=46 => {
             let at = r.below(n + 1);
+            let used = used();
             header(&mut out);
             for i in 0..n {
                 if i == at {
