@@ -68,6 +68,18 @@ enum Key {
     Shm(u8),
 }
 
+/// A thread blocked in the contract: who, on what, and the interval of the sleep that blocked
+/// it (SPEC §4.1: the wake a wakeup owes it may be named on any line from `since` to that
+/// wakeup's completion). A sleeper settled outside the current window has `since = end = 0`:
+/// every report still to come is later than its sleep.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+struct Sleeper {
+    t: (u32, u32),
+    key: Key,
+    since: u32,
+    end: u32,
+}
+
 #[derive(Clone, Debug, Hash)]
 struct CProc {
     alive: bool,
@@ -81,7 +93,7 @@ struct CProc {
 pub struct Judge {
     procs: Vec<CProc>,
     shm: [u32; 4],
-    sleepers: Vec<((u32, u32), Key)>,
+    sleepers: Vec<Sleeper>,
 }
 
 fn original(page: u8) -> [u32; 4] {
@@ -158,7 +170,7 @@ impl Judge {
 
     fn kill(&mut self, pid: u32) {
         self.p(pid).alive = false;
-        self.sleepers.retain(|((p, _), _)| *p != pid);
+        self.sleepers.retain(|x| x.t.0 != pid);
     }
 
     fn key(pid: u32, a: Addr) -> Key {
@@ -235,44 +247,98 @@ impl Judge {
         h.finish()
     }
 
-    /// `lenient`: a pending operation placed in an order — it takes the contract's outcome,
-    /// whatever was observed, and adopts only the wakes it reported of blocked threads.
-    fn check_mode(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed, lenient: bool) -> Option<Violation> {
-        if !lenient {
-            return self.check(n, step, actor, obs);
-        }
-        {
-            let want = self.expected(step, actor);
-            let mut o = Observed { outcome: want, woke: Vec::new() };
-            for t in &obs.woke {
-                if self.sleepers.iter().any(|(s, _)| s == t) && Some(*t) != actor {
-                    o.woke.push(*t);
+    /// The contract's effect of `step` by `actor` with the contract's own outcome `want` (from
+    /// `expected`). A sleep that blocks records the sleep's interval; a wakeup takes every thread
+    /// then blocked on its word out of the sleepers and returns them (SPEC §4.1: each is owed a
+    /// wake by this wakeup).
+    fn effect(&mut self, step: &Step, actor: Option<(u32, u32)>, want: Outcome, since: u32, end: u32) -> Vec<Sleeper> {
+        let Some((pid, tid)) = actor else { return Vec::new() };
+        match step.op {
+            Op::Store(a, val) => {
+                if want == Outcome::Ok {
+                    self.write(pid, a, val);
+                } else {
+                    self.kill(pid);
                 }
             }
-            // Its required wakes are not yet known: it wakes them.
-            if let (Op::UmtxWakeup(a), Some((pid, _))) = (step.op, actor) {
+            Op::Fork => {
+                if let Outcome::Pid(_) = want {
+                    let parent = &self.procs[pid as usize - 1];
+                    let child = CProc { alive: true, mem: parent.mem, writable: parent.writable, live_threads: 1, next_tid: 2 };
+                    self.procs.push(child);
+                }
+            }
+            Op::Spawn => {
+                if let Outcome::Thread(..) = want {
+                    let p = self.p(pid);
+                    p.live_threads += 1;
+                    p.next_tid += 1;
+                }
+            }
+            Op::Exit => self.kill(pid),
+            Op::UmtxSleep(a, _) => {
+                if want == Outcome::Blocked {
+                    self.sleepers.push(Sleeper { t: (pid, tid), key: Self::key(pid, a), since, end });
+                }
+            }
+            Op::UmtxWakeup(a) => {
                 let key = Self::key(pid, a);
-                for (t, k) in &self.sleepers {
-                    if *k == key && !o.woke.contains(t) {
-                        o.woke.push(*t);
-                    }
+                if self.sleepers.iter().any(|x| x.key == key) {
+                    let mut woken = Vec::new();
+                    self.sleepers.retain(|x| {
+                        if x.key == key {
+                            woken.push(*x);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                    return woken;
                 }
             }
-            self.check(n, step, actor, &o)
+            Op::ProcfsWrite(t, a, val) => {
+                if want == Outcome::Ok {
+                    self.write(t, a, val);
+                }
+            }
+            Op::Madvise(pg) => {
+                if pg != SHM {
+                    self.p(pid).mem[pg as usize] = original(pg);
+                }
+            }
+            Op::Mprotect(pg, w) => self.p(pid).writable[pg as usize] = w,
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// The contract's outcome of `step` by `actor` (a switch or an ipi: `ok`).
+    fn want(&self, step: &Step, actor: Option<(u32, u32)>) -> Outcome {
+        match step.op {
+            Op::Switch(_) | Op::Ipi => Outcome::Ok,
+            _ => self.expected(step, actor),
         }
     }
 
-    /// The wakes paused line `n` reported (see `HOp::wake_only`): adopted as `check` adopts a
-    /// line's wakes.
-    fn adopt_wakes(&mut self, n: u32, woke: &[(u32, u32)], actor: Option<(u32, u32)>) -> Option<Violation> {
-        self.adopt(n, woke, actor, &Observed { outcome: Outcome::Paused, woke: woke.to_vec() })
-    }
-
-    /// Each woken thread must be a blocked thread other than the actor; they are adopted (the
-    /// threads run). Else an `outcome` violation at `n` showing `obs`.
-    fn adopt(&mut self, n: u32, woke: &[(u32, u32)], actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
-        for t in woke {
-            match self.sleepers.iter().position(|(s, _)| s == t) {
+    /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`:
+    /// the sequential judgement of SPEC §4 (outcome kinds, then the wake list, then
+    /// lost-wakeup). On agreement the contract state advances.
+    #[inline]
+    pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
+        let want = self.want(step, actor);
+        if obs.outcome != want {
+            let kind = value_kind(step.op, obs.outcome, want);
+            return Some(Violation { kind, step: n, expected: want.to_string(), observed: obs.to_string() });
+        }
+        let mut owed = self.effect(step, actor, want, 0, 0);
+        // Each named thread must be one blocked before the line (not the actor), named once;
+        // it runs from here on.
+        for t in &obs.woke {
+            if let Some(i) = owed.iter().position(|x| x.t == *t) {
+                owed.swap_remove(i);
+                continue;
+            }
+            match self.sleepers.iter().position(|x| x.t == *t) {
                 Some(i) if Some(*t) != actor => {
                     self.sleepers.swap_remove(i);
                 }
@@ -286,151 +352,8 @@ impl Judge {
                 }
             }
         }
-        None
-    }
-
-    /// Judge step number `n`, performed by `actor` (None for a switch), which showed `obs`.
-    /// On agreement the contract state advances.
-    #[inline]
-    pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
-        let viol = |kind, expected: Outcome| {
-            Some(Violation { kind, step: n, expected: expected.to_string(), observed: obs.to_string() })
-        };
-        let got = obs.outcome;
-        let mut wake_required: Vec<(u32, u32)> = Vec::new();
-        match (step.op, actor) {
-            (Op::Switch(_) | Op::Ipi, _) => {
-                if got != Outcome::Ok {
-                    return viol(Kind::Outcome, Outcome::Ok);
-                }
-            }
-            (_, None) => unreachable!("op without a running thread"),
-            (op, Some((pid, tid))) => match op {
-                Op::Switch(_) | Op::Resume => unreachable!(),
-                Op::Ipi => {}
-                Op::Load(a) => {
-                    let v = Outcome::Value(self.read(pid, a));
-                    if got != v {
-                        let kind = match got {
-                            Outcome::Value(_) => Kind::StaleRead,
-                            Outcome::Segv => Kind::Protection,
-                            _ => Kind::Outcome,
-                        };
-                        return viol(kind, v);
-                    }
-                }
-                Op::Store(a, val) => {
-                    let allowed = self.procs[pid as usize - 1].writable[a.page as usize];
-                    let want = if allowed { Outcome::Ok } else { Outcome::Segv };
-                    if got != want {
-                        let kind = if matches!(got, Outcome::Ok | Outcome::Segv) { Kind::Protection } else { Kind::Outcome };
-                        return viol(kind, want);
-                    }
-                    if allowed {
-                        self.write(pid, a, val);
-                    } else {
-                        self.kill(pid);
-                    }
-                }
-                Op::Fork => {
-                    let live = self.procs.iter().filter(|p| p.alive).count();
-                    let want = if live >= MAX_PROCS { Outcome::Eagain } else { Outcome::Pid(self.procs.len() as u32 + 1) };
-                    if got != want {
-                        return viol(Kind::Outcome, want);
-                    }
-                    if live < MAX_PROCS {
-                        let parent = &self.procs[pid as usize - 1];
-                        let child = CProc {
-                            alive: true,
-                            mem: parent.mem,
-                            writable: parent.writable,
-                            live_threads: 1,
-                            next_tid: 2,
-                        };
-                        self.procs.push(child);
-                    }
-                }
-                Op::Spawn => {
-                    let p = self.p(pid);
-                    let want = if p.live_threads >= MAX_THREADS { Outcome::Eagain } else { Outcome::Thread(pid, p.next_tid) };
-                    if got != want {
-                        return viol(Kind::Outcome, want);
-                    }
-                    if want != Outcome::Eagain {
-                        p.live_threads += 1;
-                        p.next_tid += 1;
-                    }
-                }
-                Op::Exit => {
-                    if got != Outcome::Ok {
-                        return viol(Kind::Outcome, Outcome::Ok);
-                    }
-                    self.kill(pid);
-                }
-                Op::UmtxSleep(a, val) => {
-                    let want = if !self.procs[pid as usize - 1].writable[a.page as usize] {
-                        Outcome::Efault
-                    } else if self.read(pid, a) != val {
-                        Outcome::Ebusy
-                    } else {
-                        Outcome::Blocked
-                    };
-                    if got != want {
-                        return viol(Kind::Outcome, want);
-                    }
-                    if want == Outcome::Blocked {
-                        self.sleepers.push(((pid, tid), Self::key(pid, a)));
-                    }
-                }
-                Op::UmtxWakeup(a) => {
-                    if got != Outcome::Ok {
-                        return viol(Kind::Outcome, Outcome::Ok);
-                    }
-                    let key = Self::key(pid, a);
-                    wake_required = self.sleepers.iter().filter(|(_, k)| *k == key).map(|(t, _)| *t).collect();
-                }
-                Op::ProcfsRead(t, a) => {
-                    let want = if self.alive(t) { Outcome::Value(self.read(t, a)) } else { Outcome::Esrch };
-                    if got != want {
-                        let kind = match (got, want) {
-                            (Outcome::Value(_), Outcome::Value(_)) => Kind::StaleRead,
-                            _ => Kind::Outcome,
-                        };
-                        return viol(kind, want);
-                    }
-                }
-                Op::ProcfsWrite(t, a, val) => {
-                    let want = if self.alive(t) { Outcome::Ok } else { Outcome::Esrch };
-                    if got != want {
-                        return viol(Kind::Outcome, want);
-                    }
-                    if want == Outcome::Ok {
-                        self.write(t, a, val);
-                    }
-                }
-                Op::Madvise(pg) => {
-                    if got != Outcome::Ok {
-                        return viol(Kind::Outcome, Outcome::Ok);
-                    }
-                    if pg != SHM {
-                        self.p(pid).mem[pg as usize] = original(pg);
-                    }
-                }
-                Op::Mprotect(pg, w) => {
-                    if got != Outcome::Ok {
-                        return viol(Kind::Outcome, Outcome::Ok);
-                    }
-                    self.p(pid).writable[pg as usize] = w;
-                }
-            },
-        }
-        // Wakes: each must name a blocked thread other than the actor; adopt them.
-        if let Some(v) = self.adopt(n, &obs.woke, actor, obs) {
-            return Some(v);
-        }
-        let lost: Vec<(u32, u32)> = wake_required.iter().copied().filter(|t| !obs.woke.contains(t)).collect();
-        if !lost.is_empty() {
-            let mut all: Vec<(u32, u32)> = obs.woke.iter().chain(lost.iter()).copied().collect();
+        if !owed.is_empty() {
+            let mut all: Vec<(u32, u32)> = obs.woke.iter().copied().chain(owed.iter().map(|x| x.t)).collect();
             all.sort_unstable();
             let expected = Observed { outcome: obs.outcome, woke: all };
             return Some(Violation { kind: Kind::LostWakeup, step: n, expected: expected.to_string(), observed: obs.to_string() });
@@ -439,7 +362,28 @@ impl Judge {
     }
 }
 
+/// The kind of a return value that differs from the contract's (SPEC §4).
+fn value_kind(op: Op, got: Outcome, want: Outcome) -> Kind {
+    match op {
+        Op::Load(_) => match got {
+            Outcome::Value(_) => Kind::StaleRead,
+            Outcome::Segv => Kind::Protection,
+            _ => Kind::Outcome,
+        },
+        Op::Store(..) if matches!(got, Outcome::Ok | Outcome::Segv) => Kind::Protection,
+        Op::ProcfsRead(..) if matches!((got, want), (Outcome::Value(_), Outcome::Value(_))) => Kind::StaleRead,
+        _ => Kind::Outcome,
+    }
+}
+
 // ---- linearizability (SPEC §4.1) --------------------------------------------------------
+//
+// The rule as pinned in docs/readings.md (R1-R4): wake reports are checked in real time, with
+// no order (R1); an order replays the operations through the contract, and the first wakeup
+// after a sleep owes the sleeper a wake named on some line between the sleep's start and that
+// wakeup's completion (R2); the violating line is the first with no valid order (R3); its kind
+// is the most specific over the orders valid before it, each classified as a sequential step
+// (R4).
 
 /// What one line of an interleaved program contributes to the history.
 #[derive(Clone, Debug)]
@@ -462,19 +406,25 @@ struct HOp {
     /// Line where it completed (None: pending) and its outcome.
     end: Option<u32>,
     outcome: Outcome,
-    woke: Vec<(u32, u32)>,
-    /// Not an op: the wake list of a line whose op stayed in flight (`paused woke …`), an
-    /// event of that line (start = end = the line). A wake there is the fault's (a COW event
-    /// wakes the sleepers of the frame it copies, SPEC §4 umtx), not the op's linearization:
-    /// the sleep that copied may take effect after a wakeup that comes later in real time,
-    /// while the thread it woke was awake from that line on (SPEC §4: the oracle adopts every
-    /// permitted spurious wakeup it observes). Attaching it to the op instead made
-    /// `tests/litmus/i12` a `fixed` lost-wakeup the oracle rightly rejects.
-    wake_only: bool,
 }
 
 /// Node budget of one search (a program of at most 64 lines stays far below it).
 const SEARCH_BUDGET: u64 = 2_000_000;
+
+/// How a search treats failures: `Valid` prunes every one; `Classify(l)` lets the value of the
+/// op completing at `l` and every obligation not due before `l` fail, recording them (R4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Valid,
+    Classify(u32),
+}
+
+/// What went wrong along one order in `Mode::Classify`: the value at L, and an owed wake.
+#[derive(Clone, Default)]
+struct Soft {
+    value: Option<Violation>,
+    lost: Option<Violation>,
+}
 
 /// The linearizability judge: the sequential contract (`Judge`) while no operation is in
 /// flight — exactly the old judgement —, a history window searched for a valid order while
@@ -488,12 +438,16 @@ pub struct Lin {
     window: Vec<HOp>,
     /// Index in `window` of the op in flight on each CPU.
     open: [Option<usize>; 8],
+    /// Every wake named since the window opened: (line, thread).
+    reports: Vec<(u32, (u32, u32))>,
+    /// R1's real-time sleep queue while the window is open: threads that may be named.
+    asleep: Vec<(u32, u32)>,
     budget: u64,
 }
 
 impl Lin {
     pub fn new() -> Lin {
-        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], budget: 0 }
+        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], reports: Vec::new(), asleep: Vec::new(), budget: 0 }
     }
 
     pub fn reset(&mut self) {
@@ -504,11 +458,13 @@ impl Lin {
         self.cands[0].reset();
         self.window.clear();
         self.open = [None; 8];
+        self.reports.clear();
+        self.asleep.clear();
     }
 
     /// Ops in the current window: (step, start line, end line or None) — for explanations.
     pub fn in_window(&self) -> Vec<(Step, u32, Option<u32>)> {
-        self.window.iter().filter(|h| !h.wake_only).map(|h| (h.step, h.start, h.end)).collect()
+        self.window.iter().map(|h| (h.step, h.start, h.end)).collect()
     }
 
     /// No history: the next plain line is judged sequentially (`check_plain`).
@@ -531,10 +487,18 @@ impl Lin {
 
     /// Judge line `n`.
     pub fn line(&mut self, n: u32, ev: Event) -> Option<Violation> {
-        if self.window.is_empty() && self.cands.len() == 1 {
+        if self.window.is_empty() {
             if let Event::Plain { step, actor, obs } = &ev {
-                return self.cands[0].check(n, step, *actor, obs);
+                if self.cands.len() == 1 {
+                    return self.cands[0].check(n, step, *actor, obs);
+                }
+                // Several candidate states: keep those that accept the line.
+                return self.plain_on_cands(n, step, *actor, obs);
             }
+            // The window opens: R1's sleep queue is the contract's (every candidate's
+            // sleepers are the threads asleep in real time, R1).
+            self.asleep = self.cands[0].sleepers.iter().map(|x| x.t).collect();
+            self.reports.clear();
         }
         if self.window.len() >= 32 {
             self.compact(n);
@@ -543,51 +507,88 @@ impl Lin {
             // Beyond the search's reach (a u64 of placed ops): judged no further.
             return None;
         }
-        match ev {
+        let last = self.window.len();
+        // (wakes named, index of the op the line starts, of the op it completes)
+        let (woke, starts, completes) = match ev {
             Event::Plain { step, actor, obs } => {
-                if self.window.is_empty() {
-                    // Several candidate states: keep those that accept the line.
-                    return self.plain_on_cands(n, &step, actor, &obs);
-                }
-                self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: obs.outcome, woke: obs.woke, wake_only: false });
+                self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: obs.outcome });
+                (obs.woke, Some(last), Some(last))
             }
             Event::Start { cpu, step, actor, woke } => {
-                self.open[cpu as usize] = Some(self.window.len());
-                self.window.push(HOp { step, actor, start: n, end: None, outcome: Outcome::Paused, woke: Vec::new(), wake_only: false });
-                if woke.is_empty() {
-                    return None;
-                }
-                self.push_wakes(n, step, actor, woke);
+                self.open[cpu as usize] = Some(last);
+                self.window.push(HOp { step, actor, start: n, end: None, outcome: Outcome::Paused });
+                (woke, Some(last), None)
             }
-            Event::Cont { cpu, .. } | Event::End { cpu, .. } if self.open[cpu as usize].is_none() => {
-                // `deferred-flush`: the op returned its outcome earlier; finishing its flush is
-                // no user-visible operation.
-                return None;
-            }
-            Event::Cont { cpu, woke } => {
-                let i = self.open[cpu as usize].expect("resume of an op the judge did not see start");
-                if woke.is_empty() {
-                    return None;
-                }
-                let (step, actor) = (self.window[i].step, self.window[i].actor);
-                self.push_wakes(n, step, actor, woke);
-            }
+            Event::Cont { woke, .. } => (woke, None, None),
             Event::End { cpu, obs } => {
                 let i = self.open[cpu as usize].take().expect("completion of an op the judge did not see start");
                 let h = &mut self.window[i];
                 h.end = Some(n);
                 h.outcome = obs.outcome;
-                h.woke.extend(obs.woke);
-                h.woke.sort_unstable();
+                (obs.woke, None, Some(i))
             }
-        }
-        self.judge_window(n)
+        };
+        let r1 = self.report(n, &woke, starts, completes);
+        self.judge_window(n, r1)
     }
 
-    /// The wake list of paused line `n` (of `step` by `actor`) as a line event (`HOp::wake_only`).
-    fn push_wakes(&mut self, n: u32, step: Step, actor: Option<(u32, u32)>, mut woke: Vec<(u32, u32)>) {
-        woke.sort_unstable();
-        self.window.push(HOp { step, actor, start: n, end: Some(n), outcome: Outcome::Paused, woke, wake_only: true });
+    /// R1 at line `n`: record the wakes it names and check them against the real-time sleep
+    /// queue, after the line's death and before its own sleep. Returns the violation a bad
+    /// name gives (kind `outcome`), if any.
+    fn report(&mut self, n: u32, woke: &[(u32, u32)], starts: Option<usize>, completes: Option<usize>) -> Option<Violation> {
+        if let Some(h) = completes.map(|i| &self.window[i]) {
+            if let Some((pid, _)) = h.actor {
+                let dies = matches!(h.step.op, Op::Exit)
+                    || (matches!(h.step.op, Op::Load(_) | Op::Store(..)) && h.outcome == Outcome::Segv);
+                if dies {
+                    self.asleep.retain(|t| t.0 != pid);
+                }
+            }
+        }
+        let mut bad = None;
+        for t in woke {
+            self.reports.push((n, *t));
+            match self.asleep.iter().position(|a| a == t) {
+                Some(i) => {
+                    self.asleep.swap_remove(i);
+                }
+                None => {
+                    bad.get_or_insert(Violation {
+                        kind: Kind::Outcome,
+                        step: n,
+                        expected: format!("no wake of P{}.T{} (not asleep)", t.0, t.1),
+                        observed: String::new(),
+                    });
+                }
+            }
+        }
+        // The line's own sleep: asleep from the line after its start, until it returns other
+        // than `blocked`.
+        let sleeper = |i: Option<usize>| {
+            i.map(|i| &self.window[i]).and_then(|h| match (h.step.op, h.actor) {
+                (Op::UmtxSleep(..), Some(t)) => Some((t, h.outcome)),
+                _ => None,
+            })
+        };
+        if let Some((t, out)) = sleeper(starts) {
+            if matches!(out, Outcome::Blocked | Outcome::Paused) {
+                self.asleep.push(t);
+            }
+        }
+        if let Some((t, out)) = sleeper(completes) {
+            if out != Outcome::Blocked {
+                self.asleep.retain(|a| *a != t);
+            }
+        }
+        if let Some(v) = &mut bad {
+            v.observed = Observed { outcome: completes.map_or(Outcome::Paused, |i| self.window[i].outcome), woke: woke.to_vec() }.to_string();
+        }
+        bad
+    }
+
+    /// Whether `t` is named on some line in `[from, to]`.
+    fn named(&self, t: (u32, u32), from: u32, to: u32) -> bool {
+        self.reports.iter().any(|&(l, u)| u == t && from <= l && l <= to)
     }
 
     /// Ops that started before the first pending op started and all ended before it: they
@@ -600,13 +601,7 @@ impl Lin {
         }
         let rest = self.window.split_off(pre.len());
         let open_shift = pre.len();
-        let mut ends = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        self.budget = 0;
-        for c in self.cands.clone() {
-            let mut memo = std::collections::HashMap::new();
-            self.collect_ends(c, 0, n, &mut memo, &mut ends, &mut seen);
-        }
+        let ends = self.all_ends(n);
         if ends.is_empty() {
             // Cannot happen: every line up to now had a valid order. Keep the window.
             self.window.extend(rest);
@@ -635,62 +630,106 @@ impl Lin {
         if keep.is_empty() {
             return best;
         }
+        dedup(&mut keep);
         self.cands = keep;
         None
     }
 
-    fn judge_window(&mut self, n: u32) -> Option<Violation> {
+    /// The distinct end states of every valid order of the whole window, from every candidate.
+    fn all_ends(&mut self, n: u32) -> Vec<Judge> {
+        let mut ends = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        self.budget = 0;
+        for c in self.cands.clone() {
+            let mut memo = std::collections::HashSet::new();
+            self.collect_ends(c, 0, n, &mut memo, &mut ends, &mut seen);
+        }
+        ends
+    }
+
+    fn judge_window(&mut self, n: u32, r1: Option<Violation>) -> Option<Violation> {
         let pending = self.open.iter().any(|o| o.is_some());
         // Fast path: the completion order from some candidate state.
         let mut order: Vec<usize> = (0..self.window.len()).filter(|&i| self.window[i].end.is_some()).collect();
         order.sort_by_key(|&i| (self.window[i].end, self.window[i].start));
         let fast_ok = self.cands.iter().any(|c| {
             let mut s = c.clone();
-            order.iter().all(|&i| self.apply(&mut s, i, n, false).is_none())
+            order.iter().all(|&i| self.place(&mut s, i, Mode::Valid).is_ok())
         });
+        // A bad wake list is a violation whatever the order; its kind is still the most
+        // specific over the orders (R4).
+        if r1.is_some() || !(fast_ok || self.search_exists(n)) {
+            return Some(self.violation_at(n, r1));
+        }
         if !pending {
-            // Close the window: every distinct end state of a valid order.
-            let mut ends: Vec<Judge> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            self.budget = 0;
-            for c in self.cands.clone() {
-                let mut memo = std::collections::HashMap::new();
-                self.collect_ends(c, 0, n, &mut memo, &mut ends, &mut seen);
-            }
-            if !ends.is_empty() {
-                self.cands = ends;
-                self.window.clear();
-                return None;
-            }
-            if fast_ok {
+            // Close the window: every distinct end state of a valid order, its sleepers
+            // settled (a sleeper named since its sleep began is runnable, R1/R2).
+            let mut ends = self.all_ends(n);
+            if ends.is_empty() {
                 // Search budget spent: settle on the completion order.
                 let mut st = self.cands[0].clone();
                 for &i in &order {
-                    let _ = self.apply(&mut st, i, n, false);
+                    let _ = self.place(&mut st, i, Mode::Valid);
                 }
-                self.cands = vec![st];
-                self.window.clear();
-                return None;
+                ends = vec![st];
             }
-        } else if fast_ok {
-            return None;
-        } else if self.search_exists(n) {
-            return None;
+            for e in &mut ends {
+                let reports = &self.reports;
+                e.sleepers.retain(|x| !reports.iter().any(|&(l, u)| u == x.t && l >= x.since));
+                for x in &mut e.sleepers {
+                    x.since = 0;
+                    x.end = 0;
+                }
+            }
+            dedup(&mut ends);
+            self.cands = ends;
+            self.window.clear();
+            self.reports.clear();
+            self.asleep.clear();
         }
-        Some(self.violation_at(n))
+        None
     }
 
-    /// Apply window op `i` to `s` (lenient for a pending op).
-    fn apply(&self, s: &mut Judge, i: usize, n: u32, _search: bool) -> Option<Violation> {
+    /// Place window op `i` next in an order from state `s`: the contract's effect, the
+    /// observed value checked for a completed op and the wakes owed by a completed wakeup.
+    /// `Err` prunes the order; `Ok` carries what `mode` lets fail (R4).
+    fn place(&self, s: &mut Judge, i: usize, mode: Mode) -> Result<Soft, ()> {
         let h = &self.window[i];
-        if h.wake_only {
-            return s.adopt_wakes(h.start, &h.woke, h.actor);
+        let mut soft = Soft::default();
+        if let Some(t) = h.actor {
+            // A thread performing an op runs: it was woken (named) before it started.
+            s.sleepers.retain(|x| x.t != t);
         }
-        let obs = Observed { outcome: h.outcome, woke: h.woke.clone() };
-        match h.end {
-            Some(e) => s.check_mode(e, &h.step, h.actor, &obs, false),
-            None => s.check_mode(n, &h.step, h.actor, &obs, true),
+        let want = s.want(&h.step, h.actor);
+        if let Some(e) = h.end {
+            if h.outcome != want {
+                if mode != Mode::Classify(e) {
+                    return Err(());
+                }
+                let kind = value_kind(h.step.op, h.outcome, want);
+                soft.value = Some(Violation { kind, step: e, expected: want.to_string(), observed: h.outcome.to_string() });
+            }
         }
+        let owed = s.effect(&h.step, h.actor, want, h.start, h.end.unwrap_or(u32::MAX));
+        if let Some(e) = h.end {
+            for x in &owed {
+                if self.named(x.t, x.since, e) {
+                    continue;
+                }
+                match mode {
+                    Mode::Classify(l) if !(e < l && x.end < l) => {
+                        soft.lost.get_or_insert(Violation {
+                            kind: Kind::LostWakeup,
+                            step: l,
+                            expected: format!("a wake of P{}.T{} by line {e}", x.t.0, x.t.1),
+                            observed: String::new(),
+                        });
+                    }
+                    _ => return Err(()),
+                }
+            }
+        }
+        Ok(soft)
     }
 
     /// Whether op `i` may come next after the ops in `placed` (real time: every completed op
@@ -704,72 +743,38 @@ impl Lin {
         self.window.iter().enumerate().filter(|(_, h)| h.end.is_some()).fold(0, |m, (i, _)| m | 1 << i)
     }
 
-    fn search_exists(&mut self, n: u32) -> bool {
+    fn search_exists(&mut self, _n: u32) -> bool {
         self.budget = 0;
         let req = self.required();
         for c in self.cands.clone() {
-            let mut memo = std::collections::HashMap::new();
-            if self.dfs(c, 0, req, n, &mut memo, None, &mut None) {
+            let mut memo = std::collections::HashSet::new();
+            if self.dfs(c, 0, req, &mut memo) {
                 return true;
             }
         }
         self.budget > SEARCH_BUDGET
     }
 
-    /// Depth-first search for an order placing every op of `req`. With `skip = Some(l)`,
-    /// op l is placed but a failure of its own check is recorded in `worst` (most specific)
-    /// instead of ending the branch; the order must still be valid for every other op.
-    #[allow(clippy::too_many_arguments)]
-    fn dfs(
-        &mut self,
-        s: Judge,
-        placed: u64,
-        req: u64,
-        n: u32,
-        memo: &mut std::collections::HashMap<(u64, u64), bool>,
-        skip: Option<usize>,
-        worst: &mut Option<Violation>,
-    ) -> bool {
+    /// Depth-first search for a valid order placing every op of `req` (pending ops optional).
+    /// `memo` holds the (placed set, state) pairs known to lead nowhere.
+    fn dfs(&mut self, s: Judge, placed: u64, req: u64, memo: &mut std::collections::HashSet<(u64, u64)>) -> bool {
         if placed & req == req {
             return true;
         }
         self.budget += 1;
-        let key = (placed, s.state_hash());
-        if let Some(&r) = memo.get(&key) {
-            return r;
-        }
-        if self.budget > SEARCH_BUDGET {
+        if self.budget > SEARCH_BUDGET || !memo.insert((placed, s.state_hash())) {
             return false;
         }
-        let mut found = false;
         for i in 0..self.window.len() {
             if placed & (1 << i) != 0 || !self.eligible(placed, i) {
                 continue;
             }
             let mut s2 = s.clone();
-            let mut failed = None;
-            match self.apply(&mut s2, i, n, true) {
-                None => {}
-                Some(v) if skip == Some(i) => {
-                    failed = Some(v);
-                    s2 = s.clone();
-                }
-                Some(_) => continue,
-            }
-            if self.dfs(s2, placed | 1 << i, req, n, memo, skip, worst) {
-                found = true;
-                if let Some(v) = failed {
-                    if worst.as_ref().is_none_or(|w| rank(v.kind) < rank(w.kind)) {
-                        *worst = Some(v);
-                    }
-                }
-                if skip.is_none() {
-                    break;
-                }
+            if self.place(&mut s2, i, Mode::Valid).is_ok() && self.dfs(s2, placed | 1 << i, req, memo) {
+                return true;
             }
         }
-        memo.insert(key, found);
-        found
+        false
     }
 
     fn collect_ends(
@@ -777,7 +782,7 @@ impl Lin {
         s: Judge,
         placed: u64,
         n: u32,
-        memo: &mut std::collections::HashMap<(u64, u64), bool>,
+        memo: &mut std::collections::HashSet<(u64, u64)>,
         ends: &mut Vec<Judge>,
         seen: &mut std::collections::HashSet<u64>,
     ) {
@@ -790,7 +795,7 @@ impl Lin {
             return;
         }
         self.budget += 1;
-        if self.budget > SEARCH_BUDGET || memo.insert((placed, h), true).is_some() {
+        if self.budget > SEARCH_BUDGET || !memo.insert((placed, h)) {
             return;
         }
         for i in 0..self.window.len() {
@@ -798,36 +803,100 @@ impl Lin {
                 continue;
             }
             let mut s2 = s.clone();
-            if self.apply(&mut s2, i, n, true).is_none() {
+            if self.place(&mut s2, i, Mode::Valid).is_ok() {
                 self.collect_ends(s2, placed | 1 << i, n, memo, ends, seen);
             }
         }
     }
 
-    /// The violation at line `n` (no valid order): the most specific kind the op completing
-    /// at `n` gets in an order valid for all the others.
-    fn violation_at(&mut self, n: u32) -> Violation {
-        let l = self.window.iter().position(|h| h.end == Some(n)).expect("a line completing an op");
+    /// The violation at line `n` (no valid order), R4: the most specific class over the
+    /// orders valid for everything due before `n`, each order classified as a sequential step
+    /// (the value at `n`, then a bad wake list `r1`, then a lost wake).
+    fn violation_at(&mut self, n: u32, r1: Option<Violation>) -> Violation {
         let req = self.required();
-        let mut worst = None;
         self.budget = 0;
+        let mut best: Option<Violation> = None;
         for c in self.cands.clone() {
             let mut memo = std::collections::HashMap::new();
-            self.dfs(c, 0, req, n, &mut memo, Some(l), &mut worst);
-        }
-        let mut v = worst.unwrap_or_else(|| {
-            // No order valid for the others either: judge it in completion order.
-            let h = &self.window[l];
-            Violation {
-                kind: Kind::Outcome,
-                step: n,
-                expected: "a linearizable outcome".into(),
-                observed: Observed { outcome: h.outcome, woke: h.woke.clone() }.to_string(),
+            if let Some(Some(v)) = self.classify(c, 0, req, n, &Soft::default(), &r1, &mut memo) {
+                if best.as_ref().is_none_or(|b| rank(v.kind) < rank(b.kind)) {
+                    best = Some(v);
+                }
             }
+        }
+        let mut v = best.or(r1).unwrap_or_else(|| Violation {
+            kind: Kind::Outcome,
+            step: n,
+            expected: "a linearizable outcome".into(),
+            observed: String::new(),
         });
         v.step = n;
+        if v.observed.is_empty() {
+            v.observed = self.observed_at(n);
+        }
         v
     }
+
+    /// The most specific class of the orders completing `placed` from `s`, with `path` what
+    /// already went wrong on the way. `None`: no valid completion; `Some(None)`: a completion
+    /// where nothing went wrong.
+    #[allow(clippy::too_many_arguments)]
+    fn classify(
+        &mut self,
+        s: Judge,
+        placed: u64,
+        req: u64,
+        n: u32,
+        path: &Soft,
+        r1: &Option<Violation>,
+        memo: &mut std::collections::HashMap<(u64, u64, u8, bool), Option<Option<Violation>>>,
+    ) -> Option<Option<Violation>> {
+        if placed & req == req {
+            return Some(path.value.clone().or_else(|| r1.clone()).or_else(|| path.lost.clone()));
+        }
+        self.budget += 1;
+        let key = (placed, s.state_hash(), path.value.as_ref().map_or(0, |v| v.kind.code() as u8), path.lost.is_some());
+        if let Some(r) = memo.get(&key) {
+            return r.clone();
+        }
+        if self.budget > SEARCH_BUDGET {
+            return None;
+        }
+        let mut best: Option<Option<Violation>> = None;
+        for i in 0..self.window.len() {
+            if placed & (1 << i) != 0 || !self.eligible(placed, i) {
+                continue;
+            }
+            let mut s2 = s.clone();
+            let Ok(soft) = self.place(&mut s2, i, Mode::Classify(n)) else { continue };
+            let p2 = Soft { value: path.value.clone().or(soft.value), lost: path.lost.clone().or(soft.lost) };
+            let Some(r) = self.classify(s2, placed | 1 << i, req, n, &p2, r1, memo) else { continue };
+            let better = match (&best, &r) {
+                (None, _) => true,
+                (Some(None), Some(_)) => true,
+                (Some(Some(b)), Some(v)) => rank(v.kind) < rank(b.kind),
+                _ => false,
+            };
+            if better {
+                best = Some(r);
+            }
+        }
+        memo.insert(key, best.clone());
+        best
+    }
+
+    /// The observation of line `n` as printed (outcome and the wakes it named).
+    fn observed_at(&self, n: u32) -> String {
+        let outcome = self.window.iter().find(|h| h.end == Some(n)).map_or(Outcome::Paused, |h| h.outcome);
+        let woke: Vec<(u32, u32)> = self.reports.iter().filter(|(l, _)| *l == n).map(|(_, t)| *t).collect();
+        Observed { outcome, woke }.to_string()
+    }
+}
+
+/// Candidate states without repeats (by state hash).
+fn dedup(v: &mut Vec<Judge>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|j| seen.insert(j.state_hash()));
 }
 
 /// Specificity of a kind for §4.1 (lower is more specific).

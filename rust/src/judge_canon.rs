@@ -73,7 +73,7 @@ fn cproc_code(p: &CProc, out: &mut Vec<u64>) {
     }
 }
 
-fn judge_code(j: &Judge, out: &mut Vec<u64>) {
+fn judge_code(j: &Judge, rank: &dyn Fn(u32) -> u64, out: &mut Vec<u64>) {
     out.push(j.procs.len() as u64);
     for p in &j.procs {
         cproc_code(p, out);
@@ -84,9 +84,11 @@ fn judge_code(j: &Judge, out: &mut Vec<u64>) {
     let mut sl = j.sleepers.clone();
     sl.sort_unstable();
     out.push(sl.len() as u64);
-    for ((p, t), k) in sl {
+    for x in sl {
+        let (p, t) = x.t;
         out.push((p as u64) << 32 | t as u64);
-        out.push(match k {
+        out.push(rank(x.since) | rank(x.end) << 16);
+        out.push(match x.key {
             Key::Private(pid, a) => 1 | (pid as u64) << 8 | (a.page as u64) << 40 | (a.word as u64) << 48,
             Key::Shm(w) => 2 | (w as u64) << 8,
         });
@@ -96,12 +98,24 @@ fn judge_code(j: &Judge, out: &mut Vec<u64>) {
 impl Lin {
     /// Append the canonical form of this judge's state to `out` (see the module comment).
     pub fn canon(&self, out: &mut Vec<u64>) {
+        // Line numbers by rank: the window's, the named wakes', the candidates' sleeps (0 for
+        // a settled sleeper, below every line).
+        let mut lines: Vec<u32> = self.window.iter().flat_map(|h| [h.start, h.end.unwrap_or(u32::MAX)]).collect();
+        lines.extend(self.reports.iter().map(|r| r.0));
+        for c in &self.cands {
+            lines.extend(c.sleepers.iter().flat_map(|x| [x.since, x.end]));
+        }
+        lines.push(0);
+        lines.push(u32::MAX);
+        lines.sort_unstable();
+        lines.dedup();
+        let rank = |l: u32| lines.binary_search(&l).unwrap() as u64;
         let mut cands: Vec<Vec<u64>> = self
             .cands
             .iter()
             .map(|j| {
                 let mut v = Vec::with_capacity(64);
-                judge_code(j, &mut v);
+                judge_code(j, &rank, &mut v);
                 v
             })
             .collect();
@@ -111,21 +125,25 @@ impl Lin {
         for c in cands {
             out.extend_from_slice(&c);
         }
-        // Line numbers by rank.
-        let mut lines: Vec<u32> = self.window.iter().flat_map(|h| [h.start, h.end.unwrap_or(u32::MAX)]).collect();
-        lines.sort_unstable();
-        lines.dedup();
-        let rank = |l: u32| lines.binary_search(&l).unwrap() as u64;
         out.push(self.window.len() as u64);
         for h in &self.window {
             step_code(&h.step, out);
             out.push(h.actor.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32));
-            out.push(rank(h.start) | h.end.map_or(u64::MAX, &rank) << 16);
-            observed_code(h.outcome, &h.woke, out);
-            out.push(h.wake_only as u64);
+            out.push(rank(h.start) | rank(h.end.unwrap_or(u32::MAX)) << 16);
+            out.push(outcome_code(h.outcome));
         }
         for o in &self.open {
             out.push(o.map_or(u64::MAX, |i| i as u64));
+        }
+        out.push(self.reports.len() as u64);
+        for &(l, (p, t)) in &self.reports {
+            out.push(rank(l) | (p as u64) << 16 | (t as u64) << 40);
+        }
+        let mut asleep = self.asleep.clone();
+        asleep.sort_unstable();
+        out.push(asleep.len() as u64);
+        for (p, t) in asleep {
+            out.push((p as u64) << 32 | t as u64);
         }
     }
 }
@@ -149,6 +167,8 @@ impl Lin {
         }
         self.window.clone_from(&o.window);
         self.open = o.open;
+        self.reports.clone_from(&o.reports);
+        self.asleep.clone_from(&o.asleep);
         self.budget = o.budget;
     }
 }
