@@ -191,7 +191,10 @@ def test_zoo_metadata_matches_random_search():
 # Measured (seed 5, 100,000 random programs of <= 32 steps, pc64): no violation. Their witnesses
 # are corpus/litmus/07, 16, 17, 19, 21, 23 (checked by test_litmus); campaigns need guidance.
 NOT_FOUND_BY_RANDOM = {"no-cow-event", "umtx-no-recheck", "pre-10192bae", "cow-make-before-break",
-                       "procfs-hold-only", "dirty-cow"}
+                       "procfs-hold-only", "dirty-cow",
+                       # issue 23's deferred-flush needs a second PTE operation to run while the
+                       # first is paused at ipi_wait (litmus 20): 0 in 100,000 here too
+                       "deferred-flush"}
 
 
 def test_machine_reuse_leaves_no_residue():

@@ -34,10 +34,6 @@ use crate::vm_object::{ObjId, ObjType};
 /// A CPU between the two halves of a context switch runs no address space.
 pub const MID_SWITCH: u32 = u32::MAX;
 
-/// `Inval::owner` flag of a record whose owner returned before its flush (`deferred-flush`):
-/// the IPIs are still pending but the PTE lock is released.
-pub const DEFERRED: u8 = 0x80;
-
 /// A shootdown in progress, like DragonFly's `pmap_inval_info`: the owner changed the PTE of
 /// (asid, va) and waits for the CPUs in `pending` to acknowledge. The record lives until the
 /// owner has passed its `ipi_wait`; while it lives the owner holds that PTE's lock. A CPU's
@@ -144,9 +140,6 @@ pub enum Phase {
     /// After the op's PTE changes: its `ipi_wait`, then `Finish`.
     IpiWait,
     Finish,
-    /// `deferred-flush`: the op has returned its outcome at `ipi_wait`; only its flush is
-    /// left in flight (its records are pending, unlocked); `resume` completes it (`ok`).
-    Deferred,
     /// exit / SEGV: killalllwps, then tear down.
     Exit,
     ExitIpiWait,
@@ -192,8 +185,6 @@ pub struct KOp {
 pub enum Adv {
     Paused(Point),
     Done(Outcome),
-    /// The line completes with this outcome, but the op stays in flight (`Phase::Deferred`).
-    Returned(Outcome),
 }
 
 enum Fs {
@@ -273,18 +264,18 @@ impl Machine {
     #[inline]
     fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
         self.kernel.pte_lock
-            && self.invals.iter().any(|r| r.owner & DEFERRED == 0 && r.owner as usize != cpu && r.asid == pid && r.va == va)
+            && self.invals.iter().any(|r| r.owner as usize != cpu && r.asid == pid && r.va == va)
     }
 
-    /// killalllwps(): another thread of `pid` is in the kernel; or PSTALL(): a procfs op
-    /// holds `pid` (PHOLD in procfs_rwmem) — exit1() waits for both.
+    /// killalllwps(): another thread of `pid` is in the kernel — exit1() waits for it. Not for
+    /// another process's procfs op on `pid` (SPEC §3.2 *Exit*): exit1 tears the address space
+    /// down first and only proc_move_allproc_zombie waits for PHOLD holders; the page such an
+    /// op holds stays valid (`vm_page_hold`).
     #[inline]
     fn sibling_in_kernel(&self, cpu: usize, pid: u32) -> bool {
-        self.kernel.exit_waits_siblings && self.inflight > 0
-            && self.others(cpu).any(|k| {
-                let holds = matches!(k.op, Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if t == pid);
-                (k.pid == pid || holds) && !matches!(k.phase, Phase::Exit | Phase::Joined | Phase::Deferred)
-            })
+        self.kernel.exit_waits_siblings
+            && self.inflight > 0
+            && self.others(cpu).any(|k| k.pid == pid && !matches!(k.phase, Phase::Exit | Phase::Joined))
     }
 
     /// Whether `lock` is free for an op on `cpu` now.
@@ -310,7 +301,7 @@ impl Machine {
                 }
             }
         }
-        for r in self.invals.iter().filter(|r| r.owner & DEFERRED == 0) {
+        for r in self.invals.iter().filter(|_| self.kernel.pte_lock) {
             v.push((r.owner as usize, Lock::Pte(r.asid, r.va)));
         }
         v
@@ -366,14 +357,10 @@ impl Machine {
     /// The initiator goes past `ipi_wait`: what is left is delivered (it waits for every
     /// target), and its PTE locks are released.
     pub(crate) fn ipi_wait_pass(&mut self, cpu: usize) {
-        self.ipi_wait_pass_owner(cpu as u8)
-    }
-
-    fn ipi_wait_pass_owner(&mut self, owner: u8) {
         let mut i = 0;
         while i < self.invals.len() {
             let r = self.invals[i];
-            if r.owner == owner {
+            if r.owner as usize == cpu {
                 for c in 0..self.cpus.len() {
                     if r.pending & (1 << c) != 0 {
                         self.cpus[c].tlb.invalidate(r.asid, r.va);
@@ -437,14 +424,14 @@ impl Machine {
             // A plain mprotect/madvise with nothing in flight and no records: no lock can be
             // held by another op, no yield point is stopped at — `start`, `IpiWait` and
             // `finish` in one go, as `advance` would run them.
-            Op::Mprotect(va, w) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() && self.kernel.flush_before_return => {
+            Op::Mprotect(va, w) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
                 self.vm_map_protect(cpu, pid, va, w);
                 if self.own_records(cpu) {
                     self.ipi_wait_pass(cpu);
                 }
                 return Outcome::Ok;
             }
-            Op::Madvise(va) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() && self.kernel.flush_before_return => {
+            Op::Madvise(va) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
                 let dropped = self.vm_map_madvise_dontneed(cpu, pid, va);
                 if self.own_records(cpu) {
                     self.ipi_wait_pass(cpu);
@@ -465,14 +452,10 @@ impl Machine {
                 self.switch_enter(cpu, old, new);
                 return Outcome::Ok;
             }
-            // Nothing in flight, no records, no until: the op in one call (quiet.rs). Fork's
-            // flush may be deferred (its op then stays in flight): only where it is not.
-            Op::Exit | Op::ProcfsRead(..) | Op::ProcfsWrite(..) | Op::UmtxSleep(..) | Op::UmtxWakeup(_)
+            // Nothing in flight, no records, no until: the op in one call (quiet.rs).
+            Op::Exit | Op::Fork | Op::ProcfsRead(..) | Op::ProcfsWrite(..) | Op::UmtxSleep(..) | Op::UmtxWakeup(_)
                 if stop.is_none() && self.quiet() =>
             {
-                return self.kop_quiet(cpu, op, pid, tid)
-            }
-            Op::Fork if stop.is_none() && self.quiet() && self.kernel.flush_before_return => {
                 return self.kop_quiet(cpu, op, pid, tid)
             }
             _ => {}
@@ -499,11 +482,6 @@ impl Machine {
                 self.inflight += 1;
                 Outcome::Paused
             }
-            Adv::Returned(o) => {
-                self.cpus[cpu].kop = Some(k);
-                self.inflight += 1;
-                o
-            }
             Adv::Done(o) => o,
         }
     }
@@ -513,10 +491,6 @@ impl Machine {
         loop {
             if let Some(p) = self.phase_step(cpu, k, stop) {
                 return Adv::Paused(p);
-            }
-            if k.phase == Phase::Deferred && k.at.is_none() {
-                k.at = Some(Point::IpiWait);
-                return Adv::Returned(k.result);
             }
             if k.phase == Phase::Finish {
                 self.finish(cpu, k);
@@ -652,6 +626,12 @@ impl Machine {
                 }
                 let f = k.held;
                 match k.op {
+                    // The target exited while the access held its page (exit does not wait for
+                    // it, SPEC §3.2 *Exit*): the page stays valid but the access fails as on a
+                    // dead process. Writing it would land in a page the exit already released
+                    // from the target — a shared page's other mappers would see a debugger
+                    // write that completed after the target's exit.
+                    Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if !self.proc(t).alive => k.result = Outcome::Esrch,
                     Op::ProcfsRead(_, a) => k.result = Outcome::Value(self.phys.get(f).words[a.word as usize]),
                     Op::ProcfsWrite(_, a, v) => {
                         self.write_word(f, a.word, v);
@@ -721,27 +701,10 @@ impl Machine {
                 None
             }
             Phase::IpiWait => {
-                if !self.kernel.flush_before_return {
-                    // The Linux deferred flush: return now, drop the locks, leave the IPIs
-                    // pending and the wait in flight.
-                    self.finish(cpu, k);
-                    for r in self.invals.iter_mut().filter(|r| r.owner as usize == cpu) {
-                        r.owner = DEFERRED | cpu as u8;
-                    }
-                    k.phase = Phase::Deferred;
-                    return None;
-                }
                 if k.yield_at(Point::IpiWait, stop) {
                     return Some(Point::IpiWait);
                 }
                 self.ipi_wait_pass(cpu);
-                k.phase = Phase::Finish;
-                None
-            }
-            Phase::Deferred => {
-                self.ipi_wait_pass_owner(DEFERRED | cpu as u8);
-                k.at = None;
-                k.result = Outcome::Ok;
                 k.phase = Phase::Finish;
                 None
             }
@@ -759,12 +722,11 @@ impl Machine {
                         }
                     }
                 }
-                // Siblings waiting to exit too join this exit (a deferred flush is not an exit:
-                // its `resume` still finishes the flush, outcome ok).
+                // Siblings waiting to exit too join this exit.
                 if self.inflight > 0 {
                     for c in 0..self.cpus.len() {
                         if let Some(o) = self.cpus[c].kop.as_mut() {
-                            if c != cpu && o.pid == pid && o.phase != Phase::Deferred {
+                            if c != cpu && o.pid == pid {
                                 o.phase = Phase::Joined;
                                 o.waiting = None;
                             }
@@ -864,15 +826,8 @@ impl Machine {
             Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => {
                 let mut ft = if matches!(k.op, Op::UmtxSleep(..)) { VM_PROT_WRITE } else { VM_PROT_READ };
                 if ft.write && !self.kernel.umtx_fault_write {
-                    // Before 10192bae: the page is faulted for READ (no forced COW). The EFAULT
-                    // of a page without write is kept (a prot check), so the variant differs
-                    // only in the frame the sleeper is keyed on.
-                    let p = self.proc(pid);
-                    if !p.map.entries[p.map.lookup(a.page)].prot_write {
-                        k.result = Outcome::Efault;
-                        k.phase = Phase::Finish;
-                        return None;
-                    }
+                    // Before 10192bae: the page is faulted for READ (no forced COW, and so no
+                    // EFAULT: a page without write is compared and slept on).
                     ft = VM_PROT_READ;
                 }
                 k.fs = FaultState::new(pid, a.page, ft);
@@ -1138,7 +1093,7 @@ impl Machine {
                     // pending: its pv entry is still on the page, and this removal must not
                     // return before that CPU's TLBs lose `old` (explore found the 6-line stale
                     // read without it: test_cow_remove_all_waits_for_a_pending_shootdown_of_the_same_page).
-                    if let Some(r) = self.invals.iter().find(|r| self.kernel.pte_lock && r.owner & DEFERRED == 0 && r.owner as usize != cpu && r.frame == old) {
+                    if let Some(r) = self.invals.iter().find(|r| self.kernel.pte_lock && r.owner as usize != cpu && r.frame == old) {
                         k.waiting = Some(Lock::Pte(r.asid, r.va));
                         k.paused = true;
                         k.at = None;

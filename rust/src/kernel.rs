@@ -46,8 +46,8 @@ pub struct Kernel {
     /// a pmap operation waits for the PTE lock of a change not yet past its ipi_wait (pv entry
     /// across `pmap_inval_interlock`),
     pub pte_lock: bool,
-    /// exit waits for the process's other threads and procfs users to leave the kernel
-    /// (`killalllwps`, PSTALL).
+    /// exit waits for the process's other threads to leave the kernel (`killalllwps`); not
+    /// for another process's procfs access (SPEC §3.2 *Exit*).
     pub exit_waits_siblings: bool,
     /// umtx_sleep faults its page with VM_PROT_READ|VM_PROT_WRITE, forcing the copy-on-write
     /// before it keys the sleeper on the frame (DragonFly 10192bae); else READ only.
@@ -60,10 +60,6 @@ pub struct Kernel {
     /// enters the new PTE; else it enters first (make before break, OpenBSD 43687ba57c7d,
     /// FreeBSD r336294).
     pub cow_break_before_make: bool,
-    /// An operation that changes PTEs returns only after its targets acknowledged the IPIs;
-    /// else it returns at `ipi_wait` and leaves the flush pending (the Linux deferred-flush
-    /// class).
-    pub flush_before_return: bool,
     /// The forced write's retry (vm_fault_page after a COW) looks the page up with write
     /// intent; else it drops it, as get_user_pages' FOLL_WRITE drop (Dirty COW).
     pub retry_keeps_write: bool,
@@ -101,7 +97,6 @@ pub const FIXED: Kernel = Kernel {
     umtx_fault_write: true,
     switch_keeps_same_space: true,
     cow_break_before_make: true,
-    flush_before_return: true,
     retry_keeps_write: true,
     zoo_commits: "DragonFly 385c96e4",
     zoo_interleaved: false,
@@ -284,17 +279,28 @@ pub const COW_MAKE_BEFORE_BREAK: Kernel = Kernel {
     ..FIXED
 };
 
-/// The deferred/batched flush class of Linux: eb66ae030829 (CVE-2018-18281, mremap dropped the
-/// PTE lock before the flush), 3ea277194daa (reclaim's batched flush vs mprotect), 60bae7370896
-/// (migration vs MADV_DONTNEED). An operation that changes PTEs returns at its `ipi_wait` and
-/// drops its locks; the flush stays in flight and the targets' stale entries stay usable.
+/// The batched-flush class of Linux, in the shape its fixes share: a PTE change drops the PTE
+/// lock before the flush it owes is acknowledged (the flush is batched for later), while it
+/// still waits for its own IPIs before it returns. A *second* operation on the same PTE then
+/// finds it already cleared or read-only, has nothing to change, and returns without any
+/// shootdown while a CPU still caches the old entry (pmap_protect and pmap_remove skip a PTE
+/// that needs no change). 3ea277194daa ("mm, mprotect: flush TLB if potentially racing with a
+/// parallel reclaim leaving stale TLB entries"): mprotect met PTEs that reclaim had unmapped
+/// with its flush still batched; 60bae7370896 (migration vs MADV_DONTNEED) and the 2017
+/// "mm: fix MADV_[FREE|DONTNEED] TLB flush miss problem" are the same shape with other pairs.
+/// In the model this is `fixed` without the PTE lock held across `ipi_wait` (SPEC §3.2
+/// *PTE lock*, DragonFly's pv entry across `pmap_inval_interlock`…`deinterlock`), which makes
+/// the second operation wait. (mremap's CVE-2018-18281 is a later variant of its own.)
 pub const DEFERRED_FLUSH: Kernel = Kernel {
     name: "deferred-flush",
-    story: "Linux deferred/batched TLB flush class (eb66ae030829 CVE-2018-18281, 3ea277194daa, \
-            60bae7370896): an operation that changes PTEs returns and drops its locks at \
-            ipi_wait; the flush is left in flight and other CPUs keep using stale entries.",
-    flush_before_return: false,
-    zoo_commits: "Linux eb66ae030829, 3ea277194daa, 60bae7370896",
+    story: "Linux batched-flush class (3ea277194daa mprotect vs reclaim, 60bae7370896 \
+            migration vs MADV_DONTNEED, 2017 MADV_DONTNEED flush miss): a PTE change drops the \
+            PTE lock before its ipi_wait (it still waits for its own IPIs); a second operation \
+            finds the PTE already changed and returns without a shootdown while another CPU \
+            still caches the old entry.",
+    pte_lock: false,
+    zoo_commits: "Linux 3ea277194daa, 60bae7370896 (the batched-flush miss)",
+    zoo_interleaved: true,
     zoo_expect_found: true,
     ..FIXED
 };

@@ -44,8 +44,8 @@ impl Machine {
         }
     }
 
-    /// `op` (not a switch, spawn, mprotect or madvise: those have their own plain paths; fork
-    /// only with `flush_before_return`) by thread (pid, tid) on `cpu`, the machine quiet.
+    /// `op` (not a switch, spawn, mprotect or madvise: those have their own plain paths) by
+    /// thread (pid, tid) on `cpu`, the machine quiet.
     pub fn kop_quiet(&mut self, cpu: usize, op: Op, pid: u32, tid: u32) -> Outcome {
         self.arrived = 0;
         match op {
@@ -233,9 +233,8 @@ impl Machine {
         result
     }
 
-    /// fork's `start`, `Phase::IpiWait` and `finish` (`flush_before_return` kernels only).
+    /// fork's `start`, `Phase::IpiWait` and `finish`.
     fn fork_quiet(&mut self, cpu: usize, pid: u32) -> Outcome {
-        debug_assert!(self.kernel.flush_before_return);
         if self.live_procs() >= MAX_PROCS {
             return Outcome::Eagain;
         }
@@ -319,11 +318,7 @@ impl Machine {
             // start
             let mut ft = if sleep { VM_PROT_WRITE } else { VM_PROT_READ };
             if ft.write && !self.kernel.umtx_fault_write {
-                let p = self.proc(pid);
-                if !p.map.entries[p.map.lookup(a.page)].prot_write {
-                    return Outcome::Efault;
-                }
-                ft = VM_PROT_READ;
+                ft = VM_PROT_READ; // before 10192bae: READ only, so no EFAULT
             }
             let f = match self.vm_fault_quiet(cpu, pid, a.page, ft, enter) {
                 Ok((f, _)) => f,
