@@ -210,17 +210,22 @@ pub const FIXED_TAGGED: Kernel = Kernel {
     ..FIXED
 };
 
-/// DragonFly 369ba561 (2011), "Fix a small race in the umtx code": umtx_sleep compared the
-/// word, then registered the sleeper and its copy-on-write event; a COW (or a store and a
-/// wakeup) between the two was missed and the sleeper stayed keyed on a frame nobody wakes.
-/// The fix re-reads the word after registering. (`fixed` re-checks more than the word: that the
-/// held page is still mapped there and writable, SPEC §3.2.) This variant has no re-check.
+/// DragonFly 369ba561 (2011), "Fix a small race in the umtx code": the commit message calls it
+/// "a potential vm_token race" — umtx_sleep compared the word, then registered its copy-on-write
+/// action on the page, and a COW in between was missed; the fix re-reads the word through the
+/// held page after registering. Before 369ba561 the real sleeper was *already* on the sleep
+/// queue (`tsleep_interlock`) before that second compare, so a store plus an `umtx_wakeup` in the
+/// window was not lost in the real code: the model's store-and-wakeup witness (litmus 16) is the
+/// model's, where registering and blocking are one step; the COW/discard/mprotect witnesses are
+/// the 2011 bug's shape. (`fixed` re-checks more than the word: that the held page is still
+/// mapped there and writable, SPEC §3.2.) This variant has no re-check.
 pub const UMTX_NO_RECHECK: Kernel = Kernel {
     name: "umtx-no-recheck",
-    story: "DragonFly BSD before 369ba561 (2011), 'Fix a small race in the umtx code': \
-            umtx_sleep does not re-check after registering the sleeper and its COW event, so \
-            a store and a wakeup (or a COW, a discard, an mprotect) between the compare and \
-            the registration are missed: lost wakeup.",
+    story: "DragonFly BSD before 369ba561 (2011), 'Fix a small race in the umtx code' ('a \
+            potential vm_token race'): umtx_sleep does not re-check after registering its COW \
+            event, so a COW, discard or mprotect between the compare and the registration is \
+            missed: lost wakeup. The store-plus-wakeup witness is the model's only: the real \
+            sleeper was already queued by tsleep_interlock before the second compare.",
     umtx_recheck: false,
     zoo_commits: "DragonFly 369ba561",
     zoo_interleaved: true,
@@ -228,15 +233,18 @@ pub const UMTX_NO_RECHECK: Kernel = Kernel {
     ..FIXED
 };
 
-/// DragonFly before 10192bae (2008), both halves: umtx_sleep faulted its page for READ only, so
-/// after a fork the sleeper is keyed on the frame the process still shares with its child,
-/// and the copy-on-write of the process's next store (which has no umtx event) moves the
-/// process to a new frame that `umtx_wakeup` finds: lost wakeup with plain lines only.
+/// DragonFly before 10192bae (2008), both halves: umtx_sleep faulted its page for READ only
+/// (`git show 10192bae^:sys/kern/kern_umtx.c`), so it forced no copy-on-write and gave no
+/// `EFAULT`: on a page whose prot lacks write it compares and sleeps; after a fork the sleeper is
+/// keyed on the frame the process still shares with its child, and the copy-on-write of the
+/// process's next store (which has no umtx event) moves the process to a new frame that
+/// `umtx_wakeup` finds: lost wakeup with plain lines only.
 pub const PRE_10192BAE: Kernel = Kernel {
     name: "pre-10192bae",
     story: "DragonFly BSD before 10192bae (2008): umtx_sleep faults the page for READ only (no \
-            forced copy-on-write) and the COW path has no umtx event; a sleeper keyed on a \
-            frame shared after fork is lost when its own process's store copies the page.",
+            forced copy-on-write, so no EFAULT: a read-only page is compared and slept on) and \
+            the COW path has no umtx event; a sleeper keyed on a frame shared after fork is lost \
+            when its own process's store copies the page.",
     umtx_fault_write: false,
     cow_event: false,
     zoo_commits: "DragonFly 10192bae (both halves)",
@@ -262,18 +270,20 @@ pub const SWITCH_CLEAR_EARLY: Kernel = Kernel {
     ..FIXED
 };
 
-/// OpenBSD 43687ba57c7d (uvm_fault), FreeBSD r329254/r336294 (D14347, D16261, vm_fault's COW
-/// and pmap_enter), the NetBSD bug of golang/go#34988: the copy-on-write fault installed the new
-/// writable PTE before the old frame's TLB entries on other CPUs were shot down. Thread B writes
-/// the new frame while thread C still reads the old one through its TLB.
+/// OpenBSD 43687ba57c7d (uvm_fault), FreeBSD r336294 (D16261, vm_fault's COW), the amd64
+/// pmap_enter change rS335784 (D16005) and the earlier workaround r329254 (D14347), the NetBSD
+/// bug of golang/go#34988: the copy-on-write fault installed the new writable PTE before the old
+/// frame's TLB entries on other CPUs were shot down. Thread B writes the new frame while thread C
+/// still reads the old one through its TLB.
 pub const COW_MAKE_BEFORE_BREAK: Kernel = Kernel {
     name: "cow-make-before-break",
-    story: "OpenBSD 43687ba57c7d, FreeBSD r336294 (D16261), NetBSD (golang/go#34988): the COW \
+    story: "OpenBSD 43687ba57c7d, FreeBSD r336294 (D16261) with amd64 rS335784 (D16005) and the \
+            workaround r329254, NetBSD (golang/go#34988): the COW \
             fault enters the new writable PTE before the old frame's mappings are removed and \
             shot down; another thread stores to the new frame while a third still reads the \
             old one through its TLB.",
     cow_break_before_make: false,
-    zoo_commits: "OpenBSD 43687ba57c7d; FreeBSD r336294",
+    zoo_commits: "OpenBSD 43687ba57c7d; FreeBSD r336294, rS335784, r329254",
     zoo_interleaved: true,
     zoo_expect_found: true,
     ..FIXED
@@ -309,32 +319,36 @@ pub const DEFERRED_FLUSH: Kernel = Kernel {
 /// vm_fault_page(), wrote through a kernel mapping and released it with vm_page_unhold(): the
 /// page was *held*, never busy, during the copy, so fork and COW faults did not wait for it. A
 /// fork and a store between the fault and the copy leave the debugger writing a frame that the
-/// target no longer maps. Later DragonFly (the procfs_mem.c with vmm support and
-/// vmspace_drop) still releases with vm_page_unhold() only: no fix found in procfs.
+/// target no longer maps. DragonFly closed it in dc039ae0 (2017-01-28): vm_fault_page returns
+/// the page busied for a write. Linux analogue: 70e806e4e645 (early COW of pinned pages at fork).
 pub const PROCFS_HOLD_ONLY: Kernel = Kernel {
     name: "procfs-hold-only",
     story: "The real DragonFly tree at 385c96e4: procfs_rwmem holds the page with vm_page_hold \
             only during the write, so a fork and a COW store between the fault and the write \
-            leave the write in a frame the process no longer maps (lost write). Later DragonFly \
-            procfs_mem.c (with vmm support) still only holds: no fix found there. Linux \
-            analogue: 70e806e4e645.",
+            leave the write in a frame the process no longer maps (lost write). Closed by \
+            DragonFly dc039ae0 (2017-01-28): vm_fault_page returns the page busied for a \
+            write. Linux analogue: 70e806e4e645.",
     busy_through_access: false,
-    zoo_commits: "DragonFly 385c96e4 tree (procfs_mem.c); Linux 70e806e4e645",
+    zoo_commits: "DragonFly 385c96e4 tree (procfs_mem.c), fixed by dc039ae0; Linux 70e806e4e645",
     zoo_interleaved: true,
     zoo_expect_found: true,
     ..FIXED
 };
 
-/// FreeBSD r335171 (a fault racing fork's object split) and the class of retried faults that
-/// trust what they found before they slept: a fault resumed after a yield point does not
-/// revalidate the map and the shadow chain; it installs or uses the page it found before.
+/// A mutant of the BSD map-generation check: DragonFly's vm_fault.c at 385c96e4 re-checks
+/// `fs->map->timestamp != fs->map_generation` after it may have slept and returns
+/// `KERN_TRY_AGAIN` (FreeBSD's `map_generation` does the same). Without it a fault resumed after
+/// a yield point installs or uses the page (and protection) it found before an mprotect or a
+/// discard in between. Not FreeBSD r335171: that commit fixed swap read-behind pages put in the
+/// wrong object, and its message says the map-generation check was there and worked.
 pub const NO_REVALIDATE: Kernel = Kernel {
     name: "no-revalidate",
-    story: "FreeBSD r335171 class: a fault resumed after a yield point does not check the map \
-            generation and shadow chain again; it installs the page (and the protection) it \
-            found before an mprotect or discard in between.",
+    story: "A mutant of the map-generation check (DragonFly vm_fault.c at 385c96e4: \
+            map->timestamp != map_generation -> KERN_TRY_AGAIN; FreeBSD map_generation): a \
+            fault resumed after a yield point does not revalidate; it installs the page (and \
+            the protection) it found before an mprotect or discard in between.",
     fault_revalidate: false,
-    zoo_commits: "FreeBSD r335171 (class)",
+    zoo_commits: "mutant of DragonFly vm_fault.c KERN_TRY_AGAIN (385c96e4 tree)",
     zoo_interleaved: true,
     zoo_expect_found: true,
     ..FIXED
