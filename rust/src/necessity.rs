@@ -21,6 +21,8 @@ pub struct Action {
     pub present: fn(&Kernel) -> bool,
     /// `k` without the action.
     pub off: fn(&mut Kernel),
+    /// `k` with the action (the inverse of `off`).
+    pub on: fn(&mut Kernel),
 }
 
 pub const ACTIONS: &[Action] = &[
@@ -30,6 +32,7 @@ pub const ACTIONS: &[Action] = &[
         what: "vm_fault_page returns the held page without pmap_enter() into the target pmap",
         present: |k| !k.vm_fault_page_pmap_enter,
         off: |k| k.vm_fault_page_pmap_enter = true,
+        on: |k| k.vm_fault_page_pmap_enter = false,
     },
     Action {
         name: "cow_copy_remove_all",
@@ -37,6 +40,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a copy-on-write copy unmaps the old frame from every pmap, with shootdowns",
         present: |k| k.cow_copy_remove_all,
         off: |k| k.cow_copy_remove_all = false,
+        on: |k| k.cow_copy_remove_all = true,
     },
     Action {
         name: "cow_event",
@@ -44,6 +48,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a copy-on-write copy wakes the umtx sleepers keyed on the old frame",
         present: |k| k.cow_event,
         off: |k| k.cow_event = false,
+        on: |k| k.cow_event = true,
     },
     Action {
         name: "fork_write_protect",
@@ -51,6 +56,7 @@ pub const ACTIONS: &[Action] = &[
         what: "fork write-protects the parent's PTEs of private entries",
         present: |k| k.fork_write_protect,
         off: |k| k.fork_write_protect = false,
+        on: |k| k.fork_write_protect = true,
     },
     Action {
         name: "shootdown_remote",
@@ -58,6 +64,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a PTE change invalidates the other CPUs in pm_active, not only the caller",
         present: |k| k.shootdown_remote,
         off: |k| k.shootdown_remote = false,
+        on: |k| k.shootdown_remote = true,
     },
     Action {
         name: "protect_right_va",
@@ -65,6 +72,7 @@ pub const ACTIONS: &[Action] = &[
         what: "the write-protect path invalidates the address it protected",
         present: |k| k.protect_right_va,
         off: |k| k.protect_right_va = false,
+        on: |k| k.protect_right_va = true,
     },
     Action {
         name: "pm_active_until_flush",
@@ -72,6 +80,7 @@ pub const ACTIONS: &[Action] = &[
         what: "on tagged TLBs a CPU keeps its pm_active bit until it has flushed",
         present: |k| k.pm_active_until_flush,
         off: |k| k.pm_active_until_flush = false,
+        on: |k| k.pm_active_until_flush = true,
     },
     Action {
         name: "busy_through_access",
@@ -79,6 +88,7 @@ pub const ACTIONS: &[Action] = &[
         what: "the page vm_fault_page returns stays busy until the caller's access is done",
         present: |k| k.busy_through_access,
         off: |k| k.busy_through_access = false,
+        on: |k| k.busy_through_access = true,
     },
     Action {
         name: "fork_waits_busy",
@@ -86,6 +96,7 @@ pub const ACTIONS: &[Action] = &[
         what: "fork waits for busy pages of the entries it makes copy-on-write",
         present: |k| k.fork_waits_busy,
         off: |k| k.fork_waits_busy = false,
+        on: |k| k.fork_waits_busy = true,
     },
     Action {
         name: "umtx_recheck",
@@ -93,6 +104,7 @@ pub const ACTIONS: &[Action] = &[
         what: "umtx_sleep re-checks the held page is still mapped and writable after registering",
         present: |k| k.umtx_recheck,
         off: |k| k.umtx_recheck = false,
+        on: |k| k.umtx_recheck = true,
     },
     Action {
         name: "fault_revalidate",
@@ -100,6 +112,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a fault resumed after a yield point revalidates the map and shadow chain",
         present: |k| k.fault_revalidate,
         off: |k| k.fault_revalidate = false,
+        on: |k| k.fault_revalidate = true,
     },
     Action {
         name: "busy_lock",
@@ -107,6 +120,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a fault or fork waits for a page another operation keeps busy",
         present: |k| k.busy_lock,
         off: |k| k.busy_lock = false,
+        on: |k| k.busy_lock = true,
     },
     Action {
         name: "map_lock",
@@ -114,6 +128,7 @@ pub const ACTIONS: &[Action] = &[
         what: "a fault's lookup waits for the map lock of fork, mprotect, madvise and exit",
         present: |k| k.map_lock,
         off: |k| k.map_lock = false,
+        on: |k| k.map_lock = true,
     },
     Action {
         name: "pte_lock",
@@ -121,13 +136,47 @@ pub const ACTIONS: &[Action] = &[
         what: "a pmap operation waits for a PTE change not yet past its ipi_wait",
         present: |k| k.pte_lock,
         off: |k| k.pte_lock = false,
+        on: |k| k.pte_lock = true,
     },
     Action {
         name: "exit_waits_siblings",
-        function: "exit1() -> killalllwps(), PSTALL() (kern_exit.c)",
-        what: "exit waits for the process's other threads and procfs users to leave the kernel",
+        function: "exit1() -> killalllwps() (kern_exit.c)",
+        what: "exit waits for the process's other threads to leave the kernel (not for another process's procfs access)",
         present: |k| k.exit_waits_siblings,
         off: |k| k.exit_waits_siblings = false,
+        on: |k| k.exit_waits_siblings = true,
+    },
+    Action {
+        name: "umtx_fault_write",
+        function: "umtx_sleep(): vm_fault_page(VM_PROT_READ|VM_PROT_WRITE) (kern_umtx.c), 10192bae",
+        what: "umtx_sleep faults its page for write, forcing the copy-on-write before it keys the sleeper",
+        present: |k| k.umtx_fault_write,
+        off: |k| k.umtx_fault_write = false,
+        on: |k| k.umtx_fault_write = true,
+    },
+    Action {
+        name: "switch_keeps_same_space",
+        function: "cpu_switchto()/pmap_activate(): pm_active bits touched only when the space changes (OpenBSD 9f1181d59de3)",
+        what: "a switch between threads of one process leaves the CPU's pm_active bit set",
+        present: |k| k.switch_keeps_same_space,
+        off: |k| k.switch_keeps_same_space = false,
+        on: |k| k.switch_keeps_same_space = true,
+    },
+    Action {
+        name: "cow_break_before_make",
+        function: "vm_fault COW: pmap_remove_all() of the old frame before pmap_enter() of the copy (OpenBSD 43687ba57c7d, FreeBSD r336294)",
+        what: "the copy-on-write fault shoots down the old frame before it enters the new writable PTE",
+        present: |k| k.cow_break_before_make,
+        off: |k| k.cow_break_before_make = false,
+        on: |k| k.cow_break_before_make = true,
+    },
+    Action {
+        name: "retry_keeps_write",
+        function: "the forced write's retried lookup keeps its write intent (Linux 19be0eaffa3a, Dirty COW)",
+        what: "vm_fault_page's lookup after a COW still asks for write",
+        present: |k| k.retry_keeps_write,
+        off: |k| k.retry_keeps_write = false,
+        on: |k| k.retry_keeps_write = true,
     },
 ];
 
@@ -160,7 +209,8 @@ pub fn variant(base: &'static Kernel, off: &[&str], on: &[&str]) -> Result<&'sta
     let mut k = *base;
     for a in on {
         let act = action(a).ok_or_else(|| format!("unknown safety action '{a}'"))?;
-        k = toggle_on(k, act);
+        (act.on)(&mut k);
+        debug_assert!((act.present)(&k));
     }
     for a in off {
         let act = action(a).ok_or_else(|| format!("unknown safety action '{a}'"))?;
@@ -170,29 +220,6 @@ pub fn variant(base: &'static Kernel, off: &[&str], on: &[&str]) -> Result<&'sta
     let k: &'static Kernel = Box::leak(Box::new(k));
     map.insert(name, k);
     Ok(k)
-}
-
-fn toggle_on(mut k: Kernel, act: &Action) -> Kernel {
-    match act.name {
-        "vm_fault_page_no_pmap_enter" => k.vm_fault_page_pmap_enter = false,
-        "cow_copy_remove_all" => k.cow_copy_remove_all = true,
-        "cow_event" => k.cow_event = true,
-        "fork_write_protect" => k.fork_write_protect = true,
-        "shootdown_remote" => k.shootdown_remote = true,
-        "protect_right_va" => k.protect_right_va = true,
-        "pm_active_until_flush" => k.pm_active_until_flush = true,
-        "busy_through_access" => k.busy_through_access = true,
-        "fork_waits_busy" => k.fork_waits_busy = true,
-        "umtx_recheck" => k.umtx_recheck = true,
-        "fault_revalidate" => k.fault_revalidate = true,
-        "busy_lock" => k.busy_lock = true,
-        "map_lock" => k.map_lock = true,
-        "pte_lock" => k.pte_lock = true,
-        "exit_waits_siblings" => k.exit_waits_siblings = true,
-        _ => {}
-    }
-    debug_assert!((act.present)(&k));
-    k
 }
 
 fn run_steps(kernel: &'static Kernel, hw: Hw, steps: &[Step]) -> Option<Violation> {
