@@ -191,8 +191,10 @@ def encode(text: str, kernel: str | None = None, hw: str | None = None) -> bytes
 def canonical(text: str) -> str:
     """The op lines as the core prints them (no header, no assertions): parse, then print."""
 
-def explain(text: str, kernel: str | None = None, hw: str | None = None) -> ExplainDict:
-    """`run_text` plus the machine state after every step (for `pyvmfuzz explain`)."""
+def explain(text: str, kernel: str | None = None, hw: str | None = None,
+            past_internal: bool = False) -> ExplainDict:
+    """`run_text` plus the machine state after every step (for `pyvmfuzz explain`);
+    `past_internal` as run_text's: a witness runs on to its user-visible step."""
 
 def mutate(data: bytes, max_size: int, seed: int, uniform: bool = False) -> bytes | None:
     """One record-aware mutation of a byte-form program within `max_size` bytes (append,

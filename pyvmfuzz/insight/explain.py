@@ -46,6 +46,7 @@ def model(rep: dict) -> dict:
     ncpus = HwSpec.parse(typed.hw).resolve().cpus or layout.HW_DEFAULT[0]
     pages = pages_involved(steps)
     v = rep["violation"]
+    internal = rep.get("internal")
     rows = []
     for i, (step, out) in enumerate(zip(steps, trace)):
         st = states[i] if i < len(states) else None
@@ -65,6 +66,8 @@ def model(rep: dict) -> dict:
             "pages": {pg: cells(st, pg, ncpus) for pg in pages} if st else {},
             "sleepers": st["sleepers"] if st else [],
             "bad": v is not None and v["step"] == i + 1,
+            # the core's own invariant broke here; a witness goes on to a user-visible step
+            "internal": internal is not None and internal["step"] == i + 1,
         })
     frames = {}
     for st in states:
@@ -72,7 +75,7 @@ def model(rep: dict) -> dict:
             frames[int(f)] = (words, freed)
     pids = sorted({p["pid"] for st in states for p in st["procs"]})
     return {"rows": rows, "pages": pages, "ncpus": ncpus, "pids": pids, "frames": frames,
-            "violation": v, "kernel": rep["kernel"], "hw": rep["hw"]}
+            "violation": v, "internal": internal, "kernel": rep["kernel"], "hw": rep["hw"]}
 
 
 def _pending(r: dict, c: int) -> str:
@@ -99,7 +102,7 @@ def render_text(m: dict, title: str) -> str:
     out.append(head)
     for r in m["rows"]:
         lane = [_lane(r, c).ljust(ws[c]) for c in range(m["ncpus"])]
-        mark = "!!" if r["bad"] else "  "
+        mark = "!!" if r["bad"] else "! " if r["internal"] else "  "
         out.append(f"{r['n']:>3}{mark}" + "".join(lane))
         for pg in m["pages"]:
             cell = r["pages"].get(pg)
@@ -114,10 +117,13 @@ def render_text(m: dict, title: str) -> str:
             out.append(f"       {pg:<6} {procs} | TLB {tlb}")
         if r["sleepers"]:
             out.append("       sleepers " + ", ".join(f"{t} on f{f} word {w_}" for t, f, w_ in r["sleepers"]))
-    v = m["violation"]
+    v, iv = m["violation"], m.get("internal")
+    if iv:
+        out.append(f"# step {iv['step']} (!): {iv['kind']}, the core's own invariant — {iv['observed']}"
+                   + ("; the run went on to what a user sees" if v else "; nothing user-visible follows"))
     if v:
-        out.append(f"# step {v['step']}: {v['kind']} — expected {v['expected']}, observed {v['observed']}")
-    else:
+        out.append(f"# step {v['step']} (!!): {v['kind']} — expected {v['expected']}, observed {v['observed']}")
+    elif not iv:
         out.append("# no violation: expectation and observation agree at every step")
     out.append("# frames: " + "  ".join(
         f"f{f}=[{','.join(hex(x) for x in words)}]{' (freed)' if freed else ''}"
@@ -162,8 +168,8 @@ def render_html(m: dict, title: str) -> str:
         for c in range(m["ncpus"]):
             x = left + c * colw
             if c == r["cpu"]:
-                fill = "#f7c8c8" if r["bad"] else "#cfe0fc"
-                stroke = "#b3261e" if r["bad"] else "#5b8def"
+                fill = "#f7c8c8" if r["bad"] else "#fde9c8" if r["internal"] else "#cfe0fc"
+                stroke = "#b3261e" if r["bad"] else "#c77700" if r["internal"] else "#5b8def"
                 svg.append(f'<rect x="{x + 4}" y="{y + 2}" width="{colw - 8}" height="{lane_h - 5}" rx="4" '
                            f'fill="{fill}" stroke="{stroke}"/>')
                 svg.append(f'<text x="{x + 9}" y="{y + 16}">{e(labels[i])}</text>')
@@ -213,11 +219,15 @@ def render_html(m: dict, title: str) -> str:
             act = [f"P{pid}:{{{','.join(map(str, a))}}}" for pid, (_, _, a) in any_pg["procs"].items()]
         tds.append(f"<td>{'<br>'.join(e(a) for a in act)}</td>")
         tds.append(f"<td>{'<br>'.join(e(f'{t}@f{f}.{w}') for t, f, w in r['sleepers'])}</td>")
-        body.append(f'<tr class="{"badrow" if r["bad"] else ""}">' + "".join(tds) + "</tr>")
-    v = m["violation"]
+        body.append(f'<tr class="{"badrow" if r["bad"] or r["internal"] else ""}">' + "".join(tds) + "</tr>")
+    v, iv = m["violation"], m.get("internal")
     verdict = (f'<div class="verdict bad">step {v["step"]}: {e(v["kind"])} — expected {e(v["expected"])}, '
                f'observed {e(v["observed"])}</div>' if v else
-               '<div class="verdict ok">clean: expectation and observation agree at every step</div>')
+               '' if iv else '<div class="verdict ok">clean: expectation and observation agree at every step</div>')
+    if iv:
+        verdict = (f'<div class="verdict bad">step {iv["step"]}: {e(iv["kind"])}, the core\'s own invariant — '
+                   f'{e(iv["observed"])}' + ('; the run goes on to what a user sees' if v else
+                                             '; nothing user-visible follows') + '</div>' + verdict)
     frames = " ".join(f"f{f}=[{', '.join(hex(x) for x in words)}]{' freed' if freed else ''}"
                       for f, (words, freed) in sorted(m["frames"].items()))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>pyvmfuzz explain: {e(title)}</title>

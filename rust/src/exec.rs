@@ -49,9 +49,14 @@ thread_local! {
 /// `Report::internal` and the run goes on until the first user-visible violation (or a model
 /// assertion), which is `Report::violation`. Invariants are not checked after the first break.
 pub fn run_past_internal(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
-    PAST_INTERNAL.with(|f| f.set(true));
-    let r = run_opts(src, hw, kernel, 0, true, None);
-    PAST_INTERNAL.with(|f| f.set(false));
+    with_past_internal(true, || run_opts(src, hw, kernel, 0, true, None))
+}
+
+/// Run `f` with the witness-search mode of [`run_past_internal`] set to `on`.
+pub fn with_past_internal<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    PAST_INTERNAL.with(|x| x.set(on));
+    let r = f();
+    PAST_INTERNAL.with(|x| x.set(false));
     r
 }
 

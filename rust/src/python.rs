@@ -383,15 +383,16 @@ fn thread_name(t: (u32, u32)) -> String {
 }
 
 /// Run a text program and return its report plus the machine's state after every step
-/// (for `pyvmfuzz explain`).
+/// (for `pyvmfuzz explain`). `past_internal`: as `run_text`'s — a witness is shown through to
+/// its user-visible step, the internal violation in `internal`.
 #[pyfunction]
-#[pyo3(signature = (text, kernel=None, hw=None))]
-fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyDict>> {
+#[pyo3(signature = (text, kernel=None, hw=None, past_internal=false))]
+fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>, past_internal: bool) -> PyResult<Bound<'py, PyDict>> {
     use crate::program::PAGE_NAMES;
     let (prog, k, eff) = prepare(text, kernel, hw)?;
     let mut snaps = Vec::new();
-    let r = exec::run_observed(Source::Text(&prog), eff, k, 0, true, None, &mut |m| {
-        snaps.push(crate::explain::snapshot(m))
+    let r = exec::with_past_internal(past_internal, || {
+        exec::run_observed(Source::Text(&prog), eff, k, 0, true, None, &mut |m| snaps.push(crate::explain::snapshot(m)))
     })
     .map_err(|e| PyValueError::new_err(e.to_string()))?;
     let d = report_dict(py, &r, Some(&prog))?;
