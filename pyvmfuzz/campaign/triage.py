@@ -1,0 +1,157 @@
+"""One finding per bug (issue 25): a violation's *bucket* is its root cause, as syzkaller buckets
+crashes by title — the kind, the operation where it shows, and the kernel's deviation from
+`fixed` that enables it (what `necessity` would name: each safety action the kernel lacks is
+switched off alone in `fixed`, and those that alone reproduce a violation on the same program
+are the cause). Two programs in one bucket are one bug; a campaign saves one representative per
+bucket and counts the rest, and `pyvmfuzz triage DIR` groups any crashes directory so."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from pyvmfuzz import _core
+
+_INFLIGHT_LINE = re.compile(r"^cpu(\d+) (resume|ipi)\b")
+
+
+@lru_cache(maxsize=None)
+def _actions() -> dict[str, str]:
+    return {name: what for name, _, what in _core.safety_actions()}
+
+
+@lru_cache(maxsize=None)
+def deviations(kernel: str) -> tuple[tuple[str, bool], ...]:
+    """The safety actions in which `kernel` differs from `fixed`: (action, whether fixed has it)."""
+    out = []
+    for name in _actions():
+        fixed_has = _core.action_present("fixed", name)
+        if fixed_has != _core.action_present(kernel, name):
+            out.append((name, fixed_has))
+    return tuple(out)
+
+
+def causes(kernel: str, hw: str, steps: list[str]) -> tuple[str, ...]:
+    """The deviations of `kernel` that alone make `fixed` fail this program (any violation).
+    All of them where none does alone; () for `fixed` itself (a model bug, no deviation)."""
+    devs = deviations(kernel)
+    if not devs:
+        return ()
+    text = "\n".join([hw] + steps) + "\n"
+    hit = []
+    for name, fixed_has in devs:
+        off, on = ([name], []) if fixed_has else ([], [name])
+        try:
+            if _core.run_variant("fixed", text, None, off, on) is not None:
+                hit.append(name)
+        except ValueError:  # another schedule there (a line not applicable): not this one
+            continue
+    return tuple(hit) or tuple(n for n, _ in devs)
+
+
+def violating_action(steps: list[str], step: int) -> str:
+    """The operation the violation shows in: the op of line `step`, or for a `resume`, the op
+    in flight on that CPU (started by the last line there that was not resume or ipi)."""
+    line = steps[step - 1].split("#")[0].split("->")[0].split()
+    m = _INFLIGHT_LINE.match(" ".join(line))
+    if m and m.group(2) == "resume":
+        cpu = f"cpu{m.group(1)}"
+        for prev in reversed(steps[: step - 1]):
+            toks = prev.split()
+            if toks and toks[0] == cpu and toks[1] not in ("resume", "ipi"):
+                return toks[1]
+    return line[1] if len(line) > 1 else "?"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    kind: str
+    action: str
+    cause: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}|{self.action}|{','.join(self.cause)}"
+
+    @property
+    def name(self) -> str:
+        """A file-name stem: the kind and a short hash of the whole key."""
+        return f"{self.kind}-{hashlib.sha1(self.key.encode()).hexdigest()[:10]}"
+
+    @property
+    def title(self) -> str:
+        if not self.cause:
+            why = "no deviation from fixed (a model bug)"
+        elif len(self.cause) == 1:
+            why = f"without '{self.cause[0]}' ({_actions().get(self.cause[0], '?')})"
+        else:
+            why = "without " + " + ".join(f"'{c}'" for c in self.cause)
+        return f"{self.kind} in {self.action}: {why}"
+
+
+def bucket(kernel: str, hw: str, steps: list[str], kind: str, step: int) -> Bucket:
+    return Bucket(kind, violating_action(steps, step), causes(kernel, hw, steps))
+
+
+@dataclass
+class Group:
+    bucket: Bucket
+    files: list[str] = field(default_factory=list)
+    shortest: str = ""
+    shortest_len: int = 0
+
+
+def _read_finding(path: str) -> tuple[str, str, list[str], str, int] | None:
+    """(kernel, hw, op lines, kind, step) of a saved finding: its kernel line and the expect
+    line for that kernel with a user-visible kind (else the first one for it)."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    kernel, hw, steps, expects = None, "hw", [], []
+    for ln in text.splitlines():
+        s = ln.split("#")[0].strip()
+        if s.startswith("kernel "):
+            kernel = s.split()[1]
+        elif s.startswith("hw "):
+            hw = s
+        elif s.startswith("expect "):
+            expects.append(s.split())
+        elif s.startswith("cpu"):
+            steps.append(s.split("->")[0].strip())
+    if kernel is None or not steps:
+        return None
+    mine = [e for e in expects if len(e) == 4 and e[1] == kernel]
+    if not mine:
+        return None
+    from pyvmfuzz.oracle.check import CORE_ONLY
+
+    visible = [e for e in mine if e[2] not in CORE_ONLY]
+    e = (visible or mine)[-1]
+    return kernel, hw, steps, e[2], int(e[3])
+
+
+def triage(paths: list[str]) -> list[Group]:
+    """Group saved findings (`.txt` files; directories are walked one level) by bucket, the
+    largest group first; each group's representative is its shortest program."""
+    files = []
+    for p in paths:
+        if os.path.isdir(p):
+            files += sorted(os.path.join(p, n) for n in os.listdir(p) if n.endswith(".txt"))
+        else:
+            files.append(p)
+    groups: dict[str, Group] = {}
+    for f in files:
+        got = _read_finding(f)
+        if got is None:
+            continue
+        kernel, hw, steps, kind, step = got
+        b = bucket(kernel, hw, steps, kind, step)
+        g = groups.setdefault(b.key, Group(b))
+        g.files.append(f)
+        if not g.shortest or len(steps) < g.shortest_len:
+            g.shortest, g.shortest_len = f, len(steps)
+    return sorted(groups.values(), key=lambda g: (-len(g.files), g.bucket.key))
