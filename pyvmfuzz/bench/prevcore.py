@@ -32,15 +32,25 @@ def default_path() -> str:
 
 
 def plain_texts(programs: int, seed: int, kernel: str, prev=None) -> list[str]:
-    """Random programs without `until`/`resume`/`ipi`: 4-byte records of the pre-§3.2 byte
-    form decoded by the previous build, or, without one, this build's 5-byte records with the
-    until byte below 0xa0 and the resume/ipi choices folding to loads (nothing in flight)."""
+    """Random programs without `until`/`resume`/`ipi` (`plain_bytes`), decoded by the previous
+    build when there is one, else by this one; only programs both builds can run are kept (a
+    build that changed a kernel's behaviour may take another schedule: a line that was
+    applicable may not be), so the count can fall short of `programs`."""
     from pyvmfuzz import _core as new
 
     rng = random.Random(seed)
-    if prev is not None:
-        return [prev.decode(rng.randbytes(2 + 4 * rng.randrange(1, 65)), kernel) for _ in range(programs)]
-    return [new.decode(plain_bytes(rng, 64), kernel) for _ in range(programs)]
+    dec = prev if prev is not None else new
+    out = []
+    for _ in range(programs):
+        t = dec.decode(plain_bytes(rng, 64), kernel)
+        try:
+            new.run_text(t, kernel)
+            if prev is not None:
+                prev.run_text(t, kernel)
+        except ValueError:
+            continue
+        out.append(t)
+    return out
 
 
 def plain_bytes(rng: random.Random, max_records: int) -> bytes:
