@@ -325,14 +325,39 @@ impl Judge {
     /// lost-wakeup). On agreement the contract state advances.
     #[inline]
     pub fn check(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
+        self.check_mode(n, step, actor, obs, false)
+    }
+
+    /// `literal`: SPEC §4.1's kind (after a program's first §3.2 line, readings R4) — the most
+    /// specific of everything that goes wrong at the step, so an owed wake left unnamed outranks
+    /// an `outcome` mismatch; else the sequential order (outcome kinds, the wake list, then
+    /// lost-wakeup).
+    pub fn check_mode(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed, literal: bool) -> Option<Violation> {
         let want = self.want(step, actor);
+        let mut value = None;
         if obs.outcome != want {
             let kind = value_kind(step.op, obs.outcome, want);
-            return Some(Violation { kind, step: n, expected: want.to_string(), observed: obs.to_string() });
+            let v = Violation { kind, step: n, expected: want.to_string(), observed: obs.to_string() };
+            if !literal || rank(kind) == 0 {
+                return Some(v);
+            }
+            value = Some(v);
         }
+        let lost = self.check_wakes(n, step, actor, obs, want, literal);
+        match (value, lost) {
+            (Some(v), Some(l)) if rank(l.kind) < rank(v.kind) => Some(l),
+            (Some(v), _) => Some(v),
+            (None, l) => l,
+        }
+    }
+
+    /// The step's effect and its wake list: a name of a thread not blocked before it (or the
+    /// actor, or named twice) is `outcome`; a wake it owes and did not name, `lost-wakeup`.
+    fn check_wakes(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed, want: Outcome, literal: bool) -> Option<Violation> {
         let mut owed = self.effect(step, actor, want, 0, 0);
         // Each named thread must be one blocked before the line (not the actor), named once;
         // it runs from here on.
+        let mut bad = None;
         for t in &obs.woke {
             if let Some(i) = owed.iter().position(|x| x.t == *t) {
                 owed.swap_remove(i);
@@ -343,12 +368,15 @@ impl Judge {
                     self.sleepers.swap_remove(i);
                 }
                 _ => {
-                    return Some(Violation {
+                    bad = Some(Violation {
                         kind: Kind::Outcome,
                         step: n,
                         expected: format!("no wake of P{}.T{} (not blocked)", t.0, t.1),
                         observed: obs.to_string(),
-                    })
+                    });
+                    if !literal {
+                        return bad;
+                    }
                 }
             }
         }
@@ -358,7 +386,7 @@ impl Judge {
             let expected = Observed { outcome: obs.outcome, woke: all };
             return Some(Violation { kind: Kind::LostWakeup, step: n, expected: expected.to_string(), observed: obs.to_string() });
         }
-        None
+        bad
     }
 }
 
@@ -442,12 +470,15 @@ pub struct Lin {
     reports: Vec<(u32, (u32, u32))>,
     /// R1's real-time sleep queue while the window is open: threads that may be named.
     asleep: Vec<(u32, u32)>,
+    /// A §3.2 line has been seen: from here on a step's kind is SPEC §4.1's most specific
+    /// failure (readings R4); before it, the sequential judgement's order.
+    literal: bool,
     budget: u64,
 }
 
 impl Lin {
     pub fn new() -> Lin {
-        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], reports: Vec::new(), asleep: Vec::new(), budget: 0 }
+        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], reports: Vec::new(), asleep: Vec::new(), literal: false, budget: 0 }
     }
 
     pub fn reset(&mut self) {
@@ -460,6 +491,7 @@ impl Lin {
         self.open = [None; 8];
         self.reports.clear();
         self.asleep.clear();
+        self.literal = false;
     }
 
     /// Ops in the current window: (step, start line, end line or None) — for explanations.
@@ -482,15 +514,21 @@ impl Lin {
         if matches!(step.op, Op::Switch(_)) && obs.outcome == Outcome::Ok && obs.woke.is_empty() {
             return None;
         }
-        self.cands[0].check(n, step, actor, obs)
+        // A line with `until` that completed, or an `ipi`, is a §3.2 line too.
+        self.literal |= step.until.is_some() || matches!(step.op, Op::Ipi);
+        self.cands[0].check_mode(n, step, actor, obs, self.literal)
     }
 
     /// Judge line `n`.
     pub fn line(&mut self, n: u32, ev: Event) -> Option<Violation> {
+        match &ev {
+            Event::Plain { step, .. } => self.literal |= step.until.is_some() || matches!(step.op, Op::Ipi),
+            _ => self.literal = true,
+        }
         if self.window.is_empty() {
             if let Event::Plain { step, actor, obs } = &ev {
                 if self.cands.len() == 1 {
-                    return self.cands[0].check(n, step, *actor, obs);
+                    return self.cands[0].check_mode(n, step, *actor, obs, self.literal);
                 }
                 // Several candidate states: keep those that accept the line.
                 return self.plain_on_cands(n, step, *actor, obs);
@@ -618,7 +656,7 @@ impl Lin {
         let mut best: Option<Violation> = None;
         let mut keep = Vec::with_capacity(self.cands.len());
         for mut c in std::mem::take(&mut self.cands) {
-            match c.check(n, step, actor, obs) {
+            match c.check_mode(n, step, actor, obs, self.literal) {
                 None => keep.push(c),
                 Some(v) => {
                     if best.as_ref().is_none_or(|b| rank(v.kind) < rank(b.kind)) {
@@ -852,7 +890,10 @@ impl Lin {
         memo: &mut std::collections::HashMap<(u64, u64, u8, bool), Option<Option<Violation>>>,
     ) -> Option<Option<Violation>> {
         if placed & req == req {
-            return Some(path.value.clone().or_else(|| r1.clone()).or_else(|| path.lost.clone()));
+            // every failure of the order by L; the most specific of them (R4)
+            let mut all = [path.value.clone(), path.lost.clone(), r1.clone()].into_iter().flatten();
+            let first = all.next();
+            return Some(all.fold(first, |b, v| if b.as_ref().is_none_or(|b| rank(v.kind) < rank(b.kind)) { Some(v) } else { b }));
         }
         self.budget += 1;
         let key = (placed, s.state_hash(), path.value.as_ref().map_or(0, |v| v.kind.code() as u8), path.lost.is_some());
@@ -1032,6 +1073,34 @@ mod tests {
             plain("cpu2 load data1.0", T3, Outcome::Value(0), &[T2]),
         ];
         assert_eq!(judge(h), Some((Kind::Outcome, 4)));
+    }
+
+    #[test]
+    fn after_a_32_line_the_kind_is_the_most_specific_failure_by_the_line() {
+        // (readings R4, literal) the worked example with the sleep still in flight, then a spawn
+        // returning the wrong thread (outcome): in the orders with the sleep first, the wakeup
+        // at 3 owed it a wake never named; the most specific failure by line 4 is lost-wakeup.
+        let h = vec![
+            start("cpu1 umtx_sleep data0.0 0x0 until sleep", T2),
+            plain("cpu0 store data0.0 0x1", T1, Outcome::Ok, &[]),
+            plain("cpu0 umtx_wakeup data0.0", T1, Outcome::Ok, &[]),
+            plain("cpu0 spawn", T1, Outcome::Thread(1, 9), &[]),
+        ];
+        assert_eq!(judge(h), Some((Kind::LostWakeup, 4)));
+        // Without a §3.2 line the sequential order holds (SPEC 4: outcome kinds, then
+        // lost-wakeup): a wakeup returning EBUSY that also leaves its sleeper unnamed.
+        let h = vec![
+            plain("cpu1 umtx_sleep data0.0 0x0", T2, Outcome::Blocked, &[]),
+            plain("cpu0 umtx_wakeup data0.0", T1, Outcome::Ebusy, &[]),
+        ];
+        assert_eq!(judge(h.clone()), Some((Kind::Outcome, 2)));
+        // ... and after one, the same two lines give the more specific lost-wakeup.
+        let mut after = vec![
+            start("cpu2 umtx_sleep data1.0 0x1 until sleep", T3),
+            end(2, Outcome::Ebusy, &[]),
+        ];
+        after.extend(h);
+        assert_eq!(judge(after), Some((Kind::LostWakeup, 4)));
     }
 
     #[test]

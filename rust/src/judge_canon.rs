@@ -139,6 +139,7 @@ impl Lin {
         for &(l, (p, t)) in &self.reports {
             out.push(rank(l) | (p as u64) << 16 | (t as u64) << 40);
         }
+        out.push(self.literal as u64);
         let mut asleep = self.asleep.clone();
         asleep.sort_unstable();
         out.push(asleep.len() as u64);
@@ -169,6 +170,7 @@ impl Lin {
         self.open = o.open;
         self.reports.clone_from(&o.reports);
         self.asleep.clone_from(&o.asleep);
+        self.literal = o.literal;
         self.budget = o.budget;
     }
 }
