@@ -85,41 +85,165 @@ def cmd_run(args) -> int:
     # every file read (and parsed) before any trace is printed: a bad one gives no partial output
     loaded = [load(path) for path in args.files]
     for path, pf in zip(args.files, loaded):
-        rep = _run_linux(pf, args.hw) if args.target == "linux" else run_program(pf, args.kernel, args.hw)
-        bad = rep["violation"] is not None or rep["assert_failures"]
-        if bad:
+        if args.target == "linux":
+            rep = _run_linux(pf, args.hw)
+            osname, pv = "linux", _Verdict(rep["violation"], "oracle", None, None)
+        else:
+            osname = _personality(pf, args.os)
+            rep, cut = _run_model(pf, args, osname)
+            pv = _personality_verdict(pf, rep, osname, args.os is not None)
+            if cut is not None:
+                pv.notes.append(cut)
+        if pv.violation is not None or rep["assert_failures"]:
             status = 1
-        # --os is the oracle's personality (SPEC §4.2); the core has none, so the oracle's own
-        # verdict on the same observations is shown beside the core's
-        orc = _oracle_line(rep, args.os) if args.os and args.target == "model" else None
-        uv = _user_visible(pf, rep, args) if args.target == "model" else None
+        uv = _user_visible(pf, rep, args) if args.target == "model" and pv.judge == "core" else None
         if args.json:
             out = {
                 "file": path,
                 "kernel": rep["kernel"],
                 "hw": rep["hw"],
-                "verdict": "violation" if rep["violation"] else "clean",
-                "violation": rep["violation"],
+                "os": osname,
+                "verdict": "violation" if pv.violation else "clean",
+                "violation": pv.violation,
+                "judge": pv.judge,
                 "steps": rep["steps"],
                 "trace": rep["trace"],
                 "assert_failures": rep["assert_failures"],
             }
-            if orc is not None:
-                out["os"], out["oracle"] = args.os, orc
+            if pv.oracle is not None:
+                out["oracle"] = pv.oracle
+            if args.target == "model" and osname != "dragonfly":
+                # the core's own verdict: it has no personality and judges as os dragonfly
+                out["core"] = {"verdict": "violation" if rep["violation"] else "clean",
+                               "violation": rep["violation"]}
             out["user_visible"] = uv
             print(json.dumps(out), flush=True)
         else:
             print(f"# file: {path}")
-            sys.stdout.write(rep["trace_text"])
+            text = rep["trace_text"]
+            if args.target == "model" and osname != "dragonfly":
+                text = _with_os_line(text, osname)  # the trace replays under the same personality
+            sys.stdout.write(text)
             for a in rep["assert_failures"]:
                 print(f"# assertion failed at step {a['step']}: written {a['expected']}, observed {a['observed']}")
-            if orc is not None:
-                print(f"# oracle (os {args.os}): {orc}")
-            print(verdict_line(rep), flush=True)
+            if pv.oracle is not None and osname == "dragonfly":
+                print(f"# oracle (os {osname}): {pv.oracle}")
+            if args.target == "model" and osname != "dragonfly":
+                print(_personality_line(osname, pv), flush=True)
+                for note in pv.notes:
+                    print(f"# {note}")
+            else:
+                print(verdict_line(rep), flush=True)
             if uv is not None:
                 print(f"# user-visible after it: {uv['kind']} at step {uv['step']}: expected {uv['expected']}, "
                       f"observed {uv['observed']} ({'confirmed' if uv['confirmed'] else 'NOT confirmed'} by the oracle)")
     return status
+
+
+class _Verdict:
+    """The one verdict of a run under its personality (SPEC §4.2): `violation` (the report's
+    shape, or None), `judge` ("core" or "oracle"), `oracle` (the oracle's verdict as a line, where
+    it was asked), `notes` (comment lines: where the core's own judgement differs)."""
+
+    def __init__(self, violation, judge, oracle, notes):
+        self.violation, self.judge, self.oracle, self.notes = violation, judge, oracle, notes or []
+
+
+def _personality(pf, given: str | None) -> str:
+    """--os, else the program's `os` header, else (byte form) its sidecar's --os, else dragonfly."""
+    from pyvmfuzz.oracle import PERSONALITIES
+    from pyvmfuzz.oracle.check import program_os
+    from pyvmfuzz.programs import sidecar
+
+    name = given or (program_os(pf.text) if pf.is_text else sidecar(pf.path).get("os")) or "dragonfly"
+    if name not in PERSONALITIES:
+        raise InputError(f"{pf.path}: unknown os '{visible(name)}' (want {' or '.join(PERSONALITIES)})")
+    return name
+
+
+def _run_model(pf, args, osname: str) -> tuple[dict, str | None]:
+    """Run on the model. SPEC §2.3: a line not applicable when reached is an input error unless
+    the run has already ended in a violation. The core judges as os dragonfly, so under another
+    personality a run may have ended (in the oracle's verdict) before a line the model cannot
+    apply -- a program written for Linux, whose sleep blocked there. Then the run is the text
+    before that line, and the note says so; else the input error stands."""
+    try:
+        return run_program(pf, args.kernel, args.hw), None
+    except InputError as e:
+        if osname == "dragonfly" or not pf.is_text or e.line is None:
+            raise
+        from pyvmfuzz import oracle
+        from pyvmfuzz.oracle.check import observations
+        from pyvmfuzz.programs import ProgramFile
+
+        try:
+            rep = run_program(ProgramFile(pf.path, "".join(pf.text.splitlines(keepends=True)[:e.line - 1]), None),
+                              args.kernel, args.hw)
+            ended = rep["steps"] and oracle.judge(observations(rep), os=osname) is not None
+        except (InputError, oracle.TraceError):
+            ended = False
+        if not ended:
+            raise
+        return rep, (f"line {e.line} did not run: the model cannot apply it ({e.reason}); "
+                     f"the run had already ended in the os {osname} violation")
+
+
+def _personality_verdict(pf, rep: dict, osname: str, asked: bool) -> _Verdict:
+    """The verdict of a model run under `osname` (SPEC §4.2). The core has no personality: its
+    verdict is os dragonfly's. Under another personality the verdict is the oracle's on the
+    core's observations -- except an internal invariant of the model (a core-only kind: no
+    personality changes it), which stands where the oracle finds nothing before it. `asked`:
+    --os was given (the oracle's verdict is shown even under dragonfly)."""
+    from pyvmfuzz import oracle
+    from pyvmfuzz.oracle.check import CORE_ONLY, observations
+
+    core = rep["violation"]
+    if osname == "dragonfly" and not asked:
+        return _Verdict(core, "core", None, None)
+    try:
+        ov = oracle.judge(observations(rep), os=osname)
+    except oracle.TraceError as e:
+        if osname == "dragonfly":
+            return _Verdict(core, "core", f"cannot follow the trace: {e}", None)
+        raise InputError(f"{pf.path}: os {osname}: the oracle cannot follow the core's trace: {e}") from None
+    line = "clean" if ov is None else f"{ov.kind} at step {ov.step}: expected {ov.expected}, observed {ov.observed}"
+    if osname == "dragonfly":
+        return _Verdict(core, "core", line, None)
+    if ov is not None:
+        verdict, judge = {"kind": ov.kind, "step": ov.step, "expected": ov.expected, "observed": ov.observed}, "oracle"
+    elif core is not None and core["kind"] in CORE_ONLY:
+        verdict, judge = core, "core"
+    else:
+        verdict, judge = None, "oracle"
+    notes = []
+    if verdict != core:
+        notes.append(f"the core's own verdict (it has no personality; it judges as os dragonfly): "
+                     f"{_describe(core)} -- not the verdict under os {osname}")
+        if core is not None and verdict is None:
+            notes.append(f"the model stops a run at its own first violation: steps after {core['step']}, "
+                         f"if any, did not run; os {osname} judged steps 1..{core['step']}")
+    return _Verdict(verdict, judge, line, notes)
+
+
+def _describe(v: dict | None) -> str:
+    return "clean" if v is None else f"{v['kind']} at step {v['step']}: expected {v['expected']}, observed {v['observed']}"
+
+
+def _personality_line(osname: str, pv: _Verdict) -> str:
+    """`# verdict: clean (os linux, oracle)` / `# verdict: violation (os linux, oracle): KIND at step N: ...`"""
+    who = "oracle" if pv.judge == "oracle" else "core invariant"
+    if pv.violation is None:
+        return f"# verdict: clean (os {osname}, {who})"
+    return f"# verdict: violation (os {osname}, {who}): {_describe(pv.violation)}"
+
+
+def _with_os_line(trace_text: str, osname: str) -> str:
+    """The trace with an `os` header after its `kernel` line (SPEC §4.2)."""
+    lines = trace_text.splitlines(keepends=True)
+    for i, ln in enumerate(lines):
+        if ln.startswith("kernel "):
+            return "".join(lines[:i + 1] + [f"os {osname}\n"] + lines[i + 1:])
+    return trace_text
 
 
 def _user_visible(pf, rep: dict, args) -> dict | None:
@@ -132,17 +256,6 @@ def _user_visible(pf, rep: dict, args) -> dict | None:
         return None
     text = pf.text if pf.is_text else _core.decode(pf.data, rep["kernel"], rep["hw"].removeprefix("hw "))
     return user_visible_after(text, rep["kernel"], args.hw if pf.is_text else None)
-
-
-def _oracle_line(rep: dict, osname: str) -> str:
-    from pyvmfuzz import oracle
-    from pyvmfuzz.oracle.check import observations
-
-    try:
-        v = oracle.judge(observations(rep), os=osname)
-    except oracle.TraceError as e:
-        return f"cannot follow the trace: {e}"
-    return "clean" if v is None else f"{v.kind} at step {v.step}: expected {v.expected}, observed {v.observed}"
 
 
 def _linux_os(args) -> None:
@@ -670,7 +783,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    r = sub.add_parser("run", help="execute programs, print the trace and verdict")
+    r = sub.add_parser("run", help="execute programs, print the trace and verdict",
+                       description="Execute programs, print the trace and the verdict. The verdict is the one of the "
+                                   "program's personality (SPEC §4.2): under os dragonfly (the default) the Rust "
+                                   "core's; under os linux the Python oracle's on the core's observations (the core "
+                                   "has no personality and judges as DragonFly; its own verdict is shown on a comment "
+                                   "line where it differs), except that a core-only invariant (tlb-incoherent, "
+                                   "use-after-free, file-corruption, panic) the oracle finds nothing before stays "
+                                   "the verdict. The exit status and --json's verdict/violation follow that one "
+                                   "verdict.",
+                       epilog="Exit status: 0 clean; 1 a violation (under the personality's verdict) or an "
+                              "assertion not met; 2 bad usage or input.")
     r.add_argument("files", nargs="+", metavar="FILE", help="text (.txt) or byte-form program")
     r.add_argument("--kernel", type=_kernel, default=None, help="kernel variant (default: the program's, else fixed)")
     r.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
@@ -678,7 +801,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", choices=["model", "linux"], default="model",
                    help="model (default) or linux: real processes on this host, judged by the oracle")
     r.add_argument("--os", choices=["dragonfly", "linux"], default=None,
-                   help="oracle personality (SPEC §4.2; default: the program's `os` line, else dragonfly)")
+                   help="personality that gives the verdict (SPEC §4.2; default: the program's `os` line, a "
+                        ".bytes file's sidecar, else dragonfly); linux: the oracle's verdict counts")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines")

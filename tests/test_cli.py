@@ -135,3 +135,120 @@ def test_check_all_skips_a_schedule_another_kernel_does_not_take(run_cli, tmp_pa
     assert "1 pair(s) not applicable" in p.stdout
     f.write_text("expect procfs-hold-only clean\n" + body)
     one_line_error(run_cli("check", str(f), "--kernel", "all"))
+
+
+# ------------------------------------------------------------ run under a personality (SPEC §4.2)
+# The core has no personality: it judges as os dragonfly. Under `--os linux` (or an `os linux`
+# header) `run` has one verdict, the os linux contract's -- the oracle's on the core's
+# observations -- and the exit code and --json follow it. Verdicts derived by hand from SPEC §4.2:
+# every model kernel is DragonFly, so umtx_sleep on a page whose prot lacks write gives EFAULT
+# (clean under dragonfly); Linux's FUTEX_WAIT compares instead (blocked when the word is equal,
+# EBUSY when not), so the same observation is an `outcome` violation under os linux.
+
+RO_SLEEP = "cpu0 store data0.1 0x7\ncpu0 mprotect data0 r\ncpu0 umtx_sleep data0.1 {v}\n"
+
+
+def _run_json(run_cli, f, *flags):
+    p = run_cli("run", str(f), "--json", *flags)
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def test_run_verdict_follows_the_personality(run_cli, tmp_path):
+    for value, linux_expects in (("0x7", "blocked"), ("0x8", "EBUSY")):
+        f = tmp_path / f"ro-{value}.txt"
+        f.write_text(RO_SLEEP.format(v=value))
+        for flags in ((), ("--os", "dragonfly")):
+            rc, o = _run_json(run_cli, f, *flags)
+            assert (rc, o["verdict"], o["violation"], o["os"], o["judge"]) == (0, "clean", None, "dragonfly", "core")
+            assert o["trace"] == ["ok", "ok", "EFAULT"] and "core" not in o
+        rc, o = _run_json(run_cli, f, "--os", "linux")
+        want = {"kind": "outcome", "step": 3, "expected": linux_expects, "observed": "EFAULT"}
+        assert (rc, o["verdict"], o["violation"], o["os"], o["judge"]) == (1, "violation", want, "linux", "oracle")
+        assert o["trace"] == ["ok", "ok", "EFAULT"]
+        assert o["core"] == {"verdict": "clean", "violation": None}  # its DragonFly judgement, shown apart
+
+
+def test_run_text_names_the_judge_and_the_cores_differing_verdict(run_cli, tmp_path):
+    f = tmp_path / "ro.txt"
+    f.write_text(RO_SLEEP.format(v="0x7"))
+    p = run_cli("run", str(f), "--os", "linux")
+    assert p.returncode == 1, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert "# verdict: violation (os linux, oracle): outcome at step 3: expected blocked, observed EFAULT" in lines
+    assert not any(ln.startswith("# verdict: clean") for ln in lines), p.stdout
+    assert any(ln.startswith("# the core's own verdict") and "os dragonfly): clean" in ln for ln in lines), p.stdout
+    assert lines[1:4] == ["hw cpus=2 tlb=8 mode=pc64", "kernel fixed", "os linux"]  # replays under os linux
+    p = run_cli("run", str(f))
+    assert p.returncode == 0 and "# verdict: clean" in p.stdout.splitlines() and "os linux" not in p.stdout
+
+
+def test_run_takes_the_personality_from_the_header_and_os_overrides_it(run_cli, tmp_path):
+    f = tmp_path / "ro.txt"
+    f.write_text("os linux\n" + RO_SLEEP.format(v="0x8"))
+    rc, o = _run_json(run_cli, f)
+    assert (rc, o["os"], o["verdict"]) == (1, "linux", "violation") and o["violation"]["expected"] == "EBUSY"
+    rc, o = _run_json(run_cli, f, "--os", "dragonfly")
+    assert (rc, o["os"], o["verdict"]) == (0, "dragonfly", "clean")
+    # the printed trace says `os linux`, so it replays to the same verdict
+    p = run_cli("run", str(f))
+    trace = tmp_path / "trace.txt"
+    trace.write_text(p.stdout)
+    again = run_cli("run", str(trace))
+    assert p.returncode == again.returncode == 1 and again.stdout.splitlines()[1:] == p.stdout.splitlines()[1:]
+
+
+def test_run_debugger_write_to_a_read_only_shm0_under_both_personalities(run_cli, tmp_path):
+    """SPEC §4.2: the model (DragonFly, VM_PROT_OVERRIDE_WRITE) writes (`ok`); os linux expects EIO."""
+    f = tmp_path / "w.txt"
+    f.write_text("cpu0 mprotect shm0 r\ncpu0 procfs_write P1 shm0.2 0x5\ncpu0 load shm0.2\n")
+    rc, o = _run_json(run_cli, f)
+    assert (rc, o["verdict"], o["trace"]) == (0, "clean", ["ok", "ok", "0x5"])
+    rc, o = _run_json(run_cli, f, "--os", "linux")
+    assert (rc, o["verdict"]) == (1, "violation")
+    assert o["violation"] == {"kind": "outcome", "step": 2, "expected": "EIO", "observed": "ok"}
+
+
+def test_run_under_linux_keeps_the_cores_internal_invariant(run_cli):
+    """A core-only kind is the model's own invariant, no personality's: it stays the verdict
+    where the os linux oracle finds nothing before it (litmus 13: tlb-incoherent at 3)."""
+    f = os.path.join(CORPUS, "litmus", "13-rename-sleeper.txt")
+    want = {"kind": "tlb-incoherent", "step": 3}
+    for flags in ((), ("--os", "linux")):
+        rc, o = _run_json(run_cli, f, "--kernel", "protect-wrong-va", *flags)
+        assert rc == 1 and o["verdict"] == "violation" and o["judge"] == "core", o
+        assert {k: o["violation"][k] for k in want} == want
+
+
+def test_run_under_linux_a_violation_before_a_line_the_model_cannot_apply_is_the_verdict(run_cli, tmp_path):
+    """SPEC §2.3: an inapplicable line is an input error unless the run has already ended in a
+    violation. Written for Linux, T1's sleep blocks (step 3) and cpu1 may switch to T1; the model
+    gives EFAULT there (T1 keeps cpu0), so line 5 is not applicable to it -- but under os linux
+    the run ended at step 3."""
+    f = tmp_path / "lx.txt"
+    f.write_text("os linux\ncpu0 spawn\ncpu0 mprotect data0 r\ncpu0 umtx_sleep data0.0 0x0\n"
+                 "cpu1 switch P1.T1\ncpu0 load data0.0\n")
+    rc, o = _run_json(run_cli, f)
+    assert (rc, o["verdict"], o["trace"]) == (1, "violation", ["P1.T2", "ok", "EFAULT"])
+    assert o["violation"] == {"kind": "outcome", "step": 3, "expected": "blocked", "observed": "EFAULT"}
+    p = run_cli("run", str(f))
+    assert p.returncode == 1 and "# line 5 did not run: the model cannot apply it" in p.stdout, p.stdout
+    assert "line 5" in one_line_error(run_cli("run", str(f), "--os", "dragonfly"))
+
+
+def test_a_dragonfly_only_core_violation_is_not_the_linux_verdict():
+    """No model kernel answers like Linux where DragonFly differs, so this is pinned on a report:
+    a core that flags `EBUSY` (DragonFly wants EFAULT) has not broken os linux's contract; the
+    run stopped there, and the note says the steps after it did not run."""
+    from pyvmfuzz.cli import _personality_verdict
+    from pyvmfuzz.programs import ProgramFile
+
+    core = {"kind": "outcome", "step": 2, "expected": "EFAULT", "observed": "EBUSY"}
+    rep = {"hw": "hw cpus=2 tlb=8 mode=pc64", "steps": ["cpu0 mprotect data0 r", "cpu0 umtx_sleep data0.0 0x1"],
+           "trace": ["ok", "EBUSY"], "violation": core}
+    pf = ProgramFile("x.txt", "", None)
+    pv = _personality_verdict(pf, rep, "linux", True)
+    assert pv.violation is None and pv.judge == "oracle"
+    assert "outcome at step 2" in pv.notes[0] and "steps after 2, if any, did not run" in pv.notes[1]
+    pv = _personality_verdict(pf, rep, "dragonfly", False)
+    assert pv.violation == core and pv.judge == "core" and pv.notes == []

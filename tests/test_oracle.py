@@ -240,6 +240,75 @@ cpu1 store text1.0 1 -> SEGV
 """) is None
 
 
+# ------------------------------------------------------------ SPEC §4.2: procfs_write, shared, prot r
+
+# A debugger write into a SHARED mapping whose prot lacks write: DragonFly's
+# VM_PROT_OVERRIDE_WRITE writes up to max prot (`ok`); Linux's FOLL_FORCE breaks copy-on-write
+# only in private mappings (mm/gup.c check_vma_flags), so /proc/PID/mem fails: `EIO`, and the
+# write does not happen. Each verdict below is derived by hand from SPEC §4 and §4.2.
+RO_SHM_WRITE = """
+cpu0 mprotect shm0 r -> ok
+cpu0 procfs_write P1 shm0.0 0x1 -> {out}
+cpu0 load shm0.0 -> {val}
+"""
+
+
+def test_debugger_write_to_a_read_only_shm0_is_ok_under_dragonfly_eio_under_linux():
+    df = RO_SHM_WRITE.format(out="ok", val="0x1")       # written up to max prot (rw)
+    lx = RO_SHM_WRITE.format(out="EIO", val="0x0")      # refused: shm0 keeps its 0
+    for j in (judge, oracle.judge_sequential):
+        assert j(df) is None and j(df, os="dragonfly") is None
+        assert j(lx, os="linux") is None and j("os linux\n" + lx) is None
+        # each personality calls the other's outcome out, at the write
+        assert j(lx) == v("outcome", 2, "ok", "EIO")
+        assert j(df, os="linux") == v("outcome", 2, "EIO", "ok")
+        # under os linux the write does not happen: a load that sees it read a stale value
+        assert j(RO_SHM_WRITE.format(out="EIO", val="0x1"), os="linux") == v("stale-read", 3, "0x0", "0x1")
+
+
+def test_linux_eio_follows_the_targets_prot_of_its_shared_page():
+    """The prot is the target's (P2's), not the debugger's; P1's own shm0 stays rw, and the
+    page is one for both, so what P1 writes P2 reads."""
+    trace = """
+cpu0 fork -> P2
+cpu1 switch P2.T1 -> ok
+cpu1 mprotect shm0 r -> ok
+cpu0 procfs_write P2 shm0.0 0x1 -> {out}
+cpu0 procfs_write P1 shm0.1 0x2 -> ok
+cpu1 procfs_write P1 shm0.2 0x3 -> ok
+cpu1 load shm0.0 -> {val}
+cpu1 load shm0.1 -> 0x2
+cpu1 load shm0.2 -> 0x3
+cpu1 mprotect shm0 rw -> ok
+cpu0 procfs_write P2 shm0.3 0x4 -> ok
+cpu0 load shm0.3 -> 0x4
+"""
+    assert judge(trace.format(out="EIO", val="0x0"), os="linux") is None
+    assert judge(trace.format(out="ok", val="0x1")) is None
+    assert judge(trace.format(out="ok", val="0x1"), os="linux") == v("outcome", 4, "EIO", "ok")
+    o = Oracle(2, os="linux")
+    for line in ("cpu0 fork", "cpu1 switch P2.T1", "cpu1 mprotect shm0 r"):
+        o.step(line, o.expected_outcome(line))
+    assert o.expected_outcome("cpu0 procfs_write P2 shm0.0 0x1") == "EIO"
+    assert o.expected_outcome("cpu0 procfs_write P1 shm0.0 0x1") == "ok"
+    assert o.expected_outcome("cpu0 procfs_write P2 data0.0 0x1") == "ok"
+
+
+def test_linux_debugger_write_to_a_read_only_private_page_still_succeeds():
+    """FOLL_FORCE does break copy-on-write in a private mapping: data after mprotect r and the
+    text pages take the write under os linux as under dragonfly."""
+    trace = """
+cpu0 mprotect data0 r -> ok
+cpu0 procfs_write P1 data0.0 0x1 -> ok
+cpu0 load data0.0 -> 0x1
+cpu0 procfs_write P1 text0.1 0x2 -> ok
+cpu0 load text0.1 -> 0x2
+"""
+    assert judge(trace) is None and judge(trace, os="linux") is None
+    bad = trace.replace("data0.0 0x1 -> ok", "data0.0 0x1 -> EIO")
+    assert judge(bad, os="linux") == v("outcome", 2, "ok", "EIO")
+
+
 # ------------------------------------------------------------ umtx
 
 def test_umtx_sleep_outcomes():

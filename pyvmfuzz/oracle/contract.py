@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 DATA_PAGES = ("data0", "data1", "data2", "data3")
 TEXT_PAGES = ("text0", "text1")
 PRIVATE_PAGES = DATA_PAGES + TEXT_PAGES
-PAGES = PRIVATE_PAGES + ("shm0",)
+SHARED_PAGES = ("shm0",)   # shared mappings (SPEC §3.4's file0 joins them once it exists)
+PAGES = PRIVATE_PAGES + SHARED_PAGES
 WORDS = 4
 MAX_PROCS = 8      # live processes
 MAX_THREADS = 4    # live threads per process
@@ -306,7 +307,17 @@ class Oracle:
             target = self.procs.get(op.pid)
             if target is None:                # dead or never existed
                 return "ESRCH"
-            return hex(self.read(target, op.page, op.word)) if a == "procfs_read" else "ok"
+            if a == "procfs_read":
+                return hex(self.read(target, op.page, op.word))
+            # SPEC §4.2: a debugger write into a *shared* mapping whose prot lacks write.
+            # DragonFly's VM_PROT_OVERRIDE_WRITE writes up to max prot (ok); Linux's FOLL_FORCE
+            # breaks copy-on-write only in private mappings (mm/gup.c check_vma_flags), so the
+            # write through /proc/PID/mem fails: EIO, and nothing is written. A private page
+            # (data after mprotect r, text) takes the write under both personalities.
+            if (self.os == "linux" and op.page in SHARED_PAGES
+                    and target.prot[op.page] != "rw"):
+                return "EIO"
+            return "ok"
         raise AssertionError(a)
 
     def _apply(self, op: Op, t: Thread | None, expected: str) -> None:
@@ -337,8 +348,9 @@ class Oracle:
             self.cpu[op.cpu] = None
             t.state, t.cpu, t.key = "blocked", None, self.key(proc, op.page, op.word)
         elif a == "procfs_write" and expected == "ok":
-            # a debugger write ignores current prot; text changes only in the
-            # target's private copy (the file itself never changes)
+            # a debugger write ignores current prot (under os linux, on private pages only:
+            # see _expected); text changes only in the target's private copy (the file
+            # itself never changes)
             self.write(self.procs[op.pid], op.page, op.word, op.value)
         elif a == "madvise" and op.page != "shm0":
             proc.mem[op.page] = [original(op.page, w) for w in range(WORDS)]
