@@ -1,14 +1,14 @@
 """Type stub of the Rust extension `pyvmfuzz._core` (rust/src/python.rs).
 
-The core parses, runs and judges programs (SPEC §2, §3, §4). Conventions for every function:
+The core parses, runs and judges programs (docs/contract.md §2, §3, §4). Conventions for every function:
 
-- Programs in text form follow SPEC §2.3; in byte form, rust/src/codec.rs (2 header bytes, then
-  5-byte records, `until`/`resume`/`ipi` included (SPEC §3.2); every byte string is a valid
+- Programs in text form follow docs/contract.md §2.3; in byte form, rust/src/codec.rs (2 header bytes, then
+  5-byte records, `until`/`resume`/`ipi` included (docs/contract.md §3.2); every byte string is a valid
   program).
-- `kernel`: a name from `kernels()` (SPEC §3.1, §3.3); None takes the program's `kernel` line,
+- `kernel`: a name from `kernels()` (docs/contract.md §3.1, §3.3); None takes the program's `kernel` line,
   else `"fixed"` (byte form: `"fixed"`).
 - `hw`: hardware keys overlaid on the program's header key by key, as `"cpus=3,tlb=4,mode=tagged"`
-  (SPEC §2.1: cpus 1..8, tlb 1..64, mode pc64|tagged).
+  (docs/contract.md §2.1: cpus 1..8, tlb 1..64, mode pc64|tagged).
 - Errors: every input error (malformed line, a step not applicable when reached, unknown kernel,
   bad hw) raises `ValueError` with one line, `"line N: reason"` when it has a line number
   (`--hw: ...` for a bad `hw`). Model assertions are not errors: they are the `panic` kind.
@@ -21,7 +21,7 @@ _Kind = Literal["stale-read", "protection", "outcome", "lost-wakeup", "tlb-incoh
                 "file-corruption", "panic"]
 
 class ViolationDict(TypedDict):
-    """The first violation (SPEC §4): kind, 1-based step, expected and observed outcome text."""
+    """The first violation (docs/contract.md §4): kind, 1-based step, expected and observed outcome text."""
 
     kind: str
     step: int
@@ -36,7 +36,7 @@ class AssertFailureDict(TypedDict):
 class ReportDict(TypedDict):
     """A run. `steps[i]` is the canonical op line of step i+1 (no assertion) and `trace[i]` its
     outcome (`"panic"` for the step where a model assertion failed). The run ends at the first
-    violation (SPEC §4): `steps` has the steps that ran."""
+    violation (docs/contract.md §4): `steps` has the steps that ran."""
 
     kernel: str
     hw: str
@@ -53,9 +53,9 @@ class ReportDict(TypedDict):
     expects: list[tuple[str, str | None, int | None]]
     """The `expect` lines: (kernel, kind, step); kind and step None for `clean`."""
     in_flight: list[InFlightDict]
-    """Ops still in flight when the run ended (SPEC §3.2), one per CPU that has one."""
+    """Ops still in flight when the run ended (docs/contract.md §3.2), one per CPU that has one."""
     pending_ipis: list[PendingIpiDict]
-    """Invalidations still pending when the run ended (SPEC §3.2 IPIs)."""
+    """Invalidations still pending when the run ended (docs/contract.md §3.2 IPIs)."""
 
 class InFlightDict(TypedDict):
     cpu: int
@@ -63,7 +63,7 @@ class InFlightDict(TypedDict):
     """The op's line text, e.g. `store data0.0 0x1`."""
     phase: str
     point: str
-    """The yield point it is paused at (SPEC §3.2 table), `wait` when waiting for a lock."""
+    """The yield point it is paused at (docs/contract.md §3.2 table), `wait` when waiting for a lock."""
     waiting_for: str | None
     """The lock it waits for, in words, or None."""
 
@@ -90,10 +90,10 @@ class ParseDict(TypedDict):
     expects: list[tuple[str, str | None, int | None]]
     steps: list[tuple[int, str, str | None]]
     os: NotRequired[str | None]
-    """The `os` header (SPEC §4.2), once the core parses it."""
+    """The `os` header (docs/contract.md §4.2), once the core parses it."""
 
 class LayoutDict(TypedDict):
-    """The layout the core is built with (SPEC §2.1; rust/src/program.rs, codec.rs, hw.rs)."""
+    """The layout the core is built with (docs/contract.md §2.1; rust/src/program.rs, codec.rs, hw.rs)."""
 
     pages: list[str]
     words: int
@@ -108,7 +108,7 @@ class LayoutDict(TypedDict):
     hw_max: tuple[int, int]
     modes: list[str]
     points: NotRequired[dict[str, list[str]]]
-    """Yield points -> the operations that have them (SPEC §3.2), once the core has them."""
+    """Yield points -> the operations that have them (docs/contract.md §3.2), once the core has them."""
 
 class CpuState(TypedDict):
     running: str | None
@@ -173,7 +173,7 @@ def parse_text(text: str) -> ParseDict:
 
 def run_text(text: str, kernel: str | None = None, hw: str | None = None, past_internal: bool = False) -> ReportDict:
     """Run a text program and judge it. A line not applicable when reached raises ValueError,
-    unless the run already ended in a violation (SPEC §2.3). `past_internal=True`: an
+    unless the run already ended in a violation (docs/contract.md §2.3). `past_internal=True`: an
     internal-invariant violation goes to `internal` and the run goes on to the first
     user-visible one (the witness search, rust/src/exec.rs run_past_internal)."""
 
@@ -218,7 +218,7 @@ def soak(programs: int, seed: int = 1, kernel: str = "fixed", max_steps: int = 6
          max_tlb: int = 16, mode: Literal["pc64", "tagged"] = "pc64",
          interleaved: bool = True) -> SoakDict:
     """Random byte-form programs run entirely in Rust (rust/src/soak.rs); releases the GIL.
-    `interleaved`: programs may hold `until`/`resume`/`ipi` lines (SPEC §3.2); False: plain
+    `interleaved`: programs may hold `until`/`resume`/`ipi` lines (docs/contract.md §3.2); False: plain
     lines only.
     Raises ValueError unless max_steps >= 1, max_cpus in 1..8, max_tlb in 1..64."""
 
@@ -228,10 +228,10 @@ def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,
     the budget in seconds ran out; programs run). Releases the GIL."""
 
 def kernels() -> list[tuple[str, str]]:
-    """Every kernel variant: (name, one-paragraph story citing the real bug). SPEC §3.1, §3.3."""
+    """Every kernel variant: (name, one-paragraph story citing the real bug). docs/contract.md §3.1, §3.3."""
 
 def kinds() -> list[_Kind]:
-    """Violation kinds in code order: `FuzzTarget.run`'s code c > 0 is `kinds()[c - 1]` (SPEC §4)."""
+    """Violation kinds in code order: `FuzzTarget.run`'s code c > 0 is `kinds()[c - 1]` (docs/contract.md §4)."""
 
 def zoo() -> list[ZooEntry]:
     """Every kernel with the hardware it is judged on and whether a campaign must find it."""
@@ -272,7 +272,7 @@ class FuzzTarget:
     def bytes_run(self) -> int:
         """Input bytes passed to run() so far (bench --campaign: bytes per execution)."""
 
-# ---- explore / necessity (SPEC §5; rust/src/explore.rs, rust/src/necessity.rs) ----
+# ---- explore / necessity (docs/contract.md §5; rust/src/explore.rs, rust/src/necessity.rs) ----
 
 class ExploreWitness(TypedDict):
     steps: list[str]
@@ -303,7 +303,7 @@ def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0,
             values: list[int] | None = None, prefix: str | None = None,
             distinguish: bool = False) -> ExploreDict:
     """Every program of up to `depth` lines from the initial state, breadth by length with state
-    hashing and a commutation reduction (SPEC §5 `explore`). `off`/`on`: safety actions switched
+    hashing and a commutation reduction (docs/contract.md §5 `explore`). `off`/`on`: safety actions switched
     off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
     `time_s` 0: no limit. Raises ValueError for an unknown kernel, action, page or bad hw."""
 

@@ -4,7 +4,7 @@ outcomes, yield points, kernels and violation kinds.
 
 Where the Rust core exports a fact (`_core.layout()`, `_core.kernels()`, `_core.kinds()`) it is
 read from there, so Python and Rust cannot drift apart; the text grammar of the operations
-(SPEC §2.2, §3.2) is written here. The oracle (pyvmfuzz/oracle/) keeps its own reading of SPEC
+(docs/contract.md §2.2, §3.2) is written here. The oracle (pyvmfuzz/oracle/) keeps its own reading of the contract
 on purpose and does not import this module."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pyvmfuzz import _core
 
 _L = _core.layout()
 
-#: Page names in layout order (SPEC §2.1): data0..data3 private anonymous, text0/text1 a private
+#: Page names in layout order (docs/contract.md §2.1): data0..data3 private anonymous, text0/text1 a private
 #: mapping of the read-only file, shm0 shared anonymous.
 PAGES: tuple[str, ...] = tuple(_L["pages"])
 #: Words (u32) per page; addresses are `PAGE.W` with W in range(WORDS).
 WORDS: int = int(_L["words"])
-#: Initial (file) content of each text page's words; never changes (SPEC §2.1).
+#: Initial (file) content of each text page's words; never changes (docs/contract.md §2.1).
 TEXT_CONTENT: dict[str, tuple[int, ...]] = {p: tuple(ws) for p, ws in _L["text_content"]}
 TEXT_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p in TEXT_CONTENT)
 SHARED_PAGES: tuple[str, ...] = tuple(_L["shared_pages"])
@@ -36,10 +36,10 @@ OPCODES: dict[str, int] = {name: code for code, name in _L["opcodes"]}
 HEADER_BYTES, ESCAPE = 2, 0xFF
 RECORD_BYTES, UNTIL_BASE = (int(x) for x in _L["record"])
 
-#: Header line keywords the core parses (SPEC §2.1, §2.3; `os` is SPEC §4.2).
+#: Header line keywords the core parses (docs/contract.md §2.1, §2.3; `os` is docs/contract.md §4.2).
 CORE_HEADERS: tuple[str, ...] = tuple(_L["headers"])
 HEADERS: tuple[str, ...] = ("hw", "kernel", "os", "expect")
-OS_NAMES: tuple[str, ...] = ("dragonfly", "linux")  # SPEC §4.2; dragonfly is the default
+OS_NAMES: tuple[str, ...] = ("dragonfly", "linux")  # docs/contract.md §4.2; dragonfly is the default
 
 HW_DEFAULT: tuple[int, int, str] = (int(_L["hw_default"][0]), int(_L["hw_default"][1]), str(_L["hw_default"][2]))
 MAX_CPUS, MAX_TLB = (int(x) for x in _L["hw_max"])
@@ -48,9 +48,9 @@ MODES: tuple[str, ...] = tuple(_L["modes"])
 KERNELS: tuple[str, ...] = tuple(name for name, _ in _core.kernels())
 KINDS: tuple[str, ...] = tuple(_core.kinds())
 
-#: Text grammar of the operations: name -> argument kinds, in order (SPEC §2.2, §3.2).
+#: Text grammar of the operations: name -> argument kinds, in order (docs/contract.md §2.2, §3.2).
 #: addr = PAGE.W, value = u32, pid = Pn, page = PAGE, target = Pp.Tt | idle,
-#: advice = dontneed, prot = r | rw. `resume` and `ipi` are SPEC §3.2's lines.
+#: advice = dontneed, prot = r | rw. `resume` and `ipi` are docs/contract.md §3.2's lines.
 OPS: dict[str, tuple[str, ...]] = {
     "switch": ("target",),
     "load": ("addr",),
@@ -67,12 +67,12 @@ OPS: dict[str, tuple[str, ...]] = {
     "resume": (),
     "ipi": (),
 }
-#: Operations the core runs today (the others are parsed and printed, SPEC §3.2).
+#: Operations the core runs today (the others are parsed and printed, docs/contract.md §3.2).
 CORE_OPS: tuple[str, ...] = tuple(dict.fromkeys(n.removesuffix("_rw").removesuffix("_r") for n in OPCODES))
-#: Operations of the user's threads (without SPEC §3.2's `resume` and `ipi` lines).
+#: Operations of the user's threads (without docs/contract.md §3.2's `resume` and `ipi` lines).
 USER_OPS: tuple[str, ...] = tuple(n for n in CORE_OPS if n not in ("resume", "ipi"))
 
-#: Yield points and the operations that have them (SPEC §3.2 table). `wait` is any operation's.
+#: Yield points and the operations that have them (docs/contract.md §3.2 table). `wait` is any operation's.
 _POINTS_SPEC: dict[str, tuple[str, ...]] = {
     "cow": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
     "pmap_enter": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
@@ -86,15 +86,15 @@ _POINTS_SPEC: dict[str, tuple[str, ...]] = {
 }
 POINTS: dict[str, tuple[str, ...]] = {p: tuple(ops) for p, ops in _L.get("points", _POINTS_SPEC).items()}
 
-#: Outcome words (SPEC §2.2, §3.2); VALUE (hex), `P<pid>` and `P<pid>.T<tid>` are the others.
+#: Outcome words (docs/contract.md §2.2, §3.2); VALUE (hex), `P<pid>` and `P<pid>.T<tid>` are the others.
 OUTCOME_WORDS: tuple[str, ...] = ("ok", "SEGV", "EAGAIN", "blocked", "EBUSY", "EFAULT", "ESRCH", "paused")
 
 
 def text_word(page: str, word: int) -> int:
-    """Initial content of `page.word`: the file's word for a text page, else 0 (SPEC §2.1)."""
+    """Initial content of `page.word`: the file's word for a text page, else 0 (docs/contract.md §2.1)."""
     return TEXT_CONTENT[page][word] if page in TEXT_CONTENT else 0
 
 
 def points_of(op: str) -> tuple[str, ...]:
-    """The yield points `op` may stop at with `until` (SPEC §3.2), in table order."""
+    """The yield points `op` may stop at with `until` (docs/contract.md §3.2), in table order."""
     return tuple(p for p, ops in POINTS.items() if op in ops)

@@ -54,7 +54,7 @@ def _range(x: int | tuple[int, int], name: str, lo: int, hi: int) -> tuple[int, 
 def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0, until: int | None = None) -> bytes:
     """One byte-form record (rust/src/codec.rs): [op | sel<<4, page<<2 | word (a switch: the
     target index), value (0xff: a u32 LE follows), pid index, until (None: run the line whole;
-    k: stop at the k-th yield point the line reaches from that state, modulo how many — SPEC
+    k: stop at the k-th yield point the line reaches from that state, modulo how many — docs/contract.md
     §3.2)]."""
     u = 0 if until is None else layout.UNTIL_BASE + until
     rec = bytes([layout.OPCODES[op] | (sel << 4), pw, min(value, layout.ESCAPE), t, u])
@@ -64,12 +64,12 @@ def _record(op: str, sel: int, pw: int = 0, value: int = 0, t: int = 0, until: i
 def _step_strategies(names: list[str], max_value: int, interleave: bool = True) -> list[st.SearchStrategy[bytes]]:
     """One strategy per operation, each a few choices (Hypothesis deletes a step whole when it
     is a handful of choices; a flat 6-field tuple per step leaves junk steps behind). Every
-    operation may carry `until` (SPEC §3.2): None, a whole line, is what it shrinks to."""
+    operation may carry `until` (docs/contract.md §3.2): None, a whole line, is what it shrinks to."""
     sel = st.integers(0, 7)  # CPU selector: modulo the busy CPUs (a switch: the CPUs)
     addr = st.integers(0, len(layout.PAGES) * layout.WORDS - 1).map(_pw)  # shrinks toward data0.0
     page = st.integers(0, len(layout.PAGES) - 1).map(lambda p: p << 2)
     value = st.integers(0, max_value)
-    # the k-th point the line reaches, modulo how many (SPEC §3.2); none: whole lines only
+    # the k-th point the line reaches, modulo how many (docs/contract.md §3.2); none: whole lines only
     until = (st.none() | st.integers(0, 7)) if interleave else st.none()
     npids = 9  # pid index: modulo the pids assigned plus the next one (at most 8 live)
     pid_addr = st.integers(0, npids * len(layout.PAGES) * layout.WORDS - 1).map(
@@ -114,7 +114,7 @@ def programs(
 ) -> st.SearchStrategy[Program]:
     """Valid programs (pyvmfuzz.Program) with `hw` and `kernel` header lines.
 
-    `cpus`, `tlb`: a number or an inclusive (min, max) range (SPEC §2.1: 1..8, 1..64).
+    `cpus`, `tlb`: a number or an inclusive (min, max) range (docs/contract.md §2.1: 1..8, 1..64).
     `kernels`, `modes`, `ops` take a name or a sequence of names.
     `min_steps`/`max_steps`: op lines drawn (a step that would panic the model ends the
     program early). `kernels`: names from `layout.KERNELS`, one drawn per program (decoding
@@ -123,7 +123,7 @@ def programs(
     a `switch` still appears where every CPU is idle (nothing else can run). `max_value`:
     values stored, slept on and written are drawn from 0..max_value (u32; small values make
     stores and sleeps meet on the same value). `interleave`: lines may stop inside kernel
-    operations (`until`, then `resume`/`ipi`, SPEC §3.2); False: every line runs whole.
+    operations (`until`, then `resume`/`ipi`, docs/contract.md §3.2); False: every line runs whole.
     Raises hypothesis.errors.InvalidArgument for bad arguments."""
     kernels, modes = ([x] if isinstance(x, str) else list(x) for x in (kernels, modes))
     ops = [ops] if isinstance(ops, str) else ops

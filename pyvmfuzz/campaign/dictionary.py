@@ -4,8 +4,8 @@ page or operation needs no edit here.
 
 - vm_fuzzer: whole byte-form records (rust/src/codec.rs: `[op | sel<<4, page<<2 | word,
   value, pid, until]`), one per operation on the page where it matters most, so an insert or a
-  replace brings a whole step; and each operation stopped at its first yield point (SPEC §3.2).
-- parser_fuzzer: the text form's keywords and argument shapes (SPEC §2.3)."""
+  replace brings a whole step; and each operation stopped at its first yield point (docs/contract.md §3.2).
+- parser_fuzzer: the text form's keywords and argument shapes (docs/contract.md §2.3)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 oracle cannot confirm. Search a bounded set of continuations — up to a few appended lines, and
 the last line replaced — for one where a user-visible violation follows; the core finds it
 (run on past its internal invariants: `_core.run_text(..., past_internal=True)`), the oracle
-(SPEC §4) confirms it. The witness keeps both facts: where the invariant first broke
+(docs/contract.md §4) confirms it. The witness keeps both facts: where the invariant first broke
 (`internal`), where the user sees it (`violation`).
 
 Candidate lines are built from the program itself: its CPUs, the pages and words it (and the

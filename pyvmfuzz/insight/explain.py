@@ -13,7 +13,7 @@ from pyvmfuzz.api import HwSpec, Report, Step
 
 
 def pages_involved(steps: Sequence[Step]) -> list[str]:
-    """The pages the steps name, in layout order (SPEC §2.1)."""
+    """The pages the steps name, in layout order (docs/contract.md §2.1)."""
     seen = {s.touched_page for s in steps}
     return [p for p in layout.PAGES if p in seen]
 
@@ -57,7 +57,7 @@ def model(rep: dict) -> dict:
             "op": step.operation(),
             "outcome": out,
             "running": [c["running"] for c in st["cpus"]] if st else [None] * ncpus,
-            # SPEC §3.2: each CPU's op in flight after the step (op text, point) and the
+            # docs/contract.md §3.2: each CPU's op in flight after the step (op text, point) and the
             # invalidations still pending at it (pid, page)
             "in_flight": [(c["in_flight"]["op"], c["in_flight"]["point"]) if c.get("in_flight") else None
                           for c in st["cpus"]] if st else [None] * ncpus,
@@ -84,7 +84,7 @@ def _pending(r: dict, c: int) -> str:
 
 def _lane(r: dict, c: int) -> str:
     """What CPU c's lane shows at a step: its op and outcome, the op it has in flight (a span
-    `|` over the lines between the op's start and its completion, SPEC §3.2), or what it is
+    `|` over the lines between the op's start and its completion, docs/contract.md §3.2), or what it is
     running; then the IPIs pending at it (`!ipi P1 data0`: its TLB may still hold that entry)."""
     if c == r["cpu"]:
         return f"{r['op']} -> {r['outcome']}" + _pending(r, c)
@@ -240,7 +240,7 @@ def render_html(m: dict, title: str) -> str:
 <table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
 <div class="legend">Per page: <i>Pn PTE / sees</i> — the process's PTE (frame and protection, rw in red) and the frame its
 map (shadow chain) holds for the page (orange: the PTE maps another frame); <i>tlbN</i> — CPU N's cached entry (P:frame prot);
-pm_active: CPUs running each pmap. Timeline: an orange bar is an op in flight on that CPU (SPEC §3.2), at the yield
+pm_active: CPUs running each pmap. Timeline: an orange bar is an op in flight on that CPU (docs/contract.md §3.2), at the yield
 point named; <i>ipi pending</i>: an invalidation the CPU has not taken yet (its TLB may still hold the entry).<br>
 Frames: {e(frames)}</div>
 </body></html>

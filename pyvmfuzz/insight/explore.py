@@ -1,4 +1,4 @@
-"""`pyvmfuzz explore` and `pyvmfuzz necessity` (SPEC §5): bounded exhaustive exploration in the
+"""`pyvmfuzz explore` and `pyvmfuzz necessity` (docs/contract.md §5): bounded exhaustive exploration in the
 Rust core (rust/src/explore.rs: iterative deepening, canonical state hashing, TLB-hit
 commutation), and the safety actions of a kernel switched off one at a time
 (rust/src/necessity.rs)."""
@@ -46,7 +46,7 @@ def _domain(args) -> tuple[list[str] | None, list[int] | None]:
             values = [int(v, 0) for v in args.values.split(",")]
         except ValueError:
             raise ValueError(f"--values: bad value list '{args.values}'") from None
-        if not all(0 <= v <= 0xFFFFFFFF for v in values):  # words are u32 (SPEC §2.1)
+        if not all(0 <= v <= 0xFFFFFFFF for v in values):  # words are u32 (docs/contract.md §2.1)
             raise ValueError(f"--values: '{args.values}': each value must be 0..0xffffffff")
     return pages, values
 

@@ -5,7 +5,7 @@
 2. Arguments: smaller values (renamed consistently across the program, so a store and the
    umtx_sleep that waits for it stay paired), fewer distinct pages and words, fewer CPUs
    (renumbered, and the header's count cut to what is used).
-3. Interleavings (SPEC §3.2): an `until` the violation does not need is dropped, its op's
+3. Interleavings (docs/contract.md §3.2): an `until` the violation does not need is dropped, its op's
    `resume` lines folded back into the line that started it (a `resume until P` likewise
    becomes a plain `resume`).
 4. Steps again, since simpler arguments can make more steps unnecessary.
@@ -105,7 +105,7 @@ class Minimizer:
                 i += 1
         return ops
 
-    # -- interleavings (SPEC §3.2)
+    # -- interleavings (docs/contract.md §3.2)
     @staticmethod
     def _fold(ops: list[Step], i: int) -> list[Step]:
         """ops with line i's `until` dropped and the `resume` lines that carried its op on

@@ -55,7 +55,7 @@ class Judgement:
 
 
 def program_os(text: str | None) -> str | None:
-    """The personality a text program's `os` header names (SPEC §4.2), or None."""
+    """The personality a text program's `os` header names (docs/contract.md §4.2), or None."""
     for raw in (text or "").splitlines():
         toks = raw.split("#", 1)[0].split()
         if not toks:
@@ -70,7 +70,7 @@ def program_os(text: str | None) -> str | None:
 def judge_report(rep: dict, os: str | None = None) -> Judgement:
     """Do the core and the oracle agree on this run? For a core-only kind (an internal
     invariant) the oracle must find nothing wrong up to and including that step.
-    `os` is the oracle's personality (SPEC §4.2; None: dragonfly); the core has none."""
+    `os` is the oracle's personality (docs/contract.md §4.2; None: dragonfly); the core has none."""
     v = rep["violation"]
     core = None if v is None else (v["kind"], v["step"])
     try:
@@ -154,7 +154,7 @@ def _expected_kernels(pf) -> set[str]:
 def _runs_under_reference(pf, hw) -> bool:
     """The program runs under its reference kernel (its `kernel` line, else fixed): then an
     input error under another kernel is that kernel's schedule (a line not applicable in the
-    state it reached: SPEC §3.2), not a malformed program."""
+    state it reached: docs/contract.md §3.2), not a malformed program."""
     try:
         run_program(pf, pf_kernel(pf) or "fixed", hw)
     except InputError:
@@ -168,7 +168,7 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
     """(number of program/kernel pairs checked, findings). A bad file (empty, oversized, not
     parsing, not applicable) is an "error" finding and the check goes on; files under a
     directory that are not programs (`programs.is_program_name`) are appended to `skipped`.
-    A program with SPEC §3.2 schedule lines may be not applicable under a kernel whose
+    A program with docs/contract.md §3.2 schedule lines may be not applicable under a kernel whose
     schedule differs (an op that paused under one kernel completes under another, and the
     `resume` after it has nothing to resume; a thread another kernel left blocked cannot be
     switched to): when it runs under its reference kernel (its `kernel` line, else fixed), a
@@ -176,7 +176,7 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
     included: a finding's race may need a schedule `fixed`'s locks forbid) is appended to
     `inapplicable` ("PATH [KERNEL]: why") and not counted, rather than an error.
     Raises InputError when nothing names a program. `os` overrides each program's `os`
-    header for the oracle (SPEC §4.2)."""
+    header for the oracle (docs/contract.md §4.2)."""
     files, skip = walk_programs(paths)
     if skipped is not None:
         skipped.extend(skip)

@@ -1,6 +1,6 @@
 """The oracle: a slow, independent model of the user-visible contract.
 
-Written from SPEC.md sections 2 and 4 and docs/readings.md only -- never from the
+Written from the contract (docs/contract.md §2, §4) and docs/readings.md only -- never from the
 Rust core -- so that a disagreement between the two means something.  It knows
 nothing about TLBs, pmaps, shadow chains or frames: each process simply *has*
 its private words, there is one shared shm0, and the question for every step is
@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 DATA_PAGES = ("data0", "data1", "data2", "data3")
 TEXT_PAGES = ("text0", "text1")
 PRIVATE_PAGES = DATA_PAGES + TEXT_PAGES
-SHARED_PAGES = ("shm0",)   # shared mappings (SPEC §3.4's file0 joins them once it exists)
+SHARED_PAGES = ("shm0",)   # shared mappings (docs/contract.md §3.4's file0 joins them once it exists)
 PAGES = PRIVATE_PAGES + SHARED_PAGES
 WORDS = 4
 MAX_PROCS = 8      # live processes
 MAX_THREADS = 4    # live threads per process
 MAX_CPUS = 8
-PERSONALITIES = ("dragonfly", "linux")   # SPEC §4.2; dragonfly is the default
+PERSONALITIES = ("dragonfly", "linux")   # docs/contract.md §4.2; dragonfly is the default
 
 
 def original(page: str, word: int) -> int:
@@ -206,7 +206,7 @@ class Oracle:
             raise ValueError(f"cpus must be 1..{MAX_CPUS}")
         if os not in PERSONALITIES:
             raise ValueError(f"os must be one of {', '.join(PERSONALITIES)}")
-        self.os = os                                    # SPEC §4.2 personality
+        self.os = os                                    # docs/contract.md §4.2 personality
         self.ncpus = cpus
         self.cpu: list[Thread | None] = [None] * cpus   # who runs on each CPU
         self.procs: dict[int, Process] = {}             # live processes only
@@ -298,7 +298,7 @@ class Oracle:
             # DragonFly faults the page READ|WRITE and fails where prot lacks write. Linux's
             # FUTEX_WAIT only reads the word: a private futex keys on (mm, address) with no
             # page lookup, a shared one on shm0 (shmem, not PageAnon) retries read-only since
-            # 9ea71503a8ed -- so it compares and blocks like on a writable page (SPEC §4.2;
+            # 9ea71503a8ed -- so it compares and blocks like on a writable page (docs/contract.md §4.2;
             # host evidence in tests/test_oracle_lin.py::test_linux_futex_on_readonly_pages).
             if proc.prot[op.page] != "rw" and self.os == "dragonfly":
                 return "EFAULT"
@@ -309,7 +309,7 @@ class Oracle:
                 return "ESRCH"
             if a == "procfs_read":
                 return hex(self.read(target, op.page, op.word))
-            # SPEC §4.2: a debugger write into a *shared* mapping whose prot lacks write.
+            # docs/contract.md §4.2: a debugger write into a *shared* mapping whose prot lacks write.
             # DragonFly's VM_PROT_OVERRIDE_WRITE writes up to max prot (ok); Linux's FOLL_FORCE
             # breaks copy-on-write only in private mappings (mm/gup.c check_vma_flags), so the
             # write through /proc/PID/mem fails: EIO, and nothing is written. A private page
@@ -478,14 +478,14 @@ def parse_trace(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]]]:
     """Header CPU count and the steps as (line number, op text, outcome, wake list).
 
     Every line is checked for form before anything runs, as for programs. Sequential traces
-    only; interleaved lines (SPEC §3.2) are linearizability.py's.
+    only; interleaved lines (docs/contract.md §3.2) are linearizability.py's.
     """
     return parse_trace_os(text)[:2]
 
 
 def trace_lines(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
     """A trace's form: (cpus, [(line number, op text, outcome, woke names)], os). Header lines
-    `hw`, `kernel`, `expect`, `os` (SPEC §2.1, §4.2) before the first op; every op line carries
+    `hw`, `kernel`, `expect`, `os` (docs/contract.md §2.1, §4.2) before the first op; every op line carries
     `-> OUTCOME [woke T,...]`. Raises TraceError naming the line. Ops are not parsed here."""
     cpus, steps, osname = 2, [], "dragonfly"
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -516,7 +516,7 @@ def trace_lines(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], 
 
 
 def parse_trace_os(text: str) -> tuple[int, list[tuple[int, str, str, list[str]]], str]:
-    """parse_trace, plus the `os` header's personality (SPEC §4.2; default dragonfly)."""
+    """parse_trace, plus the `os` header's personality (docs/contract.md §4.2; default dragonfly)."""
     cpus, steps, osname = trace_lines(text)
     for lineno, op_text, _, woke in steps:
         try:
@@ -544,8 +544,8 @@ def _parse_hw(line: str, lineno: int, cpus: int) -> int:
 def judge(trace_text: str, os: str | None = None) -> Violation | None:
     """The first violation in a sequential trace, or None if every observation is allowed.
 
-    `os` overrides the trace's `os` header (SPEC §4.2). The package's `oracle.judge` is
-    linearizability.judge, which is this judgement on traces without SPEC §3.2 lines.
+    `os` overrides the trace's `os` header (docs/contract.md §4.2). The package's `oracle.judge` is
+    linearizability.judge, which is this judgement on traces without docs/contract.md §3.2 lines.
     """
     cpus, steps, osname = parse_trace_os(trace_text)
     if os is not None:

@@ -1,7 +1,7 @@
-"""Judging interleaved operations: linearizability (SPEC §4.1), over the sequential contract.
+"""Judging interleaved operations: linearizability (docs/contract.md §4.1), over the sequential contract.
 
-Written from SPEC §2, §3.2, §4 and §4.1 and /work/staging/SYNTAX.md only -- never from the Rust
-core. A trace may hold the lines of SPEC §3.2:
+Written from docs/contract.md §2, §3.2, §4 and §4.1 only -- never from the Rust
+core. A trace may hold the lines of docs/contract.md §3.2:
 
     cpu1 mprotect data0 r until ipi_wait -> paused     # an op starts and stays in flight
     cpu1 mprotect data0 r -> paused                    # a plain line stopped at `wait`
@@ -22,7 +22,7 @@ completes at s. Choosing a point inside each op's interval is the same as choosi
 real-time-respecting total order (assign each op, in order, max(its start, the previous point)),
 so nothing is lost by working line by line.
 
-Wakes follow SPEC §4.1 as pinned in docs/readings.md (R1-R4):
+Wakes follow docs/contract.md §4.1 as pinned in docs/readings.md (R1-R4):
 - R1, order-free (`_RealTime`): a line may name thread T only while T is asleep in real time --
   its latest `umtx_sleep` started on an earlier line, T not named since, that sleep not completed
   other than `blocked` on an earlier line, T's process not dead on an earlier line or this one;
@@ -40,9 +40,9 @@ Wakes follow SPEC §4.1 as pinned in docs/readings.md (R1-R4):
   `outcome`) by L over the orders that give every op completed before L its observed value and
   meet every obligation whose wakeup and sleep both completed before L. So an order whose
   completed wakeup left a wake unnamed while the sleep was still in flight is kept (`broken`)
-  until that sleep completes: R3 does not count it, R4 does (SPEC §4.1's worked example).
+  until that sleep completes: R3 does not count it, R4 does (docs/contract.md §4.1's worked example).
 
-Lines before the first §3.2 line are judged by the sequential contract itself (SPEC §4.1: exactly
+Lines before the first §3.2 line are judged by the sequential contract itself (docs/contract.md §4.1: exactly
 the sequential judgement there, whose precedence within a step -- outcome kinds, a bad wake
 list, then lost-wakeup -- differs from R4's "most specific" on a line with two failures).
 
@@ -61,13 +61,13 @@ from pyvmfuzz.oracle.contract import (
     parse_thread, thread_name, trace_lines,
 )
 
-# SPEC §3.2's yield points (the core validates which op has which; the oracle needs none)
+# docs/contract.md §3.2's yield points (the core validates which op has which; the oracle needs none)
 POINTS = ("cow", "pmap_enter", "ipi_wait", "access", "sleep", "retry", "enter", "wait")
 PAUSED = "paused"
 
 _CPU_RESUME = re.compile(r"cpu([0-9]+)")
 
-# most specific first (SPEC §4.1): the kinds a line's own observations can get
+# most specific first (docs/contract.md §4.1): the kinds a line's own observations can get
 _RANK = {"stale-read": 0, "protection": 0, "lost-wakeup": 1, "outcome": 2}
 
 
@@ -111,7 +111,7 @@ class History:
 def parse(text: str) -> History:
     """The trace as lines and op intervals; form is checked before anything is judged.
 
-    Header lines: `hw`, `kernel`, `expect`, `os linux|dragonfly` (SPEC §2.1, §4.2). Raises
+    Header lines: `hw`, `kernel`, `expect`, `os linux|dragonfly` (docs/contract.md §2.1, §4.2). Raises
     TraceError naming the text line for a malformed line, an op started on a CPU that has one
     in flight, or a `resume` with nothing in flight.
     """
@@ -145,7 +145,7 @@ def parse(text: str) -> History:
             h.interleaved = True
             if kind == "resume":
                 if cpu not in inflight and flushable.get(cpu):
-                    # SPEC §3.3 deferred-flush: a fork/mprotect/madvise completed at its ipi_wait
+                    # docs/contract.md §3.3 deferred-flush: a fork/mprotect/madvise completed at its ipi_wait
                     # and left only the wait on its CPU; this `resume` finishes the flush -- not
                     # an operation (like `ipi`, outcome `ok`).
                     ln.kind = "flush"
@@ -249,7 +249,7 @@ class _RealTime:
         """R1: t is asleep in real time at `step` (its latest sleep started on an earlier line,
         t not named since, that sleep not completed other than `blocked` on an earlier line, t's
         process not dead on an earlier line or this one). A sleeper in flight may be named
-        (SPEC §4.1, `tsleep_interlock`)."""
+        (docs/contract.md §4.1, `tsleep_interlock`)."""
         s = self.latest_sleep(t, step)
         return (s is not None and s.start < step and not self.named_in(t, s.start, step - 1)
                 and not (s.end is not None and s.end < step and s.outcome != "blocked")
@@ -258,7 +258,7 @@ class _RealTime:
     def scheduling_refused(self, t: tuple[int, int], step: int) -> bool:
         """A switch taking effect at `step` may not take t: t is still in its sleep's op on its
         CPU, or asleep since a sleep that completed `blocked` and not named woken since (a
-        blocked thread is never scheduled, SPEC §4: only a reported wake releases it)."""
+        blocked thread is never scheduled, docs/contract.md §4: only a reported wake releases it)."""
         s = self.latest_sleep(t, step)
         if s is None:
             return False
@@ -450,7 +450,7 @@ def _joined_death(st: Oracle, hop: HistOp, ln: Line) -> str | None:
     thread's exit or SEGV took every thread off its CPU -- is part of that one death (DragonFly's
     exit1(): only one thread does the master exit, a later one just lwp_exit()s): it completes
     with its own outcome, `ok` for exit and `SEGV` for an access, and changes nothing. A CPU
-    whose op is in flight cannot be switched (SPEC §3.2), so an idle CPU here means its thread
+    whose op is in flight cannot be switched (docs/contract.md §3.2), so an idle CPU here means its thread
     was killed. Reading pinned in docs/readings.md and tests/test_oracle_lin.py."""
     if hop.start >= ln.step or st.cpu[hop.op.cpu] is not None:
         return None
@@ -458,10 +458,10 @@ def _joined_death(st: Oracle, hop: HistOp, ln: Line) -> str | None:
 
 
 def judge(trace_text: str, os: str | None = None) -> Violation | None:
-    """The first violation in a trace (SPEC §4.1), or None if some order explains every line.
+    """The first violation in a trace (docs/contract.md §4.1), or None if some order explains every line.
 
     trace_text: a trace or replayable program with outcomes (SYNTAX.md); os: "linux" or
-    "dragonfly", overriding the trace's `os` header (default dragonfly, SPEC §4.2).
+    "dragonfly", overriding the trace's `os` header (default dragonfly, docs/contract.md §4.2).
     Returns Violation(kind, step, expected, observed) with step counted over op lines.
     Raises TraceError for a malformed line or one that applies in no order.
     """
@@ -476,7 +476,7 @@ def judge(trace_text: str, os: str | None = None) -> Violation | None:
 def judge_history(h: History, search: bool = False) -> Violation | None:
     """judge() on a parsed trace. The lines before the first §3.2 line (a plain line is an op
     that completes on its own line) are the sequential contract's judgement, stepped line by
-    line: SPEC §4.1, "without section 3.2 lines this is exactly the sequential judgement", read
+    line: docs/contract.md §4.1, "without section 3.2 lines this is exactly the sequential judgement", read
     so that a line's verdict never depends on lines after it. From there on, R1-R4. `search`
     forces R1-R4 from the first line (tests compare the two)."""
     k = 0 if search else next((i for i, ln in enumerate(h.lines) if not _plain(ln)),
@@ -504,7 +504,7 @@ def judge_history(h: History, search: bool = False) -> Violation | None:
 
 def _plain(ln: Line) -> bool:
     """An atomic line: an op that starts and completes on it (`until` a point it never
-    reached included, SPEC §3.2)."""
+    reached included, docs/contract.md §3.2)."""
     return ln.kind == "op" and ln.completes == ln.starts
 
 

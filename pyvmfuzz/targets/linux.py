@@ -1,19 +1,19 @@
 """`--target linux`: run a program on the host kernel — real processes and threads pinned to
 real CPUs, real page tables, copy-on-write, futexes and /proc/PID/mem — step-locked so the
 interleaving is exactly the program's, and judged by the Python oracle with the `os linux`
-personality (SPEC §4.2).
+personality (docs/contract.md §4.2).
 
 Every outcome is what a real system call returned: fork (P-numbers are the real children
 numbered in order of creation), thread creation, futex (FUTEX_WAIT also on a read-only page),
 madvise, mprotect, /proc/PID/mem, and SIGSEGV for a store the page tables refuse (`ESRCH` for a
 P-number with no live process is the driver's: Linux reuses pids). The contract's
-limits (SPEC §2.1: 8 live processes, 4 threads per process) are applied by the kernel's pids
+limits (docs/contract.md §2.1: 8 live processes, 4 threads per process) are applied by the kernel's pids
 controller where a cgroup v1 `pids` hierarchy is writable (`_PidsCgroup`); elsewhere the driver
 applies them itself and the report says so (`limits`).
 
 Each process is an *anchor* thread (the process's main thread: it forks, and watches the
 lifeline) plus one thread per model thread; each serves one AF_UNIX SEQPACKET socket and the
-driver sends one command at a time. The layout (SPEC §2.1) is made before any fork: four
+driver sends one command at a time. The layout (docs/contract.md §2.1) is made before any fork: four
 private anonymous pages, a private mapping of a memfd holding the text, one MAP_SHARED page.
 futex: private ops for private pages, shared ops for shm0. Hygiene: one process group per run,
 PR_SET_PDEATHSIG on P1 and a lifeline pipe in every process, no core files, per-step timeouts,
@@ -38,7 +38,7 @@ import time
 from pyvmfuzz import oracle
 from pyvmfuzz.programs import InputError
 
-from pyvmfuzz.layout import PAGES, TEXT_CONTENT, TEXT_PAGES  # the layout facts, defined once (SPEC §2.1)
+from pyvmfuzz.layout import PAGES, TEXT_CONTENT, TEXT_PAGES  # the layout facts, defined once (docs/contract.md §2.1)
 
 PAGE = 4096
 SYS_FUTEX = 202
@@ -74,9 +74,9 @@ def _syscall_outcome(r: int) -> str:
 # ---------------------------------------------------------------- limits
 
 class _PidsCgroup:
-    """The contract's limits (SPEC §2.1) applied by the kernel: cgroup v1 `pids` controller.
+    """The contract's limits (docs/contract.md §2.1) applied by the kernel: cgroup v1 `pids` controller.
 
-    Layout, made once per driver process and reused by its runs (SPEC: at most 8 live
+    Layout, made once per driver process and reused by its runs (docs/contract.md §2.1: at most 8 live
     processes, 4 live threads per process):
       <driver's pids cgroup>/pyvmfuzz-<driver pid>/procs   pids.max 8: each process's anchor
       <driver's pids cgroup>/pyvmfuzz-<driver pid>/p<N>    pids.max 4: the threads of P<N>
@@ -85,7 +85,7 @@ class _PidsCgroup:
     (a fifth is EAGAIN from clone). cgroup v1 places threads one by one (`tasks`), which is
     what makes the two limits separable; cgroup v2 would need a threaded subtree and is not
     used (the driver applies the limits there). Charges are released when a task is reaped,
-    so the driver reaps before the next step (SPEC §3: exit completes before the next line)."""
+    so the driver reaps before the next step (docs/contract.md §3: exit completes before the next line)."""
 
     _probed: "_PidsCgroup | None | bool" = False  # False: not probed yet in this process
 
@@ -291,7 +291,7 @@ class _Worker:
             elif op == "exit":
                 os._exit(0)
             elif op == "sleep":
-                # FUTEX_WAIT whatever the page's prot: Linux reads the word (SPEC §4.2)
+                # FUTEX_WAIT whatever the page's prot: Linux reads the word (docs/contract.md §4.2)
                 page, w, v = a[1], int(a[2]), int(a[3])
                 priv = 0 if page == "shm0" else FUTEX_PRIVATE
                 while True:
@@ -352,7 +352,7 @@ class LinuxError(InputError):
 class LinuxMachine:
     """One program's worth of real processes.
 
-    `limits` says who applies SPEC §2.1's limits: "cgroup-v1 pids" (the kernel) or "driver"."""
+    `limits` says who applies docs/contract.md §2.1's limits: "cgroup-v1 pids" (the kernel) or "driver"."""
 
     def __init__(self, cpus: int):
         self.ncpus_host = len(os.sched_getaffinity(0))
@@ -549,7 +549,7 @@ class LinuxMachine:
 
     def do(self, op: oracle.Op, actor, step: int = 0) -> tuple[str, list[tuple[int, int]]]:
         """Perform one op; returns (outcome, woke). `actor` is (pid, tid) or None. Ids are the
-        model's names for the real processes and threads, in order of creation (SPEC §2.1);
+        model's names for the real processes and threads, in order of creation (docs/contract.md §2.1);
         `notes[step]` keeps the real pid/tid behind a new one."""
         a = op.action
         woke: list[tuple[int, int]] = []
@@ -673,13 +673,13 @@ def _host_forces_writes() -> bool:
 
 
 def _linux_oracle(cpus: int) -> oracle.Oracle:
-    """THE one call site of the `os linux` personality (SPEC §4.2): judges and generates."""
+    """THE one call site of the `os linux` personality (docs/contract.md §4.2): judges and generates."""
     return oracle.Oracle(cpus, os="linux")
 
 
 def run_text(text: str, hw: str | None = None) -> dict:
     """A text program (header: `hw cpus=N`; tlb and mode are the host's) on Linux, judged
-    with `os linux` whatever its `os` header says (SPEC §4.2: the host target is Linux)."""
+    with `os linux` whatever its `os` header says (docs/contract.md §4.2: the host target is Linux)."""
     import re
 
     from pyvmfuzz import _core
@@ -704,7 +704,7 @@ def run_text(text: str, hw: str | None = None) -> dict:
         # said here: the oracle's parser reported "mprotect takes 2 argument(s), got 4"
         toks = op.split()
         if "until" in toks or toks[1:2] in (["resume"], ["ipi"]):
-            raise InputError(f"step {i}: '{op}' is a SPEC §3.2 line: a real kernel cannot be stopped "
+            raise InputError(f"step {i}: '{op}' is an interleaved line (docs/contract.md §3.2): a real kernel cannot be stopped "
                              "at a yield point from user space (--target linux runs plain lines)")
     return run_ops(ops, cpus)
 
@@ -712,7 +712,7 @@ def run_text(text: str, hw: str | None = None) -> dict:
 def run_ops(ops: list[str], cpus: int, on_step=None) -> dict:
     """Run op lines (no outcomes) on Linux, judging each step with the oracle (`os linux`).
 
-    Returns the report dict of `run` plus `limits` (who applied SPEC §2.1's limits) and
+    Returns the report dict of `run` plus `limits` (who applied docs/contract.md §2.1's limits) and
     `trace_text`, whose comments give the real pid/tid behind each new P-number/thread."""
     orc = _linux_oracle(cpus)
     m = LinuxMachine(cpus)

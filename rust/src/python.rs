@@ -49,7 +49,7 @@ fn trace_text(r: &Report) -> String {
     s
 }
 
-/// `d[key]` = None, or the violation as {kind, step, expected, observed} (SPEC §4).
+/// `d[key]` = None, or the violation as {kind, step, expected, observed} (docs/contract.md §4).
 fn set_violation<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, key: &str, v: Option<&crate::judge::Violation>) -> PyResult<()> {
     match v {
         None => d.set_item(key, py.None()),
@@ -86,7 +86,7 @@ fn report_dict<'py>(py: Python<'py>, r: &Report, prog: Option<&Program>) -> PyRe
     }
     d.set_item("assert_failures", af)?;
     set_violation(py, &d, "internal", r.internal.as_ref())?;
-    // SPEC §3.2: ops still in flight and invalidations still pending when the run ended.
+    // docs/contract.md §3.2: ops still in flight and invalidations still pending when the run ended.
     let inf = PyList::empty(py);
     for (c, op, ph, pt, w) in &r.in_flight {
         let x = PyDict::new(py);
@@ -507,7 +507,7 @@ fn parse_text<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyDict>> 
     Ok(d)
 }
 
-/// The layout facts the core is built with (SPEC §2.1, §2.3; rust/src/program.rs, codec.rs, hw.rs).
+/// The layout facts the core is built with (docs/contract.md §2.1, §2.3; rust/src/program.rs, codec.rs, hw.rs).
 #[pyfunction]
 fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     use crate::program::{text_word, NWORDS, PAGE_NAMES};
@@ -530,7 +530,7 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
-// ---- explore / necessity (SPEC §5) --------------------------------------------------------
+// ---- explore / necessity (docs/contract.md §5) --------------------------------------------------------
 
 fn explore_dict<'py>(py: Python<'py>, k: &'static Kernel, hw: crate::hw::Hw, r: &crate::explore::Explored) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
@@ -573,7 +573,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
     crate::necessity::variant(base, &off, &on).map_err(PyValueError::new_err)
 }
 
-/// Exhaustive exploration (SPEC §5 `explore`; see rust/src/explore.rs for the domain).
+/// Exhaustive exploration (docs/contract.md §5 `explore`; see rust/src/explore.rs for the domain).
 /// `progress(stats_dict) -> bool` is called every 16k lines (False stops); Ctrl-C stops too.
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
