@@ -273,8 +273,10 @@ def _nonempty_paths(*flags: tuple[str, str | None]) -> None:
 
 
 def cmd_check(args) -> int:
+    from pyvmfuzz.campaign.lifecycle import restore_sigint
     from pyvmfuzz.oracle.check import CheckInterrupted, check_paths
 
+    restore_sigint()  # inherited as ignored (`check ... &` in a script, nohup): Ctrl-C works
     _nonempty_paths(("--junit", args.junit))
     _linux_os(args)
     if args.target == "linux":
@@ -821,9 +823,13 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
                        description="Coverage-guided campaign. Distinct violations are minimized, confirmed by "
                                    "the oracle and saved as text + bytes in --crashes. Flags after -- go to libFuzzer.",
-                       epilog="Exit status: 0 budget spent, no violation; 1 violation found (also when interrupted "
-                              "after one); 2 bad usage, or libFuzzer refused its flags or failed; 130 interrupted "
-                              "(Ctrl-C) before any violation — the corpus and any findings are kept.")
+                       epilog="Exit status: 0 budget spent, no new violation; 1 a new violation found (also when "
+                              "stopped after one); 2 bad usage, the output directory in use by another campaign "
+                              "(its pid is named), libFuzzer refused its flags or failed, or a write failed (disk "
+                              "full: one line, then the summary) before any new violation; 130 interrupted (Ctrl-C, "
+                              "SIGTERM, SIGHUP) before any new violation — the corpus and any findings are kept. "
+                              "New: saved by this campaign; findings already in the crashes directory (a resumed "
+                              "campaign) are counted as known, not listed, and never make the status 1.")
     f.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed)")
     f.add_argument("--hw", action=_HwKeys, type=_hw_over("mode=pc64"), default="mode=pc64",
                    help="hardware keys fixed for the campaign; the rest come from the input (default mode=pc64)")

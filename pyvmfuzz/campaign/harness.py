@@ -104,6 +104,8 @@ class FindingHandler:
         self.spent = 0.0  # seconds handling new shapes
         self.pending = 0
         self.pending_f = None
+        self.write_failed = False  # a write failed (said once to the supervisor)
+        self.signalled = False
 
     def __call__(self, data: bytes) -> None:
         from pyvmfuzz.campaign.findings import signals_deferred
@@ -117,8 +119,41 @@ class FindingHandler:
             from pyvmfuzz.campaign.findings import atomic_write
 
             name = f"unsaved-{hashlib.sha1(data).hexdigest()[:12]}.bytes"
-            atomic_write(os.path.join(self.crashes, name), data)
+            try:
+                atomic_write(os.path.join(self.crashes, name), data)
+            except OSError as e2:  # a full disk: the input goes to the supervisor, which stops
+                self.write_error(e2, data)
+                return
+            if isinstance(e, OSError):
+                self.write_error(e)
             self._log(f"error {name} {type(e).__name__}: {e}".replace("\n", " "))
+
+    def write_error(self, e: OSError, data: bytes | None = None) -> None:
+        """A finding, the pending inputs or the findings log could not be written (ENOSPC,
+        EDQUOT, ...): a `#pyvmfuzz write-error HEX|- PATH: REASON` line to the supervisor
+        (stderr; HEX: the input not saved, which its summary prints), which stops the campaign,
+        and SIGUSR1 to it (a fork-mode job's stderr does not reach it). Raising instead would
+        make libFuzzer save a crash file on the full disk (the 0-byte file of issue 25)."""
+        from pyvmfuzz.campaign.lifecycle import describe
+
+        if data is None and self.write_failed:
+            return  # said once; each input not saved is said
+        self.write_failed = True
+        line = f"#pyvmfuzz write-error {data.hex() if data is not None else '-'} {describe(e)}".replace("\n", " ")
+        try:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        sup = os.environ.get("PYVMFUZZ_SUPERVISOR", "")
+        if sup.isdigit() and not self.signalled:
+            self.signalled = True
+            try:
+                import signal
+
+                os.kill(int(sup), signal.SIGUSR1)
+            except OSError:
+                pass
 
     def _handle(self, data: bytes) -> None:
         from pyvmfuzz.campaign.findings import shape
@@ -138,9 +173,21 @@ class FindingHandler:
         if self.share < 1 and self.spent > self.share * (t0 - self.start):
             # one appended line, no file per input (a file each, fsynced, cost ~1 ms on ext4);
             # the supervisor splits them into pending-<sha1>.bytes at the end (split_pending)
-            if self.pending_f is None:
-                self.pending_f = open(os.path.join(self.crashes, PENDING), "a", buffering=1)
-            self.pending_f.write(f"{v['kind']} {data.hex()}\n")
+            try:
+                if self.pending_f is None:
+                    self.pending_f = open(os.path.join(self.crashes, PENDING), "a", buffering=1)
+                self.pending_f.write(f"{v['kind']} {data.hex()}\n")
+            except OSError as e:
+                if e.filename is None:
+                    e.filename = os.path.join(self.crashes, PENDING)
+                f, self.pending_f = self.pending_f, None
+                if f is not None:
+                    try:
+                        f.close()
+                    except OSError:
+                        pass
+                self.write_error(e, data)
+                return
             self.pending += 1
             return
         try:
@@ -188,13 +235,26 @@ class FindingHandler:
 
         fake = dict(rep, violation={"kind": j.oracle[0] if j.oracle else "clean", "step": max(1, j.oracle[1]) if j.oracle else 1,
                                     "expected": "", "observed": j.describe()})
-        base, new = save(self.crashes, fake, f"cross-check: {j.describe()}", "disagreement-")
+        try:
+            base, new = save(self.crashes, fake, f"cross-check: {j.describe()}", "disagreement-")
+        except OSError as e:
+            try:
+                blob = self.core.encode("\n".join([rep["hw"]] + rep["steps"]) + "\n", rep["kernel"])
+            except Exception:  # noqa: BLE001 -- the error line goes out without it
+                blob = None
+            self.write_error(e, blob)
+            return
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} disagreement 0->0 visible disagreement")
 
     def _log(self, msg: str, when: float | None = None) -> None:
         if self.log:
-            with open(self.log, "a") as f:
-                f.write(f"{when or time.time():.3f} {os.getpid()} {msg}\n")
+            try:
+                with open(self.log, "a") as f:
+                    f.write(f"{when or time.time():.3f} {os.getpid()} {msg}\n")
+            except OSError as e:
+                if e.filename is None:  # a failed flush names no file
+                    e.filename = self.log
+                self.write_error(e)
 
 
 def job_seed(argv: list[str]) -> list[str]:

@@ -27,6 +27,7 @@ _FORK = re.compile(r"^#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s:? (\d+)")
 _OURS = re.compile(r"^#pyvmfuzz execs (\d+)")
 _LOADED = re.compile(r"^INFO: Loaded (\d+) modules\s+\((\d+) inline 8-bit counters\)")
 _STAT = re.compile(r"^stat::(\w+):\s+(\d+)")
+_WRITE_ERROR = re.compile(r"^#pyvmfuzz write-error (\S+) (.*)")  # harness.FindingHandler.write_error
 # One line per input libFuzzer adds or shrinks: thousands a second early in a campaign, so
 # fuzz.log keeps only the rest (INITED, pulse, DONE, fork-mode job lines, errors, stats).
 _PER_INPUT = re.compile(r"^#\d+\s+(NEW|REDUCE)\s")
@@ -48,6 +49,7 @@ class Progress:
     fatal: str | None = None  # a libFuzzer line that means the campaign cannot be what was asked
     help_lines: list | None = None  # libFuzzer printed its usage (-help=1)
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20))
+    write_errors: list = field(default_factory=list)  # (input hex or None, "PATH: reason") the harness could not write
 
     def feed(self, line: str, fork: bool) -> None:
         if self.help_lines is not None:
@@ -57,6 +59,10 @@ class Progress:
         if m:
             if not fork:
                 self.execs = max(self.execs, int(m[1]))
+            return
+        m = _WRITE_ERROR.match(line)
+        if m:
+            self.write_errors.append((None if m[1] == "-" else m[1], m[2].strip()))
             return
         m = _STATUS.match(line)
         if m:
@@ -103,25 +109,47 @@ class Progress:
 class RotatingLog:
     """fuzz.log: appended across resumed campaigns; beyond `max_bytes` it moves to
     `PATH.1` (replacing an older one) and starts again, so a long campaign's log is bounded
-    by twice `max_bytes`. Line-buffered: `tail -f` works during a campaign."""
+    by twice `max_bytes`. Line-buffered: `tail -f` works during a campaign. A write that
+    fails (a full disk) ends the log: `error` holds it, and later lines are dropped."""
 
     def __init__(self, path: str, max_bytes: int = LOG_MAX_BYTES):
         self.path, self.max_bytes = path, max_bytes
         self.f = open(path, "a", buffering=1)
         self.size = self.f.tell()
+        self.error: OSError | None = None
+        self.lock = threading.Lock()  # the reader thread and the main loop both write
 
     def write(self, line: str) -> None:
-        n = len(line.encode("utf-8", "replace"))
-        if self.size and self.size + n > self.max_bytes:
-            self.f.close()
-            os.replace(self.path, self.path + ".1")
-            self.f = open(self.path, "w", buffering=1)
-            self.size = 0
-        self.f.write(line)
-        self.size += n
+        with self.lock:
+            if self.f is None:
+                return
+            n = len(line.encode("utf-8", "replace"))
+            try:
+                if self.size and self.size + n > self.max_bytes:
+                    self.f.close()
+                    os.replace(self.path, self.path + ".1")
+                    self.f = open(self.path, "w", buffering=1)
+                    self.size = 0
+                self.f.write(line)
+                self.size += n
+            except OSError as e:
+                if e.filename is None:
+                    e.filename = self.path
+                self.error = e
+                f, self.f = self.f, None
+                try:
+                    f.close()
+                except OSError:
+                    pass
 
     def close(self) -> None:
-        self.f.close()
+        with self.lock:
+            if self.f is not None:
+                try:
+                    self.f.close()
+                except OSError as e:
+                    self.error = self.error or e
+                self.f = None
 
 
 class PlainProgress:
@@ -162,13 +190,14 @@ def _writable_dir(path: str, what: str) -> str:
 SEEDS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seeds")
 
 
-def _seed_dir(kernel: str, hw: str | None) -> str:
+def _seed_dir(kernel: str, hw: str | None, d: str | None = None) -> str:
     """The package's seeds (pyvmfuzz/seeds/*.txt, shipped in the wheel; corpus/seeds in a
     clone links there) encoded for this kernel: clean programs that exercise every mechanism,
-    so the campaign does not start from nothing. Returns a temporary directory."""
+    so the campaign does not start from nothing. Written into `d`, else a new temporary
+    directory; returns it."""
     from pyvmfuzz.programs import load
 
-    d = tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")
+    d = d or tempfile.mkdtemp(prefix="pyvmfuzz-seeds-")
     names = sorted(f for f in os.listdir(SEEDS) if f.endswith(".txt")) if os.path.isdir(SEEDS) else []
     for name in names:
         text = load(os.path.join(SEEDS, name)).text
@@ -224,11 +253,17 @@ class CorpusSync:
     rename), inputs libFuzzer removed after copying them (a REDUCE replaced them) are
     removed. libFuzzer names an input by the SHA-1 of its bytes, so a file it is still
     writing is recognised (its content does not hash to its name) and left for the next
-    round. A supervisor killed outright loses at most `every` seconds of additions."""
+    round. A supervisor killed outright loses at most `every` seconds of additions (and the
+    next campaign's start copies those too: lifecycle.reclaim). A write that fails (a full
+    disk) is kept in `error`; `complete` says whether the last round copied everything it
+    could read whole."""
 
     def __init__(self, work: str, corpus: str, every: float = 5.0):
         self.work, self.corpus, self.every = work, corpus, every
         self.synced: set[str] = set()
+        self.error: OSError | None = None
+        self.complete = False
+        self.lock = threading.Lock()
         self.stop_ev = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
@@ -239,6 +274,10 @@ class CorpusSync:
 
     def sync(self) -> int:
         """One round; returns how many inputs it copied."""
+        with self.lock:
+            return self._sync()
+
+    def _sync(self) -> int:
         import hashlib
 
         try:
@@ -246,6 +285,7 @@ class CorpusSync:
         except OSError:
             return 0
         copied = 0
+        self.complete = True
         for name in names - self.synced:
             try:
                 with open(os.path.join(self.work, name), "rb") as f:
@@ -255,9 +295,20 @@ class CorpusSync:
             if hashlib.sha1(data).hexdigest() != name:
                 continue  # still being written (or not libFuzzer's): next round
             tmp = os.path.join(self.corpus, f".{name}.tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(self.corpus, name))
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, os.path.join(self.corpus, name))
+            except OSError as e:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                if e.filename is None:
+                    e.filename = os.path.join(self.corpus, name)
+                self.error = self.error or e
+                self.complete = False
+                break  # the rest waits for the next round
             self.synced.add(name)
             copied += 1
         for name in self.synced - names:
@@ -269,13 +320,15 @@ class CorpusSync:
         return copied
 
     def close(self) -> None:
-        """Last sync, then the tmpfs directory goes."""
+        """Last sync, then the tmpfs directory goes — unless some input could not be copied
+        (`complete` false): then it stays, for the next campaign's start to copy."""
         import shutil
 
         self.stop_ev.set()
         self.thread.join(timeout=30)
         self.sync()
-        shutil.rmtree(self.work, ignore_errors=True)
+        if self.complete:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def pending_replay_flags(args) -> str:
@@ -285,10 +338,12 @@ def pending_replay_flags(args) -> str:
     return f"--kernel {args.kernel}" + (f" --hw {args.hw}" if args.hw else "")
 
 
-def split_pending(crashes: str) -> list[str]:
+def split_pending(crashes: str, errors: list | None = None) -> list[str]:
     """The harness's pending-inputs file (violating inputs it saved without minimizing,
     harness.PENDING) as one `pending-<sha1>.bytes` per input; the file goes once all are
-    written. Returns the names written."""
+    written. Returns the names written. A write that fails (a full disk) is raised after the
+    rest were tried (appended to `errors` instead, when given), and the file stays (the next
+    campaign's start splits it again)."""
     from pyvmfuzz.campaign.findings import atomic_write
     from pyvmfuzz.campaign.harness import PENDING
     import hashlib
@@ -300,14 +355,24 @@ def split_pending(crashes: str) -> list[str]:
             lines = f.read().split("\n")
     except OSError:
         return names
+    error = None
     for ln in lines[:-1]:  # the last has no newline: cut short by a killed harness, or empty
         try:
             data = bytes.fromhex(ln.split()[1])
         except (IndexError, ValueError):
             continue
         name = f"pending-{hashlib.sha1(data).hexdigest()[:12]}.bytes"
-        atomic_write(os.path.join(crashes, name), data)
+        try:
+            atomic_write(os.path.join(crashes, name), data)
+        except OSError as e:
+            error = error or e
+            continue
         names.append(name)
+    if error is not None:
+        if errors is None:
+            raise error
+        errors.append(error)
+        return names
     os.unlink(path)
     return names
 
@@ -376,10 +441,6 @@ def _die_with_parent() -> None:
 
 
 def _linux_campaign(args) -> int:
-    from tqdm import tqdm
-
-    from pyvmfuzz.targets import linux
-
     if args.time <= 0:
         raise InputError("--target linux needs a --time budget")
     # the model campaign's options, refused rather than ignored without a word (as run does)
@@ -393,7 +454,21 @@ def _linux_campaign(args) -> int:
     if unused:
         raise InputError(f"{', '.join(unused)}: not used by --target linux (random programs on this host's "
                          "kernel, judged by the oracle)")
+    from pyvmfuzz.campaign.lifecycle import DirLock
+
     out = _writable_dir(args.out, "output directory")
+    lock = DirLock(out, "output directory", "--out")
+    try:
+        return _linux_in(args, out)
+    finally:
+        lock.close()
+
+
+def _linux_in(args, out: str) -> int:
+    from tqdm import tqdm
+
+    from pyvmfuzz.targets import linux
+
     crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
     tty = sys.stderr.isatty()
     bar = tqdm(total=args.time, unit="s", file=sys.stderr, disable=args.quiet or not tty,
@@ -441,108 +516,182 @@ def _check_numbers(args) -> None:
         raise InputError(f"--cross-check must be >= 0 (0: off), not {xc}")
 
 
-def run_campaign(args) -> int:
-    _check_numbers(args)
-    if getattr(args, "target", "model") == "linux":
-        return _linux_campaign(args)
+def _inside(path: str, d: str) -> bool:
+    path, d = os.path.realpath(path), os.path.realpath(d)
+    return path == d or path.startswith(d.rstrip(os.sep) + os.sep)
+
+
+def _findings_on_disk(crashes: str) -> set[str]:
+    """The findings saved in `crashes` (a finding is complete when its .txt is there)."""
     try:
-        import atheris  # noqa: F401
-    except ImportError:
-        raise InputError("fuzz needs atheris: pip install 'pyvmfuzz[fuzz]'") from None
+        return {n[:-4] for n in os.listdir(crashes) if n.endswith(".txt") and not n.startswith(".")}
+    except OSError:
+        return set()
+
+
+def _file_tag(crashes: str, sig: str) -> str:
+    """A saved finding's tag when the findings log has no line for it (its write failed)."""
+    if sig.startswith("panic-"):
+        return "model-panic"
+    try:
+        with open(os.path.join(crashes, sig + ".txt")) as f:
+            head = f.read(8192)
+    except OSError:
+        return "visible"
+    return "internal-only" if "\n# internal-only" in head else "visible"
+
+
+def _write_failure(prog: Progress, log, sync, intr) -> str | None:
+    """The first write that failed (a full disk), as `PATH: reason`, or None."""
+    from pyvmfuzz.campaign.lifecycle import describe
+
+    if prog.write_errors:
+        return prog.write_errors[0][1]
+    for e in (log.error if log is not None else None, sync.error if sync is not None else None):
+        if e is not None:
+            return describe(e)
+    if intr.usr1:
+        return "a fork-mode job could not write a finding or the findings log (disk full?)"
+    return None
+
+
+def run_campaign(args) -> int:
+    """A campaign, owning its output directory (lifecycle.DirLock) and stopped by SIGINT,
+    SIGTERM or SIGHUP alike (lifecycle.Interrupts)."""
+    from pyvmfuzz.campaign.lifecycle import DirLock, Interrupts
+
+    _check_numbers(args)
+    with Interrupts() as intr:
+        if getattr(args, "target", "model") == "linux":
+            return _linux_campaign(args)
+        try:
+            import atheris  # noqa: F401
+        except ImportError:
+            raise InputError("fuzz needs atheris: pip install 'pyvmfuzz[fuzz]'") from None
+        out = _writable_dir(args.out, "output directory")
+        locks = [DirLock(out, "output directory", "--out")]
+        try:
+            corpus = _writable_dir(args.corpus or os.path.join(out, "corpus"), "corpus directory")
+            crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
+            if not _inside(crashes, out):  # findings and pending inputs are a campaign's own too
+                locks.append(DirLock(crashes, "crashes directory", "--crashes"))
+            return _model_campaign(args, intr, out, corpus, crashes)
+        finally:
+            for lk in locks:
+                lk.close()
+
+
+def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
+    import shutil
+
     from tqdm import tqdm
 
-    out = _writable_dir(args.out, "output directory")
-    corpus = _writable_dir(args.corpus or os.path.join(out, "corpus"), "corpus directory")
-    crashes = _writable_dir(args.crashes or os.path.join(out, "crashes"), "crashes directory")
-    so = ""
-    if args.coverage in ("branch", "both"):
-        import shutil
+    from pyvmfuzz.campaign.findings import sweep_temp_files
+    from pyvmfuzz.campaign.lifecycle import TempRoot, reclaim, report_reclaimed
 
-        from pyvmfuzz.campaign.covbuild import build
-
-        # A private copy: a rebuild during the campaign must not change what its workers load.
-        so = os.path.join(out, ".core-cov.so")
-        shutil.copyfile(build(), so)
-    seeds = _seed_dir(args.kernel, args.hw)
+    report_reclaimed(reclaim())  # temporary directories of campaigns that died
+    split_pending(crashes)  # a dead campaign's pending inputs: known before this one
+    known = _findings_on_disk(crashes)  # a resumed campaign's findings are not new
+    before = set(os.listdir(crashes))
     findings_log = os.path.join(out, "findings.log")
     log_path = os.path.join(out, "fuzz.log")
     fork = args.jobs > 1
-    seed = args.seed if args.seed is not None else fresh_seed()
     # one job: libFuzzer adds to a tmpfs directory and reads the corpus as seeds (fork mode
-    # merges into the corpus itself)
-    work = None if fork else work_corpus_dir()
-    cmd = [
-        _wrapper(out), *([work] if work else []), corpus, seeds,
-        f"-seed={seed}",
-        f"-max_len={2 + 5 * args.max_steps + 16}",  # 5-byte records (codec.rs)
-        "-print_final_stats=1",
-        f"-artifact_prefix={crashes}/",
-        "-timeout=30",
-    ]
-    if args.time:
-        cmd.append(f"-max_total_time={args.time}")
-    if fork:
-        cmd.append(f"-fork={args.jobs}")
-    mutator = getattr(args, "mutator", None) or os.environ.get("PYVMFUZZ_MUTATOR") or "records"
-    if mutator == "records" and not any(a.startswith("-len_control=") for a in args.libfuzzer):
-        # libFuzzer turns its length control off when it finds a custom mutator; ours keeps
-        # to the length limit it is given, so keep it on: short programs first (measured on
-        # cow-make-before-break: 75k exec/s with it, 39k without, found as soon)
-        cmd.append("-len_control=100")
-    cmd += args.libfuzzer
-    env = dict(os.environ)
-    env.update(
-        PYVMFUZZ_KERNEL=args.kernel,
-        PYVMFUZZ_HW=args.hw or "",
-        PYVMFUZZ_CRASHES=crashes,
-        PYVMFUZZ_FINDINGS=findings_log,
-        PYVMFUZZ_CORE_SO=so,
-        PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
-        PYVMFUZZ_XCHECK="auto" if getattr(args, "cross_check", None) is None else str(args.cross_check),
-        PYVMFUZZ_FORK="1" if fork else "0",  # the harness gives each fork-mode job its own seed
-        PYVMFUZZ_MUTATOR=mutator,
-    )
-    start = time.time()
+    # merges into the corpus itself); the seeds are encoded into the same temporary root
+    temp = TempRoot(corpus, work=not fork, tmpfs=os.environ.get("PYVMFUZZ_CORPUS_TMPFS") != "0")
+    proc = sync = log = reader = bar = None
     prog = Progress()
-    print(f"# seed {seed} (again: --seed {seed})", flush=True)
-    log = RotatingLog(log_path)
-    log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
-              f"hw {args.hw or '-'}, seed {seed}, coverage {args.coverage}, mutator {env['PYVMFUZZ_MUTATOR']}, "
-              f"jobs {args.jobs}, time {args.time}s\n")
-    sync = CorpusSync(work, corpus) if work else None
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                            start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)
-
-    def pump():
-        for line in proc.stdout:
-            prog.feed(line, fork)
-            if not line.startswith("#pyvmfuzz execs") and not _PER_INPUT.match(line):
-                log.write(line if line.endswith("\n") else line + "\n")
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    interrupted = False
-    stopped_on_find = False
+    interrupted = stopped_on_find = False
+    write_failed: str | None = None  # the first write that failed, when it stopped the campaign
     first_find: float | None = None
-    tty = sys.stderr.isatty()
-    bar = tqdm(total=args.time or None, unit="s", dynamic_ncols=True, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}" if args.time else "{elapsed} {postfix}",
-               disable=args.quiet or not tty, leave=True)
-    bar.set_description(f"fuzz {args.kernel}")
-    plain = PlainProgress(enabled=not args.quiet and not tty)
-    last_status = time.monotonic()
     found: set = set()
+    start = time.time()
+    seed = args.seed if args.seed is not None else fresh_seed()
+    budget = f"/{args.time}s" if args.time else "s"
+    plain = PlainProgress(enabled=not args.quiet and not sys.stderr.isatty())
 
     def status(elapsed: float) -> str:
         return (f"execs {prog.execs:,} ({prog.execs / max(elapsed, 1e-9):,.0f}/s) cov {prog.cov} ft {prog.ft} "
-                f"corp {prog.corp} findings {len(found)}")
+                f"corp {prog.corp} findings {len(found - known)}" + (f" (+{len(found & known)} known)" if found & known else ""))
 
-    budget = f"/{args.time}s" if args.time else "s"
     try:
+        so = ""
+        if args.coverage in ("branch", "both"):
+            from pyvmfuzz.campaign.covbuild import build
+
+            # A private copy: a rebuild during the campaign must not change what its workers load.
+            so = os.path.join(out, ".core-cov.so")
+            shutil.copyfile(build(), so)
+        seeds = _seed_dir(args.kernel, args.hw, temp.seeds)
+        from pyvmfuzz.programs import encode_text_corpus
+
+        for note in encode_text_corpus(corpus, seeds, args.kernel, args.hw):  # libFuzzer reads bytes
+            sys.stderr.write(note + "\n")
+        work = temp.work
+        cmd = [
+            _wrapper(out), *([work] if work else []), corpus, seeds,
+            f"-seed={seed}",
+            f"-max_len={2 + 5 * args.max_steps + 16}",  # 5-byte records (codec.rs)
+            "-print_final_stats=1",
+            f"-artifact_prefix={crashes}/",
+            "-timeout=30",
+        ]
+        if args.time:
+            cmd.append(f"-max_total_time={args.time}")
+        if fork:
+            cmd.append(f"-fork={args.jobs}")
+        mutator = getattr(args, "mutator", None) or os.environ.get("PYVMFUZZ_MUTATOR") or "records"
+        if mutator == "records" and not any(a.startswith("-len_control=") for a in args.libfuzzer):
+            # libFuzzer turns its length control off when it finds a custom mutator; ours keeps
+            # to the length limit it is given, so keep it on: short programs first (measured on
+            # cow-make-before-break: 75k exec/s with it, 39k without, found as soon)
+            cmd.append("-len_control=100")
+        cmd += args.libfuzzer
+        env = dict(os.environ)
+        env.update(
+            PYVMFUZZ_KERNEL=args.kernel,
+            PYVMFUZZ_HW=args.hw or "",
+            PYVMFUZZ_CRASHES=crashes,
+            PYVMFUZZ_FINDINGS=findings_log,
+            PYVMFUZZ_CORE_SO=so,
+            PYVMFUZZ_SEMANTIC="1" if args.coverage in ("semantic", "both") else "0",
+            PYVMFUZZ_XCHECK="auto" if getattr(args, "cross_check", None) is None else str(args.cross_check),
+            PYVMFUZZ_FORK="1" if fork else "0",  # the harness gives each fork-mode job its own seed
+            PYVMFUZZ_MUTATOR=mutator,
+            PYVMFUZZ_SUPERVISOR=str(os.getpid()),  # SIGUSR1 here when a write fails
+        )
+        start = time.time()
+        print(f"# seed {seed} (again: --seed {seed})", flush=True)
+        log = RotatingLog(log_path)
+        log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
+                  f"hw {args.hw or '-'}, seed {seed}, coverage {args.coverage}, mutator {env['PYVMFUZZ_MUTATOR']}, "
+                  f"jobs {args.jobs}, time {args.time}s, pid {os.getpid()}\n")
+        sync = CorpusSync(work, corpus) if work else None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                                start_new_session=True, env=env, cwd=out, preexec_fn=_die_with_parent)
+
+        def pump():
+            for line in proc.stdout:
+                prog.feed(line, fork)
+                if not line.startswith("#pyvmfuzz execs") and not _PER_INPUT.match(line):
+                    log.write(line if line.endswith("\n") else line + "\n")
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        bar = tqdm(total=args.time or None, unit="s", dynamic_ncols=True, file=sys.stderr,
+                   bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt}s {postfix}" if args.time else "{elapsed} {postfix}",
+                   disable=args.quiet or not sys.stderr.isatty(), leave=True)
+        bar.set_description(f"fuzz {args.kernel}")
+        last_status = time.monotonic()
         while proc.poll() is None:
             time.sleep(0.25)
             elapsed = time.time() - start
             if prog.fatal:  # libFuzzer refused a flag: stop now, not at the end of the budget
+                _stop(proc)
+                break
+            # a full disk: nothing more could be saved; stop (the summary says what was not)
+            write_failed = _write_failure(prog, log, sync, intr)
+            if write_failed:
                 _stop(proc)
                 break
             rows = _read_findings(findings_log, start)
@@ -550,9 +699,10 @@ def run_campaign(args) -> int:
             finds = [r for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"]
             if finds and first_find is None:
                 first_find = float(finds[0][0]) - start
-            # --stop-on-find: at the first confirmed finding a user can see (an internal-only
+            # --stop-on-find: at the first new confirmed finding a user can see (an internal-only
             # one goes on being looked for a witness by later inputs)
-            if args.stop_on_find and any(r[-1] == "confirmed" and r[-2] != "internal-only" for r in rows) and not stopped_on_find:
+            if args.stop_on_find and not stopped_on_find and any(
+                    r[-1] == "confirmed" and r[-2] != "internal-only" and r[3] not in known for r in finds):
                 stopped_on_find = True
                 _stop(proc)
             bar.n = min(elapsed, args.time) if args.time else elapsed
@@ -564,53 +714,91 @@ def run_campaign(args) -> int:
                 log.write(f"#pyvmfuzz status {elapsed:.0f}s {status(elapsed)}\n")
             if args.time and elapsed > args.time + 60:
                 os.killpg(proc.pid, signal.SIGKILL)  # libFuzzer ignored its own budget
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (lifecycle.Interrupts)
         interrupted = True
-        _stop(proc)
     finally:
-        bar.close()
-        reader.join(timeout=5)
+        intr.disarm()  # what follows is bounded; a second signal does not cut it short
+        if proc is not None and proc.poll() is None:
+            _stop(proc)
+        if bar is not None:
+            bar.close()
+        if reader is not None:
+            reader.join(timeout=5)
         if sync is not None:
             sync.close()
+        temp.cleanup(keep_work=sync is not None and not sync.complete)
         elapsed = time.time() - start
-        plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
-        log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, exit status {proc.returncode}\n")
-        log.close()
-        if proc.poll() is not None and _group_gone(proc.pid):
-            # no writer left: drop what a killed one left half-written
-            from pyvmfuzz.campaign.findings import sweep_temp_files
-
-            sweep_temp_files(crashes)
-        try:
-            import shutil
-
-            shutil.rmtree(seeds, ignore_errors=True)
-        except OSError:
-            pass
+        if proc is not None:
+            plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
+            if proc.poll() is not None and _group_gone(proc.pid):
+                # no writer left: drop what a killed one left half-written
+                sweep_temp_files(crashes)
+        if log is not None:
+            log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, exit status "
+                      f"{proc.returncode if proc is not None else '-'}\n")
+            log.close()
+    if proc is None:  # interrupted before the harness started: no campaign to sum up
+        raise KeyboardInterrupt
+    interrupted = interrupted or intr.got is not None
     elapsed = time.time() - start
+    pending_errors: list = []
+    pending = split_pending(crashes, pending_errors)
+    stopped_by_write = write_failed is not None
+    write_failed = _write_failure(prog, log, sync, intr) or write_failed  # the harness's own line, now read
+    if write_failed is None and pending_errors:
+        from pyvmfuzz.campaign.lifecycle import describe
+
+        write_failed = describe(pending_errors[0])
     rows = _read_findings(findings_log, start)
     # Time to first counts confirmed findings only (a disagreement is a model bug, not a find).
     finds = [r for r in rows if r[2] in ("new", "known") and r[-1] == "confirmed"]
     visible_finds = [r for r in finds if r[-2] == "visible"]
-    confirmed = sorted({r[3] for r in finds})
-    internal_only = {r[3] for r in finds if r[-2] == "internal-only"}
-    panics = {r[3] for r in finds if r[-2] == "model-panic"}
+    tags = {r[3]: r[-2] for r in finds}
+    # New: saved by this campaign (on disk now and not before it, also where the findings log
+    # could not be written); known: saved in this crashes directory before it started.
+    saved_now = _findings_on_disk(crashes) - known
+    confirmed = sorted({sig for sig in tags if sig not in known} | {sig for sig in saved_now if not sig.startswith("disagreement-")})
+    for sig in confirmed:
+        tags.setdefault(sig, _file_tag(crashes, sig))
+    known_seen = sorted(sig for sig in tags if sig in known)
+    internal_only = {sig for sig in confirmed if tags[sig] == "internal-only"}
+    panics = {sig for sig in confirmed if tags[sig] == "model-panic"}
+    all_disagreements = {r[3] for r in rows if r[-1] == "disagreement"} | {sig for sig in saved_now if sig.startswith("disagreement-")}
+    disagreements = sorted(all_disagreements - known)
+    known_seen += sorted(all_disagreements & known)
     # libFuzzer's own errors (a flag it does not know, its help, a missing -dict file): its
     # line, exit 2, and no campaign summary — there was no campaign.
-    failed = proc.returncode not in (0, None) and not interrupted and not stopped_on_find and not confirmed
+    failed = (proc.returncode not in (0, None) and not interrupted and not stopped_on_find and not stopped_by_write
+              and not confirmed and not known_seen)
     if prog.fatal or prog.help_lines is not None or (failed and not prog.execs):
         if prog.help_lines is not None:
             print("\n".join(prog.help_lines))
         sys.stderr.write(f"pyvmfuzz fuzz: {prog.failure(proc.returncode)} (log: {log_path})\n")
         return 2
+    if write_failed:
+        # one line; the summary follows on stdout (what was saved, and what could not be)
+        sys.stderr.write(f"pyvmfuzz fuzz: write failed: {write_failed}"
+                         + (f"; campaign stopped after {elapsed:.0f}s" if stopped_by_write else "") + "\n")
+        sys.stderr.flush()
+        for name in set(os.listdir(crashes)) - before:  # an empty file the full disk left
+            path = os.path.join(crashes, name)
+            try:
+                if not name.startswith(".") and os.path.isfile(path) and os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError:
+                pass
     if finds:
         first_find = min(float(r[0]) for r in finds) - start
-    disagreements = sorted({r[3] for r in rows if r[-1] == "disagreement"})
     xchecked = sum(int(r[3]) for r in rows if r[2] == "crosschecked")
     execs = prog.stats.get("number_of_executed_units", prog.execs)
-    state = "interrupted" if interrupted else ("stopped at the first finding" if stopped_on_find else "done")
+    state = ("stopped (a write failed)" if stopped_by_write else
+             f"interrupted{f' ({intr.name})' if intr.got not in (None, signal.SIGINT) else ''}" if interrupted else
+             "stopped at the first finding" if stopped_on_find else "done")
     print(f"# campaign {state}: kernel {args.kernel}, {elapsed:.1f}s, "
           f"{execs:,} execs ({execs / max(elapsed, 1e-9):,.0f}/s), corpus {len(os.listdir(corpus))} inputs in {corpus}")
+    if sync is not None and not sync.complete:
+        print(f"# corpus inputs not copied to {corpus} (write failed) are kept in {sync.work}: "
+              f"the next campaign's start copies them")
     if prog.counters is not None:
         print(f"# coverage: {prog.cov} cov, {prog.ft} features, {prog.counters} inline 8-bit counters "
               f"in {prog.modules} module(s) (libFuzzer's cov and ft over the core's counters; coverage {args.coverage})")
@@ -625,9 +813,12 @@ def run_campaign(args) -> int:
     print(f"# oracle cross-checked {xchecked:,} clean runs ({xc})")
     repeats = sum(int(r[3]) for r in rows if r[2] == "repeats")
     if confirmed:
-        print(f"# findings: {len(confirmed) - len(internal_only) - len(panics)} user-visible, {len(internal_only)} "
-              f"internal-only (no witness found), {len(panics)} model panics; {repeats:,} violating inputs "
-              f"repeated a shape already handled")
+        print(f"# findings: {len(confirmed)} new: {len(confirmed) - len(internal_only) - len(panics)} user-visible, "
+              f"{len(internal_only)} internal-only (no witness found), {len(panics)} model panics; {repeats:,} "
+              f"violating inputs repeated a shape already handled")
+    if known_seen:
+        print(f"# {len(known_seen)} finding(s) met again that an earlier campaign saved in {crashes} "
+              f"(already known: not listed, not counted in the exit status)")
     # Listed user-visible first; past 20 a count (every one is saved in the crashes directory).
     shown = sorted(confirmed, key=lambda sig: (sig in internal_only, sig))
     for sig in shown[:20]:
@@ -635,22 +826,36 @@ def run_campaign(args) -> int:
         print(f"# violation ({tag}): {os.path.join(crashes, sig)}.txt")
     if len(shown) > 20:
         print(f"# ... and {len(shown) - 20} more in {crashes}")
-    pending = split_pending(crashes)
-    if pending:
+    new_pending = [n for n in pending if n not in before]
+    if new_pending:
         # the harness caps finding handling at a share of the time (harness.FindingHandler.SHARE)
-        print(f"# {len(pending):,} violating inputs of new shapes saved unminimized (finding handling is capped "
+        again = f" ({len(pending) - len(new_pending):,} more were already there)" if len(new_pending) < len(pending) else ""
+        print(f"# {len(new_pending):,} violating inputs of new shapes saved unminimized{again} (finding handling is capped "
               f"at {100 * _handler_share():.0f}% of the time): {os.path.join(crashes, 'pending-*.bytes')} "
               f"(pyvmfuzz minimize FILE {pending_replay_flags(args)})")
+    if pending_errors:
+        from pyvmfuzz.campaign.harness import PENDING
+
+        print(f"# violating inputs not split into pending-*.bytes (a write failed) are kept in "
+              f"{os.path.join(crashes, PENDING)}: the next campaign's start splits them")
     for r in rows:
         if r[2] == "error":
             print(f"# FINDING NOT SAVED AS TEXT (handler error, input kept): {os.path.join(crashes, r[3])} {' '.join(r[4:])}")
+    for hx, why in prog.write_errors:
+        if hx:
+            print(f"# VIOLATING INPUT NOT SAVED ({why}): hex {hx} (to replay: write the bytes to FILE, "
+                  f"pyvmfuzz run FILE {pending_replay_flags(args)})")
     for sig in disagreements:
         print(f"# MODEL DISAGREEMENT (core vs oracle): {os.path.join(crashes, sig)}.txt")
     if failed:
         sys.stderr.write(f"pyvmfuzz fuzz: {prog.failure(proc.returncode)} (log: {log_path})\n")
         return 2
-    if not confirmed and not disagreements:
+    new = bool(confirmed or disagreements)
+    if not new and not known_seen:
         print("# no violation found")
-    if interrupted:
-        return 130 if not confirmed else 1
-    return 1 if confirmed or disagreements else 0
+    elif not new:
+        print(f"# no new violation found ({len(known_seen)} already known)")
+    # Exit status (fuzz --help): 1 when this campaign saved something new, whatever stopped it
+    if new:
+        return 1
+    return 2 if write_failed else 130 if interrupted else 0
