@@ -57,7 +57,9 @@ def test_hashing_and_reduction_sound(kernel, depth):
 @pytest.mark.parametrize("kernel,prefix", [
     ("umtx-no-recheck", "cpu0 spawn\ncpu1 switch P1.T2\ncpu0 umtx_sleep data0.0 0x0 until sleep\n"),
     ("no-revalidate", "cpu0 spawn\ncpu1 switch P1.T2\ncpu0 load data0.0 until pmap_enter\n"),
-    ("deferred-flush", "cpu0 spawn\ncpu0 load data0.0\n"),
+    # issue 23's deferred-flush: a COW unmap paused at ipi_wait, then a second PTE operation
+    # (explore's 6-line witness, docs/zoo/deferred-flush.md)
+    ("deferred-flush", "cpu0 fork\ncpu0 load data0.0\ncpu1 switch P2.T1\n"),
     ("dirty-cow", "cpu0 spawn\ncpu0 procfs_write P1 text0.0 0x1 until retry\n"),
     ("fixed", "cpu0 spawn\ncpu1 switch P1.T2\ncpu0 load data0.0 until pmap_enter\n"),
 ])

@@ -122,7 +122,7 @@ def render_text(m: dict, title: str) -> str:
         out.append(f"# step {iv['step']} (!): {iv['kind']}, the core's own invariant — {iv['observed']}"
                    + ("; the run went on to what a user sees" if v else "; nothing user-visible follows"))
     if v:
-        out.append(f"# step {v['step']} (!!): {v['kind']} — expected {v['expected']}, observed {v['observed']}")
+        out.append(f"# step {v['step']}{' (!!)' if iv else ''}: {v['kind']} — expected {v['expected']}, observed {v['observed']}")
     elif not iv:
         out.append("# no violation: expectation and observation agree at every step")
     out.append("# frames: " + "  ".join(
