@@ -230,7 +230,8 @@ def test_a_resumed_campaign_keeps_known_and_new_apart(tmp_path):
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
     def listed(p):
-        return set(re.findall(r"^# violation \([^)]*\): (\S+)$", p.stdout, re.M))
+        # the path, then (one finding per bug) " — TITLE (N violating inputs)"
+        return set(re.findall(r"^# violation \([^)]*\): (\S+\.txt)(?: — .*)?$", p.stdout, re.M))
 
     first = campaign(1, "--time", "60")
     assert first.returncode == 1, first.stdout + first.stderr

@@ -60,3 +60,36 @@ def test_triage_groups_a_directory(tmp_path):
     assert [len(g.files) for g in groups] == [2, 1]
     assert groups[0].shortest.endswith("protection-1.txt") and groups[0].shortest_len == 2
     assert groups[1].bucket.cause == ("cow_copy_remove_all",)
+
+
+def test_a_model_panic_is_bucketed_by_its_assertion():
+    a = bucket("fixed", HW, TEXT_A, "panic", 1, "self-test model assertion at step 1 at rust/src/machine.rs:315")
+    b = bucket("fixed", HW, TEXT_B, "panic", 3, "self-test model assertion at step 1 at rust/src/machine.rs:315")
+    c = bucket("fixed", HW, TEXT_A, "panic", 1, "self-test model assertion at step 3 at rust/src/machine.rs:315")
+    assert a == b and a != c
+    assert a.title.startswith("panic in self-test model assertion at step 1")
+
+
+def test_a_campaign_saves_one_finding_per_bug(tmp_path):
+    """Every violating input of a new shape is handled (PYVMFUZZ_HANDLE_SHARE=1) on a kernel
+    whose one bug random programs meet thousands of times: the saved findings are one per bug
+    (distinct `# bug:` titles) and the summary counts the inputs behind each."""
+    import glob
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = dict(os.environ, PYVMFUZZ_HANDLE_SHARE="1")
+    p = subprocess.run([sys.executable, "-P", "-m", "pyvmfuzz", "fuzz", "--kernel", "pre-385c96e4", "--seed", "1",
+                        "--out", str(tmp_path / "out"), "--quiet", "--time", "60", "--", "-runs=30000"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 1, p.stdout + p.stderr
+    titles = []
+    for f in glob.glob(str(tmp_path / "out" / "crashes" / "*.txt")):
+        head = open(f).read().split("\nhw ")[0]
+        titles += re.findall(r"^# bug: (.*)$", head, re.M)
+    assert titles and len(titles) == len(set(titles)), titles
+    assert "without 'vm_fault_page_no_pmap_enter'" in " ".join(titles)
+    assert re.search(r"^# violation \(user-visible\): \S+\.txt — .* \([\d,]+ violating inputs\)$", p.stdout, re.M), p.stdout

@@ -270,7 +270,7 @@ def _held_everywhere(want: list[str | None], program: str, kernel: str, expects:
 
 
 def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: str | None = None,
-                 searched: bool = True) -> str:
+                 searched: bool = True, title: str | None = None) -> str:
     """The saved program, a regression program (issue 15/17): each op line asserts the
     *correct* outcome (the oracle's) with `->`, so it passes under a correct kernel; `expect`
     lines give the violation under its kernel and the verdict of every kernel the oracle can
@@ -292,6 +292,8 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
     want = _held_everywhere(want, program, kernel, expects)
     ops = [op if w is None else f"{op} -> {w}" for op, w in zip(steps, want)]
     head = [f"# pyvmfuzz finding: {(uv or first)[0]} under {kernel}"]
+    if title:
+        head.append(f"# bug: {title}")
     if uv:
         wv = witness["violation"]
         head += [f"# user-visible: {uv[0]} at step {uv[1]}: expected {wv['expected']}, observed {wv['observed']} (oracle-confirmed)",
@@ -310,7 +312,8 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
 
 
 def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | None = None,
-         witness: dict | None = None, data_hw: str | None = None) -> tuple[str, bool]:
+         witness: dict | None = None, data_hw: str | None = None, name: str | None = None,
+         title: str | None = None) -> tuple[str, bool]:
     """Save a (minimized) violating run as text and bytes, once per signature.
     `data`: the input as the campaign found it, written as the .bytes when the program cannot
     be encoded (a program that panics the model also panics the encoder): no finding is lost.
@@ -318,9 +321,11 @@ def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | Non
     names how to replay the .bytes (`# replay-bytes: --kernel K --hw KEYS --os OS`): the byte
     form carries the hardware in its header but neither kernel nor personality, and decoding
     depends on the kernel, so `pyvmfuzz run FILE.bytes` reads that line (programs.sidecar).
+    `name`/`title`: the finding's bug (campaign.triage.Bucket): one file pair per bucket, its
+    title in the header; else one per minimized shape.
     Returns (base path, whether it was new)."""
     v = rep["violation"] if witness is None else witness["violation"]
-    sig = prefix + signature(v["kind"], (witness or rep)["steps"])
+    sig = prefix + (name or signature(v["kind"], (witness or rep)["steps"]))
     base = os.path.join(crashes, sig)
     if os.path.exists(base + ".txt"):
         return base, False
@@ -333,7 +338,7 @@ def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | Non
             raise
         blob, bytes_hw = data, data_hw
         note += f"; FILE.bytes is the input as found (the program cannot be encoded: {e})"
-    text = finding_text(rep, note, witness, bytes_hw)
+    text = finding_text(rep, note, witness, bytes_hw, title=title)
     atomic_write(base + ".bytes", blob)
     atomic_write(base + ".txt", text)  # last: its presence marks the finding complete
     return base, True

@@ -98,6 +98,11 @@ class FindingHandler:
         self.raw_seen: set[str] = set()
         self.small_seen: set[str] = set()
         self.repeats = 0
+        # one finding per bug (campaign.triage): violating inputs met per bucket name, and how
+        # many of them the findings log has been told of
+        self.buckets: dict[str, int] = {}
+        self.buckets_logged: dict[str, int] = {}
+        self.hits_at = 0.0
         # PYVMFUZZ_HANDLE_SHARE: another cap (1 handles every shape: the behaviour before issue 18)
         self.share = float(os.environ.get("PYVMFUZZ_HANDLE_SHARE") or self.SHARE)
         self.start = time.perf_counter()
@@ -169,6 +174,16 @@ class FindingHandler:
             self.repeats += 1
             return
         self.raw_seen.add(raw)
+        from pyvmfuzz.campaign.triage import bucket
+
+        b = bucket(self.kernel, rep["hw"], rep["steps"], v["kind"], v["step"], v.get("observed") or "")
+        if b.name in self.buckets:  # another input of a bug already handled
+            self.buckets[b.name] += 1
+            self.repeats += 1
+            if time.time() - self.hits_at > 1.0:
+                self.log_hits()
+            return
+        self.buckets[b.name] = 1
         t0 = time.perf_counter()
         if self.share < 1 and self.spent > self.share * (t0 - self.start):
             # one appended line, no file per input (a file each, fsynced, cost ~1 ms on ext4);
@@ -191,11 +206,11 @@ class FindingHandler:
             self.pending += 1
             return
         try:
-            self._minimize_and_save(data, rep, detected)
+            self._minimize_and_save(data, rep, detected, b)
         finally:
             self.spent += time.perf_counter() - t0
 
-    def _minimize_and_save(self, data: bytes, rep: dict, detected: float) -> None:
+    def _minimize_and_save(self, data: bytes, rep: dict, detected: float, b=None) -> None:
         from pyvmfuzz.campaign.findings import save, shape
         from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
         from pyvmfuzz.insight.minimize import minimize_report
@@ -219,7 +234,9 @@ class FindingHandler:
             j = confirm(small)
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
-        base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"])
+        base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"],
+                         name=b.name if b is not None and j.agree else None,
+                         title=b.title if b is not None else None)
         kind = (witness or small)["violation"]["kind"]
         # internal-only: a core-only kind no continuation made visible; a model panic is the
         # model's own bug (tagged apart: not a kernel finding, not hidden either)
@@ -245,6 +262,16 @@ class FindingHandler:
             self.write_error(e, blob)
             return
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} disagreement 0->0 visible disagreement")
+
+    def log_hits(self) -> None:
+        """Violating inputs met per bug since the last call, to the findings log (`hits NAME N`:
+        the supervisor sums them per finding)."""
+        self.hits_at = time.time()
+        for name, n in self.buckets.items():
+            done = self.buckets_logged.get(name, 0)
+            if n > done:
+                self._log(f"hits {name} {n - done}")
+                self.buckets_logged[name] = n
 
     def _log(self, msg: str, when: float | None = None) -> None:
         if self.log:
@@ -341,6 +368,7 @@ class CrossCheck:
         self.found._log(f"crosschecked {self.checked}")
         self.found._log(f"repeats {self.found.repeats - self.logged_repeats}")
         self.logged_repeats = self.found.repeats
+        self.found.log_hits()
         self.flushed += self.checked
         self.checked = 0
         self.last_log = time.time()

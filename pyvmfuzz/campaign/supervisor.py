@@ -529,6 +529,20 @@ def _findings_on_disk(crashes: str) -> set[str]:
         return set()
 
 
+def _bug_title(crashes: str, sig: str) -> str | None:
+    """A saved finding's bug title (its `# bug:` header line, campaign.triage), if it has one."""
+    try:
+        with open(os.path.join(crashes, sig + ".txt")) as f:
+            for ln in f:
+                if ln.startswith("# bug: "):
+                    return ln[len("# bug: "):].strip()
+                if not ln.startswith("#"):
+                    return None
+    except OSError:
+        pass
+    return None
+
+
 def _file_tag(crashes: str, sig: str) -> str:
     """A saved finding's tag when the findings log has no line for it (its write failed)."""
     if sig.startswith("panic-"):
@@ -815,15 +829,21 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     if confirmed:
         print(f"# findings: {len(confirmed)} new: {len(confirmed) - len(internal_only) - len(panics)} user-visible, "
               f"{len(internal_only)} internal-only (no witness found), {len(panics)} model panics; {repeats:,} "
-              f"violating inputs repeated a shape already handled")
+              f"violating inputs repeated a bug already handled (campaign.triage: one finding per bug)")
     if known_seen:
         print(f"# {len(known_seen)} finding(s) met again that an earlier campaign saved in {crashes} "
               f"(already known: not listed, not counted in the exit status)")
     # Listed user-visible first; past 20 a count (every one is saved in the crashes directory).
     shown = sorted(confirmed, key=lambda sig: (sig in internal_only, sig))
+    hits: dict[str, int] = {}
+    for r in rows:
+        if r[2] == "hits" and len(r) >= 5 and r[4].isdigit():
+            hits[r[3]] = hits.get(r[3], 0) + int(r[4])
     for sig in shown[:20]:
         tag = "internal-only" if sig in internal_only else "model panic" if sig in panics else "user-visible"
-        print(f"# violation ({tag}): {os.path.join(crashes, sig)}.txt")
+        title = _bug_title(crashes, sig)
+        more = f" ({hits[sig] + 1:,} violating inputs)" if hits.get(sig) else ""
+        print(f"# violation ({tag}): {os.path.join(crashes, sig)}.txt" + (f" — {title}" if title else "") + more)
     if len(shown) > 20:
         print(f"# ... and {len(shown) - 20} more in {crashes}")
     new_pending = [n for n in pending if n not in before]

@@ -92,8 +92,13 @@ class Bucket:
         return f"{self.kind} in {self.action}: {why}"
 
 
-def bucket(kernel: str, hw: str, steps: list[str], kind: str, step: int) -> Bucket:
-    return Bucket(kind, violating_action(steps, step), causes(kernel, hw, steps))
+def bucket(kernel: str, hw: str, steps: list[str], kind: str, step: int, observed: str = "") -> Bucket:
+    """`observed`: the violation's observed text; for a model `panic` it is the assertion and
+    its source location, the crash title of a model bug (hex values dropped)."""
+    where = violating_action(steps, step)
+    if kind == "panic" and observed:
+        where = re.sub(r"0x[0-9a-f]+", "0x_", observed.strip())
+    return Bucket(kind, where, causes(kernel, hw, steps))
 
 
 @dataclass
