@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Union, cast
 
 from pyvmfuzz import _core, layout
-from pyvmfuzz.programs import InputError
+from pyvmfuzz.programs import InputError, header_problem
 
 IDLE: Literal["idle"] = "idle"
 Mode = Literal["pc64", "tagged"]
@@ -316,19 +316,31 @@ class Program:
     @classmethod
     def parse(cls, text: str, hw: str | None = None) -> Program:
         """Parse the text form (SPEC §2.3). Every CPU named must exist on the header's hardware
-        overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`);
-        TypeError for anything but a str (bytes are `Program.from_bytes`). Text without op
-        lines is the empty program (a value to build on; the CLI refuses an empty file, and
-        `Program.from_bytes(b"")` decodes to it)."""
+        overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`)
+        for a malformed line, for text without op lines (`""`: the CLI refuses such a file
+        too; the empty program, a value to build on, is `Program()`, and
+        `Program.from_bytes(b"")` decodes to it) and for contradictory header lines
+        (`programs.header_problem`: `kernel` twice with two names, `expect K clean` beside
+        `expect K KIND STEP`, an expect step beyond the op lines); TypeError for anything but a
+        str (bytes are `Program.from_bytes`)."""
+        return cls._parse(text, hw, empty=False)
+
+    @classmethod
+    def _parse(cls, text: str, hw: str | None, empty: bool) -> Program:
         if not isinstance(text, str):
             raise TypeError(f"Program.parse takes the text form (str), not {type(text).__name__}"
                             + ("; the byte form is Program.from_bytes" if isinstance(text, (bytes, bytearray)) else ""))
         core_text, os_name = _split_os(text.removeprefix("\ufeff"))
         try:
-            _core.check_text(core_text, hw)
+            facts = _core.check_text(core_text, hw)
             d = _core.parse_text(core_text)
         except ValueError as e:
             raise _core_error(e) from None
+        if facts["steps"] == 0 and not empty:
+            raise InputError("no operations (an empty program)", reason="no operations (an empty program)")
+        problem = header_problem(core_text)
+        if problem is not None:
+            raise problem
         steps = [Step.parse(s if a is None else f"{s} -> {a}") for _, s, a in d["steps"]]
         cpus, tlb, mode = d["hw"]
         return cls(tuple(steps), HwSpec(cpus, tlb, cast("Mode | None", mode)), d["kernel"],
@@ -341,7 +353,7 @@ class Program:
         decoding is state-aware, so it depends on the kernel and hardware). The result's header
         holds the effective hardware and the kernel."""
         try:
-            return cls.parse(_core.decode(data, kernel, hw))
+            return cls._parse(_core.decode(data, kernel, hw), None, empty=True)
         except ValueError as e:
             raise _core_error(e) from None
 

@@ -303,7 +303,7 @@ def cmd_check(args) -> int:
         from pyvmfuzz.programs import walk_programs
 
         junit.write(args.junit, junit.junit_xml(walk_programs(args.paths)[0], kernels, findings,
-                                                time.monotonic() - started))
+                                                time.monotonic() - started, inapplicable))
     if skipped:
         names = ", ".join(os.path.relpath(f) for f in skipped[:5]) + (", …" if len(skipped) > 5 else "")
         print(f"# skipped {len(skipped)} files that are not programs (.txt, .vm, .bytes or no suffix): {names}")
@@ -345,6 +345,8 @@ def cmd_minimize(args) -> int:
     from pyvmfuzz.insight.minimize import minimize_report
 
     _nonempty_paths(("-o", args.output))
+    if args.output == "-":  # stdout
+        args.output = None
     if args.output:
         d = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(d) or not os.access(d, os.W_OK):
@@ -421,6 +423,35 @@ def cmd_explain(args) -> int:
             raise InputError(f"{args.html}: cannot write: {e.strerror}") from None
         print(f"# html: {args.html}")
     return 1 if rep["violation"] or ran["assert_failures"] else 0
+
+
+def cmd_encode(args) -> int:
+    """Text program -> byte form (what a campaign's corpus holds and libFuzzer mutates)."""
+    from pyvmfuzz.campaign.findings import atomic_write
+    from pyvmfuzz.programs import with_context
+
+    _nonempty_paths(("-o", args.output))
+    out = None if args.output in (None, "-") else args.output
+    if out is None and sys.stdout.isatty():
+        raise InputError("the byte form is binary: give -o FILE, or redirect standard output")
+    pf = load(args.file)
+    if not pf.is_text:
+        raise InputError(f"{pf.path}: already the byte form (encode takes a text program)")
+    try:
+        data = _core.encode(pf.text, args.kernel, args.hw)
+        facts = _core.check_text(pf.text, args.hw)
+    except ValueError as e:
+        raise with_context(InputError(f"{pf.path}: {visible(str(e))}"), pf.text, args.kernel, args.hw) from None
+    kernel = args.kernel or facts["kernel"] or "fixed"
+    hw = facts["hw"].removeprefix("hw ").replace(" ", ",")
+    if out is None:
+        sys.stdout.buffer.write(data)
+    else:
+        atomic_write(out, data)
+    # decoding depends on the kernel and hardware: say which the bytes are for
+    sys.stderr.write(f"pyvmfuzz encode: {pf.path}: {facts['steps']} steps, {len(data)} bytes"
+                     + (f" in {out}" if out else "") + f"; replay: --kernel {kernel} --hw {hw}\n")
+    return 0
 
 
 def cmd_cmin(args) -> int:
@@ -796,7 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "verdict.",
                        epilog="Exit status: 0 clean; 1 a violation (under the personality's verdict) or an "
                               "assertion not met; 2 bad usage or input.")
-    r.add_argument("files", nargs="+", metavar="FILE", help="text (.txt) or byte-form program")
+    r.add_argument("files", nargs="+", metavar="FILE", help="text (.txt) or byte-form program ('-': standard input)")
     r.add_argument("--kernel", type=_kernel, default=None, help="kernel variant (default: the program's, else fixed)")
     r.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys, e.g. cpus=3,tlb=4,mode=tagged")
     r.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
@@ -808,7 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines")
-    c.add_argument("paths", nargs="+", metavar="PATH", help="program files or directories (walked)")
+    c.add_argument("paths", nargs="+", metavar="PATH",
+                   help="program files or directories (walked; FIFOs and devices in them skipped); '-': standard input")
     c.add_argument("--kernel", type=lambda s: s if s == "all" else _kernel(s), default="fixed",
                    help="kernel variant or 'all' (default: fixed)")
     c.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the programs' headers")
@@ -862,8 +894,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     mn = sub.add_parser("minimize", help="minimize a violating program (1-minimal, simpler arguments)",
                         epilog="Exit status: 0 minimized; 2 bad input, or the program does not violate.")
-    mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates")
-    mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else stdout)")
+    mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates ('-': standard input)")
+    mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else, or '-': stdout)")
     mn.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
     mn.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
     mn.add_argument("--time", type=float, default=30.0, help="time budget in seconds (default 30)")
@@ -871,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
     mn.set_defaults(func=cmd_minimize)
 
     ex = sub.add_parser("explain", help="per-CPU timeline with PTE/TLB/pm_active state at each step")
-    ex.add_argument("file", metavar="FILE", help="text or byte-form program")
+    ex.add_argument("file", metavar="FILE", help="text or byte-form program ('-': standard input)")
     ex.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
     ex.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
     ex.add_argument("--html", default=None, metavar="OUT", help="also write a self-contained HTML page")
@@ -960,7 +992,24 @@ def build_parser() -> argparse.ArgumentParser:
     ne.add_argument("--seed", type=int, default=1, help="random search seed")
     ne.set_defaults(func=cmd_necessity)
 
-    cm = sub.add_parser("cmin", help="keep a small subset of a corpus with the same coverage (greedy set cover)")
+    en = sub.add_parser("encode", help="encode a text program to the byte form (a campaign corpus input)",
+                        description="Encode a text program to the byte form, which decodes back to it under the "
+                                    "same kernel and hardware (they are named on stderr). FILE '-' is standard "
+                                    "input; the bytes go to -o OUT, or to standard output ('-o -', or no -o, when "
+                                    "it is not a terminal).",
+                        epilog="Exit status: 0 encoded; 2 bad usage or input (a line not applicable when reached "
+                               "is named with the state that refuses it).")
+    en.add_argument("file", metavar="FILE", help="text program ('-': standard input)")
+    en.add_argument("-o", "--output", default=None, metavar="OUT", help="write the bytes here ('-': stdout)")
+    en.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
+    en.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
+    en.set_defaults(func=cmd_encode)
+
+    cm = sub.add_parser("cmin", help="keep a small subset of a corpus with the same coverage (greedy set cover)",
+                        description="Keep a small subset of a corpus with the same coverage (greedy set cover). "
+                                    "Inputs may be text or byte form; the output is the byte form (text programs "
+                                    "encoded under --kernel and --hw), each named by the SHA-1 of its bytes, "
+                                    "written to a temporary directory and renamed to -o once complete.")
     cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")
     cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (new or empty)")
     cm.add_argument("--kernel", type=_kernel, default="fixed",
@@ -991,6 +1040,19 @@ def _stdout_gone() -> int:
     return 0
 
 
+def _not_applicable_context(e: InputError) -> None:
+    """After the one-line error about a line not applicable when reached: the trace up to it
+    and the state that refuses it, on further stderr lines (the first line stays the error)."""
+    from pyvmfuzz.programs import not_applicable_context
+
+    try:
+        lines = not_applicable_context(e)
+    except Exception:  # noqa: BLE001 -- the error line is out; the context is a courtesy
+        return
+    for ln in lines:
+        sys.stderr.write(visible(ln) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -1011,6 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         # escaped: a newline in a file name made the one error line two
         sys.stderr.write(f"pyvmfuzz {args.cmd}: {visible(str(e))}\n")
+        _not_applicable_context(e)
         return 2
     except KeyboardInterrupt:
         sys.stderr.write(f"pyvmfuzz {args.cmd}: interrupted\n")
