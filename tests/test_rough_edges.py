@@ -448,7 +448,7 @@ def test_24_linux_target_says_what_it_cannot_run(tmp_path):
     (the host is judged as `os linux`). Both are refused before any process is started."""
     inter = os.path.join(CORPUS, "litmus", "i01-store-during-pending-mprotect.txt")
     p = cli("run", inter, "--target", "linux")
-    assert p.returncode == 2 and "is a SPEC §3.2 line" in p.stderr and "until ipi_wait" in p.stderr, p.stderr
+    assert p.returncode == 2 and "is an interleaved line (docs/contract.md §3.2)" in p.stderr and "until ipi_wait" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and p.stdout == ""
     for cmd in ("run", "check"):
         p = cli(cmd, REPRO, "--target", "linux", "--os", "dragonfly")

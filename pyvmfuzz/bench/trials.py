@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 _TTF = re.compile(r"# time to first violation: ([\d.]+)s")
 _TTV = re.compile(r"# time to first user-visible violation: ([\d.]+)s")
 _EXECS = re.compile(r"execs \(([\d,]+)/s\)")
-_VISIBLE = re.compile(r"^# violation \(user-visible\): (.+\.txt)$", re.M)
+# the path, then (campaign.triage, one finding per bug) " — TITLE (N violating inputs)"
+_VISIBLE = re.compile(r"^# violation \(user-visible\): (\S+\.txt)(?: — .*)?$", re.M)
 _INTERNAL = re.compile(r"^# violation \(internal-only\): ", re.M)
 
 
