@@ -7,7 +7,7 @@
     >>> pyvmfuzz.run(p).trace
     ('ok', '0x1')
 
-Programs are parsed by the Rust core (the one grammar, SPEC §2.3) and held as frozen
+Programs are parsed by the Rust core (the one grammar, docs/contract.md §2.3) and held as frozen
 dataclasses; `Program.text()` prints the canonical text form, which parses back to an equal
 Program. Bad input raises `InputError` with `.line` and `.reason`."""
 
@@ -33,7 +33,7 @@ def _core_error(e: ValueError) -> InputError:
 
 @dataclass(frozen=True, order=True)
 class Addr:
-    """A word of the layout: `PAGE.W` (SPEC §2.1); page in `layout.PAGES`, word 0..3."""
+    """A word of the layout: `PAGE.W` (docs/contract.md §2.1); page in `layout.PAGES`, word 0..3."""
 
     page: str
     word: int
@@ -55,7 +55,7 @@ class Addr:
 
 @dataclass(frozen=True, order=True)
 class Thread:
-    """A thread `P<pid>.T<tid>` (both from 1, SPEC §2.1)."""
+    """A thread `P<pid>.T<tid>` (both from 1, docs/contract.md §2.1)."""
 
     pid: int
     tid: int
@@ -72,7 +72,7 @@ class Thread:
 
 
 def _outcome(s: str) -> str:
-    """Canonical outcome text: values in lowercase hex (SPEC §2.3)."""
+    """Canonical outcome text: values in lowercase hex (docs/contract.md §2.3)."""
     if s[:2] in ("0x", "0X"):
         return f"{int(s, 16):#x}"
     return f"{int(s):#x}" if s.isdigit() else s
@@ -82,7 +82,7 @@ def _outcome(s: str) -> str:
 class Assertion:
     """`-> OUTCOME [woke T,...]` on an op line: checked on replay; the wake list only where
     written (woke=None). OUTCOME is a value (`0x5`), `P<pid>`, `P<pid>.T<tid>` or one of
-    `layout.OUTCOME_WORDS` (`paused`: SPEC §3.2)."""
+    `layout.OUTCOME_WORDS` (`paused`: docs/contract.md §3.2)."""
 
     outcome: str
     woke: tuple[Thread, ...] | None = None
@@ -105,7 +105,7 @@ _FIELDS = {"target": "target", "addr": "addr", "value": "value", "pid": "pid", "
 
 @dataclass(frozen=True, repr=False)
 class Step:
-    """One op line: `cpuN OP ARGS [until POINT] [-> ASSERTION]` (SPEC §2.2, §3.2).
+    """One op line: `cpuN OP ARGS [until POINT] [-> ASSERTION]` (docs/contract.md §2.2, §3.2).
 
     Only the fields of `op`'s grammar (`layout.OPS[op]`) are set; the others are None:
     `target` (switch: a Thread or "idle"), `addr` (load, store, umtx_*, procfs_*),
@@ -224,7 +224,7 @@ class Step:
 
 @dataclass(frozen=True)
 class HwSpec:
-    """The header's `hw` keys as written (None: not given; SPEC §2.1). `resolve()` fills the
+    """The header's `hw` keys as written (None: not given; docs/contract.md §2.1). `resolve()` fills the
     defaults (`layout.HW_DEFAULT`: 2 CPUs, 8 TLB entries, pc64)."""
 
     cpus: int | None = None
@@ -256,7 +256,7 @@ class HwSpec:
 
 @dataclass(frozen=True)
 class Expect:
-    """`expect KERNEL clean` (kind and step None) or `expect KERNEL KIND STEP` (SPEC §2.3)."""
+    """`expect KERNEL clean` (kind and step None) or `expect KERNEL KIND STEP` (docs/contract.md §2.3)."""
 
     kernel: str
     kind: str | None = None
@@ -272,7 +272,7 @@ class Expect:
 
 def _split_os(text: str) -> tuple[str, str | None]:
     """Take `os` header lines out (blanked, so line numbers stay) while the core does not parse
-    them (`layout.CORE_HEADERS`); SPEC §4.2."""
+    them (`layout.CORE_HEADERS`); docs/contract.md §4.2."""
     if "os" in layout.CORE_HEADERS:
         return text, None
     lines, os_name, seen_op = text.splitlines(), None, False
@@ -315,7 +315,7 @@ class Program:
 
     @classmethod
     def parse(cls, text: str, hw: str | None = None) -> Program:
-        """Parse the text form (SPEC §2.3). Every CPU named must exist on the header's hardware
+        """Parse the text form (docs/contract.md §2.3). Every CPU named must exist on the header's hardware
         overlaid with `hw` (`"cpus=3,mode=tagged"`). Raises InputError (`.line`, `.reason`)
         for a malformed line, for text without op lines (`""`: the CLI refuses such a file
         too; the empty program, a value to build on, is `Program()`, and
@@ -349,7 +349,7 @@ class Program:
 
     @classmethod
     def from_bytes(cls, data: builtins.bytes, kernel: str = "fixed", hw: str | None = None) -> Program:
-        """Decode a byte-form program (SPEC §2.3: every byte string is a valid program; the
+        """Decode a byte-form program (docs/contract.md §2.3: every byte string is a valid program; the
         decoding is state-aware, so it depends on the kernel and hardware). The result's header
         holds the effective hardware and the kernel."""
         try:
@@ -398,7 +398,7 @@ class Program:
 
 @dataclass(frozen=True)
 class Violation:
-    """The first violation of a run (SPEC §4): `kind` (one of `layout.KINDS`), `step`
+    """The first violation of a run (docs/contract.md §4): `kind` (one of `layout.KINDS`), `step`
     (1-based), `expected` and `observed` outcomes in trace syntax."""
 
     kind: str
@@ -419,7 +419,7 @@ class AssertFailure:
 @dataclass(frozen=True)
 class Report:
     """What a run showed. `program` is the program run (for a byte-form run: the steps
-    decoded); `steps` the steps that ran: the run ends at the first violation (SPEC §4), so
+    decoded); `steps` the steps that ran: the run ends at the first violation (docs/contract.md §4), so
     `steps` is `program.steps` up to `violation.step`, or all of them. `trace[i]` is the outcome
     text of `steps[i]` (with its wake list; `"panic"` for a step where a model assertion
     failed)."""
@@ -460,7 +460,7 @@ class Report:
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict:
-        """The `run --json` shape (SPEC §5)."""
+        """The `run --json` shape (docs/contract.md §5)."""
         v = self.violation
         return {"kernel": self.kernel, "hw": self.hw, "verdict": self.verdict,
                 "violation": None if v is None else dataclasses.asdict(v), "trace": list(self.trace)}

@@ -38,7 +38,7 @@ def _hw(spec: str) -> str:
 
 def _hw_over(default: str):
     """--hw where the command has default keys (fuzz, cmin: mode=pc64): the user's keys
-    overlay the default's key by key, as a program header is overlaid (SPEC 2.1)."""
+    overlay the default's key by key, as a program header is overlaid (docs/contract.md §2.1)."""
     def parse(spec: str) -> str:
         _hw(spec)
         keys = dict(item.split("=", 1) for item in default.replace(",", " ").split())
@@ -141,7 +141,7 @@ def cmd_run(args) -> int:
 
 
 class _Verdict:
-    """The one verdict of a run under its personality (SPEC §4.2): `violation` (the report's
+    """The one verdict of a run under its personality (docs/contract.md §4.2): `violation` (the report's
     shape, or None), `judge` ("core" or "oracle"), `oracle` (the oracle's verdict as a line, where
     it was asked), `notes` (comment lines: where the core's own judgement differs)."""
 
@@ -162,7 +162,7 @@ def _personality(pf, given: str | None) -> str:
 
 
 def _run_model(pf, args, osname: str) -> tuple[dict, str | None]:
-    """Run on the model. SPEC §2.3: a line not applicable when reached is an input error unless
+    """Run on the model. docs/contract.md §2.3: a line not applicable when reached is an input error unless
     the run has already ended in a violation. The core judges as os dragonfly, so under another
     personality a run may have ended (in the oracle's verdict) before a line the model cannot
     apply -- a program written for Linux, whose sleep blocked there. Then the run is the text
@@ -189,7 +189,7 @@ def _run_model(pf, args, osname: str) -> tuple[dict, str | None]:
 
 
 def _personality_verdict(pf, rep: dict, osname: str, asked: bool) -> _Verdict:
-    """The verdict of a model run under `osname` (SPEC §4.2). The core has no personality: its
+    """The verdict of a model run under `osname` (docs/contract.md §4.2). The core has no personality: its
     verdict is os dragonfly's. Under another personality the verdict is the oracle's on the
     core's observations -- except an internal invariant of the model (a core-only kind: no
     personality changes it), which stands where the oracle finds nothing before it. `asked`:
@@ -238,7 +238,7 @@ def _personality_line(osname: str, pv: _Verdict) -> str:
 
 
 def _with_os_line(trace_text: str, osname: str) -> str:
-    """The trace with an `os` header after its `kernel` line (SPEC §4.2)."""
+    """The trace with an `os` header after its `kernel` line (docs/contract.md §4.2)."""
     lines = trace_text.splitlines(keepends=True)
     for i, ln in enumerate(lines):
         if ln.startswith("kernel "):
@@ -261,7 +261,7 @@ def _user_visible(pf, rep: dict, args) -> dict | None:
 def _linux_os(args) -> None:
     """--os dragonfly with --target linux was ignored without a word: the host is Linux."""
     if args.target == "linux" and args.os == "dragonfly":
-        raise InputError("--os dragonfly: a --target linux run is judged with the os linux personality (SPEC §4.2)")
+        raise InputError("--os dragonfly: a --target linux run is judged with the os linux personality (docs/contract.md §4.2)")
 
 
 def _nonempty_paths(*flags: tuple[str, str | None]) -> None:
@@ -534,9 +534,9 @@ def _check_linux(args) -> int:
             if model["violation"] is not None or "mode=tagged" in model["hw"]:
                 continue
             if any(" until " in s or s.split()[1] in ("resume", "ipi") for s in model["steps"]):
-                # SPEC §3.2 lines stop a kernel operation at a yield point: a real kernel
+                # docs/contract.md §3.2 lines stop a kernel operation at a yield point: a real kernel
                 # cannot be stopped there from user space
-                skipped.append(f"{path} (SPEC §3.2 lines)")
+                skipped.append(f"{path} (interleaved lines, docs/contract.md §3.2)")
                 continue
         except InputError as e:
             bad.append(str(e))
@@ -547,7 +547,7 @@ def _check_linux(args) -> int:
             rep = _run_linux(pf, args.hw)
         except InputError as e:
             # the model ran it: a line is not applicable on Linux because an earlier outcome
-            # differs by personality (SPEC §4.2, e.g. a futex that blocks where DragonFly EFAULTs)
+            # differs by personality (docs/contract.md §4.2, e.g. a futex that blocks where DragonFly EFAULTs)
             skipped.append(f"{path} (not applicable under os linux: {e})")
             continue
         checked += 1
@@ -818,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="execute programs, print the trace and verdict",
                        description="Execute programs, print the trace and the verdict. The verdict is the one of the "
-                                   "program's personality (SPEC §4.2): under os dragonfly (the default) the Rust "
+                                   "program's personality (docs/contract.md §4.2): under os dragonfly (the default) the Rust "
                                    "core's; under os linux the Python oracle's on the core's observations (the core "
                                    "has no personality and judges as DragonFly; its own verdict is shown on a comment "
                                    "line where it differs), except that a core-only invariant (tlb-incoherent, "
@@ -834,7 +834,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--target", choices=["model", "linux"], default="model",
                    help="model (default) or linux: real processes on this host, judged by the oracle")
     r.add_argument("--os", choices=["dragonfly", "linux"], default=None,
-                   help="personality that gives the verdict (SPEC §4.2; default: the program's `os` line, a "
+                   help="personality that gives the verdict (docs/contract.md §4.2; default: the program's `os` line, a "
                         ".bytes file's sidecar, else dragonfly); linux: the oracle's verdict counts")
     r.set_defaults(func=cmd_run)
 
@@ -849,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target", choices=["model", "linux"], default="model",
                    help="linux: programs clean under fixed must be clean on this host's kernel")
     c.add_argument("--os", choices=["dragonfly", "linux"], default=None,
-                   help="oracle personality (SPEC §4.2; default: each program's `os` line, else dragonfly)")
+                   help="oracle personality (docs/contract.md §4.2; default: each program's `os` line, else dragonfly)")
     c.set_defaults(func=cmd_check)
 
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
@@ -983,7 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
     ne = sub.add_parser("necessity", help="switch off each safety action in turn: which are necessary, on pc64 and tagged",
                         description="Switch off each safety action of the base kernel in turn and report which are "
                                     "necessary (with the shortest witness) and which no program up to N lines needs "
-                                    "(SPEC §5). Exit 0: the table; 1: the base kernel itself is not clean up to N "
+                                    "(docs/contract.md §5). Exit 0: the table; 1: the base kernel itself is not clean up to N "
                                     "lines on pc64 (the table is still printed); 2: bad input; 130: interrupted.")
     ne.add_argument("--kernel", type=_kernel, default="fixed", help="base kernel (default fixed)")
     ne.add_argument("--depth", type=int, default=4, metavar="N", help="explore bound per action (default 4)")

@@ -1,5 +1,5 @@
 """`pyvmfuzz bench --zoo`: bug-finding power on the zoo, measured the way the fuzzing field does
-(see ../shared/notes/measuring-bug-finding.md): per kernel and configuration N independent trials
+(Klees et al., "Evaluating Fuzz Testing", CCS 2018): per kernel and configuration N independent trials
 with the same wall-clock budget; hit rate, median time to first violation (censored at the
 budget), exec/s; Mann-Whitney U and Vargha-Delaney A12 against uniformly random inputs.
 Configurations, all on the same decoder and machine: atheris with the core's coverage

@@ -134,7 +134,7 @@ USER_VISIBLE = ("stale-read", "protection", "outcome", "lost-wakeup", "file-corr
 
 
 def _os_line() -> str:
-    """The personality header (SPEC §4.2): a real line once the core parses `os`, else a
+    """The personality header (docs/contract.md §4.2): a real line once the core parses `os`, else a
     comment that says the same (campaigns on the model are DragonFly's personality)."""
     try:
         _core.check_text("os dragonfly\ncpu0 load data0.0\n")
@@ -149,7 +149,7 @@ def _interleaved(steps: list[str], trace: list[str]) -> bool:
 
 
 def _interleaved_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[str | None]:
-    """SPEC §4.1: before its first violation the oracle accepts every observed outcome (some
+    """docs/contract.md §4.1: before its first violation the oracle accepts every observed outcome (some
     valid order explains it); at the violation it gives the most specific expected outcome.
     Schedule lines -- `paused`, `resume`, `ipi` -- get none: another kernel may take another
     schedule, and they are not outcomes of the contract."""
@@ -175,7 +175,7 @@ def _interleaved_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[s
 
 
 def oracle_outcomes(hw: str, steps: list[str], trace: list[str]) -> list[str | None]:
-    """The outcome the oracle (SPEC §4) requires at each step, given the observations before
+    """The outcome the oracle (docs/contract.md §4) requires at each step, given the observations before
     it (spurious wakeups observed are adopted, as the oracle does). None where the oracle
     cannot follow the run (a disagreement, reported elsewhere)."""
     from pyvmfuzz.oracle import Oracle, TraceError
@@ -247,7 +247,7 @@ def expect_lines(program: str, kernel: str, first: tuple[str, int], witness: tup
 
 def _held_everywhere(want: list[str | None], program: str, kernel: str, expects: list[str]) -> list[str | None]:
     """The assertions, less those another kernel's run does not reach: under a kernel with an
-    `expect` line, a line may take another schedule (SPEC §3.2: a fault that meets a busy page
+    `expect` line, a line may take another schedule (docs/contract.md §3.2: a fault that meets a busy page
     waits, outcome `paused`, where the finding's kernel went on) and the lines after it may
     see another, equally linearizable, state. An assertion is kept only where every such
     kernel observes it (before its own violation, for a kernel expected to violate), so

@@ -202,7 +202,7 @@ def _seed_dir(kernel: str, hw: str | None, d: str | None = None) -> str:
     for name in names:
         text = load(os.path.join(SEEDS, name)).text
         # Each seed is given on every CPU count from the one it names (default 2) up to 4, the
-        # campaign's --hw over that: the races of SPEC §3.3 need up to three CPUs, and a
+        # campaign's --hw over that: the races of docs/contract.md §3.3 need up to three CPUs, and a
         # corpus grown from 2-CPU seeds stayed on 2 CPUs (measured: 5,289 of 6,657 inputs
         # after 120 s on cow-make-before-break, whose witness needs three; not found then).
         m = re.search(r"^hw\b.*\bcpus=(\d+)", text, re.M)
