@@ -400,6 +400,9 @@ def cmd_minimize(args) -> int:
     return 0
 
 
+# The core's own invariants: a run that ends in one may go on to a user-visible step (a witness).
+CORE_ONLY_KINDS = ("tlb-incoherent", "use-after-free")
+
 def cmd_explain(args) -> int:
     from pyvmfuzz.insight.explain import model, render_html, render_text
     from pyvmfuzz.campaign.findings import atomic_write
@@ -410,6 +413,12 @@ def cmd_explain(args) -> int:
         rep = _core.explain(text, args.kernel, args.hw)
     except ValueError as e:
         raise InputError(f"{args.file}: {e}") from None
+    if rep["violation"] and rep["violation"]["kind"] in CORE_ONLY_KINDS:
+        # a witness: shown on to the step where a user sees it (its internal step marked)
+        try:
+            rep = _core.explain(text, args.kernel, args.hw, past_internal=True)
+        except ValueError:
+            pass  # a later line only this schedule cannot run: the internal step ends it
     m = model(rep)
     title = os.path.basename(args.file)
     sys.stdout.write(render_text(m, title))
@@ -422,7 +431,7 @@ def cmd_explain(args) -> int:
         except OSError as e:
             raise InputError(f"{args.html}: cannot write: {e.strerror}") from None
         print(f"# html: {args.html}")
-    return 1 if rep["violation"] or ran["assert_failures"] else 0
+    return 1 if rep["violation"] or rep.get("internal") or ran["assert_failures"] else 0
 
 
 def cmd_encode(args) -> int:
