@@ -766,6 +766,29 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_triage(args) -> int:
+    """Group saved findings by bug (campaign.triage): one line per bug, largest first."""
+    from pyvmfuzz.campaign.triage import triage
+
+    for p in args.paths:
+        if not os.path.exists(p):
+            raise InputError(f"{p}: no such file or directory")
+    groups = triage(args.paths)
+    if not groups:
+        raise InputError(f"no saved finding in {', '.join(args.paths)} (a finding is a .txt with a kernel "
+                         f"line and an expect line for that kernel)")
+    if args.json:
+        print(json.dumps([{"bug": g.bucket.title, "kind": g.bucket.kind, "operation": g.bucket.action,
+                           "cause": list(g.bucket.cause), "findings": len(g.files),
+                           "representative": g.shortest, "files": g.files} for g in groups], indent=1))
+        return 0
+    total = sum(len(g.files) for g in groups)
+    print(f"# {total} finding(s), {len(groups)} bug(s); each bug: its shortest program, then its title")
+    for g in groups:
+        print(f"{len(g.files):>5}  {g.shortest}  ({g.shortest_len} step{'' if g.shortest_len == 1 else 's'})\n       {g.bucket.title}")
+    return 0
+
+
 def cmd_cells(args) -> int:
     from pyvmfuzz.insight.cells import corpus_cells, possible, table
 
@@ -964,6 +987,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="programs (text or byte form) or directories (default: corpus)")
     ce.add_argument("--missing", action="store_true", help="also list the possible cells no program reaches")
     ce.set_defaults(func=cmd_cells)
+
+    tr = sub.add_parser("triage", help="group saved findings by bug (kind, operation, the kernel's deviation)",
+                        description="Groups saved findings (a crashes directory, or .txt files) by root cause: "
+                                    "the violation kind, the operation it shows in, and the safety actions the "
+                                    "kernel lacks that alone make `fixed` fail the same program (what `necessity` "
+                                    "would name; a model panic by its assertion). One line per bug, largest first, "
+                                    "with its shortest program. Campaigns save one finding per bug already; this "
+                                    "groups older or merged directories. Exit 0; 2 when no finding is found.")
+    tr.add_argument("paths", nargs="+", metavar="PATH", help="finding .txt files or directories of them")
+    tr.add_argument("--json", action="store_true", help="one JSON list of bugs")
+    tr.set_defaults(func=cmd_triage)
 
     z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict")
     z.set_defaults(func=cmd_zoo)

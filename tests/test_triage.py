@@ -93,3 +93,22 @@ def test_a_campaign_saves_one_finding_per_bug(tmp_path):
     assert titles and len(titles) == len(set(titles)), titles
     assert "without 'vm_fault_page_no_pmap_enter'" in " ".join(titles)
     assert re.search(r"^# violation \(user-visible\): \S+\.txt — .* \([\d,]+ violating inputs\)$", p.stdout, re.M), p.stdout
+
+
+def test_triage_command(tmp_path):
+    from conftest import cli
+
+    _finding(tmp_path, "a.txt", "pre-385c96e4", TEXT_A, "protection", 2)
+    _finding(tmp_path, "b.txt", "pre-385c96e4", TEXT_B, "protection", 5)
+    p = cli("triage", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == "# 2 finding(s), 1 bug(s); each bug: its shortest program, then its title"
+    assert f"    2  {tmp_path / 'a.txt'}  (2 steps)" in p.stdout
+    import json
+
+    bugs = json.loads(cli("triage", str(tmp_path), "--json").stdout)
+    assert [(b["findings"], b["cause"]) for b in bugs] == [(2, ["vm_fault_page_no_pmap_enter"])]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    q = cli("triage", str(empty))
+    assert q.returncode == 2 and len(q.stderr.strip().splitlines()) == 1, q.stderr
