@@ -281,11 +281,14 @@ def load(path: str) -> ProgramFile:
 def sidecar(path: str) -> dict:
     """How to replay a saved finding's byte form: its `.txt` beside it (same stem) names the
     kernel, hardware and personality on a `# replay-bytes: --kernel K --hw KEYS --os OS` line
-    (campaign.findings.save). Returns {"kernel", "hw", "os"} (each may be absent)."""
+    (campaign.findings.save); a pending input's `.replay` (campaign.supervisor.split_pending)
+    holds that line alone. Returns {"kernel", "hw", "os"} (each may be absent)."""
     if path == STDIN_NAME:
         return {}
     stem, ext = os.path.splitext(path)
     txt = stem + ".txt"
+    if ext != ".txt" and not os.path.isfile(txt) and os.path.isfile(stem + ".replay"):
+        txt = stem + ".replay"
     if ext == ".txt" or not os.path.isfile(txt):
         return {}
     try:

@@ -112,3 +112,21 @@ def test_triage_command(tmp_path):
     empty.mkdir()
     q = cli("triage", str(empty))
     assert q.returncode == 2 and len(q.stderr.strip().splitlines()) == 1, q.stderr
+
+
+def test_a_pending_input_records_its_kernel(tmp_path):
+    """Issue 25 item 6: `run`/`minimize` on a pending-*.bytes without flags ran it under fixed
+    (clean); its `.replay` sidecar now names the campaign's kernel and --hw."""
+    from conftest import cli
+
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.harness import PENDING
+    from pyvmfuzz.campaign.supervisor import split_pending
+
+    data = _core.encode("\n".join([HW] + TEXT_A) + "\n", "pre-385c96e4")
+    (tmp_path / PENDING).write_text(f"protection {data.hex()} pre-385c96e4 mode=pc64\n")
+    [name] = split_pending(str(tmp_path))
+    replay = (tmp_path / name).with_suffix(".replay").read_text()
+    assert replay == "# replay-bytes: --kernel pre-385c96e4 --hw mode=pc64 --os dragonfly\n"
+    p = cli("run", str(tmp_path / name))
+    assert p.returncode == 1 and "# verdict: protection at step 2" in p.stdout, p.stdout + p.stderr

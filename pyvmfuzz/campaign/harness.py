@@ -23,7 +23,9 @@ import threading
 import time
 
 
-PENDING = "pending-inputs.log"  # "<kind> <hex>" per line: violating inputs not yet minimized (not a program: check skips it)
+# "<kind> <hex> <kernel> <campaign --hw or ->" per line: violating inputs not yet minimized (not a
+# program: check skips it); the supervisor splits it into pending-<sha1>.bytes + .replay
+PENDING = "pending-inputs.log"
 _BEFORE_FUZZ = None  # bench.campaign_bench's clock hook: called once, just before fuzzing starts
 
 
@@ -191,7 +193,7 @@ class FindingHandler:
             try:
                 if self.pending_f is None:
                     self.pending_f = open(os.path.join(self.crashes, PENDING), "a", buffering=1)
-                self.pending_f.write(f"{v['kind']} {data.hex()}\n")
+                self.pending_f.write(f"{v['kind']} {data.hex()} {self.kernel} {self.hw or '-'}\n")
             except OSError as e:
                 if e.filename is None:
                     e.filename = os.path.join(self.crashes, PENDING)

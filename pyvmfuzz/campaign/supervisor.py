@@ -332,9 +332,9 @@ class CorpusSync:
 
 
 def pending_replay_flags(args) -> str:
-    """The flags that replay a `pending-*.bytes` as the campaign ran it: it has no sidecar
-    `.txt`, and the byte form carries its own mode bit, which the campaign's --hw overrode
-    (codec.rs), so without --hw it may decode on other hardware."""
+    """The flags that replay a `pending-*.bytes` as the campaign ran it (its `.replay` sidecar
+    says the same, so `run`/`minimize` on it need none): the byte form carries its own mode
+    bit, which the campaign's --hw overrode (codec.rs)."""
     return f"--kernel {args.kernel}" + (f" --hw {args.hw}" if args.hw else "")
 
 
@@ -362,7 +362,12 @@ def split_pending(crashes: str, errors: list | None = None) -> list[str]:
         except (IndexError, ValueError):
             continue
         name = f"pending-{hashlib.sha1(data).hexdigest()[:12]}.bytes"
+        fields = ln.split()
         try:
+            if len(fields) >= 3:  # the kernel (and --hw) it ran under: `run`/`minimize` need no flags
+                hw = f" --hw {fields[3]}" if len(fields) >= 4 and fields[3] != "-" else ""
+                atomic_write(os.path.join(crashes, name[: -len(".bytes")] + ".replay"),
+                             f"# replay-bytes: --kernel {fields[2]}{hw} --os dragonfly\n")
             atomic_write(os.path.join(crashes, name), data)
         except OSError as e:
             error = error or e
