@@ -4,6 +4,7 @@ observations. Used by `pyvmfuzz check` (CI) and by campaigns to confirm findings
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass
 
 from pyvmfuzz import _core
@@ -164,7 +165,8 @@ def _runs_under_reference(pf, hw) -> bool:
 
 def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
                 skipped: list[str] | None = None, os: str | None = None,
-                inapplicable: list[str] | None = None) -> tuple[int, list[Finding]]:
+                inapplicable: list[str] | None = None, jobs: int = 1,
+                progress: bool = False) -> tuple[int, list[Finding]]:
     """(number of program/kernel pairs checked, findings). A bad file (empty, oversized, not
     parsing, not applicable) is an "error" finding and the check goes on; files under a
     directory that are not programs (`programs.is_program_name`) are appended to `skipped`.
@@ -176,7 +178,8 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
     included: a finding's race may need a schedule `fixed`'s locks forbid) is appended to
     `inapplicable` ("PATH [KERNEL]: why") and not counted, rather than an error.
     Raises InputError when nothing names a program. `os` overrides each program's `os`
-    header for the oracle (docs/contract.md §4.2)."""
+    header for the oracle (docs/contract.md §4.2). `jobs` > 1: the files in that many worker
+    processes (results in file order, as with one); `progress`: a bar on stderr."""
     files, skip = walk_programs(paths)
     if skipped is not None:
         skipped.extend(skip)
@@ -184,11 +187,49 @@ def check_paths(paths: list[str], kernels: list[str], hw: str | None = None,
         raise InputError(f"{', '.join(paths)}: no programs found")
     findings: list[Finding] = []
     pairs = [0]  # checked so far: what a Ctrl-C reports
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="file", desc="check", file=sys.stderr, leave=False)
     try:
-        _check_files(files, kernels, hw, os, inapplicable, findings, pairs)
+        if jobs <= 1:
+            for path in files:
+                _check_files([path], kernels, hw, os, inapplicable, findings, pairs)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=jobs) as ex:
+                try:
+                    work = [(p, kernels, hw, os) for p in files]
+                    for f, n, inap in ex.map(_check_one, work, chunksize=max(1, min(16, len(files) // (4 * jobs)))):
+                        findings += f
+                        pairs[0] += n
+                        if inapplicable is not None:
+                            inapplicable += inap
+                        if bar is not None:
+                            bar.update(1)
+                except KeyboardInterrupt:
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    raise
     except KeyboardInterrupt:
         raise CheckInterrupted(pairs[0], findings) from None
+    finally:
+        if bar is not None:
+            bar.close()
     return pairs[0], findings
+
+
+def _check_one(work) -> tuple[list[Finding], int, list[str]]:
+    """One file's check in a worker process (check_paths with jobs > 1)."""
+    path, kernels, hw, os = work
+    findings: list[Finding] = []
+    inapplicable: list[str] = []
+    pairs = [0]
+    _check_files([path], kernels, hw, os, inapplicable, findings, pairs)
+    return findings, pairs[0], inapplicable
 
 
 class CheckInterrupted(KeyboardInterrupt):
