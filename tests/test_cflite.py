@@ -5,6 +5,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -54,6 +55,38 @@ def test_workflows_follow_the_documented_layout(name, mode):
     assert mode in modes
 
 
+def test_build_sh_is_valid_bash():
+    p = subprocess.run(["bash", "-n", os.path.join(ROOT, ".clusterfuzzlite", "build.sh")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def test_harness_in_crash_mode_crashes_on_a_violation_that_run_replays(tmp_path):
+    """What build.sh packages, without the build (PyInstaller, the coverage core: -m slow below):
+    fuzz/vm_fuzzer.py under the wrapper's PYVMFUZZ_CRASH=1 turns a violation into a crash, and
+    libFuzzer's artifact replays under `pyvmfuzz run`. Its corpus holds the seed bug's
+    reproducer, so the crash comes from the first input, on any machine."""
+    from pyvmfuzz import _core
+
+    corpus, run_dir = tmp_path / "corpus", tmp_path / "run"
+    corpus.mkdir()
+    run_dir.mkdir()
+    text = open(os.path.join(ROOT, "corpus", "repro", "pre-385c96e4-debugger-text.txt")).read()
+    (corpus / "reproducer").write_bytes(_core.encode(text, "pre-385c96e4", "mode=pc64"))
+    env = dict(os.environ, PYVMFUZZ_CRASH="1", PYVMFUZZ_SEMANTIC="1", PYVMFUZZ_KERNEL="pre-385c96e4",
+               PYVMFUZZ_HW="mode=pc64", PYVMFUZZ_CRASHES=str(tmp_path / "crashes"))
+    r = subprocess.run([sys.executable, "-P", os.path.join(ROOT, "fuzz", "vm_fuzzer.py"), str(corpus),
+                        "-max_total_time=60", f"-artifact_prefix={run_dir}/"],
+                       env=env, capture_output=True, text=True, timeout=300, cwd=run_dir)
+    log = r.stdout + r.stderr
+    assert r.returncode != 0, log[-2000:]
+    assert "AssertionError: pyvmfuzz: protection at step 2 under pre-385c96e4" in log, log[-2000:]
+    crashes = glob.glob(str(run_dir / "crash-*"))
+    assert crashes, log[-2000:]
+    rep = cli("run", crashes[0], "--kernel", "pre-385c96e4", "--hw", "mode=pc64")
+    assert rep.returncode == 1 and "# verdict:" in rep.stdout, rep.stdout + rep.stderr
+
+
+@pytest.mark.slow  # PyInstaller and cargo builds (~1 min), then a 30-s campaign
 @pytest.mark.skipif(shutil.which("pyinstaller") is None, reason="pip install 'pyvmfuzz[cflite]'")
 def test_build_sh_produces_fuzzers_that_crash_on_violations(tmp_path):
     src, out, work = tmp_path / "src", tmp_path / "out", tmp_path / "work"

@@ -51,22 +51,41 @@ def pooled(pool, kernel, seeds, n, max_steps):
     return seen, dis
 
 
-DIFF_PROGRAMS = 20_000  # per kernel (issue 15: the default suite's differential)
+def _agree_on_random_programs(pool, kernel, programs):
+    """`programs` random programs of 1-12 steps for `kernel`, in four chunks (seeds 21-24),
+    core verdict against the oracle's on the same observations."""
+    seen, dis = pooled(pool, kernel, [21 + i for i in range(4)], programs // 4, 12)
+    assert sum(seen.values()) == programs
+    assert dis == [], dis[:2]
+    assert seen.get("clean", 0) > programs // 2
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+def test_core_and_oracle_agree_on_random_programs(kernel, pool):
+    """The default suite's differential (issue 15): 500 random programs of 1-12 steps per
+    kernel, the first 125 of each chunk of the 20k test below (fixed seeds)."""
+    _agree_on_random_programs(pool, kernel, 500)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_core_and_oracle_agree_on_20k_random_programs(kernel, pool):
-    """20,000 random programs of 1-12 steps per kernel, core verdict against the oracle's on
-    the same observations (two worker processes: ~60 s for all kernels on 2 cores)."""
-    seen, dis = pooled(pool, kernel, [21 + i for i in range(4)], DIFF_PROGRAMS // 4, 12)
-    assert sum(seen.values()) == DIFF_PROGRAMS
-    assert dis == [], dis[:2]
-    assert seen.get("clean", 0) > DIFF_PROGRAMS // 2
+    """20,000 random programs of 1-12 steps per kernel (two worker processes: ~60 s for all
+    kernels on 2 idle cores)."""
+    _agree_on_random_programs(pool, kernel, 20_000)
 
 
 @pytest.mark.parametrize("kernel", ["fixed", "pre-385c96e4"])
 def test_core_and_oracle_agree_on_long_random_programs(kernel):
-    """Longer programs (up to 64 steps), fewer of them."""
+    """Longer programs (up to 51 records), fewer of them: the first 100 of the 1,000 below."""
+    seen, dis = differential(kernel, 100, seed=21)
+    assert dis == [], dis[:2]
+    assert seen.get("clean", 0) > 30
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["fixed", "pre-385c96e4"])
+def test_core_and_oracle_agree_on_1000_long_random_programs(kernel):
     seen, dis = differential(kernel, 1000, seed=21)
     assert dis == [], dis[:2]
     assert seen.get("clean", 0) > 300
@@ -85,12 +104,23 @@ def test_core_and_oracle_agree_100k(kernel, pool):
     assert dis == [], dis[:2]
 
 
-@pytest.mark.parametrize("kernel", ["fixed", "partial-385c96e4"])
-def test_core_and_oracle_agree_on_tagged_hardware(kernel):
-    for data in random_inputs(2000, seed=4):
+def _agree_on_tagged_hardware(kernel, programs):
+    for data in random_inputs(programs, seed=4):
         rep = _core.run_bytes(data, kernel, "mode=tagged")
         j = judge_report(rep)
         assert j.agree, (j.describe(), rep["trace_text"])
+
+
+@pytest.mark.parametrize("kernel", ["fixed", "partial-385c96e4"])
+def test_core_and_oracle_agree_on_tagged_hardware(kernel):
+    """Long random programs (up to 51 records) on tagged hardware: the first 100 of the 2,000 below."""
+    _agree_on_tagged_hardware(kernel, 100)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["fixed", "partial-385c96e4"])
+def test_core_and_oracle_agree_on_2000_programs_on_tagged_hardware(kernel):
+    _agree_on_tagged_hardware(kernel, 2000)
 
 
 def core_trace(name, kernel):

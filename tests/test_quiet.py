@@ -11,10 +11,12 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from pyvmfuzz import _core
 from pyvmfuzz.bench.prevcore import plain_bytes
 
-PER_KERNEL = 150
+PER_KERNEL = 150  # programs per kernel under -m slow; the default suite's test runs the first 40 of them
 
 CHILD = """
 import json, sys
@@ -30,11 +32,11 @@ json.dump(out, sys.stdout)
 """
 
 
-def _jobs():
+def _jobs(per_kernel):
     jobs = []
     for kernel, _ in _core.kernels():
         rng = random.Random(f"quiet-{kernel}")
-        for i in range(PER_KERNEL):
+        for i in range(per_kernel):
             d = plain_bytes(rng, 64) if i % 2 else rng.randbytes(2 + 5 * rng.randrange(1, 65))
             jobs.append((kernel, d.hex(), i % 5 == 0))
     return jobs
@@ -58,8 +60,9 @@ def _child(jobs, no_quiet):
     return json.loads(p.stdout)
 
 
-def test_quiet_paths_match_the_kop_path_on_every_kernel():
-    jobs = _jobs()
+@pytest.mark.parametrize("per_kernel", [40, pytest.param(PER_KERNEL, marks=pytest.mark.slow)])
+def test_quiet_paths_match_the_kop_path_on_every_kernel(per_kernel):
+    jobs = _jobs(per_kernel)
     quiet = _here(jobs)
     kop = _child(jobs, no_quiet=True)
     bad = [(k, h) for (k, h, _), a, b in zip(jobs, quiet, kop) if a != b]

@@ -18,7 +18,7 @@ from conftest import ROOT
 # (file under tests/, function holding the call, module) -> why that function needs the module.
 NEEDED = {
     ("test_cflite.py", "_yaml", "yaml"): "parses project.yaml and the workflow files",
-    ("test_trials.py", "test_hypothesis_state_machine_baseline_runs_the_same_operations", "hypothesis"):
+    ("test_trials.py", "_hypothesis_baseline_on_fixed", "hypothesis"):
         "the baseline under test is a Hypothesis state machine",
     ("test_oracle_lin.py", "test_sequential_traces_judged_exactly_as_before", "pyvmfuzz._core"):
         "its traces come from the core; the rest of the file tests the oracle alone",

@@ -107,7 +107,9 @@ def test_violating_runs_stay_out_of_the_corpus(tmp_path, monkeypatch):
 
 def test_campaign_corpus_is_synced_from_tmpfs(tmp_path):
     out = tmp_path / "out"
-    p = cli("fuzz", "--kernel", "fixed", "--time", "3", "--seed", "3", "--out", str(out), "--quiet", timeout=180)
+    # 2,000 runs (libFuzzer's -runs; the 60-s budget is not reached): the same corpus on any machine
+    p = cli("fuzz", "--kernel", "fixed", "--time", "60", "--seed", "3", "--out", str(out), "--quiet", "--", "-runs=2000",
+            timeout=180)
     assert p.returncode == 0, p.stdout + p.stderr
     names = os.listdir(out / "corpus")
     n = int(re.search(r"corpus (\d+) inputs", p.stdout)[1])
