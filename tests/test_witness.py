@@ -65,8 +65,9 @@ def test_saved_witness_is_a_regression_program(tmp_path):
     assert c.returncode == 0, c.stdout + c.stderr
     # check does verify the user-visible expect: a wrong step there is reported.
     bad = tmp_path / "bad.txt"
+    other = "protection" if v["kind"] != "protection" else "stale-read"  # (a step past the program is a bad input)
     bad.write_text(text.replace(f"expect shootdown-no-ipi {v['kind']} {v['step']}",
-                                f"expect shootdown-no-ipi {v['kind']} {v['step'] + 1}"))
+                                f"expect shootdown-no-ipi {other} {v['step']}"))
     c = cli("check", str(bad), "--kernel", "shootdown-no-ipi")
     assert c.returncode == 1 and "past the internal violation" in c.stdout, c.stdout
     # The byte form replays with no flags (its .txt is the sidecar) to the same first violation.
