@@ -891,8 +891,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     f = sub.add_parser("fuzz", help="coverage-guided campaign (atheris/libFuzzer, Rust coverage)",
-                       description="Coverage-guided campaign. Distinct violations are minimized, confirmed by "
-                                   "the oracle and saved as text + bytes in --crashes. Flags after -- go to libFuzzer.",
+                       description="Coverage-guided campaign. One finding per bug (docs/findings.md): each is "
+                                   "minimized, confirmed by the oracle and saved as text + bytes in --crashes, titled "
+                                   "by its kind, operation and the kernel's deviation; later inputs of a known bug are "
+                                   "counted. The campaign starts with a burst of the Rust random loop (at most 2 s and "
+                                   "5% of --time, counted in it; PYVMFUZZ_RANDOM_BURST=0: none), whose find is seeded. "
+                                   "Flags after -- go to libFuzzer.",
                        epilog="Exit status: 0 budget spent, no new violation; 1 a new violation found (also when "
                               "stopped after one); 2 bad usage, the output directory in use by another campaign "
                               "(its pid is named), libFuzzer refused its flags or failed, or a write failed (disk "

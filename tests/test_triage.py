@@ -130,3 +130,24 @@ def test_a_pending_input_records_its_kernel(tmp_path):
     assert replay == "# replay-bytes: --kernel pre-385c96e4 --hw mode=pc64 --os dragonfly\n"
     p = cli("run", str(tmp_path / name))
     assert p.returncode == 1 and "# verdict: protection at step 2" in p.stdout, p.stdout + p.stderr
+
+
+def test_a_campaign_starts_with_a_burst_of_random_programs(tmp_path):
+    """Issue 25: a campaign is never slower than blind search on the shallow bugs: the Rust
+    random loop runs first (at most 2 s, 5% of --time) and a violating program it finds is a
+    seed. pre-385c96e4's bug is two lines (a debugger write into text, a store): random
+    programs meet it within their first few hundred, far inside the burst."""
+    from types import SimpleNamespace
+
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.supervisor import _random_burst
+
+    args = SimpleNamespace(kernel="pre-385c96e4", hw="mode=pc64", time=100)
+    took = _random_burst(args, str(tmp_path), seed=7)
+    data = (tmp_path / "random-burst").read_bytes()
+    assert _core.run_bytes(data, "pre-385c96e4", "mode=pc64")["violation"] is not None
+    assert took < 5  # a 2-s budget, with room for a loaded machine
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    args = SimpleNamespace(kernel="fixed", hw="mode=pc64", time=4)  # 5% of 4 s: a 0.2-s burst, nothing found
+    assert _random_burst(args, str(clean), seed=7) < 3 and not list(clean.iterdir())
