@@ -795,7 +795,12 @@ def cmd_triage(args) -> int:
 def cmd_cells(args) -> int:
     from pyvmfuzz.insight.cells import corpus_cells, possible, table
 
-    reached, skipped = corpus_cells(args.paths)
+    paths = args.paths
+    if not paths:  # a checkout's corpus, else (an installed package) the seeds it ships
+        from pyvmfuzz.campaign.supervisor import SEEDS
+
+        paths = ["corpus"] if os.path.isdir("corpus") else [SEEDS]
+    reached, skipped = corpus_cells(paths)
     print(table(reached))
     for p in skipped:
         print(f"# skipped (not applicable): {p}")
@@ -928,7 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linux: random programs on this host's kernel, judged by the oracle (slower)")
     f.add_argument("--cross-check", type=int, default=None, metavar="N",
                    help="judge every Nth clean run with the Python oracle too (0: off; default: adaptive, "
-                        "the oracle gets ~1%% of the time; see bench --xcheck)")
+                        "the oracle is given 1%% of the wall time and takes 1-2%%: bench --xcheck)")
     f.add_argument("--stop-on-find", action="store_true", help="end the campaign at the first confirmed user-visible violation")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.add_argument("libfuzzer", nargs=argparse.REMAINDER, help="-- then libFuzzer flags")
@@ -993,8 +998,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     ce = sub.add_parser("cells", help="which (operation x page x process x fork x hw) cells programs reach")
-    ce.add_argument("paths", nargs="*", default=["corpus"], metavar="PATH",
-                    help="programs (text or byte form) or directories (default: corpus)")
+    ce.add_argument("paths", nargs="*", default=[], metavar="PATH",
+                    help="programs (text or byte form) or directories (default: ./corpus, else the "
+                         "package's seed programs)")
     ce.add_argument("--missing", action="store_true", help="also list the possible cells no program reaches")
     ce.set_defaults(func=cmd_cells)
 

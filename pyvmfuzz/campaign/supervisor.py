@@ -860,7 +860,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     if visible_finds:
         print(f"# time to first user-visible violation: {min(float(r[0]) for r in visible_finds) - start:.2f}s")
     xc = "off" if getattr(args, "cross_check", None) == 0 else "every %d clean runs" % args.cross_check \
-        if getattr(args, "cross_check", None) else "adaptive, ~1% of the time"
+        if getattr(args, "cross_check", None) else "adaptive, ~1-2% of the time"
     print(f"# oracle cross-checked {xchecked:,} clean runs ({xc})")
     repeats = sum(int(r[3]) for r in rows if r[2] == "repeats")
     if confirmed:
