@@ -27,13 +27,18 @@ def test_two_spellings_of_one_bug_share_a_bucket_named_after_its_cause():
     assert a == b
     # pre-385c96e4 lacks two actions; only the pmap_enter one breaks fixed on this program
     assert a.cause == ("vm_fault_page_no_pmap_enter",)
-    assert a.title.startswith("protection in store: without 'vm_fault_page_no_pmap_enter'")
+    assert a.title.startswith("without 'vm_fault_page_no_pmap_enter' (") and a.title.endswith("; seen as protection in store")
 
 
-def test_another_kind_or_operation_is_another_bucket():
+def test_one_cause_is_one_bug_whatever_its_symptom():
+    # the same missing action seen as another kind, or in another operation: one bug
     a = bucket("pre-385c96e4", HW, TEXT_A, "protection", 2)
-    assert bucket("pre-385c96e4", HW, TEXT_A, "stale-read", 2) != a
-    assert bucket("pre-385c96e4", HW, TEXT_A[:1] + ["cpu0 load text0.0"], "protection", 2) != a
+    assert bucket("pre-385c96e4", HW, TEXT_A, "stale-read", 2) == a
+    # another missing action: another bug (partial-385c96e4's COW unmap)
+    stale = ["cpu0 fork", "cpu0 load data0.0", "cpu0 procfs_write P1 data0.0 0x5", "cpu0 load data0.0"]
+    assert bucket("partial-385c96e4", HW, stale, "stale-read", 4) != a
+    # without a deviation (a model bug) the symptom is the bucket
+    assert bucket("fixed", HW, TEXT_A, "panic", 1, "x") != bucket("fixed", HW, TEXT_A, "outcome", 1)
 
 
 def test_fixed_has_no_deviation_to_blame():

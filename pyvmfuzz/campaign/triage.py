@@ -1,9 +1,12 @@
 """One finding per bug (issue 25): a violation's *bucket* is its root cause, as syzkaller buckets
-crashes by title — the kind, the operation where it shows, and the kernel's deviation from
-`fixed` that enables it (what `necessity` would name: each safety action the kernel lacks is
-switched off alone in `fixed`, and those that alone reproduce a violation on the same program
-are the cause). Two programs in one bucket are one bug; a campaign saves one representative per
-bucket and counts the rest, and `pyvmfuzz triage DIR` groups any crashes directory so."""
+crashes by title. The root cause is the kernel's deviation from `fixed` that enables it (what
+`necessity` would name: each safety action the kernel lacks is switched off alone in `fixed`,
+and those that alone reproduce a violation on the same program are the cause): every symptom of
+one missing action — a stale read here, a writable entry there — is one bug, titled by the
+first symptom seen (kind and operation). Where there is no deviation (a finding on `fixed` is a
+model bug) the kind and operation are the bucket, a model panic's assertion its operation. Two
+programs in one bucket are one bug; a campaign saves one representative per bucket and counts
+the rest, and `pyvmfuzz triage DIR` groups any crashes directory so."""
 
 from __future__ import annotations
 
@@ -66,30 +69,38 @@ def violating_action(steps: list[str], step: int) -> str:
     return line[1] if len(line) > 1 else "?"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bucket:
+    """A bug: its cause, with the symptom it was seen as (`kind` in `action`). Equal buckets
+    have equal keys: the cause alone where there is one."""
     kind: str
     action: str
     cause: tuple[str, ...]
 
     @property
     def key(self) -> str:
-        return f"{self.kind}|{self.action}|{','.join(self.cause)}"
+        return "without:" + ",".join(self.cause) if self.cause else f"{self.kind}|{self.action}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Bucket) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
 
     @property
     def name(self) -> str:
-        """A file-name stem: the kind and a short hash of the whole key."""
-        return f"{self.kind}-{hashlib.sha1(self.key.encode()).hexdigest()[:10]}"
+        """A file-name stem from the key alone: the (first) missing action, or the kind."""
+        head = self.cause[0].replace("_", "-") if self.cause else self.kind
+        return f"{head}-{hashlib.sha1(self.key.encode()).hexdigest()[:10]}"
 
     @property
     def title(self) -> str:
+        seen = f"{self.kind} in {self.action}"
         if not self.cause:
-            why = "no deviation from fixed (a model bug)"
-        elif len(self.cause) == 1:
-            why = f"without '{self.cause[0]}' ({_actions().get(self.cause[0], '?')})"
-        else:
-            why = "without " + " + ".join(f"'{c}'" for c in self.cause)
-        return f"{self.kind} in {self.action}: {why}"
+            return f"{seen}: no deviation from fixed (a model bug)"
+        if len(self.cause) == 1:
+            return f"without '{self.cause[0]}' ({_actions().get(self.cause[0], '?')}); seen as {seen}"
+        return "without " + " + ".join(f"'{c}'" for c in self.cause) + f"; seen as {seen}"
 
 
 def bucket(kernel: str, hw: str, steps: list[str], kind: str, step: int, observed: str = "") -> Bucket:
