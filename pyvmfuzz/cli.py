@@ -769,6 +769,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    """A campaign directory's numbers over time as one HTML page (insight.plot)."""
+    from pyvmfuzz.campaign.findings import atomic_write
+    from pyvmfuzz.insight import plot
+
+    _nonempty_paths(("-o", args.output))
+    try:
+        runs = plot.read(args.out)
+    except OSError as e:
+        raise InputError(f"{args.out}: no plot data ({e.strerror}: a campaign writes plot_data.csv there)") from None
+    if not runs:
+        raise InputError(f"{args.out}: plot_data.csv has no rows yet")
+    path = args.output or os.path.join(args.out, "plot.html")
+    try:
+        atomic_write(path, plot.render(args.out, runs))
+    except OSError as e:
+        raise InputError(f"{path}: cannot write: {e.strerror}") from None
+    print(f"# {plot.summary(runs)}")
+    print(f"# plot: {path}")
+    return 0
+
+
 def cmd_triage(args) -> int:
     """Group saved findings by bug (campaign.triage): one line per bug, largest first."""
     from pyvmfuzz.campaign.triage import triage
@@ -1003,6 +1025,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "package's seed programs)")
     ce.add_argument("--missing", action="store_true", help="also list the possible cells no program reaches")
     ce.set_defaults(func=cmd_cells)
+
+    pl = sub.add_parser("plot", help="a campaign's exec/s, coverage, corpus and findings over time (HTML)",
+                        description="Draws OUT/plot_data.csv, the row a campaign appends every 2 s (as afl-plot "
+                                    "does afl's plot_data), as one self-contained HTML page; a resumed campaign's "
+                                    "rows are another line. Exit 0; 2 without plot data.")
+    pl.add_argument("out", metavar="OUT", help="the campaign directory (fuzz --out)")
+    pl.add_argument("-o", "--output", default=None, metavar="FILE", help="the page (default OUT/plot.html)")
+    pl.set_defaults(func=cmd_plot)
 
     tr = sub.add_parser("triage", help="group saved findings by bug (kind, operation, the kernel's deviation)",
                         description="Groups saved findings (a crashes directory, or .txt files) by root cause: "

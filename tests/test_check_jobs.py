@@ -27,3 +27,19 @@ def test_cells_outside_a_checkout_reads_the_packaged_seeds(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "possible cells reached" in p.stdout.splitlines()[-1]
+
+
+def test_plot_draws_a_campaign_directory(tmp_path):
+    """Issue 25: a long campaign you can look at. A campaign appends a row every 2 s to
+    OUT/plot_data.csv; `plot OUT` draws it (a resumed campaign is another line)."""
+    out = tmp_path / "out"
+    for seed in ("1", "2"):
+        p = cli("fuzz", "--kernel", "fixed", "--time", "4", "--seed", seed, "--out", str(out), "--quiet", timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+    rows = (out / "plot_data.csv").read_text().splitlines()
+    assert rows[0] == "start,seconds,execs,cov,ft,corpus,findings" and len(rows) >= 3
+    q = cli("plot", str(out))
+    assert q.returncode == 0 and q.stdout.startswith("# 2 campaign(s), the last:"), q.stdout + q.stderr
+    page = (out / "plot.html").read_text()
+    assert page.count("<svg") == 4 and "<polyline" in page
+    assert cli("plot", str(tmp_path)).returncode == 2

@@ -152,6 +152,34 @@ class RotatingLog:
                 self.f = None
 
 
+PLOT_DATA = "plot_data.csv"  # campaign start, seconds, execs, cov, ft, corpus, findings (pyvmfuzz plot)
+
+
+class PlotData:
+    """The campaign's numbers over time, a row every `every` seconds appended to OUT/plot_data.csv
+    (afl's plot_data): `pyvmfuzz plot OUT` draws them. Best effort: a write that fails stops
+    the rows, never the campaign (the findings and the corpus have their own error path)."""
+
+    def __init__(self, path: str, start: float, every: float = 2.0):
+        self.path, self.start, self.every, self.last, self.ok = path, start, every, -1e9, True
+        if not os.path.exists(path):
+            self._write("start,seconds,execs,cov,ft,corpus,findings\n")
+
+    def _write(self, row: str) -> None:
+        if not self.ok:
+            return
+        try:
+            with open(self.path, "a") as f:
+                f.write(row)
+        except OSError:
+            self.ok = False
+
+    def maybe(self, elapsed: float, prog, findings: int) -> None:
+        if elapsed - self.last >= self.every:
+            self.last = elapsed
+            self._write(f"{self.start:.0f},{elapsed:.1f},{prog.execs},{prog.cov},{prog.ft},{prog.corp},{findings}\n")
+
+
 class PlainProgress:
     """Progress where stderr is not a terminal (CI logs, pipes): one plain line every
     `every` seconds and one at the end, instead of a carriage-return bar."""
@@ -734,6 +762,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
                    disable=args.quiet or not sys.stderr.isatty(), leave=True)
         bar.set_description(f"fuzz {args.kernel}")
         last_status = time.monotonic()
+        plot = PlotData(os.path.join(out, PLOT_DATA), start)
         while proc.poll() is None:
             time.sleep(0.25)
             elapsed = time.time() - start
@@ -760,6 +789,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
             bar.set_postfix_str(status(elapsed), refresh=False)
             bar.refresh()
             plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}")
+            plot.maybe(elapsed, prog, len(found - known))
             if time.monotonic() - last_status >= 30:  # the log's own pulse: libFuzzer's thin out at 2^n
                 last_status = time.monotonic()
                 log.write(f"#pyvmfuzz status {elapsed:.0f}s {status(elapsed)}\n")
