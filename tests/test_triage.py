@@ -73,6 +73,9 @@ def test_a_model_panic_is_bucketed_by_its_assertion():
     c = bucket("fixed", HW, TEXT_A, "panic", 1, "self-test model assertion at step 3 at rust/src/machine.rs:315")
     assert a == b and a != c
     assert a.title.startswith("panic in self-test model assertion at step 1")
+    # under a kernel with a bug of its own, a panic is still the model's, apart from that bug
+    d = bucket("pre-385c96e4", HW, TEXT_A, "panic", 2, "self-test model assertion at step 2 at rust/src/machine.rs:315")
+    assert d.cause == () and d != bucket("pre-385c96e4", HW, TEXT_A, "protection", 2) and "model bug" in d.title
 
 
 def test_a_campaign_saves_one_finding_per_bug(tmp_path):

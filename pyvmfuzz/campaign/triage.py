@@ -107,8 +107,10 @@ def bucket(kernel: str, hw: str, steps: list[str], kind: str, step: int, observe
     """`observed`: the violation's observed text; for a model `panic` it is the assertion and
     its source location, the crash title of a model bug (hex values dropped)."""
     where = violating_action(steps, step)
-    if kind == "panic" and observed:
-        where = re.sub(r"0x[0-9a-f]+", "0x_", observed.strip())
+    if kind == "panic":
+        # a model assertion is a bug of the model, whatever the kernel: never merged into a
+        # kernel's bug (it would be counted there and not saved)
+        return Bucket(kind, re.sub(r"0x[0-9a-f]+", "0x_", observed.strip()) if observed else where, ())
     return Bucket(kind, where, causes(kernel, hw, steps))
 
 
