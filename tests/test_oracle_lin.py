@@ -839,3 +839,11 @@ def test_an_op_started_after_the_death_is_not_joined():
     trace = JOINED.format("ok") + "cpu1 exit -> ok\n"
     with pytest.raises(TraceError, match="cpu1 is idle"):
         oracle.judge(trace)
+
+
+def test_a_resume_with_nothing_in_flight_is_an_input_error_under_every_kernel():
+    # docs/contract.md §3.2 and the corrected deferred-flush (issue 23): an op waits for its own
+    # IPIs before it returns, so no `resume` finishes a flush after a completed mprotect.
+    trace = "hw cpus=2\ncpu0 mprotect data0 r -> ok\ncpu0 resume -> ok\n"
+    with pytest.raises(TraceError, match="line 3: not applicable: nothing in flight on cpu0"):
+        judge(trace)

@@ -89,7 +89,7 @@ class Line:
     step: int
     lineno: int
     cpu: int
-    kind: str                      # "op" | "resume" | "ipi" | "flush"
+    kind: str                      # "op" | "resume" | "ipi"
     outcome: str
     woke: list[tuple[int, int]]
     observed: str                  # outcome and wake list as written (trace syntax)
@@ -118,7 +118,6 @@ def parse(text: str) -> History:
     cpus, raw_lines, osname = trace_lines(text)
     h = History(cpus, osname)
     inflight: dict[int, int] = {}           # cpu -> op id
-    flushable: dict[int, bool] = {}         # cpu -> its last line completed a PTE-changing op
     for step, (lineno, op_text, outcome, woke_txt) in enumerate(raw_lines, 1):
         try:
             woke = [parse_thread(w.strip()) for w in woke_txt]
@@ -144,19 +143,12 @@ def parse(text: str) -> History:
             ln = Line(step, lineno, cpu, kind, outcome, woke, observed)
             h.interleaved = True
             if kind == "resume":
-                if cpu not in inflight and flushable.get(cpu):
-                    # docs/contract.md §3.3 deferred-flush: a fork/mprotect/madvise completed at its ipi_wait
-                    # and left only the wait on its CPU; this `resume` finishes the flush -- not
-                    # an operation (like `ipi`, outcome `ok`).
-                    ln.kind = "flush"
-                    flushable[cpu] = False
-                    h.lines.append(ln)
-                    continue
+                # (every kernel waits for its own IPIs before an op returns: a `resume` with
+                # nothing in flight is an input error, deferred-flush included)
                 if cpu not in inflight:
                     raise TraceError(f"line {lineno}: not applicable: nothing in flight on cpu{cpu}")
                 if outcome != PAUSED:
                     ln.completes = inflight.pop(cpu)
-                    flushable[cpu] = h.ops[ln.completes].op.action in ("fork", "mprotect", "madvise")
             h.lines.append(ln)
             continue
         try:
@@ -175,7 +167,6 @@ def parse(text: str) -> History:
             inflight[op.cpu] = hop.id
         else:
             ln.completes = hop.id
-        flushable[op.cpu] = outcome != PAUSED and op.action in ("fork", "mprotect", "madvise")
         h.lines.append(ln)
     for ln in h.lines:
         if ln.completes is not None:
@@ -361,7 +352,7 @@ class _Judge:
         fails = []
         pend = c.pend
         expected_line = PAUSED
-        if ln.kind in ("ipi", "flush"):
+        if ln.kind == "ipi":
             expected_line = "ok"
             if ln.outcome != "ok":
                 fails.append(("outcome", "ok"))
@@ -373,7 +364,7 @@ class _Judge:
             kind = Oracle._mismatch(hop.op, exp, ln.outcome)
             if kind:
                 fails.append((kind, exp))
-        elif ln.outcome != PAUSED and ln.kind not in ("ipi", "flush"):
+        elif ln.outcome != PAUSED and ln.kind != "ipi":
             raise AssertionError("a line that completes nothing is paused")
         if fails and diag is None:
             return None
