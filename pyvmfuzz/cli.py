@@ -1034,13 +1034,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", default=None, metavar="FILE", help="the page (default OUT/plot.html)")
     pl.set_defaults(func=cmd_plot)
 
-    tr = sub.add_parser("triage", help="group saved findings by bug (kind, operation, the kernel's deviation)",
-                        description="Groups saved findings (a crashes directory, or .txt files) by root cause: "
-                                    "the violation kind, the operation it shows in, and the safety actions the "
-                                    "kernel lacks that alone make `fixed` fail the same program (what `necessity` "
-                                    "would name; a model panic by its assertion). One line per bug, largest first, "
-                                    "with its shortest program. Campaigns save one finding per bug already; this "
-                                    "groups older or merged directories. Exit 0; 2 when no finding is found.")
+    tr = sub.add_parser("triage", help="group saved findings by bug (the kernel's deviation from fixed)",
+                        description="Groups saved findings (a crashes directory, or .txt files) by root cause: the "
+                                    "safety actions the kernel lacks that alone make `fixed` fail the same program "
+                                    "(what `necessity` would name), whatever symptom shows it; without a deviation "
+                                    "(a model bug) the kind and operation, a model panic by its assertion. One line "
+                                    "per bug, largest first, with its shortest program (docs/findings.md). Campaigns "
+                                    "save one finding per bug already; this groups older or merged directories. "
+                                    "Exit 0; 2 when no finding is found.")
     tr.add_argument("paths", nargs="+", metavar="PATH", help="finding .txt files or directories of them")
     tr.add_argument("--json", action="store_true", help="one JSON list of bugs")
     tr.set_defaults(func=cmd_triage)

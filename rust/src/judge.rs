@@ -696,7 +696,7 @@ impl Lin {
         });
         // A bad wake list is a violation whatever the order; its kind is still the most
         // specific over the orders (R4).
-        if r1.is_some() || !(fast_ok || self.search_exists(n)) {
+        if r1.is_some() || !(fast_ok || self.search_exists()) {
             return Some(self.violation_at(n, r1));
         }
         if !pending {
@@ -781,7 +781,7 @@ impl Lin {
         self.window.iter().enumerate().filter(|(_, h)| h.end.is_some()).fold(0, |m, (i, _)| m | 1 << i)
     }
 
-    fn search_exists(&mut self, _n: u32) -> bool {
+    fn search_exists(&mut self) -> bool {
         self.budget = 0;
         let req = self.required();
         for c in self.cands.clone() {
