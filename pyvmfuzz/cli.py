@@ -613,6 +613,41 @@ def _bench_prev_core(args) -> None:
         print(f"oracle / core, interleaved     : {r['oracle_interleaved']:>12.0f}x")
 
 
+def _bench_diff_prev(args) -> int:
+    """Issue 24: this build's reports against a previous build's on the same random programs."""
+    from pyvmfuzz.bench import prevcore, prevdiff
+
+    if not os.path.isfile(args.diff_prev):
+        raise InputError(f"--diff-prev: no such file: {args.diff_prev}")
+    try:
+        prevcore.load_prev(args.diff_prev)
+    except ImportError as e:
+        raise InputError(f"--diff-prev: {e}")
+    names = [k for k, _ in _core.kernels()]
+    kernels = args.kernels.split(",") if args.kernels else names
+    for k in kernels:
+        if k not in names:
+            raise InputError(f"--kernels: unknown kernel '{k}' (pyvmfuzz zoo lists them)")
+    programs = args.programs
+    from tqdm import tqdm
+
+    bar = tqdm(total=programs * len(kernels), unit="prog", file=sys.stderr, disable=None)
+    t0 = time.monotonic()
+    res = prevdiff.run(args.diff_prev, programs, args.seed, args.jobs or 1, kernels, progress=bar.update)
+    bar.close()
+    print(f"## Reports against the previous build ({args.diff_prev}), {programs:,} random programs per kernel, "
+          f"seed {args.seed}, {time.monotonic() - t0:.0f} s")
+    print("| kernel | programs | steps | differences |\n|---|---:|---:|---:|")
+    for r in res:
+        print(f"| {r['kernel']} | {r['programs']:,} | {r['steps']:,} | {r['count']} |")
+    bad = [r for r in res if r["count"]]
+    for r in bad:
+        for h, what in r["differences"]:
+            print(f"DIFF {r['kernel']} {what}: {h}")
+    print(f"# {sum(r['count'] for r in res)} difference(s) in {sum(r['programs'] for r in res):,} programs")
+    return 1 if bad else 0
+
+
 def cmd_bench(args) -> int:
     """Throughput, measured side by side in one run (the machine is shared and noisy)."""
     import random
@@ -626,6 +661,8 @@ def cmd_bench(args) -> int:
     if not args.zoo:  # options that only --zoo reads: refuse them rather than ignore them
         given = [f for f, v in (("--quick", args.quick), ("--kernels", args.kernels), ("--out", args.out),
                                 ("--jobs", args.jobs)) if v]
+        if args.diff_prev:  # --kernels and --jobs apply to --diff-prev too
+            given = [f for f in given if f not in ("--kernels", "--jobs")]
         if given:
             raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
     if args.prev_core and not os.path.isfile(args.prev_core):
@@ -639,6 +676,8 @@ def cmd_bench(args) -> int:
             raise InputError(f"--prev-core: {e}")
     if args.long:
         return _bench_long(args.long, args.seed)
+    if args.diff_prev:
+        return _bench_diff_prev(args)
     if args.campaign:
         from pyvmfuzz.bench import campaign_bench
 
@@ -1011,6 +1050,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --zoo: trials run at once, one process each (default 1; seeds do not depend on it)")
     b.add_argument("--out", default=None, help="with --zoo: where zoo.md and zoo.png go (default bench-out)")
     b.add_argument("--oracle-programs", type=int, default=2000, help="programs for the oracle comparison")
+    b.add_argument("--diff-prev", default=None, metavar="PATH",
+                   help="instead: run --programs random programs per kernel (half interleaved, 1-8 CPUs, both "
+                        "TLB modes) on this build and on the build at PATH, loaded side by side; every report, "
+                        "semantic feature set and (1 in 50) explain must be equal (exit 1 on a difference; "
+                        "--kernels, --jobs apply)")
     b.add_argument("--prev-core", default=None, metavar="PATH",
                    help="previous build's _core.abi3.so for the plain-program comparison "
                         "(default .prev_core/_core.abi3.so when present)")

@@ -39,7 +39,8 @@
 //! against plain search (same verdicts, same shortest lengths).
 
 use crate::hw::Hw;
-use crate::inflight::{KOp, Lock, MID_SWITCH};
+use crate::kop::{KOp, Lock};
+use crate::swtch::MID_SWITCH;
 use crate::judge::canon::{outcome_code, step_code};
 use crate::judge::{Event, Kind, Lin, Violation};
 use crate::kernel::Kernel;
@@ -218,7 +219,6 @@ fn commutes_below(a: &Hit, b: &Hit) -> bool {
 /// are made from the points each plain line arrived at, see `Search::dfs`).
 pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>) {
     out.clear();
-    let pre_enter = m.kernel.vm_fault_page_pmap_enter;
     let with_points = |out: &mut Vec<Step>, cpu: u8, op: Op, bits: u8| {
         out.push(Step { cpu, op, until: None });
         if !all_points {
@@ -235,7 +235,7 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         let ipi = m.ipi_pending(c);
         if let Some(k) = &m.cpus[c].kop {
             if k.waiting.is_none_or(|l| m.lock_free(c, l)) {
-                with_points(out, cpu, Op::Resume, k.op.points(pre_enter));
+                with_points(out, cpu, Op::Resume, m.points_of(&k.op));
             }
             if ipi {
                 out.push(Step { cpu, op: Op::Ipi, until: None });
@@ -245,7 +245,7 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         if ipi {
             out.push(Step { cpu, op: Op::Ipi, until: None });
         }
-        let sw = Op::Switch(Target::Idle).points(pre_enter);
+        let sw = m.points_of(&Op::Switch(Target::Idle));
         with_points(out, cpu, Op::Switch(Target::Idle), sw);
         for (p, t) in m.runnable() {
             with_points(out, cpu, Op::Switch(Target::Thread(p, t)), sw);
@@ -287,7 +287,7 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         }
         ops.push(Op::Exit);
         for op in ops {
-            with_points(out, cpu, op, op.points(pre_enter));
+            with_points(out, cpu, op, m.points_of(&op));
         }
     }
 }
@@ -536,7 +536,6 @@ impl Search<'_> {
     fn dfs(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32) -> bool {
         let mut cands = std::mem::take(&mut self.cands[k as usize]);
         candidates(&node.m, &self.cfg.domain, !self.cfg.arrived_hint, &mut cands);
-        let pre_enter = node.m.kernel.vm_fault_page_pmap_enter;
         let mut found = false;
         'outer: for &base in &cands {
             if self.stop {
@@ -551,7 +550,7 @@ impl Search<'_> {
                 break;
             }
             if self.cfg.arrived_hint && base.until.is_none() {
-                let bits = arrived & base.op.points(pre_enter) & !Point::Wait.bit();
+                let bits = arrived & node.m.points_of(&base.op) & !Point::Wait.bit();
                 for p in POINTS {
                     if bits & p.bit() != 0 {
                         let (f, _) = self.visit(node, k, last, bound, Step { until: Some(p), ..base });

@@ -226,7 +226,7 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
         let cpu = s.cpu as usize;
         if let Some(k) = m.cpus[cpu].kop.as_ref() {
             let fph = match k.phase {
-                crate::inflight::Phase::UserFault | crate::inflight::Phase::PageFault => k.fs.phase as u32 + 1,
+                crate::kop::Phase::UserFault | crate::kop::Phase::PageFault => k.fs.phase as u32 + 1,
                 _ => 0,
             };
             sit.bits ^= (k.phase as u32 + 1) << 16 | fph << 21 | (k.waiting.is_some() as u32) << 24 | (k.at.map_or(0, |p| p as u32 + 1)) << 25;

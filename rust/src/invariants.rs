@@ -2,7 +2,7 @@
 //! `tlb-incoherent`, then `use-after-free`, then `file-corruption`.
 
 use crate::judge::Kind;
-use crate::inflight::MID_SWITCH;
+use crate::swtch::MID_SWITCH;
 use crate::machine::{Machine, IDLE_SPACE};
 use crate::program::{text_word, PAGE_NAMES};
 

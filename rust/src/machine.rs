@@ -1,7 +1,8 @@
 //! The machine: CPUs, processes, objects and frames, and one operation at a time.
 
 use crate::hw::Hw;
-use crate::inflight::{Inval, KOp};
+use crate::kop::KOp;
+use crate::pmap_inval::Inval;
 use crate::kernel::Kernel;
 use crate::phys::Phys;
 use crate::proc::{Proc, Thread, ThreadState};
@@ -57,9 +58,6 @@ pub struct Machine {
     steps_run: u32,
     /// Yield points the last line's op arrived at (`KOp::arrived`).
     pub arrived: u8,
-    /// Self-test only: plain lines take the `KOp` path even on a quiet machine (quiet.rs), so
-    /// tests can compare the two (`PYVMFUZZ_SELFTEST_NO_QUIET=1`).
-    pub no_quiet: bool,
 }
 
 /// Self-test hook: `PYVMFUZZ_SELFTEST_PANIC_AT=N` makes every run (campaign, replay, encode)
@@ -67,13 +65,6 @@ pub struct Machine {
 pub fn selftest_panic_at() -> u32 {
     static AT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *AT.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_PANIC_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
-}
-
-/// Self-test hook: `PYVMFUZZ_SELFTEST_NO_QUIET=1` turns the quiet paths off in every machine
-/// of the process (tests/test_quiet.py compares the results with and without them).
-pub fn selftest_no_quiet() -> bool {
-    static NO: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *NO.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_NO_QUIET").is_ok_and(|v| v == "1"))
 }
 
 /// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
@@ -113,7 +104,6 @@ impl Machine {
             plant_fill_writable: false,
             steps_run: 0,
             arrived: 0,
-            no_quiet: false,
         };
         m.reset(hw, kernel);
         m
@@ -146,7 +136,6 @@ impl Machine {
         self.woke.clear();
         self.dirty = Dirty::default();
         self.panic_at = selftest_panic_at();
-        self.no_quiet = selftest_no_quiet();
         self.plant_fill_writable = false;
         self.steps_run = 0;
         // The executable's vnode object: its pages hold the file content; it keeps a
@@ -164,7 +153,7 @@ impl Machine {
         let mut p1 = self.alloc_proc(1);
         self.initial_map(data, &mut p1.map.entries);
         self.procs.push(p1);
-        self.sched_switch(0, Some((1, 1)));
+        self.switch_now(0, Target::Thread(1, 1));
     }
 
     /// `self` becomes a copy of `src`, reusing `self`'s allocations (explore copies a state
@@ -262,7 +251,7 @@ impl Machine {
     #[inline]
     pub fn exiting(&self, pid: u32) -> bool {
         self.inflight > 0
-            && self.cpus.iter().any(|c| c.kop.as_ref().is_some_and(|k| k.pid == pid && k.phase == crate::inflight::Phase::Exit))
+            && self.cpus.iter().any(|c| c.kop.as_ref().is_some_and(|k| k.pid == pid && k.phase == crate::kop::Phase::Exit))
     }
 
     /// Runnable threads (not blocked, not on a CPU, their process not exiting), in (pid, tid)
@@ -314,15 +303,9 @@ impl Machine {
         self.steps_run += 1;
         assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
         let outcome = match s.op {
-            // A switch not stopped at `enter`, nothing in flight: both halves at once — the
-            // pre-§3.2 sched_switch, which ends in the same state as switch_leave then
-            // switch_enter (one call instead of two: switches are most plain lines).
+            // A switch not stopped at `enter`, nothing in flight: both halves at once.
             Op::Switch(t) if fast_switch => {
-                let to = match t {
-                    Target::Idle => None,
-                    Target::Thread(p, t) => Some((p, t)),
-                };
-                self.sched_switch(cpu, to);
+                self.switch_now(cpu, t);
                 Outcome::Ok
             }
             Op::Resume => self.kop_resume(cpu, s.until),

@@ -1,13 +1,31 @@
 //! Shootdown (pmap_inval, pc64 era): a PTE change invalidates the va on every CPU in the
 //! pmap's `pm_active` other than the caller, by IPI; on the calling CPU only if the caller is
 //! itself in `pm_active`. A caller outside `pm_active` is a *foreign* context: it invalidates
-//! nothing locally. The IPIs are records (`inflight::Inval`, DragonFly's `pmap_inval_info`):
-//! pending at each target until it takes them (`cpuN ipi`) or the initiator goes past its
-//! `ipi_wait`; a plain line goes past at once.
+//! nothing locally. The IPIs are records (`Inval`, DragonFly's `pmap_inval_info`): pending at
+//! each target until it takes them (`cpuN ipi`) or the initiator goes past its `ipi_wait`; a
+//! plain line goes past at once.
 
-use crate::inflight::Inval;
+use crate::kop::{KOp, Phase};
 use crate::machine::Machine;
-use crate::program::NPAGES;
+use crate::phys::FrameId;
+use crate::program::{Point, NPAGES};
+
+/// A shootdown in progress, like DragonFly's `pmap_inval_info`: the owner changed the PTE of
+/// (asid, va) and waits for the CPUs in `pending` to acknowledge. The record lives until the
+/// owner has passed its `ipi_wait`; while it lives the owner holds that PTE's lock. A CPU's
+/// pending-invalidation queue is the records with its bit set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inval {
+    pub owner: u8,
+    pub asid: u32,
+    pub va: u8,
+    pub pending: u8,
+    /// The frame the PTE mapped before the change. Until the record is gone the mapping is
+    /// still on that page's pv list, as in DragonFly, where pmap_remove_all() takes the pv
+    /// entry off `m->md.pv_list` only after pmap_inval_deinterlock(): another
+    /// pmap_remove_all() of the page meets it and waits (see `vm_fault` COW).
+    pub frame: FrameId,
+}
 
 impl Machine {
     /// A PTE that still maps its frame changed (write-protect, a new prot).
@@ -17,7 +35,7 @@ impl Machine {
     }
 
     /// A PTE that mapped `frame` changed (cleared, or now maps another frame).
-    pub fn pmap_inval_of(&mut self, cpu: usize, pid: u32, va: u8, frame: crate::phys::FrameId) {
+    pub fn pmap_inval_of(&mut self, cpu: usize, pid: u32, va: u8, frame: FrameId) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
         let targets = mask & !me;
@@ -33,5 +51,79 @@ impl Machine {
     pub fn pmap_invalidate_protect(&mut self, cpu: usize, pid: u32, va: u8) {
         let target = if self.kernel.protect_right_va { va } else { (va + 1) % NPAGES as u8 };
         self.pmap_inval(cpu, pid, target);
+    }
+
+    /// The records that hold a PTE lock (all of them, where the kernel interlocks the PTE
+    /// across its shootdown).
+    pub(crate) fn pte_locks(&self) -> impl Iterator<Item = &Inval> {
+        let on = self.kernel.pte_lock;
+        self.invals.iter().filter(move |_| on)
+    }
+
+    /// A PTE lock held by an op on another CPU than `cpu` whose record matches `pred`.
+    #[inline]
+    pub(crate) fn pte_lock_owner(&self, cpu: usize, pred: impl Fn(&Inval) -> bool) -> Option<&Inval> {
+        self.pte_locks().find(|r| r.owner as usize != cpu && pred(r))
+    }
+
+    /// Whether cpu `c` has invalidations pending.
+    pub fn ipi_pending(&self, c: usize) -> bool {
+        self.invals.iter().any(|r| r.pending & (1 << c) != 0)
+    }
+
+    /// Invalidations pending for `cpu`: (address space, page, initiating cpu).
+    pub fn pending_ipis(&self, cpu: usize) -> Vec<(u32, u8, u8)> {
+        self.invals.iter().filter(|r| r.pending & (1 << cpu) != 0).map(|r| (r.asid, r.va, r.owner)).collect()
+    }
+
+    /// Pending invalidation of (asid, va) for cpu `c`: the invariants tolerate its entry.
+    pub fn inval_pending(&self, c: usize, asid: u32, va: u8) -> bool {
+        self.invals.iter().any(|r| r.pending & (1 << c) != 0 && r.asid == asid && r.va == va)
+    }
+
+    /// `cpuN ipi`: cpu `c` takes its pending invalidations.
+    pub fn ipi_take(&mut self, c: usize) {
+        let bit = 1u8 << c;
+        for i in 0..self.invals.len() {
+            let r = self.invals[i];
+            if r.pending & bit != 0 {
+                self.cpus[c].tlb.invalidate(r.asid, r.va);
+                self.invals[i].pending &= !bit;
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn own_records(&self, cpu: usize) -> bool {
+        self.invals.iter().any(|r| r.owner as usize == cpu)
+    }
+
+    /// The initiator goes past `ipi_wait`: what is left is delivered (it waits for every
+    /// target), and its PTE locks are released.
+    pub(crate) fn ipi_wait_pass(&mut self, cpu: usize) {
+        let mut i = 0;
+        while i < self.invals.len() {
+            let r = self.invals[i];
+            if r.owner as usize == cpu {
+                for c in 0..self.cpus.len() {
+                    if r.pending & (1 << c) != 0 {
+                        self.cpus[c].tlb.invalidate(r.asid, r.va);
+                    }
+                }
+                self.invals.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// `Phase::IpiWait` of a map operation or fork: wait for the shootdowns, then finish.
+    pub(crate) fn ipi_wait_phase(&mut self, cpu: usize, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
+        if k.yield_at(Point::IpiWait, stop) {
+            return Some(Point::IpiWait);
+        }
+        self.ipi_wait_pass(cpu);
+        k.phase = Phase::Finish;
+        None
     }
 }

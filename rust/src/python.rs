@@ -404,7 +404,7 @@ fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&s
             let cd = PyDict::new(py);
             cd.set_item("running", c.running.map(thread_name))?;
             // A CPU between the halves of a switch runs no address space: space None.
-            cd.set_item("space", (c.space != crate::inflight::MID_SWITCH).then_some(c.space))?;
+            cd.set_item("space", (c.space != crate::swtch::MID_SWITCH).then_some(c.space))?;
             let tlb: Vec<(u32, &str, u32, bool)> =
                 c.tlb.iter().map(|&(a, va, f, w)| (a, PAGE_NAMES[va as usize], f, w)).collect();
             cd.set_item("tlb", tlb)?;

@@ -1,37 +1,70 @@
-//! Context switch: which address space a CPU runs, `pm_active` maintenance and the TLB flush.
-//! Leaving an address space clears this CPU's bit in its `pm_active`; entering sets it. On
-//! `pc64` changing address space reloads %cr3 without PCID: the TLB is flushed. On `tagged`
-//! hardware nothing is flushed, which the 385c96e4-era kernels do not account for.
-//! Switching between threads of one process keeps the address space and the TLB.
+//! Context switch (cpu_switch) in two halves, with `enter` between them: which address space
+//! a CPU runs, `pm_active` maintenance and the TLB flush. Leaving an address space clears
+//! this CPU's bit in its `pm_active`; entering sets it. On `pc64` changing address space
+//! reloads %cr3 without PCID: the TLB is flushed. On `tagged` hardware nothing is flushed,
+//! which the 385c96e4-era kernels do not account for. Switching between threads of one
+//! process keeps the address space and the TLB. Between the halves the CPU runs no address
+//! space (`MID_SWITCH`).
 
 use crate::hw::TlbMode;
+use crate::kop::{KOp, Phase};
 use crate::machine::{Machine, IDLE_SPACE};
+use crate::program::{Point, Target};
 use crate::proc::ThreadState;
 
+/// A CPU between the two halves of a context switch runs no address space.
+pub const MID_SWITCH: u32 = u32::MAX;
+
+fn target(t: Target) -> Option<(u32, u32)> {
+    match t {
+        Target::Idle => None,
+        Target::Thread(p, t) => Some((p, t)),
+    }
+}
+
 impl Machine {
-    /// Load address space `space` (a pid, or IDLE_SPACE) on `cpu`.
-    pub fn set_space(&mut self, cpu: usize, space: u32) {
-        let old = self.cpus[cpu].space;
-        if old == space {
-            return;
+    /// `cpu` leaves address space `old` (not the idle space): its `pm_active` bit goes —
+    /// unless on tagged hardware the kernel keeps it until the next flush.
+    #[inline]
+    fn pmap_deactivate(&mut self, cpu: usize, old: u32) {
+        if old != IDLE_SPACE && (self.hw.mode == TlbMode::Pc64 || !self.kernel.pm_active_until_flush) {
+            self.proc_mut(old).pmap.pm_active &= !(1u8 << cpu);
         }
-        self.dirty.space = true;
-        let bit = 1u8 << cpu;
-        let flushes = self.hw.mode == TlbMode::Pc64;
-        if old != IDLE_SPACE && (flushes || !self.kernel.pm_active_until_flush) {
-            self.proc_mut(old).pmap.pm_active &= !bit;
-        }
-        if space != IDLE_SPACE {
-            self.proc_mut(space).pmap.pm_active |= bit;
-        }
-        if flushes {
-            self.cpus[cpu].tlb.flush();
-        }
-        self.cpus[cpu].space = space;
     }
 
-    /// The scheduler puts `to` (or nothing) on `cpu`; the previous thread becomes runnable.
-    pub fn sched_switch(&mut self, cpu: usize, to: Option<(u32, u32)>) {
+    /// A switch not stopped at `enter`: both halves at once.
+    #[inline]
+    pub fn switch_now(&mut self, cpu: usize, t: Target) {
+        let (old, new) = self.switch_leave(cpu, target(t));
+        self.switch_enter(cpu, old, new);
+    }
+
+    /// The switch's first phase: its first half; then `enter`.
+    pub(crate) fn switch_start(&mut self, cpu: usize, k: &mut KOp, t: Target) {
+        (k.aux, k.aux2) = self.switch_leave(cpu, target(t));
+        k.phase = Phase::SwitchEnter;
+    }
+
+    /// `Phase::SwitchEnter`: the second half.
+    pub(crate) fn switch_enter_phase(&mut self, cpu: usize, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
+        if k.yield_at(Point::Enter, stop) {
+            return Some(Point::Enter);
+        }
+        if k.paused {
+            // Skipped by the invariants while mid-switch: look again (its TLB may also hold
+            // frames freed meanwhile: use-after-free too).
+            self.dirty.space = true;
+            self.dirty.pte = true;
+        }
+        self.switch_enter(cpu, k.aux, k.aux2);
+        k.phase = Phase::Finish;
+        None
+    }
+
+    /// First half: the previous thread becomes runnable, `to` is taken for this CPU, the old
+    /// address space is left. Returns (old space, new space).
+    #[inline]
+    pub fn switch_leave(&mut self, cpu: usize, to: Option<(u32, u32)>) -> (u32, u32) {
         if let Some((p, t)) = self.cpus[cpu].running {
             self.thread_mut(p, t).state = ThreadState::Runnable;
         }
@@ -39,12 +72,49 @@ impl Machine {
         if let Some((p, t)) = to {
             self.thread_mut(p, t).state = ThreadState::Running(cpu as u8);
         }
-        self.set_space(cpu, to.map_or(IDLE_SPACE, |(p, _)| p));
+        let old = self.cpus[cpu].space;
+        let new = to.map_or(IDLE_SPACE, |(p, _)| p);
+        // OpenBSD 9f1181d59de3: leave (clear the bit) only when the address space changes;
+        // `switch-clear-early` leaves on every switch (enter sets the bit again).
+        if old != new || !self.kernel.switch_keeps_same_space {
+            self.pmap_deactivate(cpu, old);
+        }
+        self.cpus[cpu].space = MID_SWITCH;
+        if old != new {
+            self.dirty.space = true;
+        }
+        (old, new)
     }
 
-    /// The running thread leaves `cpu` without becoming runnable (it blocked or died).
+    /// Second half: enter the new address space (flushing on pc64 when it changes).
+    #[inline]
+    pub fn switch_enter(&mut self, cpu: usize, old: u32, new: u32) {
+        // Setting the bit is idempotent when leaving kept it (same space in `fixed`).
+        if new != IDLE_SPACE {
+            self.proc_mut(new).pmap.pm_active |= 1u8 << cpu;
+        }
+        if old != new {
+            if self.hw.mode == TlbMode::Pc64 {
+                self.cpus[cpu].tlb.flush();
+            }
+            self.dirty.space = true;
+        }
+        self.cpus[cpu].space = new;
+    }
+
+    /// The running thread leaves `cpu` without becoming runnable (it blocked or died): the CPU
+    /// runs the idle space.
     pub fn cpu_idle(&mut self, cpu: usize) {
         self.cpus[cpu].running = None;
-        self.set_space(cpu, IDLE_SPACE);
+        let old = self.cpus[cpu].space;
+        if old == IDLE_SPACE {
+            return;
+        }
+        self.dirty.space = true;
+        self.pmap_deactivate(cpu, old);
+        if self.hw.mode == TlbMode::Pc64 {
+            self.cpus[cpu].tlb.flush();
+        }
+        self.cpus[cpu].space = IDLE_SPACE;
     }
 }

@@ -4,9 +4,12 @@
 //! sleepers are woken (spuriously: they return to user mode). umtx_wakeup wakes the sleepers
 //! keyed by the frame its READ lookup finds.
 
+use crate::kop::{KOp, Phase};
 use crate::machine::Machine;
-use crate::phys::FrameId;
+use crate::phys::{FrameId, NO_FRAME};
+use crate::program::{Addr, Op, Outcome, Point};
 use crate::proc::ThreadState;
+use crate::vm_fault::{FaultState, VM_PROT_READ, VM_PROT_WRITE};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sleeper {
@@ -17,6 +20,75 @@ pub struct Sleeper {
 }
 
 impl Machine {
+    /// The page is faulted: WRITE for a sleep (10192bae: forces the copy-on-write now, and a
+    /// page without write is EFAULT), READ for a wakeup.
+    pub(crate) fn umtx_start(&mut self, k: &mut KOp, a: Addr) {
+        let mut ft = if matches!(k.op, Op::UmtxSleep(..)) { VM_PROT_WRITE } else { VM_PROT_READ };
+        if ft.write && !self.kernel.umtx_fault_write {
+            // Before 10192bae: the page is faulted for READ (no forced COW, and so no EFAULT:
+            // a page without write is compared and slept on).
+            ft = VM_PROT_READ;
+        }
+        k.fs = FaultState::new(k.pid, a.page, ft);
+        k.paused = false;
+        k.phase = Phase::PageFault;
+    }
+
+    /// `Phase::Access` (past its yield point): a wakeup wakes the word's sleepers on the held
+    /// frame; a sleep compares the word (EBUSY when it differs) and goes on to sleep.
+    pub(crate) fn umtx_access(&mut self, k: &mut KOp) {
+        let f = k.held;
+        k.busy = NO_FRAME;
+        match k.op {
+            Op::UmtxWakeup(a) => {
+                self.wake_where(|s| s.frame == f && s.word == a.word);
+                k.result = Outcome::Ok;
+            }
+            Op::UmtxSleep(a, v) if self.phys.get(f).words[a.word as usize] == v => {
+                k.phase = Phase::Sleep;
+                return;
+            }
+            _ => k.result = Outcome::Ebusy,
+        }
+        self.phys.unhold(f);
+        k.held = NO_FRAME;
+        k.phase = Phase::Finish;
+    }
+
+    /// `Phase::Sleep`: on the sleep queue holding the page; with `umtx_recheck` (369ba561) the
+    /// page still mapped there (else start over) and the word re-read (EBUSY) first.
+    pub(crate) fn umtx_sleep_phase(&mut self, cpu: usize, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
+        if k.yield_at(Point::Sleep, stop) {
+            return Some(Point::Sleep);
+        }
+        let Op::UmtxSleep(a, v) = k.op else { unreachable!() };
+        let f = k.held;
+        // The hold from vm_fault_page is kept for the sleep.
+        self.sleepers.push(Sleeper { pid: k.pid, tid: k.tid, frame: f, word: a.word });
+        if self.kernel.umtx_recheck {
+            // Still the page mapped at that address, still writable (else start over); then
+            // the word re-read. (The write is checked only where the fault forced it:
+            // pre-10192bae's READ fault keys a sleeper on a still-shared frame on purpose.)
+            let p = self.proc(k.pid);
+            let e = p.map.entries[p.map.lookup(a.page)];
+            let mapped = self.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)).map(|x| x.2);
+            let moved = mapped != Some(f) || (k.fs.ft.write && (!e.prot_write || e.needs_copy));
+            if moved || self.phys.get(f).words[a.word as usize] != v {
+                self.sleepers.pop();
+                self.phys.unhold(f);
+                k.held = NO_FRAME;
+                (k.phase, k.result) = if moved { (Phase::Start, k.result) } else { (Phase::Finish, Outcome::Ebusy) };
+                return None;
+            }
+        }
+        k.held = NO_FRAME;
+        self.thread_mut(k.pid, k.tid).state = ThreadState::Blocked;
+        self.cpu_idle(cpu);
+        k.result = Outcome::Blocked;
+        k.phase = Phase::Finish;
+        None
+    }
+
     /// vm_page_event(m, VMEVENT_COW): the frame's sleepers are woken.
     pub fn vm_page_event_cow(&mut self, f: FrameId) {
         self.wake_where(|s| s.frame == f);

@@ -1,9 +1,12 @@
-//! vm_map entries per process, clipping, and the map operations mprotect and madvise.
+//! vm_map entries per process, clipping, the map lock, and the map operations mprotect and
+//! madvise(MADV_DONTNEED) as phases: under the map lock (and the PTE's lock) the entry is
+//! changed and the PTE shot down; after `ipi_wait` (the shared `Phase::IpiWait`) madvise
+//! drops the discarded object.
 
+use crate::kop::{wait_for, KOp, Lock};
 use crate::machine::Machine;
-use crate::vm_object::ObjId;
-
-
+use crate::program::{is_text, Outcome, Point, FIRST_TEXT, SHM};
+use crate::vm_object::{ObjId, ObjType};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmMapEntry {
@@ -25,12 +28,20 @@ pub struct VmMapEntry {
 pub struct VmMap {
     /// Sorted, covering every page of the layout.
     pub entries: Vec<VmMapEntry>,
-    /// Bumped by every change to the entries (FreeBSD's `map->timestamp`, DragonFly's
-    /// `map->timestamp`): a fault resumed after a yield point compares it.
+    /// Bumped when the map is locked for a change (FreeBSD's vm_map_lock() increments
+    /// `map->timestamp`, DragonFly's likewise): a fault resumed after a yield point compares it.
     pub generation: u32,
 }
 
 impl VmMap {
+    /// The map is locked for writing (or a read lock upgraded): the only place the
+    /// generation moves.
+    #[inline]
+    pub fn lock_for_write(&mut self) {
+        self.generation += 1;
+    }
+
+
     pub fn lookup(&self, va: u8) -> usize {
         self.entries
             .iter()
@@ -43,7 +54,6 @@ impl Machine {
     /// vm_map_clip_start/end: isolate [va, va+1) in its own entry; each new piece takes a
     /// reference on the object.
     pub fn vm_map_clip(&mut self, pid: u32, va: u8) -> usize {
-        self.proc_mut(pid).map.generation += 1;
         let mut i = self.proc(pid).map.lookup(va);
         let e = self.proc(pid).map.entries[i];
         if e.start < va {
@@ -76,5 +86,86 @@ impl Machine {
         if !writable {
             self.pmap_protect_ro(cpu, pid, va);
         }
+    }
+
+    /// vm_map_lock(): op `k` holds `pid`'s map lock from here to its finish.
+    pub(crate) fn vm_map_lock(&mut self, k: &mut KOp, pid: u32) {
+        k.map_lock = pid;
+        self.proc_mut(pid).map.lock_for_write();
+    }
+
+    /// The locks a map operation on `pid`'s page `va` takes first: the map, then the PTE.
+    fn map_op_blocked(&self, cpu: usize, pid: u32, va: u8) -> Option<Lock> {
+        if self.map_locked_by_other(cpu, pid) {
+            return Some(Lock::Map(pid));
+        }
+        if self.pte_locked_by_other(cpu, pid, va) {
+            return Some(Lock::Pte(pid, va));
+        }
+        None
+    }
+
+    /// mprotect's first phase: locks, then the change and its shootdown.
+    pub(crate) fn mprotect_start(&mut self, cpu: usize, k: &mut KOp, va: u8, w: bool) -> Option<Point> {
+        if let Some(l) = self.map_op_blocked(cpu, k.pid, va) {
+            wait_for!(k, l);
+        }
+        self.vm_map_lock(k, k.pid);
+        self.vm_map_protect(cpu, k.pid, va, w);
+        k.phase = self.after_changes(cpu);
+        None
+    }
+
+    /// madvise's first phase: locks, then the entry's new object and the PTE's removal.
+    pub(crate) fn madvise_start(&mut self, cpu: usize, k: &mut KOp, va: u8) -> Option<Point> {
+        if let Some(l) = self.map_op_blocked(cpu, k.pid, va) {
+            wait_for!(k, l);
+        }
+        if va == SHM {
+            // shm0's entry is not changed, only its PTE removed: the lock is taken but the
+            // map's generation stays (a fault paused on shm0 goes on).
+            k.map_lock = k.pid;
+            self.pmap_remove(cpu, k.pid, va);
+            k.aux = u32::MAX;
+        } else {
+            self.vm_map_lock(k, k.pid);
+            k.aux = self.vm_map_madvise_dontneed(cpu, k.pid, va);
+        }
+        k.phase = self.after_changes(cpu);
+        None
+    }
+
+    /// After madvise's shootdown: the discarded object is released.
+    pub(crate) fn madvise_finish(&mut self, cpu: usize, k: &KOp) -> Outcome {
+        if k.aux != u32::MAX {
+            self.vm_object_deallocate(cpu, k.aux);
+        }
+        Outcome::Ok
+    }
+
+    /// madvise(page, MADV_DONTNEED) of a private page up to its shootdown: the page's entry
+    /// gets a fresh object (zero-fill, or the file again for text). Returns the object to
+    /// deallocate once the shootdown is done.
+    fn vm_map_madvise_dontneed(&mut self, cpu: usize, pid: u32, va: u8) -> ObjId {
+        let i = self.vm_map_clip(pid, va);
+        let e = self.proc(pid).map.entries[i];
+        let seen = self.vm_page_lookup_chain(e.object, e.offset).map(|(_, _, f)| f);
+        let (object, offset, cow) = if is_text(va) {
+            let file = self.file_object;
+            self.vm_object_reference(file);
+            (file, va - FIRST_TEXT, true)
+        } else {
+            (self.vm_object_allocate(ObjType::Anon, 1), 0, false)
+        };
+        let em = &mut self.proc_mut(pid).map.entries[i];
+        em.object = object;
+        em.offset = offset;
+        em.cow = cow;
+        em.needs_copy = cow;
+        self.pmap_remove(cpu, pid, va);
+        if let Some(f) = seen {
+            self.vm_page_event_cow(f);
+        }
+        e.object
     }
 }

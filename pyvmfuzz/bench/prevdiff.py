@@ -1,0 +1,98 @@
+"""Behaviour against a previous build of the core, both loaded in one process (issue 24: a
+rebuilt core must report exactly what the old one did).
+
+For each kernel, `programs` random byte-form inputs (seeded; half plain, half with `until`/
+`resume`/`ipi` lines; the 2-byte header picks 1..8 CPUs, the TLB size and pc64/tagged) are
+run by both builds; the reports (steps, trace, verdict, wake lists) and the semantic features
+must be equal, and for one program in `explain_every` the `explain` snapshots too. Run with
+`pyvmfuzz bench --diff-prev PATH --programs N` (kernels in parallel with `--jobs`).
+"""
+from __future__ import annotations
+
+import random
+
+
+def _bytes(rng: random.Random, i: int) -> bytes:
+    from pyvmfuzz.bench.prevcore import plain_bytes
+
+    if i % 2:
+        return plain_bytes(rng, 48)
+    # Bias the header to 1..4 CPUs (the machines campaigns run) in 3 of 4 programs.
+    b = bytearray(rng.randbytes(2 + 5 * rng.randrange(1, 49)))
+    if i % 4:
+        b[0] = (b[0] & 0xf8) | (b[0] & 3)
+    return bytes(b)
+
+
+def kernel_diff(prev_path: str, kernel: str, programs: int, seed: int, explain_every: int = 50) -> dict:
+    """{"kernel", "programs", "steps", "differences": [(hex, what)] (the first 5), "count"}."""
+    from pyvmfuzz import _core as new
+    from pyvmfuzz.bench.prevcore import load_prev
+
+    prev = load_prev(prev_path)
+    rng = random.Random(f"{seed}-{kernel}")
+    diffs: list = []
+    count = steps = 0
+    for i in range(programs):
+        d = _bytes(rng, i)
+        what = _compare(prev, new, d, kernel, explain=explain_every > 0 and i % explain_every == 0)
+        steps += what[1]
+        if what[0]:
+            count += 1
+            if len(diffs) < 5:
+                diffs.append((d.hex(), what[0]))
+    return {"kernel": kernel, "programs": programs, "steps": steps, "differences": diffs, "count": count}
+
+
+def _compare(prev, new, d: bytes, kernel: str, explain: bool) -> tuple[str, int]:
+    """('' or what differs, steps run)."""
+    outs = []
+    for mod in (prev, new):
+        try:
+            outs.append(("ok", mod.run_bytes(d, kernel)))
+        except ValueError as e:
+            outs.append(("error", str(e)))
+    if outs[0] != outs[1]:
+        return "report", 0
+    if outs[0][0] == "error":
+        return "", 0
+    rep = outs[0][1]
+    if prev.semantic_features(d, kernel) != new.semantic_features(d, kernel):
+        return "semantic features", len(rep["trace"])
+    if explain:
+        text = prev.decode(d, kernel)
+        ex = []
+        for mod in (prev, new):
+            try:
+                ex.append(mod.explain(text, kernel))
+            except ValueError as e:
+                ex.append(str(e))
+        if ex[0] != ex[1]:
+            return "explain", len(rep["trace"])
+    return "", len(rep["trace"])
+
+
+def run(prev_path: str, programs: int, seed: int, jobs: int, kernels: list[str] | None = None, progress=None) -> list[dict]:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pyvmfuzz import _core
+
+    names = kernels or [k for k, _ in _core.kernels()]
+    # Chunks of at most 25,000 programs, so progress moves and jobs share the work.
+    chunk = min(programs, 25_000)
+    work = [(k, s, min(chunk, programs - s)) for k in names for s in range(0, programs, chunk)]
+    out: dict[str, dict] = {k: {"kernel": k, "programs": 0, "steps": 0, "differences": [], "count": 0} for k in names}
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
+        futs = {ex.submit(kernel_diff, prev_path, k, n, seed * 1_000_003 + s): k for k, s, n in work}
+        from concurrent.futures import as_completed
+
+        for f in as_completed(futs):
+            r = f.result()
+            o = out[r["kernel"]]
+            o["programs"] += r["programs"]
+            o["steps"] += r["steps"]
+            o["count"] += r["count"]
+            o["differences"] = (o["differences"] + r["differences"])[:5]
+            if progress:
+                progress(r["programs"])
+    return [out[k] for k in names]

@@ -1,0 +1,74 @@
+//! exit1 (and the fatal SEGV, which exits the same way): killalllwps waits until no other
+//! thread of the process is in the kernel; then every thread dies, its umtx sleepers vanish,
+//! the pmap is torn down (with shootdown, `ipi_wait`) and the map's objects are released
+//! under the map lock (vmspace_exit).
+
+use crate::kop::{wait_for, KOp, Lock, Phase};
+use crate::machine::{Machine, MAX_PROCS};
+use crate::program::{Point, NPAGES};
+use crate::proc::ThreadState;
+
+impl Machine {
+    /// `Phase::Exit`: killalllwps, the PTE locks of the pmap, then the teardown up to its
+    /// shootdown. Siblings waiting to exit too join this exit.
+    pub(crate) fn exit_phase(&mut self, cpu: usize, k: &mut KOp) -> Option<Point> {
+        let pid = k.pid;
+        if self.sibling_in_kernel(cpu, pid) {
+            wait_for!(k, Lock::Siblings(pid));
+        }
+        // (No records, no op in flight elsewhere — a plain line — : nothing to scan.)
+        if !self.invals.is_empty() {
+            for va in 0..NPAGES as u8 {
+                if self.pte_locked_by_other(cpu, pid, va) {
+                    wait_for!(k, Lock::Pte(pid, va));
+                }
+            }
+        }
+        if self.inflight > 0 {
+            for c in 0..self.cpus.len() {
+                if let Some(o) = self.cpus[c].kop.as_mut() {
+                    if c != cpu && o.pid == pid {
+                        o.phase = Phase::Joined;
+                        o.waiting = None;
+                    }
+                }
+            }
+        }
+        for i in 0..self.proc(pid).threads.len() {
+            if let ThreadState::Running(c) = self.proc(pid).threads[i].state {
+                self.cpu_idle(c as usize);
+            }
+            self.proc_mut(pid).threads[i].state = ThreadState::Dead;
+        }
+        self.umtx_drop_sleepers(pid);
+        self.pmap_remove_pages(cpu, pid);
+        self.vm_map_lock(k, pid);
+        k.phase = Phase::ExitIpiWait;
+        None
+    }
+
+    /// `Phase::ExitIpiWait`: the teardown's shootdowns (a point only when there were some).
+    pub(crate) fn exit_ipi_wait(&mut self, cpu: usize, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
+        if self.own_records(cpu) {
+            if k.yield_at(Point::IpiWait, stop) {
+                return Some(Point::IpiWait);
+            }
+            self.ipi_wait_pass(cpu);
+        }
+        k.phase = Phase::ExitFinish;
+        None
+    }
+
+    /// `Phase::ExitFinish`: the map's objects released; the process is gone.
+    pub(crate) fn exit_finish(&mut self, cpu: usize, k: &mut KOp) -> Option<Point> {
+        let pid = k.pid;
+        while let Some(e) = self.proc_mut(pid).map.entries.pop() {
+            self.vm_object_deallocate(cpu, e.object);
+        }
+        self.proc_mut(pid).alive = false;
+        debug_assert!(self.live_procs() <= MAX_PROCS);
+        k.map_lock = 0;
+        k.phase = Phase::Finish;
+        None
+    }
+}

@@ -1,0 +1,64 @@
+//! procfs_rwmem (`/proc/P/mem`, ptrace's PT_READ/PT_WRITE): the target's page found by
+//! vm_fault_page — a write with VM_PROT_OVERRIDE_WRITE, so a read-only private page is
+//! copied first — held, then read or written through a kernel mapping. A forced write whose
+//! fault copied looks the page up again (`retry`, get_user_pages' second lookup). The target
+//! may exit meanwhile: exit does not wait for a procfs user (SPEC §3.2 *Exit*).
+
+use crate::kop::{KOp, Phase};
+use crate::machine::Machine;
+use crate::phys::NO_FRAME;
+use crate::program::{Addr, Op, Outcome, Point};
+use crate::vm_fault::{FaultState, VM_PROT_OVERRIDE_WRITE, VM_PROT_READ};
+
+impl Machine {
+    /// The target must be alive (ESRCH), then its page is faulted.
+    pub(crate) fn procfs_start(&mut self, k: &mut KOp, t: u32, a: Addr) {
+        if !(t >= 1 && (t as usize) <= self.procs.len() && self.proc(t).alive) {
+            k.result = Outcome::Esrch;
+            k.phase = Phase::Finish;
+            return;
+        }
+        let ft = if matches!(k.op, Op::ProcfsRead(..)) { VM_PROT_READ } else { VM_PROT_OVERRIDE_WRITE };
+        k.fs = FaultState::new(t, a.page, ft);
+        k.paused = false;
+        k.phase = Phase::PageFault;
+    }
+
+    /// `Phase::Retry`: the forced write looks the page up again; `fixed` keeps the write intent.
+    pub(crate) fn procfs_retry(&mut self, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
+        if k.yield_at(Point::Retry, stop) {
+            return Some(Point::Retry);
+        }
+        self.phys.unhold(k.held);
+        k.held = NO_FRAME;
+        k.busy = NO_FRAME;
+        k.retried = true;
+        let ft = if self.kernel.retry_keeps_write { k.fs.ft } else { VM_PROT_READ };
+        k.fs = FaultState::new(k.fs.pid, k.fs.va, ft);
+        k.paused = false;
+        k.phase = Phase::PageFault;
+        None
+    }
+
+    /// `Phase::Access` (past its yield point): the read or write through the held page.
+    pub(crate) fn procfs_access(&mut self, k: &mut KOp) {
+        let f = k.held;
+        k.result = match k.op {
+            // The target exited while the access held its page: the page stays valid but the
+            // access fails as on a dead process. Writing it would land in a page the exit
+            // already released from the target — a shared page's other mappers would see a
+            // debugger write that completed after the target's exit.
+            Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if !self.proc(t).alive => Outcome::Esrch,
+            Op::ProcfsRead(_, a) => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+            Op::ProcfsWrite(_, a, v) => {
+                self.write_word(f, a.word, v);
+                Outcome::Ok
+            }
+            _ => unreachable!(),
+        };
+        k.busy = NO_FRAME;
+        self.phys.unhold(f);
+        k.held = NO_FRAME;
+        k.phase = Phase::Finish;
+    }
+}
