@@ -470,6 +470,11 @@ pub struct Lin {
     window: Vec<HOp>,
     /// Index in `window` of the op in flight on each CPU.
     open: [Option<usize>; 8],
+    /// The fast path, kept as the window grows: each candidate state with the window's
+    /// completed ops placed in completion order (those orders still valid). Completions come
+    /// in line order, so a completing op is placed last: one `place` per line, not a replay
+    /// of the window.
+    fast: Vec<Judge>,
     /// Every wake named since the window opened: (line, thread).
     reports: Vec<(u32, (u32, u32))>,
     /// R1's real-time sleep queue while the window is open: threads that may be named.
@@ -482,7 +487,7 @@ pub struct Lin {
 
 impl Lin {
     pub fn new() -> Lin {
-        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], reports: Vec::new(), asleep: Vec::new(), literal: false, budget: 0 }
+        Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], fast: Vec::new(), reports: Vec::new(), asleep: Vec::new(), literal: false, budget: 0 }
     }
 
     pub fn reset(&mut self) {
@@ -493,6 +498,7 @@ impl Lin {
         self.cands[0].reset();
         self.window.clear();
         self.open = [None; 8];
+        self.fast.clear();
         self.reports.clear();
         self.asleep.clear();
         self.literal = false;
@@ -541,6 +547,7 @@ impl Lin {
             // sleepers are the threads asleep in real time, R1).
             self.asleep = self.cands[0].sleepers.iter().map(|x| x.t).collect();
             self.reports.clear();
+            self.fast.clone_from(&self.cands);
         }
         if self.window.len() >= 32 {
             self.compact(n);
@@ -571,6 +578,11 @@ impl Lin {
             }
         };
         let r1 = self.report(n, &woke, starts, completes);
+        if let Some(i) = completes {
+            let mut fast = std::mem::take(&mut self.fast);
+            fast.retain_mut(|s| self.place(s, i, Mode::Valid).is_ok());
+            self.fast = fast;
+        }
         self.judge_window(n, r1)
     }
 
@@ -654,6 +666,18 @@ impl Lin {
         for o in self.open.iter_mut().flatten() {
             *o -= open_shift;
         }
+        // The fast path from the new candidates over what is left of the window.
+        let order = self.completion_order();
+        let mut fast = self.cands.clone();
+        fast.retain_mut(|s| order.iter().all(|&i| self.place(s, i, Mode::Valid).is_ok()));
+        self.fast = fast;
+    }
+
+    /// The window's completed ops in completion order.
+    fn completion_order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.window.len()).filter(|&i| self.window[i].end.is_some()).collect();
+        order.sort_by_key(|&i| (self.window[i].end, self.window[i].start));
+        order
     }
 
     fn plain_on_cands(&mut self, n: u32, step: &Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
@@ -691,13 +715,8 @@ impl Lin {
 
     fn judge_window(&mut self, n: u32, r1: Option<Violation>) -> Option<Violation> {
         let pending = self.open.iter().any(|o| o.is_some());
-        // Fast path: the completion order from some candidate state.
-        let mut order: Vec<usize> = (0..self.window.len()).filter(|&i| self.window[i].end.is_some()).collect();
-        order.sort_by_key(|&i| (self.window[i].end, self.window[i].start));
-        let fast_ok = self.cands.iter().any(|c| {
-            let mut s = c.clone();
-            order.iter().all(|&i| self.place(&mut s, i, Mode::Valid).is_ok())
-        });
+        // Fast path: the completion order from some candidate state (kept by `line`).
+        let fast_ok = !self.fast.is_empty();
         // A bad wake list is a violation whatever the order; its kind is still the most
         // specific over the orders (R4).
         if r1.is_some() || !(fast_ok || self.search_exists()) {
@@ -710,7 +729,7 @@ impl Lin {
             if ends.is_empty() {
                 // Search budget spent: settle on the completion order.
                 let mut st = self.cands[0].clone();
-                for &i in &order {
+                for &i in &self.completion_order() {
                     let _ = self.place(&mut st, i, Mode::Valid);
                 }
                 ends = vec![st];
@@ -726,6 +745,7 @@ impl Lin {
             dedup(&mut ends);
             self.cands = ends;
             self.window.clear();
+            self.fast.clear();
             self.reports.clear();
             self.asleep.clear();
         }

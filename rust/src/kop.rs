@@ -260,17 +260,20 @@ impl Machine {
     /// Start `op` on `cpu` for thread (pid, tid) and run it until `stop` or completion.
     #[inline]
     pub fn kop_start(&mut self, cpu: usize, op: Op, pid: u32, tid: u32, stop: Option<Point>) -> Outcome {
+        // Fast path (vm_fault.rs): an access the TLB or the page walk serves is no kernel
+        // operation at all (checked before any op value is made); else the op starts at its
+        // fault.
+        if let Op::Load(a) | Op::Store(a, _) = op {
+            if let Some(o) = self.user_access_fast(cpu, pid, op, a) {
+                return o;
+            }
+        }
         let mut k = KOp::new(op, pid, tid);
         match op {
-            // Fast path (vm_fault.rs): an access the TLB or the page walk serves is no kernel
-            // operation at all; else the op starts at its fault.
-            Op::Load(a) | Op::Store(a, _) => match self.user_access_fast(cpu, &k, a) {
-                Some(o) => return o,
-                None => {
-                    k.fs = FaultState::new(pid, a.page, if matches!(op, Op::Store(..)) { VM_PROT_WRITE } else { VM_PROT_READ });
-                    k.phase = Phase::UserFault;
-                }
-            },
+            Op::Load(a) | Op::Store(a, _) => {
+                k.fs = FaultState::new(pid, a.page, if matches!(op, Op::Store(..)) { VM_PROT_WRITE } else { VM_PROT_READ });
+                k.phase = Phase::UserFault;
+            }
             // A switch not stopped at `enter` has no point to stop at: both halves at once.
             Op::Switch(t) if stop != Some(Point::Enter) => {
                 self.switch_now(cpu, t);

@@ -126,9 +126,9 @@ impl Machine {
     /// `Phase::UserAccess` before any op value exists: the access when the hardware serves
     /// it (no kernel code runs), else None (the caller starts the op at its fault).
     #[inline]
-    pub(crate) fn user_access_fast(&mut self, cpu: usize, k: &KOp, a: Addr) -> Option<Outcome> {
-        let f = self.user_translate(cpu, k.pid, a.page, matches!(k.op, Op::Store(..)))?;
-        Some(self.user_access_done(k.op, f))
+    pub(crate) fn user_access_fast(&mut self, cpu: usize, pid: u32, op: Op, a: Addr) -> Option<Outcome> {
+        let f = self.user_translate(cpu, pid, a.page, matches!(op, Op::Store(..)))?;
+        Some(self.user_access_done(op, f))
     }
 
     /// `Phase::UserAccess`: the access again after a fault (at most three faults).
