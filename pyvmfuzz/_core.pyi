@@ -20,6 +20,15 @@ from typing import Literal, NotRequired, TypedDict, final
 _Kind = Literal["stale-read", "protection", "outcome", "lost-wakeup", "tlb-incoherent", "use-after-free",
                 "file-corruption", "panic"]
 
+class InputError(ValueError):
+    """Bad input (a program that does not parse, a line not applicable when reached, an unknown
+    kernel or hardware): `str(e)` is `line N: reason`, or the reason alone."""
+
+    line: int | None
+    """The 1-based source line at fault, or None."""
+    reason: str
+    """The message without its line."""
+
 class ViolationDict(TypedDict):
     """The first violation (docs/contract.md §4): kind, 1-based step, expected and observed outcome text."""
 
@@ -104,11 +113,13 @@ class LayoutDict(TypedDict):
     """Byte form: (low nibble of a record's first byte, operation); mprotect has `_r`/`_rw`."""
     headers: list[str]
     """The header keywords the core parses."""
+    record: tuple[int, int]
+    """Byte form: (bytes per record, the first `until` byte that stops)."""
     hw_default: tuple[int, int, str]
     hw_max: tuple[int, int]
     modes: list[str]
-    points: NotRequired[dict[str, list[str]]]
-    """Yield points -> the operations that have them (docs/contract.md §3.2), once the core has them."""
+    points: dict[str, list[str]]
+    """Yield points -> the operations whose lines may name them (docs/contract.md §3.2)."""
 
 class CpuState(TypedDict):
     running: str | None
@@ -116,6 +127,16 @@ class CpuState(TypedDict):
     space: int
     tlb: list[tuple[int, str, int, bool]]
     """(address space, page, frame, writable) per entry, oldest first (FIFO)."""
+    in_flight: CpuInFlight | None
+    """The op in flight on this CPU after the step, or None."""
+    pending_ipis: list[tuple[int, str, int]]
+    """Invalidations pending for this CPU: (address space, page, initiating cpu)."""
+
+class CpuInFlight(TypedDict):
+    op: str
+    phase: str
+    point: str
+    waiting_for: str | None
 
 class PageState(TypedDict):
     pte: tuple[int, bool] | None
@@ -149,6 +170,10 @@ class ZooEntry(TypedDict):
     story: str
     hw: str
     expect_found: bool
+    commits: str
+    """The real commits the kernel's story is told from."""
+    interleaved: bool
+    """Whether its bug needs §3.2 lines (an op stopped part-way)."""
 
 class SoakExample(TypedDict):
     hw: str
@@ -282,7 +307,7 @@ class ExploreWitness(TypedDict):
     expected: str
     observed: str
 
-class ExploreDict(TypedDict, total=False):
+class ExploreDict(TypedDict):
     """`completed`: the deepest bound (lines) proved free of violations; `generated`/`distinct`:
     states expanded / distinct canonical states; `elapsed_s` seconds; `witness`: a shortest
     violation or None."""
@@ -292,9 +317,19 @@ class ExploreDict(TypedDict, total=False):
     completed: int
     bound: int
     generated: int
+    generated_last: int
+    """Lines executed at the last bound."""
     distinct: int
+    por_skipped: int
+    """Lines the commutation reduction did not execute."""
+    hash_hits: int
+    """Lines whose resulting state was already seen."""
+    shared: int
+    """Violations the base kernel shares (necessity), not counted."""
     elapsed_s: float
     stopped: bool
+    interrupted: bool
+    """Stopped by `progress` returning False (or Ctrl-C)."""
     witness: ExploreWitness | None
 
 def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0, hashing: bool = True,

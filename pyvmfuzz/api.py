@@ -28,7 +28,7 @@ OsName = Literal["dragonfly", "linux"]
 
 
 def _core_error(e: ValueError) -> InputError:
-    return InputError(str(e))
+    return InputError.from_core(e)
 
 
 @dataclass(frozen=True, order=True)

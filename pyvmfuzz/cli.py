@@ -74,7 +74,7 @@ def _run_linux(pf, hw):
     try:
         return linux.run_text(pf.text, hw)
     except InputError as e:
-        raise InputError(f"{pf.path}: {e}") from None
+        raise e.in_file(pf.path) from None
 
 
 def cmd_run(args) -> int:
@@ -415,7 +415,7 @@ def cmd_explain(args) -> int:
     try:
         rep = _core.explain(text, args.kernel, args.hw)
     except ValueError as e:
-        raise InputError(f"{args.file}: {e}") from None
+        raise InputError.from_core(e, args.file) from None
     if rep["violation"] and rep["violation"]["kind"] in CORE_ONLY_KINDS:
         # a witness: shown on to the step where a user sees it (its internal step marked)
         try:
@@ -453,7 +453,7 @@ def cmd_encode(args) -> int:
         data = _core.encode(pf.text, args.kernel, args.hw)
         facts = _core.check_text(pf.text, args.hw)
     except ValueError as e:
-        raise with_context(InputError(f"{pf.path}: {visible(str(e))}"), pf.text, args.kernel, args.hw) from None
+        raise with_context(InputError.from_core(e, pf.path), pf.text, args.kernel, args.hw) from None
     kernel = args.kernel or facts["kernel"] or "fixed"
     hw = facts["hw"].removeprefix("hw ").replace(" ", ",")
     if out is None:
@@ -891,7 +891,7 @@ def cmd_explore(args) -> int:
     try:
         return run(args)
     except ValueError as e:
-        raise InputError(str(e)) from None
+        raise InputError.from_core(e) from None
 
 
 def cmd_necessity(args) -> int:

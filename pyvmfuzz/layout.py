@@ -72,19 +72,9 @@ CORE_OPS: tuple[str, ...] = tuple(dict.fromkeys(n.removesuffix("_rw").removesuff
 #: Operations of the user's threads (without docs/contract.md §3.2's `resume` and `ipi` lines).
 USER_OPS: tuple[str, ...] = tuple(n for n in CORE_OPS if n not in ("resume", "ipi"))
 
-#: Yield points and the operations that have them (docs/contract.md §3.2 table). `wait` is any operation's.
-_POINTS_SPEC: dict[str, tuple[str, ...]] = {
-    "cow": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
-    "pmap_enter": ("load", "store", "procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
-    "ipi_wait": ("load", "store", "fork", "exit", "madvise", "mprotect", "procfs_read", "procfs_write",
-                 "umtx_sleep", "umtx_wakeup"),
-    "access": ("procfs_read", "procfs_write", "umtx_sleep", "umtx_wakeup"),
-    "sleep": ("umtx_sleep",),
-    "retry": ("procfs_write",),
-    "enter": ("switch",),
-    "wait": tuple(op for op in OPS if op not in ("resume", "ipi")),
-}
-POINTS: dict[str, tuple[str, ...]] = {p: tuple(ops) for p, ops in _L.get("points", _POINTS_SPEC).items()}
+#: Yield points and the operations whose lines may name them (docs/contract.md §3.2 table), from
+#: the core (what its parser accepts). `wait` is every operation's that takes a lock.
+POINTS: dict[str, tuple[str, ...]] = {p: tuple(ops) for p, ops in _L["points"].items()}
 
 #: Outcome words (docs/contract.md §2.2, §3.2); VALUE (hex), `P<pid>` and `P<pid>.T<tid>` are the others.
 OUTCOME_WORDS: tuple[str, ...] = ("ok", "SEGV", "EAGAIN", "blocked", "EBUSY", "EFAULT", "ESRCH", "paused")

@@ -26,24 +26,37 @@ class InputError(Exception):
 
     `str(e)` is the one-line message (`PATH: line N: reason`, or shorter where a part is
     unknown). Attributes: `line` (1-based source line of the text program, or None), `reason`
-    (the message without path and line) and `path` (or None). Built from the message when not
-    given: the core's errors read `line N: reason` (rust/src/program.rs InputError)."""
-
-    _LINE = re.compile(r"(?:^|: )line (\d+): (.*)$", re.S)
+    (the message without path and line) and `path` (or None). The core raises its own
+    `_core.InputError` (a ValueError) with `.line` and `.reason`: `from_core` carries them
+    over; `at` makes one for a line of our own checks."""
 
     def __init__(self, message: str, *, line: int | None = None, reason: str | None = None,
                  path: str | None = None):
         super().__init__(message)
-        m = self._LINE.search(message)
-        if line is None and m:
-            line = int(m[1])
         if reason is None:
-            reason = m[2] if m else (message[len(path) + 2:] if path and message.startswith(path + ": ") else message)
+            reason = message[len(path) + 2:] if path and message.startswith(path + ": ") else message
         self.line, self.reason, self.path = line, reason, path
         #: (text, kernel, hw) of a text program whose line `line` was not applicable when
         #: reached: `not_applicable_context` re-runs the lines before it for the CLI's
         #: further stderr lines (the trace so far and the state that refuses the line).
         self.context: tuple[str, str | None, str | None] | None = None
+
+    @classmethod
+    def at(cls, line: int, reason: str) -> InputError:
+        """An error at line `line` of a text program."""
+        return cls(f"line {line}: {reason}", line=line, reason=reason)
+
+    @classmethod
+    def from_core(cls, e: ValueError, path: str | None = None) -> InputError:
+        """The core's `InputError` (or another ValueError: no line), optionally naming `path`."""
+        line = getattr(e, "line", None)
+        reason = visible(getattr(e, "reason", None) or str(e))
+        msg = visible(str(e))
+        return cls(f"{path}: {msg}" if path else msg, line=line, reason=reason, path=path)
+
+    def in_file(self, path: str) -> InputError:
+        """The same error, its message naming `path`."""
+        return InputError(f"{path}: {visible(str(self))}", line=self.line, reason=self.reason, path=path)
 
 
 @dataclass
@@ -158,29 +171,29 @@ def header_problem(text: str) -> InputError | None:
             said = f"{head} {key}={value}" if head == "hw" else f"{head} {value}"
             seen = first.setdefault(key, (n, said))
             if _norm(seen[1]) != _norm(said):
-                return InputError(f"line {n}: contradictory header lines: '{seen[1]}' on line {seen[0]}, "
-                                  f"'{said}' here")
+                return InputError.at(n, f"contradictory header lines: '{seen[1]}' on line {seen[0]}, "
+                                        f"'{said}' here")
     for kernel, verdicts in expects.items():
         ordered = sorted(verdicts.items(), key=lambda kv: kv[1])  # by line
         for (kind, step), n in ordered:
             if step is not None and step > steps:
-                return InputError(f"line {n}: expect {kernel} {kind} {step}: the program has "
-                                  f"{steps} op line(s), no step {step}")
+                return InputError.at(n, f"expect {kernel} {kind} {step}: the program has "
+                                        f"{steps} op line(s), no step {step}")
         if len(ordered) < 2:
             continue
         n = ordered[-1][1]
         said = "; ".join(f"line {ln}: expect {kernel} " + ("clean" if k is None else f"{k} {st}")
                          for (k, st), ln in ordered)
         if any(k is None for (k, _), _ in ordered):
-            return InputError(f"line {n}: contradictory expect lines for {kernel} ({said}): "
-                              f"clean and a violation cannot both hold")
+            return InputError.at(n, f"contradictory expect lines for {kernel} ({said}): "
+                                    f"clean and a violation cannot both hold")
         if len(ordered) == 2:
             (k1, s1), (k2, s2) = sorted((v for v, _ in ordered), key=lambda v: v[1])  # by step
             if k1 in CORE_ONLY and k2 not in CORE_ONLY and s1 < s2:
                 continue  # a saved witness
-        return InputError(f"line {n}: contradictory expect lines for {kernel} ({said}): one run has "
-                          f"one first violation; two lines for one kernel are a witness: a core-only "
-                          f"kind ({', '.join(CORE_ONLY)}), then a user-visible kind at a later step")
+        return InputError.at(n, f"contradictory expect lines for {kernel} ({said}): one run has "
+                                f"one first violation; two lines for one kernel are a witness: a core-only "
+                                f"kind ({', '.join(CORE_ONLY)}), then a user-visible kind at a later step")
     return None
 
 
@@ -189,12 +202,12 @@ def _check_text(path: str, text: str) -> None:
     try:
         facts = _core.check_text(text, "cpus=8")  # a --hw given later may add CPUs: parse only
     except ValueError as e:
-        raise InputError(f"{path}: {visible(str(e))}") from None
+        raise InputError.from_core(e, path) from None
     if facts["steps"] == 0:
-        raise InputError(f"{path}: no operations (an empty program)")
+        raise InputError(f"{path}: no operations (an empty program)", path=path)
     e = header_problem(text)
     if e is not None:
-        raise InputError(f"{path}: {visible(str(e))}") from None
+        raise e.in_file(path) from None
 
 
 _stdin_cache: bytes | None = None
@@ -334,7 +347,7 @@ def run(pf: ProgramFile, kernel: str | None, hw: str | None) -> dict:
         sc = sidecar(pf.path)
         return _core.run_bytes(pf.data, kernel or sc.get("kernel"), overlay_hw(sc.get("hw"), hw))
     except ValueError as e:
-        err = InputError(f"{pf.path}: {visible(str(e))}")
+        err = InputError.from_core(e, pf.path)
         if pf.is_text:
             with_context(err, pf.text, kernel, hw)
         raise err from None

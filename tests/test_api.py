@@ -197,6 +197,11 @@ def test_core_stub_declares_every_export_with_its_parameters():
         obj = getattr(_core, name)
         if inspect.isclass(obj):
             assert name in classes, f"_core.{name} missing from _core.pyi"
+            if issubclass(obj, BaseException):  # _core.InputError: a ValueError with .line, .reason
+                assert issubclass(obj, ValueError) and [b.id for b in classes[name].bases] == ["ValueError"], name
+                fields = {a.target.id for a in classes[name].body if isinstance(a, ast.AnnAssign)}
+                assert fields == {"line", "reason"}, fields
+                continue
             methods = {m.name for m in classes[name].body if isinstance(m, ast.FunctionDef)}
             assert {m for m in dir(obj) if not m.startswith("_")} <= methods, name
             continue
@@ -432,3 +437,108 @@ def test_program_parse_names_the_type_it_takes():
         Program.parse(b"cpu0 load data0.0\n")
     with pytest.raises(TypeError, match=r"text form \(str\), not NoneType"):
         Program.parse(None)
+
+
+# ---------------------------------------------------------------- the stub's dicts against the core
+
+def _stub_module():
+    """`_core.pyi` executed as a module (it is valid Python): its TypedDicts with their keys."""
+    import types
+
+    mod = types.ModuleType("_core_stub")
+    src = "from __future__ import annotations\n" + open(os.path.join(PKG, "_core.pyi"), encoding="utf-8").read()
+    import sys
+
+    sys.modules["_core_stub"] = mod  # typing.get_type_hints resolves the stub's names through it
+    exec(compile(src, "_core.pyi", "exec"), mod.__dict__)
+    return mod
+
+
+def _conforms(value, hint, where, problems):
+    """Record in `problems` every key `value` has that `hint` (a TypedDict, or a list/dict/union
+    of them) does not declare, and every declared required key it lacks."""
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if typing.is_typeddict(hint):
+        if not isinstance(value, dict):
+            problems.append(f"{where}: {type(value).__name__}, want {hint.__name__}")
+            return
+        declared = hint.__required_keys__ | hint.__optional_keys__
+        for k in sorted(set(value) - declared):
+            problems.append(f"{where}: key {k!r} returned, not in the stub's {hint.__name__}")
+        for k in sorted(hint.__required_keys__ - set(value)):
+            problems.append(f"{where}: key {k!r} in the stub's {hint.__name__}, not returned")
+        hints = typing.get_type_hints(hint)
+        for k in set(value) & declared:
+            _conforms(value[k], hints[k], f"{where}.{k}", problems)
+    elif origin in (typing.Union, types_union()) and value is not None:
+        for a in args:
+            if a is not type(None):
+                _conforms(value, a, where, problems)
+    elif origin is list and args:
+        for i, v in enumerate(value):
+            _conforms(v, args[0], f"{where}[{i}]", problems)
+    elif origin is dict and len(args) == 2:
+        for k, v in value.items():
+            _conforms(v, args[1], f"{where}[{k!r}]", problems)
+    elif origin is typing.NotRequired or origin is typing.Required:
+        _conforms(value, args[0], where, problems)
+
+
+def types_union():
+    import types
+
+    return types.UnionType
+
+
+def test_core_stub_dicts_are_what_the_core_returns():
+    """Each TypedDict of `_core.pyi` against a real return that exercises every key: a key
+    added on one side only fails here."""
+    stub = _stub_module()
+    # Two ops left in flight (a COW store at its ipi_wait, P2's at `cow`), an IPI pending.
+    interleaved = ("hw cpus=3\ncpu0 spawn\ncpu2 switch P1.T2\ncpu2 load data0.0\ncpu0 fork\ncpu1 switch P2.T1\n"
+                   "cpu2 load data0.0\ncpu0 store data0.0 0x1 until ipi_wait\ncpu1 store data0.1 0x2 until cow\n")
+    buggy = "hw cpus=1\ncpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x1 -> ok\n"
+    cases = [
+        ("check_text", _core.check_text(interleaved), stub.CheckDict),
+        ("parse_text", _core.parse_text("hw cpus=2\nkernel fixed\nos linux\nexpect fixed clean\ncpu0 load data0.0 -> 0x0\n"),
+         stub.ParseDict),
+        ("run_text", _core.run_text(interleaved), stub.ReportDict),
+        ("run_text", _core.run_text(buggy, "pre-385c96e4"), stub.ReportDict),
+        ("run_text past_internal", _core.run_text(
+            "hw cpus=2\ncpu0 fork\ncpu1 switch P2.T1\ncpu1 load data0.0\ncpu0 store data0.0 0x1\ncpu1 load data0.0\n",
+            "shootdown-no-ipi", None, True), stub.ReportDict),
+        ("run_bytes", _core.run_bytes(_core.encode(interleaved)), stub.ReportDict),
+        ("explain", _core.explain(interleaved), stub.ExplainDict),
+        ("layout", _core.layout(), stub.LayoutDict),
+        ("soak", _core.soak(300, seed=1, kernel="pre-385c96e4"), stub.SoakDict),
+        ("explore", _core.explore("pre-385c96e4", 3, "cpus=1"), stub.ExploreDict),
+    ]
+    problems: list[str] = []
+    for name, value, hint in cases:
+        _conforms(value, hint, name, problems)
+    for i, z in enumerate(_core.zoo()):
+        _conforms(z, stub.ZooEntry, f"zoo[{i}]", problems)
+    import re
+
+    distinct = sorted({re.sub(r"\[\d+\]", "[]", p) for p in problems})
+    assert not distinct, "\n".join(distinct)
+    # The cases reach the nested dicts (else a drift there would pass unseen).
+    rep = cases[2][1]
+    assert rep["in_flight"] and rep["pending_ipis"], rep
+    assert cases[3][1]["violation"] and cases[8][1]["examples"] and cases[9][1]["witness"]
+    assert any(c["in_flight"] for st in cases[6][1]["states"] for c in st["cpus"])
+
+
+def test_the_stub_check_sees_a_key_added_on_one_side():
+    """The checker itself: a returned key the stub lacks, and a stub key not returned, fail."""
+    stub = _stub_module()
+    z = dict(_core.zoo()[0])
+    problems: list[str] = []
+    _conforms(dict(z, extra=1), stub.ZooEntry, "zoo", problems)
+    assert any("'extra' returned" in p for p in problems), problems
+    problems.clear()
+    z.pop("story")
+    _conforms(z, stub.ZooEntry, "zoo", problems)
+    assert any("'story' in the stub" in p for p in problems), problems

@@ -24,7 +24,7 @@ def byte_form(path: str, kernel: str, hw: str | None) -> bytes:
     try:
         return _core.encode(pf.text, kernel, hw)
     except ValueError as e:
-        raise InputError(f"{path}: {e}") from None
+        raise InputError.from_core(e, path) from None
 
 
 def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:

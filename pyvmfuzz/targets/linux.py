@@ -689,14 +689,14 @@ def run_text(text: str, hw: str | None = None) -> dict:
         toks = ln.split("#")[0].split()
         if toks[:1] == ["os"]:
             if len(toks) != 2 or toks[1] not in ("linux", "dragonfly"):
-                raise InputError(f"line {n}: bad os line (want `os linux` or `os dragonfly`)")
+                raise InputError.at(n, "bad os line (want `os linux` or `os dragonfly`)")
             ln = ""  # the core's parser may not know the header; the personality is linux here
         body.append(ln)
     text = "\n".join(body) + "\n"
     try:
         info = _core.check_text(text, hw)
     except ValueError as e:
-        raise InputError(str(e)) from None
+        raise InputError.from_core(e) from None
     cpus = int(re.search(r"cpus=(\d+)", info["hw"])[1])
     ops = [ln.split("#")[0].split("->")[0].strip() for ln in text.splitlines()
            if ln.split("#")[0].strip().startswith("cpu")]

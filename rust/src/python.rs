@@ -1,4 +1,5 @@
-//! Python bindings (`pyvmfuzz._core`). Input errors become `ValueError("line N: reason")`.
+//! Python bindings (`pyvmfuzz._core`). Input errors raise `_core.InputError` (a `ValueError`)
+//! with `.line` (None where no line is at fault) and `.reason`; `str(e)` is `line N: reason`.
 
 use crate::codec;
 use crate::exec::{self, Report, Source};
@@ -12,21 +13,47 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use std::fmt::Write as _;
 
+pyo3::create_exception!(
+    _core,
+    InputError,
+    PyValueError,
+    "Bad input: `.line` (1-based source line, or None) and `.reason`; `str(e)` is `line N: reason`."
+);
+
+/// An input error at `line` (0: none) as `InputError`.
+fn input_err(line: usize, reason: &str) -> PyErr {
+    let msg = if line > 0 { format!("line {line}: {reason}") } else { reason.to_string() };
+    let err = InputError::new_err(msg);
+    Python::attach(|py| {
+        let v = err.value(py);
+        // (setting attributes on a fresh exception instance cannot fail)
+        let _ = v.setattr("line", (line > 0).then_some(line));
+        let _ = v.setattr("reason", reason);
+    });
+    err
+}
+
+impl From<program::InputError> for PyErr {
+    fn from(e: program::InputError) -> PyErr {
+        input_err(e.line, &e.msg)
+    }
+}
+
 fn kernel_by_name(name: &str) -> PyResult<&'static Kernel> {
     kernel::by_name(name).ok_or_else(|| {
-        PyValueError::new_err(format!("unknown kernel '{name}' (valid: {})", kernel::names().join(", ")))
+        input_err(0, &format!("unknown kernel '{name}' (valid: {})", kernel::names().join(", ")))
     })
 }
 
 fn hw_spec(hw: Option<&str>) -> PyResult<HwSpec> {
     match hw {
         None => Ok(HwSpec::default()),
-        Some(s) => HwSpec::parse(s).map_err(|m| PyValueError::new_err(format!("--hw: {m}"))),
+        Some(s) => HwSpec::parse(s).map_err(|m| input_err(0, &format!("--hw: {m}"))),
     }
 }
 
 fn parse_prog(text: &str) -> PyResult<Program> {
-    program::parse(text).map_err(|e| PyValueError::new_err(e.to_string()))
+    program::parse(text).map_err(PyErr::from)
 }
 
 /// Kernel precedence: explicit argument, then the program's `kernel` line, then `fixed`.
@@ -133,7 +160,7 @@ fn prepare(text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<(Prog
     let prog = parse_prog(text)?;
     let k = pick_kernel(kernel, &prog)?;
     let eff = exec::effective_hw(prog.hw, hw_spec(hw)?);
-    prog.check_cpus(eff.cpus).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    prog.check_cpus(eff.cpus).map_err(PyErr::from)?;
     Ok((prog, k, eff))
 }
 
@@ -158,7 +185,7 @@ fn check_text<'py>(py: Python<'py>, text: &str, hw: Option<&str>) -> PyResult<Bo
 fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>, past_internal: bool) -> PyResult<Bound<'py, PyDict>> {
     let (prog, k, eff) = prepare(text, kernel, hw)?;
     let r = if past_internal { exec::run_past_internal(Source::Text(&prog), eff, k) } else { exec::run(Source::Text(&prog), eff, k) }
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        .map_err(PyErr::from)?;
     report_dict(py, &r, Some(&prog))
 }
 
@@ -166,7 +193,7 @@ fn run_text<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&
 #[pyfunction]
 fn _selftest_panic<'py>(py: Python<'py>, text: &str, at: u32) -> PyResult<Bound<'py, PyDict>> {
     let (prog, k, eff) = prepare(text, None, None)?;
-    let r = exec::run_opts(Source::Text(&prog), eff, k, at, true, None).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = exec::run_opts(Source::Text(&prog), eff, k, at, true, None).map_err(PyErr::from)?;
     report_dict(py, &r, Some(&prog))
 }
 
@@ -177,7 +204,7 @@ fn run_bytes<'py>(py: Python<'py>, data: &[u8], kernel: Option<&str>, hw: Option
     let k = kernel_by_name(kernel.unwrap_or("fixed"))?;
     let mut d = codec::Decoder::new(data);
     let eff = exec::effective_hw(d.header(), hw_spec(hw)?);
-    let r = exec::run(Source::Bytes(d), eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let r = exec::run(Source::Bytes(d), eff, k).map_err(PyErr::from)?;
     report_dict(py, &r, None)
 }
 
@@ -218,7 +245,7 @@ fn decode(data: &[u8], kernel: Option<&str>, hw: Option<&str>) -> PyResult<Strin
 #[pyo3(signature = (text, kernel=None, hw=None))]
 fn encode<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&str>) -> PyResult<Bound<'py, PyBytes>> {
     let (prog, k, eff) = prepare(text, kernel, hw)?;
-    let b = codec::encode(&prog.steps, &prog.lines, eff, k).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let b = codec::encode(&prog.steps, &prog.lines, eff, k).map_err(PyErr::from)?;
     Ok(PyBytes::new(py, &b))
 }
 
@@ -257,7 +284,7 @@ impl FuzzTarget {
     #[pyo3(signature = (kernel="fixed", hw=None, semantic=false))]
     fn new(kernel: &str, hw: Option<&str>, semantic: bool) -> PyResult<Self> {
         if semantic && !crate::features::register_with_libfuzzer() {
-            return Err(PyValueError::new_err("semantic coverage needs libFuzzer's symbols loaded globally"));
+            return Err(input_err(0, "semantic coverage needs libFuzzer's symbols loaded globally"));
         }
         Ok(FuzzTarget { kernel: kernel_by_name(kernel)?, hw: hw_spec(hw)?, execs: Default::default(), bytes: Default::default(), semantic,
                        keep_violating: std::env::var_os("PYVMFUZZ_KEEP_VIOLATING").is_some_and(|v| v == "1") })
@@ -315,10 +342,10 @@ fn soak<'py>(
     let mode = match mode {
         "pc64" => TlbMode::Pc64,
         "tagged" => TlbMode::Tagged,
-        _ => return Err(PyValueError::new_err(format!("bad mode '{mode}'"))),
+        _ => return Err(input_err(0, &format!("bad mode '{mode}'"))),
     };
     if max_steps == 0 || !(1..=8).contains(&max_cpus) || !(1..=64).contains(&max_tlb) {
-        return Err(PyValueError::new_err("soak: max_steps >= 1, max_cpus 1..8, max_tlb 1..64"));
+        return Err(input_err(0, "soak: max_steps >= 1, max_cpus 1..8, max_tlb 1..64"));
     }
     let cfg = SoakConfig { programs, seed, max_steps, max_cpus, max_tlb, mode, interleaved };
     let res = py.detach(|| crate::soak::soak(&cfg, k));
@@ -394,7 +421,7 @@ fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&s
     let r = exec::with_past_internal(past_internal, || {
         exec::run_observed(Source::Text(&prog), eff, k, 0, true, None, &mut |m| snaps.push(crate::explain::snapshot(m)))
     })
-    .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    .map_err(PyErr::from)?;
     let d = report_dict(py, &r, Some(&prog))?;
     let states = PyList::empty(py);
     for s in &snaps {
@@ -527,6 +554,30 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("hw_default", (def.cpus, def.tlb, "pc64"))?;
     d.set_item("hw_max", (crate::hw::MAX_CPUS, crate::hw::MAX_TLB))?;
     d.set_item("modes", vec!["pc64", "tagged"])?;
+    // Yield points -> the operations whose lines may name them (`Op::points`, what the parser
+    // accepts), in the table's order.
+    use crate::program::{Addr, Op, Target, POINTS};
+    let a = Addr { page: 0, word: 0 };
+    let ops = [
+        ("switch", Op::Switch(Target::Idle)),
+        ("load", Op::Load(a)),
+        ("store", Op::Store(a, 0)),
+        ("fork", Op::Fork),
+        ("spawn", Op::Spawn),
+        ("exit", Op::Exit),
+        ("umtx_sleep", Op::UmtxSleep(a, 0)),
+        ("umtx_wakeup", Op::UmtxWakeup(a)),
+        ("procfs_read", Op::ProcfsRead(1, a)),
+        ("procfs_write", Op::ProcfsWrite(1, a, 0)),
+        ("madvise", Op::Madvise(0)),
+        ("mprotect", Op::Mprotect(0, false)),
+    ];
+    let points = PyDict::new(py);
+    for p in POINTS {
+        let names: Vec<&str> = ops.iter().filter(|(_, o)| o.points(true) & p.bit() != 0).map(|(n, _)| *n).collect();
+        points.set_item(p.name(), names)?;
+    }
+    d.set_item("points", points)?;
     Ok(d)
 }
 
@@ -570,7 +621,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
     let base = kernel_by_name(kernel)?;
     let off: Vec<&str> = off.iter().map(|s| s.as_str()).collect();
     let on: Vec<&str> = on.iter().map(|s| s.as_str()).collect();
-    crate::necessity::variant(base, &off, &on).map_err(PyValueError::new_err)
+    crate::necessity::variant(base, &off, &on).map_err(|m: String| input_err(0, &m))
 }
 
 /// Exhaustive exploration (docs/contract.md §5 `explore`; see rust/src/explore.rs for the domain).
@@ -607,7 +658,7 @@ fn explore<'py>(
     if let Some(ps) = pages {
         domain.pages = ps
             .iter()
-            .map(|p| program::parse_page(p).ok_or_else(|| PyValueError::new_err(format!("--pages: unknown page '{p}'"))))
+            .map(|p| program::parse_page(p).ok_or_else(|| input_err(0, &format!("--pages: unknown page '{p}'"))))
             .collect::<PyResult<Vec<u8>>>()?;
     }
     if let Some(vs) = values {
@@ -616,7 +667,7 @@ fn explore<'py>(
     let k = knobbed(kernel, &off, &on)?;
     let eff = hw_spec(hw)?.resolve();
     if depth == 0 || depth > 64 {
-        return Err(PyValueError::new_err("--depth must be 1..64"));
+        return Err(input_err(0, "--depth must be 1..64"));
     }
     let cfg = crate::explore::Config { depth, time_s, hashing, por, arrived_hint, base, max_table, domain };
     let mut interrupted = false;
@@ -648,7 +699,7 @@ fn explore<'py>(
         };
         crate::explore::explore(k, eff, &cfg, &prefix_steps, &mut cb)
     })
-    .map_err(PyValueError::new_err)?;
+    .map_err(|m: String| input_err(0, &m))?;
     let d = explore_dict(py, k, eff, &r)?;
     d.set_item("interrupted", interrupted)?;
     Ok(d)
@@ -677,7 +728,7 @@ fn safety_actions() -> Vec<(&'static str, &'static str, &'static str)> {
 #[pyo3(signature = (kernel, action, on=vec![]))]
 fn action_present(kernel: &str, action: &str, on: Vec<String>) -> PyResult<bool> {
     let k = knobbed(kernel, &[], &on)?;
-    let a = crate::necessity::action(action).ok_or_else(|| PyValueError::new_err(format!("unknown safety action '{action}'")))?;
+    let a = crate::necessity::action(action).ok_or_else(|| input_err(0, &format!("unknown safety action '{action}'")))?;
     Ok((a.present)(k))
 }
 
@@ -743,5 +794,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_text, m)?)?;
     m.add_function(wrap_pyfunction!(layout, m)?)?;
     m.add_class::<FuzzTarget>()?;
+    m.add("InputError", m.py().get_type::<InputError>())?;
     Ok(())
 }
