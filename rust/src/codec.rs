@@ -90,13 +90,13 @@ fn reachable(m: &Machine, s: Step) -> u8 {
         let mut slot = cell.borrow_mut();
         let scratch = slot.get_or_insert_with(|| m.clone());
         scratch.copy_from(m);
-        scratch.panic_at = 0;
+        scratch.selftest.panic_at = 0;
         // A stop point never yielded at: the same path as a plain line, minus the fast paths
         // that skip the points (a plain mprotect/madvise with nothing in flight).
         let dry = Step { until: Some(Point::Wait), ..s };
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scratch.step(dry).is_ok()));
         match res {
-            Ok(true) => scratch.arrived & s.op.points(true) & !Point::Wait.bit(),
+            Ok(true) => scratch.scratch.arrived & s.op.points(true) & !Point::Wait.bit(),
             Ok(false) => 0,
             Err(_) => {
                 crate::exec::PANIC_MSG.with(|p| p.borrow_mut().take());

@@ -133,7 +133,7 @@ pub fn run_observed(
         None => (Machine::new(hw, kernel), Lin::new()),
     };
     if panic_at != 0 {
-        m.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
+        m.selftest.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
     }
     // Without `record`, `steps` keeps only a step that ended the run (violation or model
     // assertion): the step being run is held here and materialised only then.

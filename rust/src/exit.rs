@@ -72,3 +72,41 @@ impl Machine {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::kop::Lock;
+    use crate::machine::IDLE_SPACE;
+    use crate::program::Outcome::*;
+    use crate::proc::ThreadState;
+    use crate::testutil::*;
+
+    #[test]
+    fn exit_tears_the_address_space_down_and_idles_the_cpu() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 fork");
+        line(&mut m, "cpu0 switch P2.T1");
+        line(&mut m, "cpu0 store data0.0 0x5");
+        assert_eq!(line(&mut m, "cpu0 exit"), Ok);
+        let p = m.proc(2);
+        assert!(!p.alive && p.map.entries.is_empty() && p.pmap.pm_active == 0);
+        assert!(p.pmap.pte.iter().all(|x| !x.present()));
+        assert!(p.threads.iter().all(|t| t.state == ThreadState::Dead));
+        assert_eq!((m.cpus[0].running, m.cpus[0].space), (None, IDLE_SPACE));
+    }
+
+    #[test]
+    fn exit_waits_for_a_sibling_in_the_kernel() {
+        let mut m = machine("fixed", "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        assert_eq!(line(&mut m, "cpu1 store data0.0 0x1 until pmap_enter"), Paused);
+        assert_eq!(line(&mut m, "cpu0 exit"), Paused);
+        assert_eq!(m.cpus[0].kop.and_then(|k| k.waiting), Some(Lock::Siblings(1)));
+        assert!(m.proc(1).alive);
+        assert_eq!(line(&mut m, "cpu1 resume"), Ok);
+        assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        assert!(!m.proc(1).alive);
+        assert_eq!(m.cpus[1].running, None, "the sibling's CPU is idled by the exit");
+    }
+}

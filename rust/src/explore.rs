@@ -609,7 +609,7 @@ impl Search<'_> {
             }
             Exec::Done(None) => {}
         }
-        let arrived = child.m.arrived;
+        let arrived = child.m.scratch.arrived;
         // An `until` line that completed is the plain line again.
         if step.until.is_some() && child.m.cpus[step.cpu as usize].kop.is_none() {
             return (false, arrived);

@@ -166,12 +166,12 @@ impl Features {
             op => op_code(&op),
         };
         let k = m.cpus[s.cpu as usize].kop.as_ref();
-        if m.arrived == 0 && k.is_none() {
+        if m.scratch.arrived == 0 && k.is_none() {
             return; // a line that ran whole without a point: nothing new to say
         }
         let at = k.map_or(0, |k| if k.waiting.is_some() { 8 } else { k.at.map_or(0, |p| p as u32 + 1) });
         let ipis = (0..m.cpus.len()).filter(|&c| m.ipi_pending(c)).count().min(3) as u32;
-        self.hit(0x3c6e_f372 ^ (opcode | (m.arrived as u32) << 5 | at << 13 | ipis << 17));
+        self.hit(0x3c6e_f372 ^ (opcode | (m.scratch.arrived as u32) << 5 | at << 13 | ipis << 17));
     }
 }
 

@@ -80,3 +80,50 @@ impl Machine {
         Outcome::Pid(child)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::kop::Lock;
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn fork_write_protects_private_ptes_and_shares_shm() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        line(&mut m, "cpu0 store shm0.0 0x2");
+        assert_eq!(line(&mut m, "cpu0 fork"), Pid(2));
+        assert!(!pte(&m, 1, "data0").writable);
+        assert!(pte(&m, 1, "shm0").writable);
+        let parent = &m.proc(1).map.entries;
+        let data = parent[m.proc(1).map.lookup(page("data0"))];
+        let shm = parent[m.proc(1).map.lookup(page("shm0"))];
+        assert!(data.needs_copy && data.cow && shm.inherit_share && !shm.needs_copy);
+        let child = m.proc(2);
+        assert_eq!(child.map.entries.len(), parent.len());
+        assert!(child.pmap.pte.iter().all(|p| !p.present()));
+        assert_eq!(child.threads.len(), 1);
+    }
+
+    #[test]
+    fn fork_no_protect_leaves_the_parent_writable() {
+        let mut m = machine("fork-no-protect", "cpus=1");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        line(&mut m, "cpu0 fork");
+        assert!(pte(&m, 1, "data0").writable);
+    }
+
+    #[test]
+    fn fork_waits_for_the_map_lock_an_mprotect_holds_across_its_ipi_wait() {
+        let mut m = machine("fixed", "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        assert_eq!(line(&mut m, "cpu0 mprotect data0 r until ipi_wait"), Paused);
+        assert_eq!(line(&mut m, "cpu1 fork"), Paused);
+        assert_eq!(m.cpus[1].kop.and_then(|k| k.waiting), Some(Lock::Map(1)));
+        assert!(refused(&mut m, "cpu1 resume"), "the lock is still held");
+        assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        assert_eq!(line(&mut m, "cpu1 resume"), Pid(2));
+    }
+}

@@ -14,7 +14,7 @@ impl Machine {
     pub fn check_invariants(&mut self) -> Option<(Kind, String)> {
         // Most plain lines change nothing checked (a switch within one space, a TLB hit
         // load): decided here, inline, without the call (it was a tenth of the plain path).
-        let d = &self.dirty;
+        let d = &self.scratch.dirty;
         if !(d.pte || d.space || d.fill || d.file) && d.freed_seen == self.phys.freed_count {
             return None;
         }
@@ -23,9 +23,9 @@ impl Machine {
 
     #[inline(never)]
     fn check_invariants_dirty(&mut self) -> Option<(Kind, String)> {
-        let d = std::mem::take(&mut self.dirty);
+        let d = std::mem::take(&mut self.scratch.dirty);
         let freed = self.phys.freed_count;
-        self.dirty.freed_seen = freed;
+        self.scratch.dirty.freed_seen = freed;
         if d.pte || d.space || d.fill {
             if let Some(v) = self.check_coherence() {
                 return Some(v);

@@ -284,7 +284,7 @@ impl Machine {
             // build before issue 24, kept so its reports are unchanged.
             Op::Mprotect(..) | Op::Madvise(_) if stop.is_none() && self.inflight == 0 && self.invals.is_empty() => {
                 let o = self.kop_run(cpu, k, stop);
-                self.arrived = 0;
+                self.scratch.arrived = 0;
                 return o;
             }
             _ => {}
@@ -303,7 +303,7 @@ impl Machine {
 
     fn kop_run(&mut self, cpu: usize, mut k: KOp, stop: Option<Point>) -> Outcome {
         let adv = self.advance(cpu, &mut k, stop);
-        self.arrived = k.arrived;
+        self.scratch.arrived = k.arrived;
         match adv {
             Adv::Paused(_) => {
                 self.cpus[cpu].kop = Some(k);
@@ -408,5 +408,44 @@ impl Machine {
             _ => Outcome::Ok,
         };
         k.map_lock = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lock;
+    use crate::program::Outcome::{self, *};
+    use crate::testutil::*;
+
+    /// cpu0's debugger write stops at `access` holding P1's data0 page; P1's own load on cpu1.
+    fn load_during_a_procfs_access(kernel: &str) -> (Outcome, Option<Lock>) {
+        let mut m = machine(kernel, "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        assert_eq!(line(&mut m, "cpu0 procfs_write P1 data0.0 0x1 until access"), Paused);
+        let o = line(&mut m, "cpu1 load data0.0");
+        (o, m.cpus[1].kop.and_then(|k| k.waiting))
+    }
+
+    #[test]
+    fn a_fault_waits_for_a_page_busy_through_a_procfs_access() {
+        let (o, lock) = load_during_a_procfs_access("fixed");
+        assert!(o == Paused && matches!(lock, Some(Lock::Busy(_))), "{o:?} {lock:?}");
+        // procfs-hold-only: the page is only held, the load goes on
+        assert_eq!(load_during_a_procfs_access("procfs-hold-only"), (Value(0), None));
+    }
+
+    #[test]
+    fn only_resume_and_ipi_run_where_an_op_is_in_flight() {
+        let mut m = machine("fixed", "cpus=2");
+        assert!(refused(&mut m, "cpu0 resume"), "nothing in flight");
+        assert!(refused(&mut m, "cpu0 ipi"), "nothing pending");
+        line(&mut m, "cpu0 store data0.0 0x2"); // a page for the fork to share
+        line(&mut m, "cpu0 fork");
+        line(&mut m, "cpu1 switch P2.T1");
+        assert_eq!(line(&mut m, "cpu0 store data0.0 0x1 until cow"), Paused);
+        assert!(refused(&mut m, "cpu0 load data0.0"));
+        assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        assert_eq!(m.inflight, 0);
     }
 }

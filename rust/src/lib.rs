@@ -25,6 +25,8 @@ pub mod procfs;
 pub mod program;
 pub mod soak;
 pub mod swtch;
+#[cfg(test)]
+mod testutil;
 pub mod tlb;
 pub mod umtx;
 pub mod vm_fault;

@@ -46,18 +46,10 @@ pub struct Machine {
     pub inflight: u8,
     pub file_object: u32,
     pub shm_object: u32,
-    /// Threads woken during the current operation.
-    pub woke: Vec<(u32, u32)>,
-    /// What changed since the invariants were last checked (they can only break there).
-    pub dirty: Dirty,
-    /// Self-test only: raise a model assertion when this step number (1-based) runs.
-    pub panic_at: u32,
-    /// Self-test only: a planted fault, TLB fills cache the entry writable whatever the PTE
-    /// says (the invariant checks must flag it).
-    pub plant_fill_writable: bool,
-    steps_run: u32,
-    /// Yield points the last line's op arrived at (`KOp::arrived`).
-    pub arrived: u8,
+    /// What the current line did, for its report and the checks after it.
+    pub scratch: Scratch,
+    /// Self-test hooks (never set in a real run).
+    pub selftest: SelfTest,
 }
 
 /// Self-test hook: `PYVMFUZZ_SELFTEST_PANIC_AT=N` makes every run (campaign, replay, encode)
@@ -65,6 +57,29 @@ pub struct Machine {
 pub fn selftest_panic_at() -> u32 {
     static AT: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *AT.get_or_init(|| std::env::var("PYVMFUZZ_SELFTEST_PANIC_AT").ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+/// Per-line bookkeeping, not model state: reset or taken by each line.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    /// Threads woken during the current line.
+    pub woke: Vec<(u32, u32)>,
+    /// Yield points the last line's op arrived at (`KOp::arrived`).
+    pub arrived: u8,
+    /// What changed since the invariants were last checked (they can only break there).
+    pub dirty: Dirty,
+}
+
+/// Self-test hooks: a model assertion at a chosen step, a planted hardware fault.
+#[derive(Clone, Debug, Default)]
+pub struct SelfTest {
+    /// Raise a model assertion when this step number (1-based) runs.
+    pub panic_at: u32,
+    /// A planted fault: TLB fills cache the entry writable whatever the PTE says (the
+    /// invariant checks must flag it).
+    pub plant_fill_writable: bool,
+    /// Steps run so far (for `panic_at`).
+    pub steps_run: u32,
 }
 
 /// Since the last invariant check: a PTE changed, a CPU changed address space, a file frame
@@ -98,12 +113,8 @@ impl Machine {
             inflight: 0,
             file_object: 0,
             shm_object: 0,
-            woke: Vec::new(),
-            dirty: Dirty::default(),
-            panic_at: 0,
-            plant_fill_writable: false,
-            steps_run: 0,
-            arrived: 0,
+            scratch: Scratch::default(),
+            selftest: SelfTest::default(),
         };
         m.reset(hw, kernel);
         m
@@ -133,11 +144,10 @@ impl Machine {
         self.sleepers.clear();
         self.invals.clear();
         self.inflight = 0;
-        self.woke.clear();
-        self.dirty = Dirty::default();
-        self.panic_at = selftest_panic_at();
-        self.plant_fill_writable = false;
-        self.steps_run = 0;
+        self.scratch.woke.clear();
+        self.scratch.arrived = 0;
+        self.scratch.dirty = Dirty::default();
+        self.selftest = SelfTest { panic_at: selftest_panic_at(), ..SelfTest::default() };
         // The executable's vnode object: its pages hold the file content; it keeps a
         // reference of its own.
         self.file_object = self.vm_object_allocate(ObjType::File, 2);
@@ -194,12 +204,10 @@ impl Machine {
         d.inflight = s.inflight;
         d.file_object = s.file_object;
         d.shm_object = s.shm_object;
-        d.woke.clear();
-        d.dirty = s.dirty.clone();
-        d.panic_at = s.panic_at;
-        d.plant_fill_writable = s.plant_fill_writable;
-        d.steps_run = s.steps_run;
-        d.arrived = 0;
+        d.scratch.woke.clear();
+        d.scratch.dirty = s.scratch.dirty.clone();
+        d.scratch.arrived = 0;
+        d.selftest = s.selftest.clone();
     }
 
     /// A fresh process `pid` with one runnable thread T1 and an empty map and pmap, reusing a
@@ -297,11 +305,11 @@ impl Machine {
         if !plain && !fast_switch {
             self.check_applicable(&s)?;
         }
-        self.woke.clear();
+        self.scratch.woke.clear();
         // `arrived` is the points of this line only (the fast paths that run no op leave it).
-        self.arrived = 0;
-        self.steps_run += 1;
-        assert!(self.steps_run != self.panic_at, "self-test model assertion at step {}", self.panic_at);
+        self.scratch.arrived = 0;
+        self.selftest.steps_run += 1;
+        assert!(self.selftest.steps_run != self.selftest.panic_at, "self-test model assertion at step {}", self.selftest.panic_at);
         let outcome = match s.op {
             // A switch not stopped at `enter`, nothing in flight: both halves at once.
             Op::Switch(t) if fast_switch => {
@@ -322,7 +330,7 @@ impl Machine {
                 self.kop_start(cpu, op, pid, tid, s.until)
             }
         };
-        let mut woke = std::mem::take(&mut self.woke);
+        let mut woke = std::mem::take(&mut self.scratch.woke);
         woke.sort_unstable();
         Ok(Observed { outcome, woke })
     }
@@ -387,7 +395,7 @@ impl Machine {
     pub fn write_word(&mut self, f: u32, word: u8, v: u32) {
         let file = self.obj(self.file_object);
         if file.pages[0] == f || file.pages[1] == f {
-            self.dirty.file = true;
+            self.scratch.dirty.file = true;
         }
         self.phys.get_mut(f).words[word as usize] = v;
     }

@@ -45,7 +45,7 @@ impl Machine {
         if pte.present() {
             let frame = pte.frame;
             *pte = Pte::ABSENT;
-            self.dirty.pte = true;
+            self.scratch.dirty.pte = true;
             self.pmap_inval_of(cpu, pid, va, frame);
         }
     }
@@ -55,7 +55,7 @@ impl Machine {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() && pte.writable {
             pte.writable = false;
-            self.dirty.pte = true;
+            self.scratch.dirty.pte = true;
             self.pmap_invalidate_protect(cpu, pid, va);
         }
     }

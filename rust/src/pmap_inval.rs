@@ -127,3 +127,30 @@ impl Machine {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    /// cpu1 caches P1's data0 writable; cpu0 write-protects it: the entry cpu1 keeps, if any.
+    fn after_mprotect(kernel: &str) -> Option<(u32, bool)> {
+        let mut m = machine(kernel, "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        assert_eq!(line(&mut m, "cpu1 load data0.0"), Value(1));
+        assert_eq!(tlb(&m, 1, 1, "data0").map(|e| e.1), Some(true));
+        assert_eq!(line(&mut m, "cpu0 mprotect data0 r"), Ok);
+        assert!(m.invals.is_empty(), "a plain line passes its ipi_wait");
+        tlb(&m, 1, 1, "data0")
+    }
+
+    #[test]
+    fn a_write_protect_reaches_every_cpu_in_pm_active() {
+        assert_eq!(after_mprotect("fixed"), None);
+        // no IPI: cpu1 keeps the writable entry; the wrong va: data1 is invalidated instead
+        assert_eq!(after_mprotect("shootdown-no-ipi").map(|e| e.1), Some(true));
+        assert_eq!(after_mprotect("protect-wrong-va").map(|e| e.1), Some(true));
+    }
+}

@@ -62,3 +62,38 @@ impl Machine {
         k.phase = Phase::Finish;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::program::{text_word, Outcome::*};
+    use crate::testutil::*;
+
+    #[test]
+    fn a_debugger_write_to_text_copies_the_page_and_leaves_the_file_alone() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 fork");
+        assert_eq!(line(&mut m, "cpu0 procfs_write P2 text0.0 0x9"), Ok);
+        let file = m.obj(m.file_object).pages[0];
+        assert_eq!(m.phys.get(file).words[0], text_word(0, 0));
+        assert_eq!(line(&mut m, "cpu0 procfs_read P2 text0.1"), Value(text_word(0, 1)));
+        line(&mut m, "cpu0 switch P2.T1");
+        assert_eq!(line(&mut m, "cpu0 load text0.0"), Value(9));
+    }
+
+    #[test]
+    fn a_target_that_is_not_there_is_esrch() {
+        let mut m = machine("fixed", "cpus=1");
+        assert_eq!(line(&mut m, "cpu0 procfs_read P5 data0.0"), Esrch);
+    }
+
+    #[test]
+    fn an_access_paused_past_its_lookup_fails_esrch_once_the_target_exited() {
+        let mut m = machine("fixed", "cpus=2");
+        line(&mut m, "cpu0 fork");
+        line(&mut m, "cpu1 switch P2.T1");
+        assert_eq!(line(&mut m, "cpu0 procfs_write P2 data0.0 0x3 until access"), Paused);
+        assert_eq!(line(&mut m, "cpu1 exit"), Ok, "exit does not wait for a procfs user");
+        assert_eq!(line(&mut m, "cpu0 resume"), Esrch);
+        assert!(m.phys.frames.iter().all(|f| f.hold == 0));
+    }
+}

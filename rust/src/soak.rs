@@ -110,7 +110,7 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
         let mut d = Decoder::new(&buf);
         d.header();
         let mut m = crate::machine::Machine::new(hw, kernel);
-        m.plant_fill_writable = plant_fill_writable;
+        m.selftest.plant_fill_writable = plant_fill_writable;
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut bad = 0;
             while let Some(s) = d.next_step(&m) {

@@ -53,8 +53,8 @@ impl Machine {
         if k.paused {
             // Skipped by the invariants while mid-switch: look again (its TLB may also hold
             // frames freed meanwhile: use-after-free too).
-            self.dirty.space = true;
-            self.dirty.pte = true;
+            self.scratch.dirty.space = true;
+            self.scratch.dirty.pte = true;
         }
         self.switch_enter(cpu, k.aux, k.aux2);
         k.phase = Phase::Finish;
@@ -81,7 +81,7 @@ impl Machine {
         }
         self.cpus[cpu].space = MID_SWITCH;
         if old != new {
-            self.dirty.space = true;
+            self.scratch.dirty.space = true;
         }
         (old, new)
     }
@@ -97,7 +97,7 @@ impl Machine {
             if self.hw.mode == TlbMode::Pc64 {
                 self.cpus[cpu].tlb.flush();
             }
-            self.dirty.space = true;
+            self.scratch.dirty.space = true;
         }
         self.cpus[cpu].space = new;
     }
@@ -110,11 +110,51 @@ impl Machine {
         if old == IDLE_SPACE {
             return;
         }
-        self.dirty.space = true;
+        self.scratch.dirty.space = true;
         self.pmap_deactivate(cpu, old);
         if self.hw.mode == TlbMode::Pc64 {
             self.cpus[cpu].tlb.flush();
         }
         self.cpus[cpu].space = IDLE_SPACE;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MID_SWITCH;
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn a_switch_of_address_space_flushes_on_pc64_and_moves_pm_active() {
+        for (hw, kept) in [("cpus=1 mode=pc64", false), ("cpus=1 mode=tagged", true)] {
+            let mut m = machine("fixed", hw);
+            line(&mut m, "cpu0 fork");
+            line(&mut m, "cpu0 load data0.0"); // (after the fork, whose write-protect drops it)
+            line(&mut m, "cpu0 switch P2.T1");
+            assert_eq!(tlb(&m, 0, 1, "data0").is_some(), kept, "{hw}");
+            assert_eq!((m.proc(1).pmap.pm_active, m.proc(2).pmap.pm_active), (0, 1), "{hw}");
+        }
+    }
+
+    #[test]
+    fn between_the_halves_the_cpu_runs_no_address_space() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 fork");
+        assert_eq!(line(&mut m, "cpu0 switch P2.T1 until enter"), Paused);
+        assert_eq!(m.cpus[0].space, MID_SWITCH);
+        assert_eq!((m.proc(1).pmap.pm_active, m.proc(2).pmap.pm_active), (0, 0));
+        assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        assert_eq!((m.cpus[0].space, m.proc(2).pmap.pm_active), (2, 1));
+    }
+
+    #[test]
+    fn a_switch_within_one_process_keeps_pm_active_except_under_switch_clear_early() {
+        for (kernel, bit) in [("fixed", 1), ("switch-clear-early", 0)] {
+            let mut m = machine(kernel, "cpus=1");
+            line(&mut m, "cpu0 spawn");
+            assert_eq!(line(&mut m, "cpu0 switch P1.T2 until enter"), Paused);
+            assert_eq!(m.proc(1).pmap.pm_active, bit, "{kernel}");
+        }
     }
 }

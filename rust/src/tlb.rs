@@ -55,8 +55,8 @@ impl crate::machine::Machine {
     /// coherence invariant is checked after the step (a fill that caches a wrong bit is caught).
     #[inline]
     pub fn tlb_fill(&mut self, cpu: usize, pid: u32, va: u8, pte: crate::pmap::Pte) {
-        let writable = pte.writable || self.plant_fill_writable;
+        let writable = pte.writable || self.selftest.plant_fill_writable;
         self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable });
-        self.dirty.fill = true;
+        self.scratch.dirty.fill = true;
     }
 }

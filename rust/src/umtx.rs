@@ -100,7 +100,7 @@ impl Machine {
             if pred(&self.sleepers[i]) {
                 let s = self.sleepers.swap_remove(i);
                 self.thread_mut(s.pid, s.tid).state = ThreadState::Runnable;
-                self.woke.push((s.pid, s.tid));
+                self.scratch.woke.push((s.pid, s.tid));
                 self.phys.unhold(s.frame);
             } else {
                 i += 1;
@@ -119,5 +119,54 @@ impl Machine {
                 i += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn a_sleep_holds_its_page_and_a_wakeup_of_the_word_wakes_it() {
+        let mut m = machine("fixed", "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        assert_eq!(line(&mut m, "cpu1 umtx_sleep data0.0 0x0"), Blocked);
+        assert_eq!(m.sleepers.len(), 1);
+        let f = m.sleepers[0].frame;
+        assert_eq!(m.phys.get(f).hold, 1);
+        assert_eq!(m.cpus[1].running, None);
+        assert_eq!(line_woke(&mut m, "cpu0 umtx_wakeup data0.1"), (Ok, vec![]), "another word");
+        assert_eq!(line_woke(&mut m, "cpu0 umtx_wakeup data0.0"), (Ok, vec![(1, 2)]));
+        assert!(m.sleepers.is_empty());
+        assert_eq!(m.phys.get(f).hold, 0);
+    }
+
+    #[test]
+    fn a_sleep_on_a_changed_word_is_ebusy_and_holds_nothing() {
+        let mut m = machine("fixed", "cpus=1");
+        assert_eq!(line(&mut m, "cpu0 umtx_sleep data0.0 0x7"), Ebusy);
+        assert!(m.sleepers.is_empty());
+        assert!(m.phys.frames.iter().all(|f| f.hold == 0));
+    }
+
+    /// A sleeper keyed on a frame that a copy-on-write then copies is woken by the copy
+    /// (VMEVENT_COW) — not under `no-cow-event`.
+    fn cow_of_a_sleepers_frame(kernel: &str) -> Vec<(u32, u32)> {
+        let mut m = machine(kernel, "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        assert_eq!(line(&mut m, "cpu1 umtx_sleep data0.0 0x0"), Blocked);
+        line(&mut m, "cpu0 fork");
+        let (o, woke) = line_woke(&mut m, "cpu0 store data0.0 0x1");
+        assert_eq!(o, Ok);
+        woke
+    }
+
+    #[test]
+    fn the_copy_of_a_sleepers_frame_wakes_it() {
+        assert_eq!(cow_of_a_sleepers_frame("fixed"), vec![(1, 2)]);
+        assert_eq!(cow_of_a_sleepers_frame("no-cow-event"), vec![]);
     }
 }

@@ -288,7 +288,7 @@ impl Machine {
                 }
                 self.ipi_wait_pass(cpu);
                 if k.fs.phase == FPhase::BbmIpiWait {
-                    self.dirty.pte = true;
+                    self.scratch.dirty.pte = true;
                     self.proc_mut(k.fs.pid).pmap.pte[k.fs.va as usize] = Pte { frame: k.fs.frame, writable: k.fs.writable };
                 }
                 Some(Fs::Ok)
@@ -446,7 +446,7 @@ impl Machine {
             return Some(Fs::Pause(k.wait(Lock::Pte(pid, va))));
         }
         let new = Pte { frame: k.fs.frame, writable: k.fs.writable };
-        self.dirty.pte = true;
+        self.scratch.dirty.pte = true;
         let old = self.proc(pid).pmap.pte[va as usize];
         if gone != NO_FRAME {
             // `cow-make-before-break`: the new PTE first, then the shootdowns of the replaced
@@ -491,5 +491,83 @@ fn fault_found(fs: &mut FaultState, enter: bool) -> Option<Fs> {
         None
     } else {
         Some(Fs::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kop::Phase;
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn a_read_fault_zero_fills_a_private_page_and_maps_it_writable() {
+        let mut m = machine("fixed", "cpus=1");
+        assert_eq!(line(&mut m, "cpu0 load data0.0"), Value(0));
+        let p = pte(&m, 1, "data0");
+        assert!(p.present() && p.writable, "{p:?}");
+        assert_eq!(tlb(&m, 0, 1, "data0"), Some((p.frame, true)));
+        // text is a read-only copy-on-write mapping of the file: mapped read-only
+        assert_eq!(line(&mut m, "cpu0 load text0.1"), Value(crate::program::text_word(0, 1)));
+        assert!(!pte(&m, 1, "text0").writable);
+    }
+
+    #[test]
+    fn a_store_after_fork_copies_the_page_the_child_keeps_the_old_content() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        assert_eq!(line(&mut m, "cpu0 fork"), Pid(2));
+        let old = pte(&m, 1, "data0").frame;
+        assert_eq!(line(&mut m, "cpu0 store data0.0 0x2"), Ok);
+        let p = pte(&m, 1, "data0");
+        assert!(p.frame != old && p.writable);
+        line(&mut m, "cpu0 switch P2.T1");
+        assert_eq!(line(&mut m, "cpu0 load data0.0"), Value(1));
+        assert_eq!(pte(&m, 2, "data0").frame, old);
+    }
+
+    /// Paused at `cow`, the fault meets an mprotect when resumed: `fixed` revalidates (the map
+    /// generation moved) and the write is refused; `no-revalidate` writes through what it found.
+    fn cow_then_mprotect(kernel: &str) -> crate::program::Outcome {
+        let mut m = machine(kernel, "cpus=2");
+        assert_eq!(line(&mut m, "cpu0 spawn"), Thread(1, 2));
+        line(&mut m, "cpu1 switch P1.T2");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        line(&mut m, "cpu0 fork");
+        assert_eq!(line(&mut m, "cpu0 store data0.0 0x2 until cow"), Paused);
+        assert_eq!(m.cpus[0].kop.map(|k| k.phase), Some(Phase::UserFault));
+        assert_eq!(line(&mut m, "cpu1 mprotect data0 r"), Ok);
+        line(&mut m, "cpu0 resume")
+    }
+
+    #[test]
+    fn a_fault_resumed_after_a_map_change_revalidates() {
+        assert_eq!(cow_then_mprotect("fixed"), Segv);
+        assert_eq!(cow_then_mprotect("no-revalidate"), Ok);
+    }
+
+    #[test]
+    fn the_copy_shoots_down_the_old_frame_and_the_remote_entry_waits_for_its_ipi() {
+        let mut m = machine("fixed", "cpus=2");
+        line(&mut m, "cpu0 spawn");
+        line(&mut m, "cpu1 switch P1.T2");
+        line(&mut m, "cpu0 store data0.0 0x1");
+        line(&mut m, "cpu0 fork");
+        assert_eq!(line(&mut m, "cpu1 load data0.0"), Value(1));
+        let old = pte(&m, 1, "data0").frame;
+        assert_eq!(tlb(&m, 1, 1, "data0"), Some((old, false)));
+        assert_eq!(line(&mut m, "cpu0 store data0.0 0x2 until ipi_wait"), Paused);
+        // P1's PTE of the old frame is gone and cpu1 has the invalidation pending, its entry
+        // still cached (SPEC §3.2: until the initiator passes ipi_wait)
+        assert!(!pte(&m, 1, "data0").present());
+        assert!(m.inval_pending(1, 1, page("data0")));
+        assert_eq!(tlb(&m, 1, 1, "data0"), Some((old, false)));
+        assert_eq!(line(&mut m, "cpu1 ipi"), Ok);
+        assert_eq!(tlb(&m, 1, 1, "data0"), None);
+        assert_eq!(m.invals.len(), 1, "the record lives until the initiator's ipi_wait");
+        assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        assert!(m.invals.is_empty());
+        let p = pte(&m, 1, "data0");
+        assert!(p.frame != old && p.writable);
     }
 }

@@ -169,3 +169,36 @@ impl Machine {
         e.object
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::program::Outcome::*;
+    use crate::testutil::*;
+
+    #[test]
+    fn mprotect_clips_the_entry_and_moves_the_generation() {
+        let mut m = machine("fixed", "cpus=1");
+        let (n, g) = (m.proc(1).map.entries.len(), m.proc(1).map.generation);
+        assert_eq!(line(&mut m, "cpu0 mprotect data1 r"), Ok);
+        let map = &m.proc(1).map;
+        assert_eq!(map.entries.len(), n + 2, "data0 | data1 | data2-3");
+        assert!(map.generation > g);
+        assert!(!map.entries[map.lookup(page("data1"))].prot_write && map.entries[map.lookup(page("data2"))].prot_write);
+        assert_eq!(line(&mut m, "cpu0 store data1.0 0x1"), Segv);
+    }
+
+    #[test]
+    fn madvise_drops_a_private_page_and_keeps_a_shared_one() {
+        let mut m = machine("fixed", "cpus=1");
+        line(&mut m, "cpu0 store data0.0 0x5");
+        line(&mut m, "cpu0 store shm0.0 0x6");
+        assert_eq!(line(&mut m, "cpu0 madvise data0 dontneed"), Ok);
+        assert!(!pte(&m, 1, "data0").present());
+        assert_eq!(line(&mut m, "cpu0 load data0.0"), Value(0));
+        let g = m.proc(1).map.generation;
+        assert_eq!(line(&mut m, "cpu0 madvise shm0 dontneed"), Ok);
+        assert_eq!(m.proc(1).map.generation, g, "shm0's entry is not changed");
+        assert!(!pte(&m, 1, "shm0").present());
+        assert_eq!(line(&mut m, "cpu0 load shm0.0"), Value(6));
+    }
+}
