@@ -644,8 +644,12 @@ def _bench_diff_prev(args) -> int:
     for r in bad:
         for h, what in r["differences"]:
             print(f"DIFF {r['kernel']} {what}: {h}")
-    print(f"# {sum(r['count'] for r in res)} difference(s) in {sum(r['programs'] for r in res):,} programs")
-    return 1 if bad else 0
+    ex = prevdiff.explore_diff(args.diff_prev, kernels)
+    for line in ex:
+        print(f"DIFF {line}")
+    print(f"# {sum(r['count'] for r in res)} difference(s) in {sum(r['programs'] for r in res):,} programs; "
+          f"explore to 4 lines on {len(kernels)} kernel(s) x 2 machines: {len(ex)} difference(s)")
+    return 1 if bad or ex else 0
 
 
 def cmd_bench(args) -> int:
@@ -1053,8 +1057,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--diff-prev", default=None, metavar="PATH",
                    help="instead: run --programs random programs per kernel (half interleaved, 1-8 CPUs, both "
                         "TLB modes) on this build and on the build at PATH, loaded side by side; every report, "
-                        "semantic feature set and (1 in 50) explain must be equal (exit 1 on a difference; "
-                        "--kernels, --jobs apply)")
+                        "semantic feature set and (1 in 50) explain must be equal, and explore's counts and "
+                        "witness to 4 lines (exit 1 on a difference; --kernels, --jobs apply)")
     b.add_argument("--prev-core", default=None, metavar="PATH",
                    help="previous build's _core.abi3.so for the plain-program comparison "
                         "(default .prev_core/_core.abi3.so when present)")

@@ -30,7 +30,7 @@
 
 use crate::hw::{HwSpec, TlbMode};
 use crate::machine::Machine;
-use crate::program::{Addr, InputError, Op, Point, Step, Target, NPAGES, POINTS};
+use crate::program::{Addr, Op, Point, Step, Target, NPAGES, POINTS};
 
 const SWITCH: u8 = 0;
 const LOAD: u8 = 1;
@@ -422,27 +422,7 @@ impl<'a> Decoder<'a> {
                 return Some(Step { cpu: c[sel % n], op: Op::Ipi, until: None });
             }
             SWITCH => {
-                let cpu = if quiet {
-                    (sel % m.cpus.len()) as u8
-                } else {
-                    let (c, n) = free_cpus(m);
-                    if n == 0 {
-                        return None;
-                    }
-                    c[sel % n]
-                };
-                let mut cands = [(0u32, 0u32); 8 * 4];
-                let mut nc = 0;
-                for t in m.runnable() {
-                    cands[nc] = t;
-                    nc += 1;
-                }
-                let i = match sibling(m, cpu, &cands[..nc], pw) {
-                    Some(j) => j + 1,
-                    None => pw as usize % (nc + 1),
-                };
-                let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
-                let line = Step { cpu, op: Op::Switch(target), until: None };
+                let line = decode_switch(m, quiet, sel, pw)?;
                 return Some(Step { until: until_of(line, &line.op), ..line });
             }
             _ => {}
@@ -452,146 +432,85 @@ impl<'a> Decoder<'a> {
             return None;
         }
         let cpu = busy[if nbusy == 1 { 0 } else { sel % nbusy }];
-        // Only the choices an operation uses are computed (divisions are most of decoding).
-        let addr = || {
-            if pw >= INFLIGHT_ADDR && m.inflight > 0 {
-                if let Some(a) = inflight_addr(m, cpu, pw) {
-                    return a;
-                }
-            }
-            Addr { page: (pw >> 2) % NPAGES as u8, word: pw & 3 }
-        };
-        let pid = || pid_escape.unwrap_or_else(|| 1 + tb as u32 % (m.pids_assigned() + 1));
-        let op = match kind {
-            LOAD => Op::Load(addr()),
-            STORE => Op::Store(addr(), value),
-            FORK => Op::Fork,
-            SPAWN => Op::Spawn,
-            EXIT => Op::Exit,
-            SLEEP if vb != 0xff && vb >= SLEEP_CURRENT => {
-                let pid = m.cpus[cpu as usize].running.map_or(0, |r| r.0);
-                Op::UmtxSleep(addr(), peek_word(m, pid, addr()))
-            }
-            SLEEP => Op::UmtxSleep(addr(), value),
-            WAKEUP => Op::UmtxWakeup(addr()),
-            PREAD => Op::ProcfsRead(pid(), addr()),
-            PWRITE => Op::ProcfsWrite(pid(), addr(), value),
-            MADVISE => Op::Madvise(addr().page),
-            MPROT_R => Op::Mprotect(addr().page, false),
-            MPROT_RW => Op::Mprotect(addr().page, true),
-            _ => unreachable!(),
-        };
+        let op = decode_op(m, kind, cpu, Fields { pw, vb, tb, value, pid_escape });
         let line = Step { cpu, op, until: None };
         Some(Step { until: until_of(line, &op), ..line })
     }
 }
 
-pub fn encode_header(hw: &crate::hw::Hw) -> [u8; 2] {
-    let tagged = if hw.mode == TlbMode::Tagged { 8 } else { 0 };
-    [((hw.cpus - 1) & 7) | tagged, (hw.tlb - 1) & 63]
+/// A switch record: its CPU (any when nothing is in flight, else a free one) and its target
+/// (idle, or a runnable thread, a sibling of the CPU's thread preferred by `sibling`).
+fn decode_switch(m: &Machine, quiet: bool, sel: usize, pw: u8) -> Option<Step> {
+    let cpu = if quiet {
+        (sel % m.cpus.len()) as u8
+    } else {
+        let (c, n) = free_cpus(m);
+        if n == 0 {
+            return None;
+        }
+        c[sel % n]
+    };
+    let mut cands = [(0u32, 0u32); 8 * 4];
+    let mut nc = 0;
+    for t in m.runnable() {
+        cands[nc] = t;
+        nc += 1;
+    }
+    let i = match sibling(m, cpu, &cands[..nc], pw) {
+        Some(j) => j + 1,
+        None => pw as usize % (nc + 1),
+    };
+    let target = if i == 0 { Target::Idle } else { Target::Thread(cands[i - 1].0, cands[i - 1].1) };
+    Some(Step { cpu, op: Op::Switch(target), until: None })
 }
 
-/// The record that decodes to `s` in machine state `m`, or why `s` is not applicable there.
-pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), String> {
-    let pw_addr = |a: Addr| (a.page << 2) | a.word;
-    let (kind, pw, value, pid) = match s.op {
-        Op::Switch(t) => {
-            let pw = match t {
-                Target::Idle => 0,
-                Target::Thread(p, tid) => match m.runnable().position(|x| x == (p, tid)) {
-                    Some(i) => i + 1,
-                    None => return Err(format!("P{p}.T{tid} is not runnable")),
-                },
-            };
-            (SWITCH, pw as u8, 0, 0)
-        }
-        Op::Load(a) => (LOAD, pw_addr(a), 0, 0),
-        Op::Store(a, v) => (STORE, pw_addr(a), v, 0),
-        Op::Fork => (FORK, 0, 0, 0),
-        Op::Spawn => (SPAWN, 0, 0, 0),
-        Op::Exit => (EXIT, 0, 0, 0),
-        Op::UmtxSleep(a, v) => (SLEEP, pw_addr(a), v, 0),
-        Op::UmtxWakeup(a) => (WAKEUP, pw_addr(a), 0, 0),
-        Op::ProcfsRead(p, a) => (PREAD, pw_addr(a), 0, p),
-        Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
-        Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
-        Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
-        Op::Resume => (RESUME, 0, 0, 0),
-        Op::Ipi => (IPI, 0, 0, 0),
-    };
-    let (cands, n) = match kind {
-        RESUME => resumable(m),
-        IPI => ipi_cpus(m),
-        SWITCH => free_cpus(m),
-        EXIT => exit_cpus(m), // quiet: no exit has begun, so these are the running CPUs
-        _ => busy_cpus(m),
-    };
-    let sel = match cands[..n].iter().position(|&c| c == s.cpu) {
-        Some(i) => i,
-        None => return Err(m.check_applicable(s).err().map_or_else(|| format!("cpu{} cannot run this line", s.cpu), |e| e.0)),
-    };
-    let ub = match s.until {
-        None => 0,
-        Some(p) => {
-            let op = match s.op {
-                Op::Resume => m.cpus[s.cpu as usize].kop.as_ref().map(|k| k.op).unwrap_or(Op::Resume),
-                op => op,
-            };
-            match until_byte(m, Step { until: None, ..*s }, &op, p) {
-                Some(b) => b,
-                None => return Err(format!("{} has no yield point '{}'", s, p.name())),
-            }
-        }
-    };
-    out.push(kind | ((sel as u8) << 4));
-    out.push(pw);
-    let assigned = m.pids_assigned();
-    let tb_direct = pid >= 1 && pid <= assigned + 1 && pid - 1 < 0xff;
-    let vb = match s.op {
-        Op::UmtxSleep(a, v) => {
-            let pid = m.cpus[s.cpu as usize].running.map_or(0, |r| r.0);
-            if v == peek_word(m, pid, a) {
-                SLEEP_CURRENT
-            } else if v < SLEEP_CURRENT as u32 {
-                v as u8
-            } else {
-                0xff
-            }
-        }
-        _ if value < 0xff => value as u8,
-        _ => 0xff,
-    };
-    out.push(vb);
-    out.push(if kind == PREAD || kind == PWRITE { if tb_direct { (pid - 1) as u8 } else { 0xff } } else { 0 });
-    out.push(ub);
-    if vb == 0xff {
-        out.extend_from_slice(&value.to_le_bytes());
-    }
-    if (kind == PREAD || kind == PWRITE) && !tb_direct {
-        out.extend_from_slice(&pid.to_le_bytes());
-    }
-    Ok(())
+/// A record's argument bytes (escapes already read).
+struct Fields {
+    pw: u8,
+    vb: u8,
+    tb: u8,
+    value: u32,
+    pid_escape: Option<u32>,
 }
 
-/// Encode a program (with its effective hardware and kernel): replays it to know the state
-/// each choice is taken in.
-pub fn encode(steps: &[Step], lines: &[usize], hw: crate::hw::Hw, kernel: &'static crate::kernel::Kernel) -> Result<Vec<u8>, InputError> {
-    let mut out = encode_header(&hw).to_vec();
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(), InputError> {
-        let mut m = Machine::new(hw, kernel);
-        for (i, s) in steps.iter().enumerate() {
-            let line = lines.get(i).copied().unwrap_or(0);
-            encode_step(&m, s, &mut out).map_err(|msg| InputError { line, msg })?;
-            m.step(*s).map_err(|e| InputError { line, msg: e.0 })?;
+/// The operation of a record of `kind` (not resume, ipi or switch) run on `cpu`. Only the
+/// choices an operation uses are computed (divisions are most of decoding).
+#[inline]
+fn decode_op(m: &Machine, kind: u8, cpu: u8, f: Fields) -> Op {
+    let addr = || {
+        if f.pw >= INFLIGHT_ADDR && m.inflight > 0 {
+            if let Some(a) = inflight_addr(m, cpu, f.pw) {
+                return a;
+            }
         }
-        Ok(())
-    }));
-    match res {
-        Ok(Ok(())) => Ok(out),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(InputError { line: 0, msg: "model assertion while encoding (the program panics the model)".into() }),
+        Addr { page: (f.pw >> 2) % NPAGES as u8, word: f.pw & 3 }
+    };
+    let pid = || f.pid_escape.unwrap_or_else(|| 1 + f.tb as u32 % (m.pids_assigned() + 1));
+    match kind {
+        LOAD => Op::Load(addr()),
+        STORE => Op::Store(addr(), f.value),
+        FORK => Op::Fork,
+        SPAWN => Op::Spawn,
+        EXIT => Op::Exit,
+        SLEEP if f.vb != 0xff && f.vb >= SLEEP_CURRENT => {
+            let pid = m.cpus[cpu as usize].running.map_or(0, |r| r.0);
+            Op::UmtxSleep(addr(), peek_word(m, pid, addr()))
+        }
+        SLEEP => Op::UmtxSleep(addr(), f.value),
+        WAKEUP => Op::UmtxWakeup(addr()),
+        PREAD => Op::ProcfsRead(pid(), addr()),
+        PWRITE => Op::ProcfsWrite(pid(), addr(), f.value),
+        MADVISE => Op::Madvise(addr().page),
+        MPROT_R => Op::Mprotect(addr().page, false),
+        MPROT_RW => Op::Mprotect(addr().page, true),
+        _ => unreachable!(),
     }
 }
+
+/// The encoder: the record that decodes to a line, in the state it runs in (codec_encode.rs).
+#[path = "codec_encode.rs"]
+mod encode_side;
+pub use encode_side::{encode, encode_header, encode_step};
 
 /// Decode a whole byte string into steps, running the machine without judgement (the
 /// program goes on past any violation; it stops at a model panic).

@@ -250,6 +250,25 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
     sit
 }
 
+/// The page `pid` would see at `page` by its map's shadow chain: (depth of the object that has
+/// it, frame), or None when no object has it yet.
+fn chain_depth(m: &Machine, pid: u32, page: u8) -> Option<(u32, u32)> {
+    let p = m.proc(pid);
+    let e = p.map.entries[p.map.lookup(page)];
+    let (mut o, mut idx, mut depth) = (e.object, e.offset + (page - e.start), 0u32);
+    loop {
+        let ob = m.obj(o);
+        let f = ob.pages[idx as usize];
+        if f != crate::phys::NO_FRAME {
+            return Some((depth, f));
+        }
+        let b = ob.backing?;
+        idx += ob.backing_offset;
+        o = b;
+        depth += 1;
+    }
+}
+
 fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let cpu = s.cpu as usize;
     let (opcode, target, page): (u32, Option<u32>, Option<u8>) = match s.op {
@@ -300,29 +319,7 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let pte_state = if !pte.present() { 0 } else if pte.writable { 2 } else { 1 };
     // Where the page lives: nowhere yet, the top object, or a backing object (COW-shared).
     // A writable PTE maps a page of the top object: no walk needed (the common case).
-    let mut found = None;
-    if pte_state == 2 {
-        found = Some((0u32, pte.frame));
-    } else {
-        let e = p.map.entries[p.map.lookup(page)];
-        let (mut o, mut idx, mut depth) = (e.object, e.offset + (page - e.start), 0u32);
-        loop {
-            let ob = m.obj(o);
-            let f = ob.pages[idx as usize];
-            if f != crate::phys::NO_FRAME {
-                found = Some((depth, f));
-                break;
-            }
-            match ob.backing {
-                Some(b) => {
-                    idx += ob.backing_offset;
-                    o = b;
-                    depth += 1;
-                }
-                None => break,
-            }
-        }
-    }
+    let found = if pte_state == 2 { Some((0u32, pte.frame)) } else { chain_depth(m, pid, page) };
     let location = match found {
         None => 0,
         Some((0, _)) => 1,

@@ -157,20 +157,26 @@ pub fn observed_canon(o: &Observed, out: &mut Vec<u64>) {
 impl Lin {
     /// Become a copy of `o`, reusing this value's allocations (explore copies a state per line).
     pub fn copy_from(&mut self, o: &Lin) {
-        self.cands.truncate(o.cands.len());
-        for (d, s) in self.cands.iter_mut().zip(&o.cands) {
-            d.procs.clone_from(&s.procs);
-            d.shm = s.shm;
-            d.sleepers.clone_from(&s.sleepers);
-        }
-        for s in &o.cands[self.cands.len()..] {
-            self.cands.push(s.clone());
-        }
+        copy_states(&mut self.cands, &o.cands);
+        copy_states(&mut self.fast, &o.fast);
         self.window.clone_from(&o.window);
         self.open = o.open;
         self.reports.clone_from(&o.reports);
         self.asleep.clone_from(&o.asleep);
         self.literal = o.literal;
         self.budget = o.budget;
+    }
+}
+
+/// `dst` becomes a copy of `src`, reusing `dst`'s allocations.
+fn copy_states(dst: &mut Vec<Judge>, src: &[Judge]) {
+    dst.truncate(src.len());
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.procs.clone_from(&s.procs);
+        d.shm = s.shm;
+        d.sleepers.clone_from(&s.sleepers);
+    }
+    for s in &src[dst.len()..] {
+        dst.push(s.clone());
     }
 }

@@ -124,142 +124,9 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
         _ => data,
     };
     let (head, recs) = records(data);
+    let p = Parsed { data, head, recs };
     let mut out: Vec<u8> = Vec::with_capacity(max_size.min(data.len() + 4 * RECORD));
-    let n = recs.len();
-    let used = || used_addresses(data, &recs); // only where a new line is made
-    let rec = |i: usize| &data[recs[i].0..recs[i].1];
-    // The header first: a missing header byte takes the default, so write both.
-    let header = |out: &mut Vec<u8>| {
-        out.extend_from_slice(&data[..head]);
-        while out.len() < 2 {
-            out.push(0);
-        }
-    };
-    let roll = r.below(100);
-    // lines with an `until` (where an op may be stopped in flight), only when that mutation
-    // is drawn; every record is whole here (the last one padded above)
-    let paused: Vec<usize> =
-        if (25..=34).contains(&roll) { (0..n).filter(|&i| data[recs[i].0 + 4] >= UNTIL).collect() } else { Vec::new() };
-    match roll {
-        // one or two lines right after a line with an `until` (the rest kept, or cut): a race
-        // goes on where an op stopped, and lines after the stop may occupy the CPUs it needs
-        // (measured on a cow-make-before-break corpus: from an input whose store pauses at
-        // `ipi_wait`, cutting after it finishes the witness 20 times as often as appending)
-        25..=34 if !paused.is_empty() => {
-            let at = paused[r.below(paused.len())] + 1;
-            let keep_rest = r.below(2) == 0;
-            let used = used();
-            header(&mut out);
-            (0..at).for_each(|i| out.extend_from_slice(rec(i)));
-            for _ in 0..1 + r.below(2) {
-                out.extend_from_slice(&random_record(&mut r, &used));
-            }
-            if keep_rest {
-                (at..n).for_each(|i| out.extend_from_slice(rec(i)));
-            }
-        }
-        // append one or two lines: finish a prefix that set a race up
-        0..=34 => {
-            let used = used();
-            header(&mut out);
-            out.extend_from_slice(&data[head.max(2).min(data.len())..]);
-            for _ in 0..1 + r.below(2) {
-                out.extend_from_slice(&random_record(&mut r, &used));
-            }
-        }
-        // insert a line
-        35..=46 => {
-            let at = r.below(n + 1);
-            let used = used();
-            header(&mut out);
-            for i in 0..n {
-                if i == at {
-                    out.extend_from_slice(&random_record(&mut r, &used));
-                }
-                out.extend_from_slice(rec(i));
-            }
-            if at == n {
-                out.extend_from_slice(&random_record(&mut r, &used));
-            }
-        }
-        // erase a line
-        47..=54 if n > 0 => {
-            let gone = r.below(n);
-            header(&mut out);
-            (0..n).filter(|&i| i != gone).for_each(|i| out.extend_from_slice(rec(i)));
-        }
-        // copy a line to another place (a second store, the same load again later)
-        55..=62 if n > 0 => {
-            let (from, at) = (r.below(n), r.below(n + 1));
-            header(&mut out);
-            for i in 0..=n {
-                if i == at {
-                    out.extend_from_slice(rec(from));
-                }
-                if i < n {
-                    out.extend_from_slice(rec(i));
-                }
-            }
-        }
-        // swap two lines
-        63..=67 if n > 1 => {
-            let a = r.below(n);
-            let b = (a + 1 + r.below(n - 1)) % n;
-            header(&mut out);
-            for i in 0..n {
-                out.extend_from_slice(rec(if i == a { b } else if i == b { a } else { i }));
-            }
-        }
-        // cut the program after a line
-        68..=71 if n > 1 => {
-            header(&mut out);
-            let keep = 1 + r.below(n - 1);
-            (0..keep).for_each(|i| out.extend_from_slice(rec(i)));
-        }
-        // the hardware byte: CPUs and TLB mode
-        72..=74 => {
-            header(&mut out);
-            out[0] = r.byte();
-            out.extend_from_slice(&data[head.max(2).min(data.len())..]);
-        }
-        // change one field of one line
-        _ if n > 0 => {
-            let i = r.below(n);
-            header(&mut out);
-            let (s, e) = recs[i];
-            out.extend_from_slice(&data[head.max(2).min(s)..s]);
-            let mut line = data[s..e].to_vec();
-            line.resize(line.len().max(RECORD), 0);
-            let f = match r.below(6) {
-                0 => {
-                    line[0] = (line[0] & 0xf0) | r.byte() & 15; // the operation
-                    None
-                }
-                1 => {
-                    line[0] = (line[0] & 15) | r.byte() & 0xf0; // the CPU
-                    None
-                }
-                2 => Some(1),
-                3 => Some(2),
-                4 => Some(3),
-                _ => {
-                    line[4] = until_byte(&mut r);
-                    None
-                }
-            };
-            if let Some(f) = f {
-                // an escape stays an escape (its u32 follows); a plain byte stays plain
-                if line[f] != 0xff {
-                    line[f] = if f == 1 { r.byte() } else { r.byte() % 0xff };
-                } else {
-                    return None;
-                }
-            }
-            out.extend_from_slice(&line);
-            out.extend_from_slice(&data[e..]);
-        }
-        _ => return None,
-    }
+    edit(&mut r, &p, &mut out)?;
     if out.len() > max_size {
         // whole records only
         let (_, recs) = records(&out);
@@ -270,6 +137,178 @@ pub fn mutate_with(data: &[u8], max_size: usize, seed: u32, uniform: bool) -> Op
         return None;
     }
     Some(out)
+}
+
+/// An input split into its header and whole records.
+struct Parsed<'a> {
+    data: &'a [u8],
+    head: usize,
+    recs: Vec<(usize, usize)>,
+}
+
+impl Parsed<'_> {
+    fn rec(&self, i: usize) -> &[u8] {
+        &self.data[self.recs[i].0..self.recs[i].1]
+    }
+
+    /// The header first: a missing header byte takes the default, so write both.
+    fn header(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.data[..self.head]);
+        while out.len() < 2 {
+            out.push(0);
+        }
+    }
+
+    /// Everything after the header.
+    fn body(&self) -> &[u8] {
+        &self.data[self.head.max(2).min(self.data.len())..]
+    }
+}
+
+/// The mutation drawn (a roll of 100): new lines, the hardware byte, or an edit of the lines.
+/// None: it does not apply to this input.
+fn edit(r: &mut Rng, p: &Parsed, out: &mut Vec<u8>) -> Option<()> {
+    let n = p.recs.len();
+    let used = || used_addresses(p.data, &p.recs); // only where a new line is made
+    let roll = r.below(100);
+    // lines with an `until` (where an op may be stopped in flight), only when that mutation
+    // is drawn; every record is whole here (the last one padded above)
+    let paused: Vec<usize> =
+        if (25..=34).contains(&roll) { (0..n).filter(|&i| p.data[p.recs[i].0 + 4] >= UNTIL).collect() } else { Vec::new() };
+    match roll {
+        // one or two lines right after a line with an `until` (the rest kept, or cut): a race
+        // goes on where an op stopped, and lines after the stop may occupy the CPUs it needs
+        // (measured on a cow-make-before-break corpus: from an input whose store pauses at
+        // `ipi_wait`, cutting after it finishes the witness 20 times as often as appending)
+        25..=34 if !paused.is_empty() => {
+            let at = paused[r.below(paused.len())] + 1;
+            let keep_rest = r.below(2) == 0;
+            let used = used();
+            p.header(out);
+            (0..at).for_each(|i| out.extend_from_slice(p.rec(i)));
+            for _ in 0..1 + r.below(2) {
+                out.extend_from_slice(&random_record(r, &used));
+            }
+            if keep_rest {
+                (at..n).for_each(|i| out.extend_from_slice(p.rec(i)));
+            }
+        }
+        // append one or two lines: finish a prefix that set a race up
+        0..=34 => {
+            let used = used();
+            p.header(out);
+            out.extend_from_slice(p.body());
+            for _ in 0..1 + r.below(2) {
+                out.extend_from_slice(&random_record(r, &used));
+            }
+        }
+        // insert a line
+        35..=46 => {
+            let at = r.below(n + 1);
+            let used = used();
+            p.header(out);
+            for i in 0..n {
+                if i == at {
+                    out.extend_from_slice(&random_record(r, &used));
+                }
+                out.extend_from_slice(p.rec(i));
+            }
+            if at == n {
+                out.extend_from_slice(&random_record(r, &used));
+            }
+        }
+        // erase, copy, swap, cut (where the input has lines enough), else a field
+        47..=71 if reorder(r, p, roll, out) => {}
+        // the hardware byte: CPUs and TLB mode
+        72..=74 => {
+            p.header(out);
+            out[0] = r.byte();
+            out.extend_from_slice(p.body());
+        }
+        _ if n > 0 => change_field(r, p, out)?,
+        _ => return None,
+    }
+    Some(())
+}
+
+/// Erase a line, copy one elsewhere, swap two, or cut after one (by `roll`); false when the
+/// input has too few lines for it.
+fn reorder(r: &mut Rng, p: &Parsed, roll: usize, out: &mut Vec<u8>) -> bool {
+    let n = p.recs.len();
+    match roll {
+        47..=54 if n > 0 => {
+            let gone = r.below(n);
+            p.header(out);
+            (0..n).filter(|&i| i != gone).for_each(|i| out.extend_from_slice(p.rec(i)));
+        }
+        // a second store, the same load again later
+        55..=62 if n > 0 => {
+            let (from, at) = (r.below(n), r.below(n + 1));
+            p.header(out);
+            for i in 0..=n {
+                if i == at {
+                    out.extend_from_slice(p.rec(from));
+                }
+                if i < n {
+                    out.extend_from_slice(p.rec(i));
+                }
+            }
+        }
+        63..=67 if n > 1 => {
+            let a = r.below(n);
+            let b = (a + 1 + r.below(n - 1)) % n;
+            p.header(out);
+            for i in 0..n {
+                out.extend_from_slice(p.rec(if i == a { b } else if i == b { a } else { i }));
+            }
+        }
+        68..=71 if n > 1 => {
+            p.header(out);
+            let keep = 1 + r.below(n - 1);
+            (0..keep).for_each(|i| out.extend_from_slice(p.rec(i)));
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Change one field of one line: the operation, the CPU, the address, value or pid byte, or
+/// the `until` byte. None where the field is an escape (its u32 follows).
+fn change_field(r: &mut Rng, p: &Parsed, out: &mut Vec<u8>) -> Option<()> {
+    let i = r.below(p.recs.len());
+    p.header(out);
+    let (s, e) = p.recs[i];
+    out.extend_from_slice(&p.data[p.head.max(2).min(s)..s]);
+    let mut line = p.data[s..e].to_vec();
+    line.resize(line.len().max(RECORD), 0);
+    let f = match r.below(6) {
+        0 => {
+            line[0] = (line[0] & 0xf0) | r.byte() & 15; // the operation
+            None
+        }
+        1 => {
+            line[0] = (line[0] & 15) | r.byte() & 0xf0; // the CPU
+            None
+        }
+        2 => Some(1),
+        3 => Some(2),
+        4 => Some(3),
+        _ => {
+            line[4] = until_byte(r);
+            None
+        }
+    };
+    if let Some(f) = f {
+        // an escape stays an escape (its u32 follows); a plain byte stays plain
+        if line[f] != 0xff {
+            line[f] = if f == 1 { r.byte() } else { r.byte() % 0xff };
+        } else {
+            return None;
+        }
+    }
+    out.extend_from_slice(&line);
+    out.extend_from_slice(&p.data[e..]);
+    Some(())
 }
 
 /// The length `data` has once its last record is complete (escapes included).

@@ -477,94 +477,106 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
             if assertion.is_some() {
                 return err(ln, "a header line cannot carry '->'");
             }
-            match first {
-                "hw" => {
-                    let spec = HwSpec::parse(&toks[1..].join(" ")).map_err(|m| InputError { line: ln, msg: m })?;
-                    prog.hw = prog.hw.overlay(spec);
-                }
-                "kernel" => {
-                    if toks.len() != 2 {
-                        return err(ln, "usage: kernel NAME");
-                    }
-                    if crate::kernel::by_name(toks[1]).is_none() {
-                        return err(ln, format!("unknown kernel '{}' (valid: {})", toks[1], crate::kernel::names().join(", ")));
-                    }
-                    prog.kernel = Some(toks[1].to_string());
-                }
-                "os" => {
-                    if toks.len() != 2 || !matches!(toks[1], "dragonfly" | "linux") {
-                        return err(ln, "usage: os dragonfly | os linux");
-                    }
-                    prog.os = Some(toks[1].to_string());
-                }
-                _ => {
-                    let e = match toks.as_slice() {
-                        [_, k, "clean"] => Expect { kernel: k.to_string(), verdict: None },
-                        [_, k, kind, step] => {
-                            let kind = Kind::from_name(kind).ok_or_else(|| InputError {
-                                line: ln,
-                                msg: format!("unknown violation kind '{kind}'"),
-                            })?;
-                            let st: u32 = step
-                                .parse()
-                                .ok()
-                                .filter(|s| *s >= 1)
-                                .ok_or_else(|| InputError { line: ln, msg: format!("bad step '{step}'") })?;
-                            Expect { kernel: k.to_string(), verdict: Some((kind, st)) }
-                        }
-                        _ => return err(ln, "usage: expect KERNEL clean | expect KERNEL KIND STEP"),
-                    };
-                    if crate::kernel::by_name(&e.kernel).is_none() {
-                        return err(ln, format!("unknown kernel '{}' (valid: {})", e.kernel, crate::kernel::names().join(", ")));
-                    }
-                    prog.expects.push(e);
-                }
-            }
+            parse_header(&mut prog, ln, &toks)?;
             continue;
         }
-        let cpu = first
-            .strip_prefix("cpu")
-            // `cpu00`, `cpu01`: one spelling per CPU, as the core prints them
-            .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()) && !(d.len() > 1 && d.starts_with('0')))
-            .and_then(|d| d.parse::<u8>().ok())
-            .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel, os or expect, got '{first}'") })?;
-        if toks.len() < 2 {
-            return err(ln, "missing operation after cpu");
-        }
-        let mut toks = toks;
-        let mut until = None;
-        if toks.len() >= 2 && toks[toks.len() - 2] == "until" {
-            let name = toks[toks.len() - 1];
-            let p = Point::from_name(name).ok_or_else(|| InputError {
-                line: ln,
-                msg: format!("unknown yield point '{name}' (points: {})", points_text(0xff)),
-            })?;
-            until = Some(p);
-            toks.truncate(toks.len() - 2);
-            if toks.len() < 2 {
-                return err(ln, "missing operation before 'until'");
-            }
-        }
-        let op = parse_op(&toks[1..]).map_err(|m| InputError { line: ln, msg: m })?;
-        if let Some(p) = until {
-            if op == Op::Ipi {
-                return err(ln, "ipi takes no 'until'");
-            }
-            // vm_fault_page's pmap_enter exists in some kernels only: checked when run.
-            if op != Op::Resume && op.points(true) & p.bit() == 0 {
-                let name = toks[1];
-                return err(ln, format!("{name} has no yield point '{}' (its points: {})", p.name(), points_text(op.points(true))));
-            }
-        }
+        let step = parse_step(ln, toks)?;
         let a = match assertion {
             Some(a) => Some(parse_assertion(a).map_err(|m| InputError { line: ln, msg: m })?),
             None => None,
         };
-        prog.steps.push(Step { cpu, op, until });
+        prog.steps.push(step);
         prog.asserts.push(a);
         prog.lines.push(ln);
     }
     Ok(prog)
+}
+
+fn unknown_kernel(ln: usize, name: &str) -> InputError {
+    InputError { line: ln, msg: format!("unknown kernel '{name}' (valid: {})", crate::kernel::names().join(", ")) }
+}
+
+/// A header line (`hw`, `kernel`, `os`, `expect`) into `prog`.
+fn parse_header(prog: &mut Program, ln: usize, toks: &[&str]) -> Result<(), InputError> {
+    match toks[0] {
+        "hw" => {
+            let spec = HwSpec::parse(&toks[1..].join(" ")).map_err(|m| InputError { line: ln, msg: m })?;
+            prog.hw = prog.hw.overlay(spec);
+        }
+        "kernel" => {
+            if toks.len() != 2 {
+                return err(ln, "usage: kernel NAME");
+            }
+            if crate::kernel::by_name(toks[1]).is_none() {
+                return Err(unknown_kernel(ln, toks[1]));
+            }
+            prog.kernel = Some(toks[1].to_string());
+        }
+        "os" => {
+            if toks.len() != 2 || !matches!(toks[1], "dragonfly" | "linux") {
+                return err(ln, "usage: os dragonfly | os linux");
+            }
+            prog.os = Some(toks[1].to_string());
+        }
+        _ => {
+            let e = match toks {
+                [_, k, "clean"] => Expect { kernel: k.to_string(), verdict: None },
+                [_, k, kind, step] => {
+                    let kind = Kind::from_name(kind)
+                        .ok_or_else(|| InputError { line: ln, msg: format!("unknown violation kind '{kind}'") })?;
+                    let st: u32 = step
+                        .parse()
+                        .ok()
+                        .filter(|s| *s >= 1)
+                        .ok_or_else(|| InputError { line: ln, msg: format!("bad step '{step}'") })?;
+                    Expect { kernel: k.to_string(), verdict: Some((kind, st)) }
+                }
+                _ => return err(ln, "usage: expect KERNEL clean | expect KERNEL KIND STEP"),
+            };
+            if crate::kernel::by_name(&e.kernel).is_none() {
+                return Err(unknown_kernel(ln, &e.kernel));
+            }
+            prog.expects.push(e);
+        }
+    }
+    Ok(())
+}
+
+/// An op line's tokens (`cpuN OP ARGS [until POINT]`, the assertion split off).
+fn parse_step(ln: usize, mut toks: Vec<&str>) -> Result<Step, InputError> {
+    let first = toks[0];
+    let cpu = first
+        .strip_prefix("cpu")
+        // `cpu00`, `cpu01`: one spelling per CPU, as the core prints them
+        .filter(|d| !d.is_empty() && d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()) && !(d.len() > 1 && d.starts_with('0')))
+        .and_then(|d| d.parse::<u8>().ok())
+        .ok_or_else(|| InputError { line: ln, msg: format!("expected cpuN, hw, kernel, os or expect, got '{first}'") })?;
+    if toks.len() < 2 {
+        return err(ln, "missing operation after cpu");
+    }
+    let mut until = None;
+    if toks.len() >= 2 && toks[toks.len() - 2] == "until" {
+        let name = toks[toks.len() - 1];
+        let p = Point::from_name(name)
+            .ok_or_else(|| InputError { line: ln, msg: format!("unknown yield point '{name}' (points: {})", points_text(0xff)) })?;
+        until = Some(p);
+        toks.truncate(toks.len() - 2);
+        if toks.len() < 2 {
+            return err(ln, "missing operation before 'until'");
+        }
+    }
+    let op = parse_op(&toks[1..]).map_err(|m| InputError { line: ln, msg: m })?;
+    if let Some(p) = until {
+        if op == Op::Ipi {
+            return err(ln, "ipi takes no 'until'");
+        }
+        // vm_fault_page's pmap_enter exists in some kernels only: checked when run.
+        if op != Op::Resume && op.points(true) & p.bit() == 0 {
+            let name = toks[1];
+            return err(ln, format!("{name} has no yield point '{}' (its points: {})", p.name(), points_text(op.points(true))));
+        }
+    }
+    Ok(Step { cpu, op, until })
 }
 
 impl Program {

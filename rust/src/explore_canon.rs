@@ -1,0 +1,229 @@
+//! explore's canonical state hash (docs/contract.md §5): the machine and the judge written
+//! as words with frames and objects renamed in order of first reference, so states equal up
+//! to allocation order hash alike. A child of `explore.rs`.
+
+use super::*;
+
+pub(super) struct Canon {
+    buf: Vec<u64>,
+    fmap: Vec<u32>,
+    omap: Vec<u32>,
+    frames: Vec<u32>,
+    objs: Vec<u32>,
+}
+
+impl Canon {
+    pub(super) fn new() -> Canon {
+        Canon { buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
+    }
+
+    #[inline]
+    fn f(&mut self, f: u32) -> u64 {
+        if f == NO_FRAME {
+            return u32::MAX as u64;
+        }
+        let i = f as usize;
+        if self.fmap[i] == u32::MAX {
+            self.fmap[i] = self.frames.len() as u32;
+            self.frames.push(f);
+        }
+        self.fmap[i] as u64
+    }
+
+    #[inline]
+    fn o(&mut self, o: u32) -> u64 {
+        let i = o as usize;
+        if i >= self.omap.len() {
+            return u32::MAX as u64;
+        }
+        if self.omap[i] == u32::MAX {
+            self.omap[i] = self.objs.len() as u32;
+            self.objs.push(o);
+        }
+        self.omap[i] as u64
+    }
+
+    fn kop(&mut self, m: &Machine, k: &KOp) {
+        step_code(&Step { cpu: 0, op: k.op, until: None }, &mut self.buf);
+        let fs = &k.fs;
+        let gen_eq = fs.pid >= 1
+            && (fs.pid as usize) <= m.procs.len()
+            && m.proc(fs.pid).map.generation == fs.map_gen;
+        let w = [
+            (k.pid as u64) << 32 | k.tid as u64,
+            k.phase as u64 | (fs.phase as u64) << 8 | (fs.va as u64) << 16 | (fs.ft.write as u64) << 24
+                | (fs.ft.override_write as u64) << 25 | (fs.writable as u64) << 26 | (gen_eq as u64) << 27
+                | (fs.cowed as u64) << 28 | (k.paused as u64) << 29 | (k.retried as u64) << 30
+                | (fs.pindex as u64) << 32 | (fs.found_idx as u64) << 40 | (k.tries as u64) << 48,
+            fs.pid as u64 | (k.map_lock as u64) << 32,
+            k.at.map_or(0, |p| p as u64 + 1),
+            outcome_code(k.result),
+        ];
+        self.buf.extend_from_slice(&w);
+        let first = self.o(fs.first);
+        let found = self.o(fs.found_obj);
+        let fr = self.f(fs.frame);
+        let busy = self.f(k.busy);
+        let held = self.f(k.held);
+        self.buf.extend_from_slice(&[first, found, fr, busy, held]);
+        let wait = match k.waiting {
+            None => 0,
+            Some(Lock::Busy(f)) => 1 | self.f(f) << 8,
+            Some(Lock::Map(p)) => 2 | (p as u64) << 8,
+            Some(Lock::Pte(p, va)) => 3 | (p as u64) << 8 | (va as u64) << 40,
+            Some(Lock::Siblings(p)) => 4 | (p as u64) << 8,
+        };
+        self.buf.push(wait);
+        // madvise keeps an object in aux; switch keeps address spaces (pids).
+        let aux = if matches!(k.op, Op::Madvise(_)) { self.o(k.aux) } else { k.aux as u64 };
+        self.buf.push(aux | (k.aux2 as u64) << 32);
+    }
+
+    /// The canonical form of (machine, judge) in `self.buf`.
+    fn build(&mut self, m: &Machine, j: &Lin) {
+        self.buf.clear();
+        self.frames.clear();
+        self.objs.clear();
+        self.fmap.clear();
+        self.fmap.resize(m.phys.frames.len(), u32::MAX);
+        self.omap.clear();
+        self.omap.resize(m.objects.len(), u32::MAX);
+        self.cpus(m);
+        self.procs(m);
+        self.vm(m);
+        self.buf.push(u64::MAX);
+        j.canon(&mut self.buf);
+    }
+
+    /// Each CPU: what it runs, its TLB (frames renamed), its op in flight.
+    fn cpus(&mut self, m: &Machine) {
+        for c in &m.cpus {
+            let run = c.running.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32);
+            self.buf.push(run);
+            self.buf.push(c.space as u64 | (c.tlb.entries.len() as u64) << 32);
+            for e in &c.tlb.entries {
+                let f = self.f(e.frame);
+                self.buf.push(e.asid as u64 | (e.va as u64) << 32 | (e.writable as u64) << 40);
+                self.buf.push(f);
+            }
+            match &c.kop {
+                None => self.buf.push(0),
+                Some(k) => {
+                    self.buf.push(1);
+                    self.kop(m, k);
+                }
+            }
+        }
+    }
+
+    /// Each process: its threads' states, map entries (objects renamed), PTEs.
+    fn procs(&mut self, m: &Machine) {
+        self.buf.push(m.procs.len() as u64);
+        for p in &m.procs {
+            let mut ts = p.alive as u64;
+            for (i, t) in p.threads.iter().enumerate() {
+                let s = match t.state {
+                    crate::proc::ThreadState::Runnable => 1,
+                    crate::proc::ThreadState::Running(c) => 2 + c as u64,
+                    crate::proc::ThreadState::Blocked => 12,
+                    crate::proc::ThreadState::Dead => 13,
+                };
+                ts |= s << (4 + 4 * i);
+            }
+            self.buf.push(ts);
+            self.buf.push(p.map.entries.len() as u64 | (p.pmap.pm_active as u64) << 8);
+            for e in &p.map.entries {
+                let o = self.o(e.object);
+                self.buf.push(
+                    e.start as u64 | (e.end as u64) << 8 | (e.offset as u64) << 16 | (e.prot_write as u64) << 24
+                        | (e.max_write as u64) << 25 | (e.cow as u64) << 26 | (e.needs_copy as u64) << 27
+                        | (e.inherit_share as u64) << 28 | o << 32,
+                );
+            }
+            for pte in &p.pmap.pte {
+                let f = self.f(pte.frame);
+                self.buf.push(f | (pte.writable as u64) << 40);
+            }
+        }
+    }
+
+    /// The rest of the VM: sleepers, shootdown records, the objects reached and the frames.
+    fn vm(&mut self, m: &Machine) {
+        let fo = self.o(m.file_object);
+        let so = self.o(m.shm_object);
+        self.buf.push(fo | so << 32);
+        let mut sl = m.sleepers.clone();
+        sl.sort_unstable_by_key(|s| (s.pid, s.tid, s.word, s.frame));
+        self.buf.push(sl.len() as u64);
+        for s in &sl {
+            let f = self.f(s.frame);
+            self.buf.push((s.pid as u64) << 32 | s.tid as u64);
+            self.buf.push(f | (s.word as u64) << 40);
+        }
+        self.buf.push(m.invals.len() as u64);
+        for r in &m.invals {
+            self.buf.push(r.owner as u64 | (r.va as u64) << 8 | (r.pending as u64) << 16 | (r.asid as u64) << 32);
+        }
+        // Objects reached, in order of first reference (their backing objects join the list).
+        let mut i = 0;
+        while i < self.objs.len() {
+            let ob = &m.objects[self.objs[i] as usize];
+            let (otype, size, pages, backing, boff, rc, sc) =
+                (ob.otype as u64, ob.size, ob.pages, ob.backing, ob.backing_offset, ob.ref_count, ob.shadow_count);
+            let b = backing.map_or(u32::MAX as u64, |b| self.o(b));
+            self.buf.push(otype | (size as u64) << 8 | (boff as u64) << 16 | b << 32);
+            self.buf.push(rc as u64 | (sc as u64) << 32);
+            for f in pages {
+                let c = self.f(f);
+                self.buf.push(c);
+            }
+            i += 1;
+        }
+        for i in 0..self.frames.len() {
+            let fr = m.phys.get(self.frames[i]);
+            self.buf.push(fr.words[0] as u64 | (fr.words[1] as u64) << 32);
+            self.buf.push(fr.words[2] as u64 | (fr.words[3] as u64) << 32);
+            self.buf.push(fr.owned as u64 | (fr.freed as u64) << 1 | (fr.hold as u64) << 8);
+        }
+    }
+
+    pub(super) fn hash(&mut self, m: &Machine, j: &Lin) -> u128 {
+        self.build(m, j);
+        hash128(&self.buf)
+    }
+}
+
+/// Two independent 64-bit multiply-xorshift lanes, finalised with splitmix64.
+fn hash128(words: &[u64]) -> u128 {
+    #[inline]
+    fn fin(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    let mut a: u64 = 0x243f6a8885a308d3;
+    let mut b: u64 = 0x13198a2e03707344 ^ words.len() as u64;
+    for &w in words {
+        a = (a ^ w).wrapping_mul(0x9e3779b97f4a7c15);
+        a ^= a >> 29;
+        b = (b ^ w.rotate_left(23)).wrapping_mul(0xc2b2ae3d27d4eb4f);
+        b ^= b >> 31;
+    }
+    ((fin(a) as u128) << 64) | fin(b ^ a.rotate_left(7)) as u128
+}
+
+#[derive(Default)]
+pub(super) struct IdHash(u64);
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!()
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+pub(super) type Table = HashMap<u128, u8, std::hash::BuildHasherDefault<IdHash>>;
+
