@@ -336,11 +336,13 @@ def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0,
             por: bool = True, off: list[str] = ..., on: list[str] = ..., progress: object | None = None,
             max_table: int = 30000000, arrived_hint: bool = False, pages: list[str] | None = None,
             values: list[int] | None = None, prefix: str | None = None,
-            distinguish: bool = False) -> ExploreDict:
+            distinguish: bool = False, stops: int | None = None) -> ExploreDict:
     """Every program of up to `depth` lines from the initial state, breadth by length with state
     hashing and a commutation reduction (docs/contract.md §5 `explore`). `off`/`on`: safety actions switched
     off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
-    `time_s` 0: no limit. Raises ValueError for an unknown kernel, action, page or bad hw."""
+    `time_s` 0: no limit. `stops`: at most that many lines with `until` that leave their op in
+    flight on a path (None: no bound). Raises ValueError for an unknown kernel, action, page or
+    bad hw."""
 
 def random_search(kernel: str, budget_s: float, hw: str | None = None, off: list[str] = ...,
                   on: list[str] = ..., seed: int = 1,

@@ -492,9 +492,23 @@ def run(program: ProgramLike, kernel: str | None = None, hw: str | None = None) 
     program, a step not applicable when reached, or a bad kernel/hw argument."""
     try:
         if isinstance(program, builtins.bytes):
-            return Report.from_core(_core.run_bytes(program, kernel, hw))
+            return Report.from_core(report(program, kernel, hw))
         if isinstance(program, str):
             program = Program.parse(program, hw)
-        return Report.from_core(_core.run_text(program._core_text(), kernel, hw), program)
+        return Report.from_core(report(program._core_text(), kernel, hw), program)
     except ValueError as e:
         raise _core_error(e) from None
+
+
+def report(program: str | builtins.bytes, kernel: str | None = None, hw: str | None = None, *,
+           past_internal: bool = False) -> _core.ReportDict:
+    """The core's report as a dict (`_core.ReportDict`, the stub's declared keys) of core text
+    or a byte-form input: the one place the package runs a program on the core (`run` wraps
+    it in `Report`; the tools that keep dicts — campaigns, minimize, explain — call this).
+    `past_internal`: run on past a core-only violation to the first user-visible one (text
+    only). Raises `_core.InputError` (a ValueError, `.line` and `.reason`)."""
+    if isinstance(program, (builtins.bytes, bytearray)):
+        if past_internal:
+            raise ValueError("past_internal applies to text programs")
+        return _core.run_bytes(builtins.bytes(program), kernel, hw)
+    return _core.run_text(program, kernel, hw, past_internal)

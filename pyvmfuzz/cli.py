@@ -9,6 +9,7 @@ import sys
 import time
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 from pyvmfuzz.programs import InputError, load, overlay_hw, run as run_program, visible, walk
 
 KERNELS = [name for name, _ in _core.kernels()]
@@ -383,7 +384,7 @@ def cmd_minimize(args) -> int:
         witness = extend(small, portable=ALL) or (
             extend(rep, portable=ALL) if len(rep["steps"]) > len(small["steps"]) else None)
         if witness is not None and witness["internal"] is None:  # a replaced last line shows it
-            small, witness = _core.run_text("\n".join([witness["hw"]] + witness["steps"]) + "\n", rep["kernel"]), None
+            small, witness = _api.report("\n".join([witness["hw"]] + witness["steps"]) + "\n", rep["kernel"]), None
     sv = (witness or small)["violation"]
     after = len((witness or small)["steps"])
     # The form of a campaign's finding: `->` asserts the correct (oracle's) outcomes and
@@ -489,7 +490,7 @@ def _bench_linux(seed: int, programs: int = 100) -> None:
     lx = time.perf_counter() - t0
     t0 = time.perf_counter()
     for c, o in progs:
-        _core.run_text("\n".join([f"hw cpus={c}"] + o) + "\n", "fixed")
+        _api.report("\n".join([f"hw cpus={c}"] + o) + "\n", "fixed")
     md = time.perf_counter() - t0
     print(f"\n## Linux (this host's kernel, oracle-judged) vs the model, same {programs} programs ({steps} steps)")
     print(f"linux: {programs / lx:,.1f} programs/s, {steps / lx:,.0f} steps/s, {bad} oracle violations")
@@ -782,7 +783,7 @@ def cmd_bench(args) -> int:
         traces = []
         steps = 0
         for d in inputs:
-            rep = _core.run_bytes(d, k)
+            rep = _api.report(d, k)
             steps += len(rep["steps"])
             traces.append(observations(rep))
         t0 = time.perf_counter()
@@ -1110,6 +1111,10 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--cpus", type=int, default=None, help="number of CPUs (same as --hw cpus=N)")
     xp.add_argument("--depth", type=int, required=True, metavar="N", help="program length bound (lines)")
     xp.add_argument("--time", type=float, default=0.0, metavar="S", help="stop after S seconds, keeping the deepest bound proved")
+    xp.add_argument("--stops", type=int, default=None, metavar="K",
+                    help="at most K stops per program (lines with `until` that leave their op in flight, "
+                         "`resume until` included): long programs with few preemptions; a certificate then "
+                         "covers those programs only (docs/explore.md)")
     xp.add_argument("--pages", default=None, help="pages programs use (default data0,text0,shm0)")
     xp.add_argument("--values", default=None, help="values stores write (default 1)")
     xp.add_argument("--out", default="explore-findings", help="where the shortest violation is saved")

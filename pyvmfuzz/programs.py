@@ -341,11 +341,13 @@ def run(pf: ProgramFile, kernel: str | None, hw: str | None) -> dict:
     """Execute a loaded program; input errors are raised as InputError naming the file.
     A byte-form finding takes its kernel and hardware from its sidecar (`sidecar`) unless
     given here."""
+    from pyvmfuzz import api as _api  # (api imports this module)
+
     try:
         if pf.is_text:
-            return _core.run_text(pf.text, kernel, hw)
+            return _api.report(pf.text, kernel, hw)
         sc = sidecar(pf.path)
-        return _core.run_bytes(pf.data, kernel or sc.get("kernel"), overlay_hw(sc.get("hw"), hw))
+        return _api.report(pf.data, kernel or sc.get("kernel"), overlay_hw(sc.get("hw"), hw))
     except ValueError as e:
         err = InputError.from_core(e, pf.path)
         if pf.is_text:

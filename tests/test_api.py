@@ -542,3 +542,21 @@ def test_the_stub_check_sees_a_key_added_on_one_side():
     z.pop("story")
     _conforms(z, stub.ZooEntry, "zoo", problems)
     assert any("'story' in the stub" in p for p in problems), problems
+
+
+def test_the_package_runs_programs_only_through_the_api():
+    """One way into the core's run (issue 24): `pyvmfuzz.api.report`/`run`. The previous-build
+    benchmarks load two builds of the core on purpose and call each directly."""
+    import re
+
+    allowed = {"api.py", os.path.join("bench", "prevcore.py"), os.path.join("bench", "prevdiff.py")}
+    raw = re.compile(r"\b(?:_core|core|new|prev|mod)\.run_(?:text|bytes)\(")
+    found = []
+    for root, _, files in os.walk(PKG):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), PKG)
+            if f.endswith(".py") and rel not in allowed:
+                for n, line in enumerate(open(os.path.join(root, f), encoding="utf-8"), 1):
+                    if raw.search(line):
+                        found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)

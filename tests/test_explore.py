@@ -324,3 +324,39 @@ def test_explore_prints_plain_progress_where_stderr_is_not_a_terminal(monkeypatc
     bar.close()
     err = capsys.readouterr().err
     assert "explore fixed: 16,384 lines, bound 3 proved 2 states 1,234" in err
+
+
+# ---- the stop bound (issue 28: CHESS's preemption bound; a stop is a line with `until` that
+# leaves its op in flight)
+
+def _witness(r):
+    w = r["witness"]
+    return None if w is None else (w["kind"], len(w["steps"]), sum(" until " in s for s in w["steps"]))
+
+
+def test_a_stop_bound_keeps_the_witnesses_within_it_and_only_those():
+    # dirty-cow's shortest witness on 2 CPUs: 5 lines, one of them stopped (derived from the
+    # unbounded search, then each bound checked against it)
+    free = _core.explore("dirty-cow", 5, "cpus=2")
+    assert _witness(free)[1:] == (5, 1), free["witness"]
+    none = _core.explore("dirty-cow", 5, "cpus=2", stops=0)
+    assert none["witness"] is None and none["completed"] == 5
+    one = _core.explore("dirty-cow", 5, "cpus=2", stops=1)
+    assert _witness(one) == _witness(free)
+
+
+@pytest.mark.parametrize("kernel", [k for k, _ in _core.kernels()])
+def test_a_stop_bound_as_long_as_the_program_bounds_nothing(kernel):
+    # soundness of keying the state table by the stops left: the same proof, the same witness
+    free = _core.explore(kernel, 4, "cpus=2")
+    bounded = _core.explore(kernel, 4, "cpus=2", stops=4)
+    assert (bounded["completed"], _witness(bounded)) == (free["completed"], _witness(free))
+
+
+def test_cli_explore_stops(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pyvmfuzz", "explore", "--kernel", "dirty-cow", "--cpus", "2",
+                          "--depth", "5", "--stops", "0", "--no-save"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "at most 0 stop(s)" in out.stdout and "no violation up to 5 lines" in out.stdout, out.stdout
+    bad = subprocess.run([sys.executable, "-m", "pyvmfuzz", "explore", "--depth", "3", "--stops", "-1"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--stops" in bad.stderr and "Traceback" not in bad.stderr

@@ -128,3 +128,25 @@ def test_a_finding_asserts_only_what_every_expected_kernel_observes(tmp_path):
     assert "cpu1 switch P1.T2 -> ok" in text  # the lines every kernel agrees on keep theirs
     _, problems = check_paths([base + ".txt"], KERNELS)
     assert not problems, problems
+
+
+def test_the_extension_finishes_an_op_left_in_flight():
+    """Issue 28: the witness search tries `resume` and `ipi`. Under shootdown-no-ipi the COW of
+    P1's data0 drops P1's PTE of the old frame without an IPI to cpu1, which still caches it
+    (value 1): an internal tlb-incoherent while the store is paused before pmap_enter. The
+    user sees it once the store completes (resume) and cpu1 loads: 0x1 where 0x2 was stored.
+    (Without resume the search had to replace the store by other lines: an madvise witness.)"""
+    from pyvmfuzz.campaign.witness import candidate_lines, extend
+
+    text = ("hw cpus=2\ncpu0 spawn\ncpu1 switch P1.T2\ncpu0 store data0.0 0x1\ncpu0 fork\n"
+            "cpu1 load data0.0\ncpu0 store data0.0 0x2 until pmap_enter\n")
+    rep = _core.run_text(text, "shootdown-no-ipi")
+    assert rep["violation"]["kind"] == "tlb-incoherent" and rep["violation"]["step"] == 6
+    cands = candidate_lines(rep["hw"], rep["steps"], rep["trace"])
+    assert {"cpu0 resume", "cpu0 ipi", "cpu1 resume", "cpu1 ipi"} <= set(cands)
+    w = extend(rep, budget_s=30, max_added=2)
+    assert w is not None
+    assert w["steps"][6:] == ["cpu0 resume", "cpu1 load data0.0"], w["steps"]
+    v = w["violation"]
+    assert (v["kind"], v["step"], v["expected"], v["observed"]) == ("stale-read", 8, "0x2", "0x1")
+    assert w["internal"]["kind"] == "tlb-incoherent" and w["internal"]["step"] == 6

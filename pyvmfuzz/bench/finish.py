@@ -16,6 +16,7 @@ import random
 import re
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 
 VISIBLE = {"stale-read", "protection", "outcome", "lost-wakeup", "file-corruption"}
 MAX_SIZE = 2 + 5 * 32 + 16  # the campaign's -max_len (supervisor.py)
@@ -50,7 +51,7 @@ def finish_rate(prefix: bytes, kernel: str, kind: str, n: int, uniform: bool, se
             d = out
         if d is prefix:
             continue
-        v = _core.run_bytes(d, kernel)["violation"]
+        v = _api.report(d, kernel)["violation"]
         hits += v is not None and v["kind"] == kind
     return hits
 

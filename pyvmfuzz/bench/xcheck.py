@@ -8,6 +8,8 @@ import random
 import tempfile
 import time
 
+from pyvmfuzz import api as _api
+
 
 def measure(kernel: str = "fixed", seconds: float = 1.0, rounds: int = 10, seed: int = 1) -> dict:
     """{"off": exec/s, "on": exec/s, "checked": clean runs judged by the oracle (on),
@@ -29,7 +31,7 @@ def measure(kernel: str = "fixed", seconds: float = 1.0, rounds: int = 10, seed:
         found = FindingHandler(kernel, "mode=pc64", crashes, None)
         from pyvmfuzz.oracle.check import judge_report
 
-        judge_report(_core.run_bytes(inputs[0], kernel, "mode=pc64"))  # imports and warm-up, as in a campaign
+        judge_report(_api.report(inputs[0], kernel, "mode=pc64"))  # imports and warm-up, as in a campaign
         for _ in range(rounds):
             for setting in ("off", "on"):
                 xc = CrossCheck(_core, kernel, "mode=pc64", found, 0 if setting == "off" else None)

@@ -11,6 +11,7 @@ import stat
 import tempfile
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 
 _VALUE = re.compile(r"\b0x[0-9a-f]+\b|\b\d+\b")
 
@@ -225,7 +226,7 @@ def expect_lines(program: str, kernel: str, first: tuple[str, int], witness: tup
         if k == kernel:
             continue
         try:
-            r = _core.run_text(program, k)
+            r = _api.report(program, k)
         except ValueError as e:
             notes.append(f"# {k}: not applicable ({e})")
             continue
@@ -259,7 +260,7 @@ def _held_everywhere(want: list[str | None], program: str, kernel: str, expects:
         if k == kernel:
             continue
         try:
-            r = _core.run_text(program, k)
+            r = _api.report(program, k)
         except ValueError:
             continue
         upto = int(at[0]) - 1 if verdict != "clean" and at else len(keep)

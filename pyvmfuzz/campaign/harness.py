@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from pyvmfuzz import api as _api
+
 
 # "<kind> <hex> <kernel> <campaign --hw or ->" per line: violating inputs not yet minimized (not a
 # program: check skips it); the supervisor splits it into pending-<sha1>.bytes + .replay
@@ -166,7 +168,7 @@ class FindingHandler:
         from pyvmfuzz.campaign.findings import shape
 
         detected = time.time()
-        rep = self.core.run_bytes(data, self.kernel, self.hw)
+        rep = _api.report(data, self.kernel, self.hw)
         v = rep["violation"]
         if v is None:  # cannot happen: the fast path said otherwise
             self._log(f"error nondeterministic-verdict {data.hex()}")
@@ -232,7 +234,7 @@ class FindingHandler:
                 extend(rep, portable=KERNELS) if len(rep["steps"]) > len(small["steps"]) else None)
         if witness is not None and witness["internal"] is None:
             # A replaced last line shows the user the bug at once: an ordinary finding.
-            small, witness = self.core.run_text("\n".join([witness["hw"]] + witness["steps"]) + "\n", self.kernel), None
+            small, witness = _api.report("\n".join([witness["hw"]] + witness["steps"]) + "\n", self.kernel), None
             j = confirm(small)
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
@@ -353,7 +355,7 @@ class CrossCheck:
         # oracle's time stays within SHARE of the wall time so far
         if self.every is None and self.spent + self.last_cost > self.SHARE * (now - self.start):
             return self.PROBE
-        rep = self.core.run_bytes(data, self.kernel, self.hw)
+        rep = _api.report(data, self.kernel, self.hw)
         j = self.judge(rep)
         self.checked += 1
         if not j.agree:

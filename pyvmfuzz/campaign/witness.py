@@ -2,12 +2,13 @@
 `use-after-free`) shows an internal invariant breaking, which no user has seen yet and the
 oracle cannot confirm. Search a bounded set of continuations — up to a few appended lines, and
 the last line replaced — for one where a user-visible violation follows; the core finds it
-(run on past its internal invariants: `_core.run_text(..., past_internal=True)`), the oracle
+(run on past its internal invariants: `pyvmfuzz.api.report(..., past_internal=True)`), the oracle
 (docs/contract.md §4) confirms it. The witness keeps both facts: where the invariant first broke
 (`internal`), where the user sees it (`violation`).
 
 Candidate lines are built from the program itself: its CPUs, the pages and words it (and the
-invariant's message) names, the processes and threads it created, one fresh value. Search is
+invariant's message) names, the processes and threads it created, one fresh value — and on
+each CPU `resume` and `ipi`, which finish an op left in flight or take pending IPIs. Search is
 breadth-first by number of added lines, so the first witness is a shortest one in the set."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import time
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 
 CORE_ONLY_EXTENDABLE = ("tlb-incoherent", "use-after-free")
 USER_VISIBLE = ("stale-read", "protection", "outcome", "lost-wakeup", "file-corruption")
@@ -55,6 +57,10 @@ def candidate_lines(hw: str, ops: list[str], trace: list[str], hint: str = "") -
         for pg in pages:
             lines += [f"{cpu} mprotect {pg} r", f"{cpu} mprotect {pg} rw", f"{cpu} madvise {pg} dontneed"]
         lines += [f"{cpu} switch P{p}.T{t}" for p, t in threads] + [f"{cpu} switch idle", f"{cpu} fork"]
+        # finish what is paused (docs/contract.md §3.2): the op in flight on this CPU, the
+        # IPIs pending for it — an internal breakage often becomes visible only once the
+        # paused op completes (issue 28)
+        lines += [f"{cpu} resume", f"{cpu} ipi"]
     return lines
 
 
@@ -87,7 +93,7 @@ class Search:
     def run(self, ops: list[str]) -> dict | None:
         self.runs += 1
         try:
-            return _core.run_text("\n".join([self.hw] + ops) + "\n", self.kernel, past_internal=True)
+            return _api.report("\n".join([self.hw] + ops) + "\n", self.kernel, past_internal=True)
         except ValueError:
             return None
 
@@ -151,7 +157,7 @@ def user_visible_after(text: str, kernel: str | None, hw: str | None) -> dict | 
     user-visible violation with `"confirmed"` (the oracle reports exactly it on the
     observations), or None when there is none."""
     try:
-        r = _core.run_text(text, kernel, hw, past_internal=True)
+        r = _api.report(text, kernel, hw, past_internal=True)
     except ValueError:
         return None
     v = r["violation"]

@@ -20,6 +20,7 @@ import itertools
 import re
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 
 OPS = ("load", "store", "umtx_sleep", "umtx_wakeup", "procfs_read", "procfs_write", "madvise", "mprotect")
 PAGES = ("data", "text", "shm")
@@ -30,7 +31,7 @@ _THREAD = re.compile(r"^P(\d+)\.T(\d+)$")
 
 
 def cells_of(rep: dict) -> set[tuple[str, str, str, str, str]]:
-    """The cells one run (a report of `_core.run_text`) reaches."""
+    """The cells one run (a report of `pyvmfuzz.api.report`) reaches."""
     mode = "tagged" if "mode=tagged" in rep["hw"] else "pc64"
     running: dict[int, int | None] = {0: 1}
     forked: set[int] = set()
@@ -73,7 +74,7 @@ def corpus_cells(paths: list[str]) -> tuple[dict, list[str]]:
             if pf.is_text:
                 # under a kernel the program expects clean (its whole run), else fixed
                 clean = [k for k, kind, _ in _core.check_text(pf.text)["expects"] if kind is None]
-                rep = _core.run_text(pf.text, clean[0] if clean else "fixed")
+                rep = _api.report(pf.text, clean[0] if clean else "fixed")
             else:  # a campaign corpus input: its sidecar's kernel and hw, else fixed (as `run`)
                 rep = run(pf, None, None)
         except (ValueError, InputError):

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 from pyvmfuzz.programs import InputError, load, walk
 
 
@@ -34,7 +35,7 @@ def features_of(path: str, kernel: str, hw: str | None) -> tuple[set, int]:
 
 def _features(data: bytes, kernel: str, hw: str | None) -> tuple[set, bytes]:
     feats = set(_core.semantic_features(data, kernel, hw))
-    v = _core.run_bytes(data, kernel, hw)["violation"]
+    v = _api.report(data, kernel, hw)["violation"]
     if v is not None:
         feats.add(f"verdict:{v['kind']}")
     return feats, data

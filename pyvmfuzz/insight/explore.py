@@ -10,6 +10,7 @@ import re
 import sys
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 from pyvmfuzz.campaign.findings import atomic_write, finding_text, signature
 from pyvmfuzz.programs import InputError
 
@@ -30,6 +31,9 @@ def _check_numbers(args) -> None:
             raise InputError(f"--{flag} must be a number of seconds >= 0, not {v:g}")
     if not 0 <= getattr(args, "seed", 0) < 2**64:  # the core's u64: OverflowError traceback
         raise InputError("--seed must be 0..2**64-1")
+    stops = getattr(args, "stops", None)
+    if stops is not None and not 0 <= stops <= MAX_DEPTH:
+        raise InputError(f"--stops must be 0..{MAX_DEPTH}")
 
 
 def _domain(args) -> tuple[list[str] | None, list[int] | None]:
@@ -75,13 +79,14 @@ def _bar(desc: str, time_s: float):
 
 
 def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashing=True, por=True,
-                pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None) -> dict:
+                pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None,
+                stops: int | None = None) -> dict:
     """One exploration; the core's dict (see `_core.explore`)."""
     bar, progress = _bar(bar_desc or f"explore {kernel}", time_s)
     try:
         return _core.explore(kernel, depth, hw=hw, time_s=time_s, hashing=hashing, por=por,
                              off=list(off), on=list(on), progress=progress, pages=pages, values=values,
-                             distinguish=distinguish)
+                             distinguish=distinguish, stops=stops)
     finally:
         bar.close()
 
@@ -100,7 +105,7 @@ def save_finding(r: dict, out: str) -> str:
     """Save explore's shortest violation like a campaign finding (replayable trace + expect)."""
     w = r["witness"]
     program = "\n".join([r["hw"], *w["steps"]]) + "\n"
-    rep = _core.run_text(program, r["kernel"])
+    rep = _api.report(program, r["kernel"])
     os.makedirs(out, exist_ok=True)
     base = os.path.join(out, "explore-" + signature(w["kind"], rep["steps"]))
     note = f"found by pyvmfuzz explore: a shortest violation ({len(w['steps'])} lines)"
@@ -121,10 +126,11 @@ def cmd_explore(args) -> int:
         if not given:  # the same count in both: once (a key given twice is an error)
             hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
-                    pages=pages, values=values)
+                    pages=pages, values=values, stops=args.stops)
     rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0
     dom = DOMAIN_NOTE.format(pages=args.pages or "data0,text0,shm0", values=args.values or "1")
-    print(f"# explore {r['kernel']} on {r['hw']}; domain: {dom}")
+    stops = "" if args.stops is None else f"; at most {args.stops} stop(s) (lines with `until`) per program"
+    print(f"# explore {r['kernel']} on {r['hw']}; domain: {dom}{stops}")
     print(f"# states generated {r['generated']:,} (last bound {r['generated_last']:,}), distinct expanded "
           f"{r['distinct']:,}, {rate:,.0f} states/s, {r['elapsed_s']:.1f} s")
     w = r["witness"]

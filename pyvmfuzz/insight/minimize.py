@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pyvmfuzz import _core, layout
+from pyvmfuzz import api as _api
 from pyvmfuzz.api import Addr, HwSpec, Program, Report, Step
 
 
@@ -32,7 +33,7 @@ def applicable_everywhere(hw: HwSpec | str, ops: Sequence[Step | str], kernels) 
     text = _text(hw, ops)
     for k in kernels:
         try:
-            _core.run_text(text, k)
+            _api.report(text, k)
         except ValueError:
             return False
     return True
@@ -56,7 +57,7 @@ class Minimizer:
     def run(self, ops: list[Step], hw: HwSpec | None = None) -> Mapping[str, Any] | None:
         self.runs += 1
         try:
-            return _core.run_text(_text(hw or self.hw, ops), self.kernel)
+            return _api.report(_text(hw or self.hw, ops), self.kernel)
         except ValueError:  # a change made a later step inapplicable
             return None
 
@@ -240,7 +241,7 @@ def minimize_report(rep: Mapping[str, Any], budget_s: float = 10.0, progress=Non
         portable = ()
     hw, ops = minimize_steps(hw, ops, typed.kernel, kind, budget_s, progress, portable)
     try:
-        out = _core.run_text(_text(hw, ops), typed.kernel)
+        out = _api.report(_text(hw, ops), typed.kernel)
     except ValueError:
         return rep
     return out if out["violation"] is not None and out["violation"]["kind"] == kind else rep

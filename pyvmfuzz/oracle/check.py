@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from pyvmfuzz import _core
+from pyvmfuzz import api as _api
 
 from pyvmfuzz import oracle
 from pyvmfuzz.programs import InputError, load, run as run_program, walk_programs
@@ -119,7 +120,7 @@ def _witness_problem(pf, kernel: str, hw: str | None, want: tuple[str, int]) -> 
     if not pf.is_text:
         return f"expected {_fmt(want)} past the internal violation: only text programs carry it"
     try:
-        rep = _core.run_text(pf.text, kernel, hw, past_internal=True)
+        rep = _api.report(pf.text, kernel, hw, past_internal=True)
     except ValueError as e:
         return f"expected {_fmt(want)} past the internal violation: {e}"
     v = rep["violation"]

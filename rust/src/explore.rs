@@ -83,6 +83,11 @@ pub struct Config {
     pub base: Option<&'static Kernel>,
     /// Most states kept in the hash table (beyond it states are expanded again: sound).
     pub max_table: usize,
+    /// At most this many stops on a path (lines with `until` that leave their op in flight,
+    /// `resume until` included): CHESS's preemption bound — races need few stops, not few
+    /// lines. None: no bound. The hash table then keys states by the stops left too (a state
+    /// reached with fewer stops left does not cover one with more).
+    pub stops: Option<u32>,
     pub domain: Domain,
 }
 
@@ -313,6 +318,8 @@ struct Search<'a> {
     cands: Vec<Vec<Step>>,
     /// A reusable child state per depth.
     scratch: Vec<Option<Node>>,
+    /// Stops still allowed on the current path (`Config::stops`; u32::MAX: no bound).
+    stops_left: u32,
 }
 
 impl Search<'_> {
@@ -336,6 +343,9 @@ impl Search<'_> {
             if self.stop {
                 break;
             }
+            if base.until.is_some() && self.stops_left == 0 {
+                continue;
+            }
             if node.m.check_applicable(&base).is_err() {
                 continue;
             }
@@ -344,7 +354,7 @@ impl Search<'_> {
                 found = true;
                 break;
             }
-            if self.cfg.arrived_hint && base.until.is_none() {
+            if self.cfg.arrived_hint && base.until.is_none() && self.stops_left > 0 {
                 let bits = arrived & node.m.points_of(&base.op) & !Point::Wait.bit();
                 for p in POINTS {
                     if bits & p.bit() != 0 {
@@ -413,8 +423,14 @@ impl Search<'_> {
             return (false, arrived);
         }
         let left = (bound - k - 1) as u8;
+        // A paused `until` line spends a stop (its completion ended the branch above).
+        let stopped = step.until.is_some();
         if self.cfg.hashing {
-            let h = self.canon.hash(&child.m, &child.j);
+            let mut h = self.canon.hash(&child.m, &child.j);
+            if self.cfg.stops.is_some() {
+                let after = self.stops_left - stopped as u32;
+                h = h.wrapping_add((after as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            }
             match self.table.get(&h) {
                 Some(&r) if r >= left => {
                     self.stats.hash_hits += 1;
@@ -431,7 +447,9 @@ impl Search<'_> {
             }
         }
         self.path.push(step);
+        self.stops_left -= stopped as u32;
         let f = self.dfs(child, k + 1, hit, bound);
+        self.stops_left += stopped as u32;
         self.path.pop();
         (f, arrived)
     }
@@ -471,6 +489,7 @@ pub fn explore(
         progress,
         cands: vec![Vec::new(); (base + cfg.depth) as usize + 1],
         scratch: (0..=base + cfg.depth).map(|_| None).collect(),
+        stops_left: cfg.stops.unwrap_or(u32::MAX),
     };
     for bound in 1..=cfg.depth {
         s.stats.bound = bound;
