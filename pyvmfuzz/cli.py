@@ -634,10 +634,14 @@ def _bench_diff_prev(args) -> int:
 
     bar = tqdm(total=programs * len(kernels), unit="prog", file=sys.stderr, disable=None)
     t0 = time.monotonic()
-    res = prevdiff.run(args.diff_prev, programs, args.seed, args.jobs or 1, kernels, progress=bar.update)
+    skip = tuple(x for x in (args.diff_skip or "").split(",") if x)
+    for x in skip:
+        if x not in ("features", "explain", "mutate"):
+            raise InputError(f"--diff-skip: unknown comparison '{x}' (features, explain, mutate)")
+    res = prevdiff.run(args.diff_prev, programs, args.seed, args.jobs or 1, kernels, progress=bar.update, skip=skip)
     bar.close()
     print(f"## Reports against the previous build ({args.diff_prev}), {programs:,} random programs per kernel, "
-          f"seed {args.seed}, {time.monotonic() - t0:.0f} s")
+          f"seed {args.seed}, {time.monotonic() - t0:.0f} s" + (f", not compared: {', '.join(skip)}" if skip else ""))
     print("| kernel | programs | steps | differences |\n|---|---:|---:|---:|")
     for r in res:
         print(f"| {r['kernel']} | {r['programs']:,} | {r['steps']:,} | {r['count']} |")
@@ -670,6 +674,8 @@ def cmd_bench(args) -> int:
             given = [f for f in given if f not in ("--kernels", "--jobs")]
         if given:
             raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
+    if args.diff_skip and not args.diff_prev:
+        raise InputError("--diff-skip only applies with --diff-prev")
     if args.prev_core and not os.path.isfile(args.prev_core):
         raise InputError(f"--prev-core: no such file: {args.prev_core}")
     if args.prev_core and not (args.long or args.campaign or args.finish or args.xcheck or args.zoo or args.ttf):
@@ -1060,6 +1066,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "TLB modes) on this build and on the build at PATH, loaded side by side; every report, "
                         "semantic feature set and (1 in 50) explain must be equal, and explore's counts and "
                         "witness to 4 lines (exit 1 on a difference; --kernels, --jobs apply)")
+    b.add_argument("--diff-skip", default=None, metavar="LIST",
+                   help="with --diff-prev: comparisons to leave out where a change meant them to differ "
+                        "(features, explain, mutate; comma-separated)")
     b.add_argument("--prev-core", default=None, metavar="PATH",
                    help="previous build's _core.abi3.so for the plain-program comparison "
                         "(default .prev_core/_core.abi3.so when present)")
