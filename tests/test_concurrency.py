@@ -2,7 +2,7 @@
 
 The golden test pins that every program without `until`/`resume`/`ipi` keeps the trace and
 verdict it had before the concurrent core (tests/data/golden_traces.json.gz, recorded from the
-previous build by tests/data/make_golden.py).
+build at 1f6480e by tests/data/make_golden.py; tests/data/README.md says why it is trusted).
 """
 from __future__ import annotations
 
