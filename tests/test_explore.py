@@ -353,10 +353,9 @@ def test_a_stop_bound_as_long_as_the_program_bounds_nothing(kernel):
     assert (bounded["completed"], _witness(bounded)) == (free["completed"], _witness(free))
 
 
-def test_cli_explore_stops(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pyvmfuzz", "explore", "--kernel", "dirty-cow", "--cpus", "2",
-                          "--depth", "5", "--stops", "0", "--no-save"], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and "at most 0 stop(s)" in out.stdout and "no violation up to 5 lines" in out.stdout, out.stdout
-    bad = subprocess.run([sys.executable, "-m", "pyvmfuzz", "explore", "--depth", "3", "--stops", "-1"],
-                         capture_output=True, text=True, timeout=60)
+def test_cli_explore_stops():
+    out = _cli("explore", "--kernel", "dirty-cow", "--cpus", "2", "--depth", "5", "--stops", "0", "--no-save")
+    assert out.returncode == 0 and "at most 0 stop(s)" in out.stdout and "no violation up to 5 lines" in out.stdout, \
+        out.stdout + out.stderr
+    bad = _cli("explore", "--depth", "3", "--stops", "-1")
     assert bad.returncode == 2 and "--stops" in bad.stderr and "Traceback" not in bad.stderr
