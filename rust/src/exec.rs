@@ -100,6 +100,16 @@ pub fn run_opts(
     run_observed(src, hw, kernel, panic_at, record, features.take(), &mut |_| {})
 }
 
+/// The run ends at `step` with violation `v`: the step and its observation are kept.
+fn stop_at(report: &mut Report, record: bool, current: &mut Option<Step>, step: Step, obs: Observed, v: Violation) {
+    if !record {
+        report.steps.push(step);
+        *current = None;
+    }
+    report.observed.push(obs);
+    report.violation = Some(v);
+}
+
 /// As `run_opts`, calling `after` with the machine after every executed step.
 pub fn run_observed(
     mut src: Source,
@@ -186,32 +196,22 @@ pub fn run_observed(
                 judge.check_plain(n, &step, actor, &obs)
             } else {
                 let ev = match step.op {
-                Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
-                Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
-                _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
-                _ => Event::Plain { step, actor, obs: obs.clone() },
-            };
+                    Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+                    Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
+                    _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+                    _ => Event::Plain { step, actor, obs: obs.clone() },
+                };
                 judge.line(n, ev)
             };
             if let Some(v) = verdict {
-                if !record {
-                    report.steps.push(step);
-                    current = None;
-                }
-                report.observed.push(obs);
-                report.violation = Some(v);
+                stop_at(&mut report, record, &mut current, step, obs, v);
                 return;
             }
             if report.internal.is_none() {
                 if let Some((kind, msg)) = m.check_invariants() {
                     let v = Violation { kind, step: n, expected: "coherent machine".into(), observed: msg };
                     if !past_internal {
-                        if !record {
-                            report.steps.push(step);
-                            current = None;
-                        }
-                        report.observed.push(obs);
-                        report.violation = Some(v);
+                        stop_at(&mut report, record, &mut current, step, obs, v);
                         return;
                     }
                     report.internal = Some(v);
