@@ -606,7 +606,12 @@ def _bench_prev_core(args) -> None:
         print(f"previous build, plain programs : {r['prev']:>12,.0f} steps/s  ({path})")
     ratio = "" if r["prev"] is None else f"  ({r['new'] / r['prev']:.2f}x previous)"
     print(f"this build, same plain programs: {r['new']:>12,.0f} steps/s{ratio}")
-    print(f"this build, interleaved        : {r['interleaved']:>12,.0f} steps/s")
+    if r["interleaved_prev"]:
+        print(f"previous build, random programs: {r['interleaved_prev']:>12,.0f} steps/s  (interleaved, 1-4 CPUs, <= 32 lines)")
+        print(f"this build, random programs    : {r['interleaved']:>12,.0f} steps/s  "
+              f"({r['interleaved'] / r['interleaved_prev']:.2f}x previous)")
+    else:
+        print(f"this build, interleaved        : {r['interleaved']:>12,.0f} steps/s")
     print(f"oracle / core, plain           : {r['oracle_plain']:>12.0f}x")
     if isinstance(r["oracle_interleaved"], str):
         print(f"oracle / core, interleaved     : not measured: {r['oracle_interleaved']}")

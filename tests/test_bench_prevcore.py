@@ -29,6 +29,7 @@ def test_compare_with_a_previous_build_loads_both():
     # This build stands in for the previous one: both load side by side in one process.
     r = prevcore.compare(_core.__file__, programs=30, seed=4, rounds=1)
     assert r["prev"] > 0 and r["new"] > 0
+    assert r["interleaved_prev"] > 0 and r["interleaved"] > 0  # random programs, both builds
 
 
 def test_bench_missing_prev_core_is_an_input_error():
