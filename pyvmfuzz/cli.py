@@ -612,6 +612,12 @@ def _bench_prev_core(args) -> None:
               f"({r['interleaved'] / r['interleaved_prev']:.2f}x previous)")
     else:
         print(f"this build, interleaved        : {r['interleaved']:>12,.0f} steps/s")
+    if path is not None:
+        ex = prevcore.explore_times(path)
+        (gp, dp, tp), (gn, dn, tn) = ex["prev"], ex["new"]
+        same = "same search" if (gp, dp) == (gn, dn) else f"DIFFERENT SEARCH: {gp:,}/{dp:,} vs {gn:,}/{dn:,}"
+        print(f"explore fixed, 5 lines, 2 CPUs : previous {tp:.1f} CPU-s, this build {tn:.1f} CPU-s "
+              f"({tp / tn:.2f}x faster; {gn:,} lines, {dn:,} distinct: {same})")
     print(f"oracle / core, plain           : {r['oracle_plain']:>12.0f}x")
     if isinstance(r["oracle_interleaved"], str):
         print(f"oracle / core, interleaved     : not measured: {r['oracle_interleaved']}")

@@ -144,6 +144,19 @@ def _oracle_interleaved(new, programs: int, seed: int, kernel: str):
     return _oracle_ratio(new, texts, kernel)
 
 
+def explore_times(prev_path: str, depth: int = 5, hw: str = "cpus=2 mode=pc64") -> dict:
+    """`explore --kernel fixed` to `depth` lines by both builds, side by side: {"prev": (lines
+    generated, distinct, CPU s), "new": (...)}; the counts must be equal (the same search)."""
+    from pyvmfuzz import _core as new
+
+    out = {}
+    for name, mod in (("prev", load_prev(prev_path)), ("new", new)):
+        t0 = time.process_time()
+        r = mod.explore("fixed", depth, hw)
+        out[name] = (r["generated"], r["distinct"], time.process_time() - t0)
+    return out
+
+
 if __name__ == "__main__":
     import sys
     r = compare(sys.argv[1] if len(sys.argv) > 1 else default_path())
