@@ -894,6 +894,25 @@ def cmd_cells(args) -> int:
     return 0
 
 
+def contract_path() -> str:
+    """The contract as installed with the package (pyvmfuzz/docs/contract.md, a copy of the
+    repository's docs/contract.md that tests keep equal)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "contract.md")
+
+
+def cmd_contract(args) -> int:
+    path = contract_path()
+    if args.path:
+        print(path)
+        return 0
+    try:
+        with open(path, encoding="utf-8") as f:
+            sys.stdout.write(f.read())
+    except OSError as e:
+        raise InputError(f"the installed contract is missing ({path}: {e.strerror}); reinstall pyvmfuzz")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     import textwrap
 
@@ -934,7 +953,8 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pyvmfuzz", description="Fuzz kernel VM interleavings against a multi-CPU MMU model.",
                 epilog="Exit status: 0 clean (or done), 1 violation found, 2 bad usage or input, 130 interrupted "
-                       "(Ctrl-C) with nothing found. Program format and exit codes: docs/program-format.md.")
+                       "(Ctrl-C) with nothing found. Program format and exit codes: docs/program-format.md. "
+                       "The contract every verdict is judged by: docs/contract.md, also `pyvmfuzz contract`.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -1117,6 +1137,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict")
     z.set_defaults(func=cmd_zoo)
+
+    ct = sub.add_parser("contract", help="print the contract verdicts are judged by (docs/contract.md, installed with the package)")
+    ct.add_argument("--path", action="store_true", help="print where the installed copy is instead")
+    ct.set_defaults(func=cmd_contract)
 
     d = sub.add_parser("demo", help="fuzz the 385c96e4 kernels until the bugs appear, minimize, explain")
     d.add_argument("--out", default="demo-out", help="where campaigns and findings go (default demo-out)")

@@ -3,7 +3,7 @@
 import json
 import os
 
-from conftest import CORPUS
+from conftest import CORPUS, cli
 
 
 def one_line_error(p):
@@ -258,3 +258,18 @@ def test_a_dragonfly_only_core_violation_is_not_the_linux_verdict():
     assert "outcome at step 2" in pv.notes[0] and "steps after 2, if any, did not run" in pv.notes[1]
     pv = _personality_verdict(pf, rep, "dragonfly", False)
     assert pv.violation == core and pv.judge == "core" and pv.notes == []
+
+
+def test_the_contract_is_installed_with_the_package_and_is_the_docs_page():
+    """Issue 25: the contract reachable from an installed package — `pyvmfuzz contract` prints
+    the packaged copy, which must be the repository's docs/contract.md byte for byte."""
+    import pyvmfuzz
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    packaged = os.path.join(os.path.dirname(pyvmfuzz.__file__), "docs", "contract.md")
+    docs = open(os.path.join(root, "docs", "contract.md"), encoding="utf-8").read()
+    p = cli("contract")
+    assert p.returncode == 0 and p.stdout == docs
+    where = cli("contract", "--path")
+    assert where.returncode == 0 and where.stdout.strip().endswith(os.path.join("docs", "contract.md"))
+    assert open(packaged, encoding="utf-8").read() == docs
