@@ -269,7 +269,7 @@ def test_the_contract_is_installed_with_the_package_and_is_the_docs_page():
     packaged = os.path.join(os.path.dirname(pyvmfuzz.__file__), "docs", "contract.md")
     docs = open(os.path.join(root, "docs", "contract.md"), encoding="utf-8").read()
     p = cli("contract")
-    assert p.returncode == 0 and p.stdout == docs
+    assert p.returncode == 0 and p.stdout == docs, "cp docs/contract.md pyvmfuzz/docs/contract.md, reinstall"
     where = cli("contract", "--path")
     assert where.returncode == 0 and where.stdout.strip().endswith(os.path.join("docs", "contract.md"))
-    assert open(packaged, encoding="utf-8").read() == docs
+    assert open(packaged, encoding="utf-8").read() == docs, "cp docs/contract.md pyvmfuzz/docs/contract.md"
