@@ -417,7 +417,7 @@ def test_wheel_ships_the_stub_and_py_typed(tmp_path):
     (whl,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
     assert {"pyvmfuzz/_core.pyi", "pyvmfuzz/py.typed", "pyvmfuzz/api.py", "pyvmfuzz/layout.py",
-            "pyvmfuzz/strategies.py"} <= names
+            "pyvmfuzz/strategies.py", "pyvmfuzz/docs/contract.md"} <= names
 
 
 @settings(max_examples=40, deadline=None)
