@@ -27,7 +27,7 @@
 use crate::machine::Machine;
 use crate::phys::{FrameId, NO_FRAME};
 use crate::program::{Op, Outcome, Point};
-use crate::vm_fault::{FaultState, VM_PROT_READ, VM_PROT_WRITE};
+use crate::vm_fault::{FaultState, VM_PROT_READ};
 
 /// What an op paused at `wait` is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,17 +268,16 @@ impl Machine {
                 return o;
             }
         }
-        let mut k = KOp::new(op, pid, tid);
-        match op {
-            Op::Load(a) | Op::Store(a, _) => {
-                k.fs = FaultState::new(pid, a.page, if matches!(op, Op::Store(..)) { VM_PROT_WRITE } else { VM_PROT_READ });
-                k.phase = Phase::UserFault;
-            }
-            // A switch not stopped at `enter` has no point to stop at: both halves at once.
-            Op::Switch(t) if stop != Some(Point::Enter) => {
+        // A switch not stopped at `enter` has no point to stop at: both halves at once.
+        if let Op::Switch(t) = op {
+            if stop != Some(Point::Enter) {
                 self.switch_now(cpu, t);
                 return Outcome::Ok;
             }
+        }
+        let mut k = KOp::new(op, pid, tid);
+        match op {
+            Op::Load(a) | Op::Store(a, _) => k.to_user_fault(a),
             // A plain map operation on a quiet machine reports no yield point (it stops at none
             // and no other op can see it between its phases): the semantic features of the
             // build before issue 24, kept so its reports are unchanged.

@@ -79,6 +79,17 @@ impl FaultState {
     }
 }
 
+impl KOp {
+    /// The user access at `a` missed: on to its fault (VM_PROT_WRITE for a store).
+    #[inline]
+    pub(crate) fn to_user_fault(&mut self, a: Addr) {
+        let ft = if matches!(self.op, Op::Store(..)) { VM_PROT_WRITE } else { VM_PROT_READ };
+        self.fs = FaultState::new(self.pid, a.page, ft);
+        self.paused = false;
+        self.phase = Phase::UserFault;
+    }
+}
+
 /// How a fault's phase ended.
 pub(crate) enum Fs {
     Pause(Point),
@@ -143,11 +154,7 @@ impl Machine {
                 k.result = self.user_access_done(k.op, f);
                 k.phase = Phase::Finish;
             }
-            None => {
-                k.fs = FaultState::new(k.pid, a.page, if write { VM_PROT_WRITE } else { VM_PROT_READ });
-                k.paused = false;
-                k.phase = Phase::UserFault;
-            }
+            None => k.to_user_fault(a),
         }
         None
     }
