@@ -109,8 +109,15 @@ class LayoutDict(TypedDict):
     text_content: list[tuple[str, list[int]]]
     """Each text page's words (u32), the read-only file's content."""
     shared_pages: list[str]
+    unmapped_pages: list[str]
+    """Pages with no mapping at first (docs/contract.md §3.4: hole0)."""
+    file_content: list[tuple[str, list[int]]]
+    """The data file's words, which file0 maps (docs/contract.md §3.4)."""
     opcodes: list[tuple[int, str]]
-    """Byte form: (low nibble of a record's first byte, operation); mprotect has `_r`/`_rw`."""
+    """Byte form: (low nibble of a record's first byte, operation); mprotect has `_r`/`_rw`;
+    §3.4's operations share one nibble (`ext_select`)."""
+    ext_select: list[tuple[str, int]]
+    """Byte form: the value byte (mod 8) that picks each §3.4 operation in the shared nibble."""
     headers: list[str]
     """The header keywords the core parses."""
     record: tuple[int, int]
@@ -140,10 +147,12 @@ class CpuInFlight(TypedDict):
 
 class PageState(TypedDict):
     pte: tuple[int, bool] | None
-    """(frame, writable), or None when unmapped."""
+    """(frame, writable), or None when no PTE."""
+    modified: bool
+    """The PTE's modified bit (docs/contract.md §3.4)."""
     seen: int | None
     """The frame the process's map (shadow chain) holds for the page."""
-    prot: Literal["r", "rw"]
+    prot: Literal["r", "rw", "unmapped"]
     needs_copy: bool
     shadow_depth: int
 
@@ -160,6 +169,9 @@ class State(TypedDict):
     """(thread, frame, word)."""
     frames: dict[int, tuple[list[int], bool]]
     """frame -> (its 4 words, freed)."""
+    frame_info: dict[int, tuple[bool, int]]
+    """frame -> (the page's dirty flag, the memory slot it occupies: a freed frame's slot may
+    be reused, docs/contract.md §3.4)."""
 
 class ExplainDict(ReportDict):
     states: list[State]
@@ -336,12 +348,12 @@ def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0,
             por: bool = True, off: list[str] = ..., on: list[str] = ..., progress: object | None = None,
             max_table: int = 30000000, arrived_hint: bool = False, pages: list[str] | None = None,
             values: list[int] | None = None, prefix: str | None = None,
-            distinguish: bool = False, stops: int | None = None) -> ExploreDict:
+            distinguish: bool = False, stops: int | None = None, vm: bool = False) -> ExploreDict:
     """Every program of up to `depth` lines from the initial state, breadth by length with state
     hashing and a commutation reduction (docs/contract.md §5 `explore`). `off`/`on`: safety actions switched
     off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
     `time_s` 0: no limit. `stops`: at most that many lines with `until` that leave their op in
-    flight on a path (None: no bound). Raises ValueError for an unknown kernel, action, page or
+    flight on a path (None: no bound). `vm`: docs/contract.md §3.4's lines too. Raises ValueError for an unknown kernel, action, page or
     bad hw."""
 
 def random_search(kernel: str, budget_s: float, hw: str | None = None, off: list[str] = ...,

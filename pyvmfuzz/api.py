@@ -100,7 +100,7 @@ class Assertion:
         raise ValueError(f"bad outcome assertion '{s}'")
 
 
-_FIELDS = {"target": "target", "addr": "addr", "value": "value", "pid": "pid", "page": "page", "prot": "prot"}
+_FIELDS = {"target": "target", "addr": "addr", "value": "value", "pid": "pid", "page": "page", "to": "to", "prot": "prot"}
 
 
 @dataclass(frozen=True, repr=False)
@@ -109,8 +109,9 @@ class Step:
 
     Only the fields of `op`'s grammar (`layout.OPS[op]`) are set; the others are None:
     `target` (switch: a Thread or "idle"), `addr` (load, store, umtx_*, procfs_*),
-    `value` (u32: store, umtx_sleep, procfs_write), `pid` (procfs_*), `page` (madvise,
-    mprotect), `prot` ("r" or "rw": mprotect). `until` is a yield point of `op`
+    `value` (u32: store, umtx_sleep, procfs_write), `pid` (procfs_*, pageout), `page` (madvise,
+    mprotect and docs/contract.md §3.4's munmap, mmap, mremap, msync, pageout), `to` (mremap's
+    destination page), `prot` ("r" or "rw": mprotect). `until` is a yield point of `op`
     (`layout.points_of(op)`); `resume` may name any point. Raises ValueError when the fields do
     not fit the op."""
 
@@ -120,6 +121,7 @@ class Step:
     addr: Addr | None = None
     pid: int | None = None
     page: str | None = None
+    to: str | None = None
     value: int | None = None
     prot: Literal["r", "rw"] | None = None
     until: str | None = None
@@ -139,8 +141,9 @@ class Step:
             raise ValueError(f"bad value {self.value!r} (u32)")
         if self.pid is not None and not (isinstance(self.pid, int) and self.pid >= 1):
             raise ValueError(f"bad pid {self.pid!r}")
-        if self.page is not None and self.page not in layout.PAGES:
-            raise ValueError(f"unknown page '{self.page}'")
+        for pg in (self.page, self.to):
+            if pg is not None and pg not in layout.PAGES:
+                raise ValueError(f"unknown page '{pg}'")
         if self.prot is not None and self.prot not in ("r", "rw"):
             raise ValueError(f"bad protection '{self.prot}' (r or rw)")
         if self.target is not None and self.target != IDLE and not isinstance(self.target, Thread):
@@ -214,8 +217,8 @@ class Step:
                 kw["value"] = int(tok, 0) if tok[:2].lower() == "0x" else int(tok)
             elif kind == "pid":
                 kw["pid"] = int(tok[1:])
-            elif kind == "page":
-                kw["page"] = tok
+            elif kind in ("page", "to"):
+                kw[kind] = tok
             elif kind == "prot":
                 kw["prot"] = tok
         a = Assertion.parse(asserted.strip()) if arrow else None

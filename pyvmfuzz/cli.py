@@ -612,6 +612,10 @@ def _bench_prev_core(args) -> None:
               f"({r['interleaved'] / r['interleaved_prev']:.2f}x previous)")
     else:
         print(f"this build, interleaved        : {r['interleaved']:>12,.0f} steps/s")
+    print(f"this build, plain with §3.4 lines: {r['vm_lines']:>10,.0f} steps/s, without: {r['no_vm_lines']:,.0f} "
+          f"({r['vm_lines'] / r['no_vm_lines']:.2f}x; the §3.4 lines are {100 * r['vm_share']:.0f}% of the first set's)")
+    print("per line, a store refaulting the page then map operations (60 lines, best of 5): "
+          + ", ".join(f"{k} {v:.0f} ns" for k, v in r["op_costs"].items()))
     if path is not None:
         ex = prevcore.explore_times(path)
         (gp, dp, tp), (gn, dn, tn) = ex["prev"], ex["new"]
@@ -649,22 +653,32 @@ def _bench_diff_prev(args) -> int:
     for x in skip:
         if x not in ("features", "explain", "mutate"):
             raise InputError(f"--diff-skip: unknown comparison '{x}' (features, explain, mutate)")
-    res = prevdiff.run(args.diff_prev, programs, args.seed, args.jobs or 1, kernels, progress=bar.update, skip=skip)
+    if args.diff_text and skip:
+        raise InputError("--diff-skip does not apply with --diff-text (only reports are compared)")
+    res = prevdiff.run(args.diff_prev, programs, args.seed, args.jobs or 1, kernels, progress=bar.update, skip=skip,
+                       text=args.diff_text)
     bar.close()
-    print(f"## Reports against the previous build ({args.diff_prev}), {programs:,} random programs per kernel, "
+    how = "as text programs decoded by the previous build" if args.diff_text else "random programs"
+    print(f"## Reports against the previous build ({args.diff_prev}), {programs:,} {how} per kernel, "
           f"seed {args.seed}, {time.monotonic() - t0:.0f} s" + (f", not compared: {', '.join(skip)}" if skip else ""))
-    print("| kernel | programs | steps | differences |\n|---|---:|---:|---:|")
-    for r in res:
-        print(f"| {r['kernel']} | {r['programs']:,} | {r['steps']:,} | {r['count']} |")
+    if args.diff_text:
+        print("| kernel | programs | steps | stores that now fault, reused frames read at a use-after-free | other differences |\n|---|---:|---:|---:|---:|")
+        for r in res:
+            print(f"| {r['kernel']} | {r['programs']:,} | {r['steps']:,} | {r['store_faults']:,} | {r['count']} |")
+    else:
+        print("| kernel | programs | steps | differences |\n|---|---:|---:|---:|")
+        for r in res:
+            print(f"| {r['kernel']} | {r['programs']:,} | {r['steps']:,} | {r['count']} |")
     bad = [r for r in res if r["count"]]
     for r in bad:
         for h, what in r["differences"]:
-            print(f"DIFF {r['kernel']} {what}: {h}")
-    ex = prevdiff.explore_diff(args.diff_prev, kernels)
+            print(f"DIFF {r['kernel']} {what}: {h!r}" if args.diff_text else f"DIFF {r['kernel']} {what}: {h}")
+    # explore enumerates every line this build has: its counts differ once lines are added.
+    ex = [] if args.diff_text else prevdiff.explore_diff(args.diff_prev, kernels)
     for line in ex:
         print(f"DIFF {line}")
-    print(f"# {sum(r['count'] for r in res)} difference(s) in {sum(r['programs'] for r in res):,} programs; "
-          f"explore to 4 lines on {len(kernels)} kernel(s) x 2 machines: {len(ex)} difference(s)")
+    print(f"# {sum(r['count'] for r in res)} difference(s) in {sum(r['programs'] for r in res):,} programs"
+          + ("" if args.diff_text else f"; explore to 4 lines on {len(kernels)} kernel(s) x 2 machines: {len(ex)} difference(s)"))
     return 1 if bad or ex else 0
 
 
@@ -687,6 +701,8 @@ def cmd_bench(args) -> int:
             raise InputError(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --zoo")
     if args.diff_skip and not args.diff_prev:
         raise InputError("--diff-skip only applies with --diff-prev")
+    if args.diff_text and not args.diff_prev:
+        raise InputError("--diff-text only applies with --diff-prev")
     if args.prev_core and not os.path.isfile(args.prev_core):
         raise InputError(f"--prev-core: no such file: {args.prev_core}")
     if args.prev_core and not (args.long or args.campaign or args.finish or args.xcheck or args.zoo or args.ttf):
@@ -1097,6 +1113,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "TLB modes) on this build and on the build at PATH, loaded side by side; every report, "
                         "semantic feature set and (1 in 50) explain must be equal, and explore's counts and "
                         "witness to 4 lines (exit 1 on a difference; --kernels, --jobs apply)")
+    b.add_argument("--diff-text", action="store_true",
+                   help="with --diff-prev: against a build whose byte form differs, run the programs the "
+                        "previous build decodes as text on both and compare traces and verdicts; a store that "
+                        "now faults through a stale load-filled entry (docs/contract.md §3.4) is counted apart")
     b.add_argument("--diff-skip", default=None, metavar="LIST",
                    help="with --diff-prev: comparisons to leave out where a change meant them to differ "
                         "(features, explain, mutate; comma-separated)")
@@ -1161,6 +1181,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "covers those programs only (docs/explore.md)")
     xp.add_argument("--pages", default=None, help="pages programs use (default data0,text0,shm0)")
     xp.add_argument("--values", default=None, help="values stores write (default 1)")
+    xp.add_argument("--vm", action="store_true",
+                    help="also the lines of docs/contract.md §3.4 over the pages: munmap, mmap, msync, mremap "
+                         "between them, pageout of each live process's page from any CPU (the state space grows)")
     xp.add_argument("--out", default="explore-findings", help="where the shortest violation is saved")
     xp.add_argument("--no-save", action="store_true", help="do not save the violation")
     xp.add_argument("--no-hash", action="store_true", help="no state hashing (soundness checks)")

@@ -22,7 +22,12 @@ WORDS: int = int(_L["words"])
 TEXT_CONTENT: dict[str, tuple[int, ...]] = {p: tuple(ws) for p, ws in _L["text_content"]}
 TEXT_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p in TEXT_CONTENT)
 SHARED_PAGES: tuple[str, ...] = tuple(_L["shared_pages"])
-DATA_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p not in TEXT_CONTENT and p not in SHARED_PAGES)
+#: Pages with no mapping at first (docs/contract.md §3.4): a load there is SEGV.
+UNMAPPED_PAGES: tuple[str, ...] = tuple(_L["unmapped_pages"])
+#: The data file's words (docs/contract.md §3.4: what file0 maps), initially.
+FILE_CONTENT: dict[str, tuple[int, ...]] = {p: tuple(ws) for p, ws in _L["file_content"]}
+DATA_PAGES: tuple[str, ...] = tuple(p for p in PAGES if p not in TEXT_CONTENT and p not in SHARED_PAGES
+                                   and p not in UNMAPPED_PAGES)
 #: Every `PAGE.W` address, in layout order.
 ADDRS: tuple[str, ...] = tuple(f"{p}.{w}" for p in PAGES for w in range(WORDS))
 
@@ -33,6 +38,9 @@ ADDRS: tuple[str, ...] = tuple(f"{p}.{w}" for p in PAGES for w in range(WORDS))
 #: reaches none) at one of the points it declares; umtx_sleep's value byte 0x80..0xfe is the word's
 #: current value.
 OPCODES: dict[str, int] = {name: code for code, name in _L["opcodes"]}
+#: docs/contract.md §3.4's operations share one opcode; the record's value byte (mod 8) picks
+#: which (5..7: a load). mremap's TO is the pid byte (mod the pages), pageout's pid as procfs's.
+EXT_SELECT: dict[str, int] = {name: v for name, v in _L["ext_select"]}
 HEADER_BYTES, ESCAPE = 2, 0xFF
 RECORD_BYTES, UNTIL_BASE = (int(x) for x in _L["record"])
 
@@ -64,6 +72,11 @@ OPS: dict[str, tuple[str, ...]] = {
     "procfs_write": ("pid", "addr", "value"),
     "madvise": ("page", "advice"),
     "mprotect": ("page", "prot"),
+    "munmap": ("page",),
+    "mmap": ("page",),
+    "mremap": ("page", "to"),
+    "msync": ("page",),
+    "pageout": ("pid", "page"),
     "resume": (),
     "ipi": (),
 }
@@ -77,12 +90,16 @@ USER_OPS: tuple[str, ...] = tuple(n for n in CORE_OPS if n not in ("resume", "ip
 POINTS: dict[str, tuple[str, ...]] = {p: tuple(ops) for p, ops in _L["points"].items()}
 
 #: Outcome words (docs/contract.md §2.2, §3.2); VALUE (hex), `P<pid>` and `P<pid>.T<tid>` are the others.
-OUTCOME_WORDS: tuple[str, ...] = ("ok", "SEGV", "EAGAIN", "blocked", "EBUSY", "EFAULT", "ESRCH", "paused")
+OUTCOME_WORDS: tuple[str, ...] = ("ok", "SEGV", "EAGAIN", "blocked", "EBUSY", "EFAULT", "ESRCH", "EINVAL", "paused")
 
 
 def text_word(page: str, word: int) -> int:
-    """Initial content of `page.word`: the file's word for a text page, else 0 (docs/contract.md §2.1)."""
-    return TEXT_CONTENT[page][word] if page in TEXT_CONTENT else 0
+    """Initial content of `page.word`: the executable's word for a text page, the data file's
+    for file0, else 0 (docs/contract.md §2.1, §3.4)."""
+    for content in (TEXT_CONTENT, FILE_CONTENT):
+        if page in content:
+            return content[page][word]
+    return 0
 
 
 def points_of(op: str) -> tuple[str, ...]:

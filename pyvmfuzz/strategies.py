@@ -89,6 +89,14 @@ def _step_strategies(names: list[str], max_value: int, interleave: bool = True) 
                                  sel, pid_addr, value, until))
         elif n in ("madvise", "mprotect_r", "mprotect_rw"):
             out.append(st.builds(lambda c, p, u, n=n: _record(n, c, p, until=u), sel, page, until))
+        elif n in ("munmap", "mmap", "msync"):  # docs/contract.md §3.4: the value byte names the op
+            out.append(st.builds(lambda c, p, u, n=n: _record(n, c, p, layout.EXT_SELECT[n], until=u), sel, page, until))
+        elif n == "mremap":  # the pid byte is the page moved to
+            out.append(st.builds(lambda c, p, to, u, n=n: _record(n, c, p, layout.EXT_SELECT[n], to, u),
+                                 sel, page, st.integers(0, len(layout.PAGES) - 1), until))
+        elif n == "pageout":
+            out.append(st.builds(lambda c, pa, u, n=n: _record(n, c, _pw(pa[0]) & ~3, layout.EXT_SELECT[n], pa[1], u),
+                                 sel, pid_addr, until))
         elif n == "ipi":  # takes the pending IPIs of the CPU picked; no point
             out.append(st.builds(lambda c, n=n: _record(n, c), sel))
         else:  # fork, spawn, exit, resume, and any operation the core adds without arguments

@@ -319,9 +319,13 @@ cpu2 load shm0.3
 
 def test_fork_child_exists_when_fork_completes():
     # fork write-protects and marks the entries under the map lock, waits for its IPIs, and
-    # builds the child only then: P2 is not there while fork is in flight. A store through
-    # cpu1's still-writable TLB entry lands before the fork (the child sees it).
-    base = """hw cpus=2
+    # builds the child only then: P2 is not there while fork is in flight. cpu1's TLB entry was
+    # filled by a load: a store through it sets the PTE's modified bit, which the hardware does
+    # only while the PTE is still writable (docs/contract.md §3.4) -- fork has write-protected
+    # it, so the store faults, and its lookup waits for the map lock fork holds (paused). Once
+    # fork completes the store copies on write: the child keeps 0x1, the parent reads 0x2.
+    # (Before §3.4 the store went through the stale entry and the child saw 0x2.)
+    base = """hw cpus=3
 cpu0 store data0.0 0x1
 cpu0 spawn
 cpu1 switch P1.T2
@@ -330,9 +334,9 @@ cpu0 fork until ipi_wait
 cpu1 store data0.0 0x2
 """
     with pytest.raises(ValueError, match="line 8: no thread P2.T1"):
-        run(base + "cpu1 switch P2.T1\n")
-    r = run(base + "cpu0 resume\ncpu1 procfs_read P2 data0.0\n")
-    assert r["trace"] == ["ok", "P1.T2", "ok", "0x1", "paused", "ok", "P2", "0x2"]
+        run(base + "cpu2 switch P2.T1\n")
+    r = run(base + "cpu0 resume\ncpu1 resume\ncpu0 procfs_read P2 data0.0\ncpu1 load data0.0\n")
+    assert r["trace"] == ["ok", "P1.T2", "ok", "0x1", "paused", "paused", "P2", "ok", "0x1", "0x2"]
     assert r["violation"] is None
 
 

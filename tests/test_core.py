@@ -118,7 +118,10 @@ def test_soak_finds_the_prefix_kernels_and_tagged():
     ):
         r = _core.soak(50_000, seed=3, kernel=kernel, mode=mode)
         assert r["violations"] > 0
-        assert {e["kind"] for e in r["examples"]} == {kind}
+        kinds = {e["kind"] for e in r["examples"]}
+        # fixed on tagged: a stale entry may also outlive its frame once SPEC §3.4's ops free
+        # frames (the first broken invariant is then use-after-free)
+        assert kind in kinds and kinds <= ({kind, "use-after-free"} if mode == "tagged" else {kind}), kinds
 
 
 def test_model_assertion_is_a_panic_violation_not_a_crash():
@@ -184,7 +187,8 @@ def test_invariants_flag_a_tlb_fill_that_caches_a_wrong_bit(mode):
     the incremental check must agree with the full one on every step."""
     mismatches, flagged = _core._selftest_invariants(3000, seed=17, kernel="fixed", mode=mode, plant_fill_writable=True)
     assert mismatches == 0
-    assert flagged > 1000  # most random programs load a read-only page (text) early
+    # many random programs load a read-only page (text) early: 898 of 3,000 with nine pages
+    assert flagged > 600
     clean_mismatches, clean_flagged = _core._selftest_invariants(3000, seed=17, kernel="fixed", mode="pc64")
     assert (clean_mismatches, clean_flagged) == (0, 0)
 
@@ -217,7 +221,12 @@ NOT_FOUND_BY_RANDOM = {"no-cow-event", "umtx-no-recheck", "pre-10192bae", "cow-m
                        "procfs-hold-only", "dirty-cow",
                        # issue 23's deferred-flush needs a second PTE operation to run while the
                        # first is paused at ipi_wait (litmus 20): 0 in 100,000 here too
-                       "deferred-flush"}
+                       "deferred-flush",
+                       # SPEC §3.4's (measured, seed 5, <= 32 steps): mremap-flush-late needs a
+                       # pageout of the new address while the move is paused at ipi_wait (litmus
+                       # 35): 0 in 100,000; clearbit-wrong-va needs an msync while another CPU
+                       # holds a dirty entry for file0 (litmus 37): 0 in 20,000, 2 in 100,000
+                       "mremap-flush-late", "clearbit-wrong-va"}
 
 
 def test_machine_reuse_leaves_no_residue():

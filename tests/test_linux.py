@@ -3,6 +3,7 @@
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -264,3 +265,310 @@ def test_a_debugger_write_to_a_read_only_shared_page_is_linuxs_eio():
     assert r["trace"] == ["P2", "ok", "ok", "EIO", "ok", "0x0", "0x2"] and r["violation"] is None, r["trace_text"]
     r = linux.run_ops(["cpu0 mprotect data0 r", "cpu0 procfs_write P1 data0.0 0x1", "cpu0 load data0.0"], 1)
     assert r["trace"] == ["ok", "ok", "0x1"] and r["violation"] is None
+
+
+# ---------------------------------------------------------------- docs/contract.md §3.4 on the host
+
+def _do(m, line, actor=(1, 1), step=0, cpus=2):
+    return m.do(oracle.parse_op(line, cpus), actor, step)[0]
+
+
+def _vma(m, n, page):
+    """The /proc/PID/smaps entry of P<n>'s mapping at page: its header line and counters (kB)."""
+    addr, out, inside = m.base[page], {}, False
+    with open(f"/proc/{m.procs[n]}/smaps") as f:
+        for ln in f:
+            t = ln.split()
+            if t[0][-1] != ":":
+                lo, hi = (int(x, 16) for x in t[0].split("-"))
+                inside = lo <= addr < hi
+                if inside:
+                    out["head"] = t
+            elif inside and t[0] not in ("VmFlags:",):
+                out[t[0][:-1]] = int(t[1])
+    return out
+
+
+def _host_call(what: str) -> str:
+    """The host's own answer, called here in the test process on a page just unmapped (no
+    driver): what the target must report for the same line."""
+    import ctypes
+    import errno
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    a = libc.mmap(None, 2 * 4096, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    hole, other = a, a + 4096
+    assert libc.munmap(ctypes.c_void_p(hole), 4096) == 0
+    L = ctypes.c_long
+    try:
+        r = {
+            "mremap-same": lambda: libc.syscall(L(linux.SYS_MREMAP), L(hole), L(4096), L(4096), L(3), L(hole)),
+            "mremap-unmapped": lambda: libc.syscall(L(linux.SYS_MREMAP), L(hole), L(4096), L(4096), L(3), L(other)),
+            "futex-wait-private": lambda: libc.syscall(L(linux.SYS_FUTEX), L(hole), L(128), L(0), None, None, L(0)),
+            "futex-wait-shared": lambda: libc.syscall(L(linux.SYS_FUTEX), L(hole), L(0), L(0), None, None, L(0)),
+            "futex-wake-private": lambda: libc.syscall(L(linux.SYS_FUTEX), L(hole), L(129), L(1), None, None, L(0)),
+            "futex-wake-shared": lambda: libc.syscall(L(linux.SYS_FUTEX), L(hole), L(1), L(1), None, None, L(0)),
+            "msync": lambda: libc.msync(ctypes.c_void_p(hole), L(4096), 4),
+            "mprotect": lambda: libc.mprotect(ctypes.c_void_p(hole), L(4096), 1),
+            "madvise": lambda: libc.madvise(ctypes.c_void_p(hole), L(4096), 4),
+            "pageout": lambda: libc.madvise(ctypes.c_void_p(hole), L(4096), 21),
+            "munmap": lambda: libc.munmap(ctypes.c_void_p(hole), L(4096)),
+        }[what]()
+        e = ctypes.get_errno()
+    finally:
+        libc.munmap(ctypes.c_void_p(other), 4096)
+    return errno.errorcode[e] if r == -1 else "ok"
+
+
+def test_host_kernel_is_recorded():
+    r = linux.run_ops(["cpu0 load data0.0"], 1)
+    assert r["host"] == os.uname().release and f"# host: Linux {os.uname().release}\n" in r["trace_text"]
+
+
+def test_layout_file0_is_the_data_file_shared_and_hole0_has_no_mapping():
+    """file0 is a MAP_SHARED rw mapping of the driver's data file (same inode), holding
+    0xd000+w; hole0 is no mapping at all (not a PROT_NONE one): nothing in /proc/PID/maps."""
+    m = linux.LinuxMachine(2)
+    try:
+        f0 = _vma(m, 1, "file0")
+        st = os.fstat(m.data_fd)
+        assert f0["head"][1] == "rw-s" and int(f0["head"][4]) == st.st_ino, f0
+        assert _vma(m, 1, "hole0") == {}
+        assert [_do(m, f"cpu0 load file0.{w}") for w in range(4)] == [hex(0xD000 + w) for w in range(4)]
+        assert _do(m, "cpu0 load hole0.0") == "SEGV"
+        assert 1 not in m.procs and not m._alive(m.ospids[0])  # the load really killed P1
+    finally:
+        m.close()
+
+
+def test_file0_is_shared_across_fork_through_the_real_file():
+    """A store by P1 and a debugger write into P2 land in the file's page cache, seen by both
+    processes and by a read(2) of the file itself; a fresh `mmap file0` maps the file as it is."""
+    m = linux.LinuxMachine(2)
+    try:
+        assert _do(m, "cpu0 store file0.1 0x11") == "ok"
+        assert _do(m, "cpu0 fork", step=2) == "P2"
+        assert _do(m, "cpu1 load file0.1", (2, 1)) == "0x11"
+        assert _do(m, "cpu1 store file0.2 0x22", (2, 1)) == "ok"
+        assert _do(m, "cpu0 load file0.2") == "0x22"
+        assert _do(m, "cpu0 procfs_write P2 file0.3 0x33") == "ok"
+        assert _do(m, "cpu0 load file0.3") == "0x33"
+        words = struct.unpack("<4I", os.pread(m.data_fd, 16, 0))
+        assert words == (0xD000, 0x11, 0x22, 0x33)
+        os.pwrite(m.data_fd, struct.pack("<I", 0x44), 0)  # written to the file, not through a mapping
+        assert _do(m, "cpu1 load file0.0", (2, 1)) == "0x44"
+        assert _do(m, "cpu1 mmap file0", (2, 1)) == "ok" and _do(m, "cpu1 load file0.1", (2, 1)) == "0x11"
+        assert _vma(m, 2, "file0")["head"][4] == str(os.fstat(m.data_fd).st_ino)
+    finally:
+        m.close()
+    r = linux.run_ops(["cpu0 store file0.1 0x11", "cpu0 fork", "cpu1 switch P2.T1", "cpu1 load file0.1",
+                       "cpu1 umtx_sleep file0.1 0x11", "cpu0 umtx_wakeup file0.1"], 2)
+    assert r["trace"] == ["ok", "P2", "ok", "0x11", "blocked", "ok woke P2.T1"] and r["violation"] is None, r["trace_text"]
+
+
+def test_munmap_then_load_segv():
+    r = linux.run_ops(["cpu0 spawn", "cpu1 switch P1.T2", "cpu0 store data0.0 0x5", "cpu1 load data0.0",
+                       "cpu0 munmap data0", "cpu1 load data1.0", "cpu1 load data0.0", "cpu0 switch idle"], 2)
+    # the SEGV killed P1, both threads: cpu0 is idle too (its `switch idle` is all it can run)
+    assert r["trace"] == ["P1.T2", "ok", "ok", "0x5", "ok", "0x0", "SEGV", "ok"] and r["violation"] is None, r["trace_text"]
+    # munmap of what is not mapped is ok (it removes nothing); a store there is SEGV too
+    r = linux.run_ops(["cpu0 munmap hole0", "cpu0 munmap shm0", "cpu0 munmap shm0", "cpu0 store shm0.0 0x1"], 1)
+    assert r["trace"] == ["ok", "ok", "ok", "SEGV"] and r["violation"] is None, r["trace_text"]
+
+
+def test_mmap_gives_each_kind_a_fresh_mapping():
+    r = linux.run_ops(["cpu0 store data1.0 0x5", "cpu0 mmap data1", "cpu0 load data1.0",
+                       "cpu0 procfs_write P1 text1.2 0x9", "cpu0 load text1.2", "cpu0 mmap text1", "cpu0 load text1.2",
+                       "cpu0 store text1.2 0x1",
+                       ], 1)
+    assert r["trace"] == ["ok", "ok", "0x0", "ok", "0x9", "ok", "0xf012", "SEGV"] and r["violation"] is None, r["trace_text"]
+    # a new shm0 is shared with no one until a fork; hole0 becomes zero-filled memory
+    r = linux.run_ops(["cpu0 store shm0.0 0x7", "cpu0 fork", "cpu0 mmap shm0", "cpu0 load shm0.0",
+                       "cpu0 store shm0.1 0x8", "cpu0 fork", "cpu0 mmap hole0", "cpu0 load hole0.1",
+                       "cpu1 switch P2.T1", "cpu1 load shm0.0", "cpu1 load shm0.1", "cpu1 switch P3.T1",
+                       "cpu1 load shm0.1", "cpu1 load hole0.0"], 2)
+    assert r["trace"] == ["ok", "P2", "ok", "0x0", "ok", "P3", "ok", "0x0", "ok", "0x7", "0x0", "ok", "0x8", "SEGV"] \
+        and r["violation"] is None, r["trace_text"]
+
+
+def test_mremap_moves_the_content_and_its_errors_are_the_hosts():
+    """mremap(MREMAP_MAYMOVE|MREMAP_FIXED): the content (private or shared) moves and PAGE is
+    left unmapped. On this host EINVAL (TO = PAGE) comes before EFAULT (PAGE unmapped), as the
+    contract orders them: pinned against the raw system call made here."""
+    assert _host_call("mremap-same") == "EINVAL" and _host_call("mremap-unmapped") == "EFAULT"
+    r = linux.run_ops(["cpu0 store data0.0 0x5", "cpu0 mremap data0 hole0", "cpu0 load hole0.0", "cpu0 mremap data0 data0",
+                       "cpu0 mremap data0 data1", "cpu0 mremap shm0 data2", "cpu0 fork", "cpu0 store data2.1 0x9",
+                       "cpu1 switch P2.T1", "cpu1 load data2.1", "cpu1 load hole0.0", "cpu1 load data0.0"], 2)
+    assert r["trace"] == ["ok", "ok", "0x5", "EINVAL", "EFAULT", "ok", "P2", "ok", "ok", "0x9", "0x5", "SEGV"] \
+        and r["violation"] is None, r["trace_text"]
+    m = linux.LinuxMachine(1)
+    try:
+        assert _do(m, "cpu0 mremap file0 hole0", cpus=1) == "ok"
+        assert _vma(m, 1, "file0") == {} and _vma(m, 1, "hole0")["head"][1] == "rw-s"
+        assert _do(m, "cpu0 store hole0.0 0x77", cpus=1) == "ok"
+        assert struct.unpack("<I", os.pread(m.data_fd, 4, 0))[0] == 0x77  # still the data file
+    finally:
+        m.close()
+
+
+def test_msync_writes_the_page_back_to_the_file():
+    """After a store the file page is dirty (smaps); msync(MS_SYNC) writes it to the file and
+    leaves it clean; an O_DIRECT read of the data file (past the page cache) has the word."""
+    import mmap
+
+    m = linux.LinuxMachine(2)
+    try:
+        assert _do(m, "cpu0 store file0.2 0x77") == "ok"
+        v = _vma(m, 1, "file0")
+        assert v["Private_Dirty"] + v["Shared_Dirty"] == 4, v
+        assert _do(m, "cpu0 msync file0") == "ok"
+        v = _vma(m, 1, "file0")
+        assert v["Private_Dirty"] + v["Shared_Dirty"] == 0 and v["Rss"] == 4, v
+        buf = mmap.mmap(-1, 4096)
+        try:
+            fd = os.open(f"/proc/self/fd/{m.data_fd}", os.O_RDONLY | os.O_DIRECT)
+        except OSError:  # a file system without O_DIRECT: the page cache then
+            fd = os.open(f"/proc/self/fd/{m.data_fd}", os.O_RDONLY)
+        try:
+            assert os.preadv(fd, [buf], 0) == 4096
+        finally:
+            os.close(fd)
+        assert struct.unpack("<4I", buf[:16]) == (0xD000, 0xD001, 0x77, 0xD003)
+        assert [_do(m, f"cpu0 msync {p}") for p in ("data0", "text0", "shm0")] == ["ok"] * 3
+    finally:
+        m.close()
+
+
+def _in_page_cache(fd: int) -> bool:
+    """mincore(2) of the data file's first page through a fresh mapping here: resident in the
+    page cache or not (mapping it faults nothing in)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    a = libc.mmap(None, 4096, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+    vec = ctypes.create_string_buffer(1)
+    try:
+        assert libc.mincore(ctypes.c_void_p(a), ctypes.c_size_t(4096), vec) == 0
+    finally:
+        libc.munmap(ctypes.c_void_p(a), ctypes.c_size_t(4096))
+    return bool(vec.raw[0] & 1)
+
+
+def test_pageout_then_load_returns_the_data():
+    """pageout from the process itself (madvise), from an idle CPU (the driver's
+    process_madvise) and from another process's thread (process_madvise through the pidfd).
+    What this host's MADV_PAGEOUT does: a clean file page (after msync) is unmapped and evicted
+    from the page cache, so the next load reads it from the file; a dirty one is unmapped
+    (smaps Rss 0) but stays dirty in the page cache (reclaim outside kswapd writes no file page,
+    mm/vmscan.c); an anonymous page stays where there is no swap; a page still in another CPU's
+    LRU batch (lru_add_drain drains only the caller's) or mapped by two processes is left
+    alone. Every load returns the data."""
+    ncpus = len(os.sched_getaffinity(0))
+    cpus = ncpus + 1 if ncpus < 8 else 2  # the last model CPU then runs on cpu0's host CPU, where P1.T1 is
+    m = linux.LinuxMachine(cpus)
+    idle = f"cpu{cpus - 1}"
+    do = lambda line, actor=(1, 1), step=0: _do(m, line, actor, step, cpus)  # noqa: E731
+    try:
+        assert do("cpu0 store file0.3 0x6") == "ok" and do("cpu0 store data0.0 0x5") == "ok"
+        assert do("cpu0 msync file0") == "ok"
+        assert do("cpu0 pageout P1 file0") == "ok"  # madvise by P1.T1 on its own CPU
+        assert _vma(m, 1, "file0")["Rss"] == 0 and not _in_page_cache(m.data_fd)
+        assert do("cpu0 load file0.3") == "0x6" and _in_page_cache(m.data_fd)  # read in from the file
+        assert do("cpu0 store file0.3 0x7") == "ok"
+        assert do("cpu0 pageout P1 file0") == "ok"  # dirty: unmapped, kept
+        assert _vma(m, 1, "file0")["Rss"] == 0 and _in_page_cache(m.data_fd)
+        assert do("cpu0 load file0.3") == "0x7"
+        assert do(f"{idle} pageout P1 file0", None) == "ok"  # the driver, pinned to that CPU
+        if ncpus < 8:
+            assert _vma(m, 1, "file0")["Rss"] == 0
+        assert do("cpu0 load file0.3") == "0x7"
+        assert struct.unpack("<I", os.pread(m.data_fd, 4, 12))[0] == 0x7
+        assert do(f"{idle} pageout P1 data0", None) == "ok" and do("cpu0 pageout P1 data0") == "ok"
+        assert do("cpu0 load data0.0") == "0x5"
+        assert _do(m, "cpu0 fork", step=5) == "P2" and _do(m, "cpu1 switch P2.T1", None) == "ok"  # pinned
+        assert _do(m, "cpu1 store file0.1 0x8", (2, 1)) == "ok"
+        # MADV_PAGEOUT leaves a page that more than one process maps alone (mm/madvise.c): `ok`,
+        # and still mapped in both
+        assert _do(m, "cpu0 pageout P2 file0") == "ok" and _vma(m, 2, "file0")["Rss"] == 4
+        assert _do(m, "cpu0 madvise file0 dontneed") == "ok" and _vma(m, 1, "file0")["Rss"] == 0
+        # P1's thread, P2's page (process_madvise); then P2's own (madvise). Whether the page goes
+        # depends on the per-CPU LRU batches across two CPUs: only the data is asserted
+        assert _do(m, "cpu0 pageout P2 file0") == "ok"
+        assert _do(m, "cpu1 load file0.1", (2, 1)) == "0x8"
+        assert _do(m, "cpu1 pageout P2 file0", (2, 1)) == "ok"
+        assert _do(m, "cpu1 load file0.1", (2, 1)) == "0x8"
+        assert _do(m, "cpu1 exit", (2, 1)) == "ok"
+        # P2 is dead: the kernel says so through the pidfd, from a thread and from the driver
+        assert _do(m, "cpu0 pageout P2 data0") == "ESRCH" and _do(m, "cpu1 pageout P2 data0", None) == "ESRCH"
+        assert _do(m, "cpu0 pageout P5 data0") == "ESRCH"  # never made
+    finally:
+        m.close()
+    r = linux.run_ops(["cpu0 store data0.0 0x5", "cpu0 store file0.3 0x6", "cpu1 pageout P1 data0",
+                       "cpu1 pageout P1 file0", "cpu0 load data0.0", "cpu0 load file0.3", "cpu0 pageout P3 data0"], 2)
+    assert r["trace"] == ["ok", "ok", "ok", "ok", "0x5", "0x6", "ESRCH"] and r["violation"] is None, r["trace_text"]
+
+
+def test_pageout_on_a_host_without_it_is_unsupported(monkeypatch, tmp_path):
+    """A host without MADV_PAGEOUT (Linux < 5.4) or process_madvise: the line is an input error
+    (exit 2) naming why, never an outcome of the driver's."""
+    monkeypatch.setattr(linux, "_pageout_support", {"madvise": "MADV_PAGEOUT fails here with EINVAL", "process_madvise": None})
+    with pytest.raises(linux.LinuxError, match=r"step 2: `pageout` is unsupported on this host: MADV_PAGEOUT"):
+        linux.run_ops(["cpu0 store data0.0 0x1", "cpu0 pageout P1 data0"], 1)
+    monkeypatch.setattr(linux, "_pageout_support", {"madvise": None, "process_madvise": "no process_madvise"})
+    r = linux.run_ops(["cpu0 pageout P1 data0"], 2)  # the caller's own process: madvise is enough
+    assert r["trace"] == ["ok"]
+    with pytest.raises(linux.LinuxError, match="unsupported on this host: no process_madvise"):
+        linux.run_ops(["cpu1 pageout P1 data0"], 2)
+
+
+def test_interleaved_lines_of_the_new_operations_are_refused(tmp_path):
+    for line in ("cpu0 msync file0 until clean", "cpu1 pageout P1 data0 until free",
+                 "cpu0 mremap data0 hole0 until pmap_enter", "cpu0 munmap data0 until ipi_wait"):
+        f = tmp_path / "p.txt"
+        f.write_text(line + "\n")
+        p = cli("run", str(f), "--target", "linux")
+        assert p.returncode == 2 and "interleaved line" in p.stderr, p.stdout + p.stderr
+
+
+def test_procfs_and_umtx_on_an_unmapped_page_are_what_the_host_gives():
+    """docs/contract.md §4.2: /proc/PID/mem of an unmapped address is EIO on Linux (the oracle
+    agrees). FUTEX_WAIT on an unmapped page is EFAULT (private and shared futex alike), and so
+    is a shared FUTEX_WAKE (get_futex_key looks the page up) — all as the contract says."""
+    assert _host_call("futex-wait-private") == "EFAULT" and _host_call("futex-wait-shared") == "EFAULT"
+    assert _host_call("futex-wake-shared") == "EFAULT"
+    r = linux.run_ops(["cpu0 fork", "cpu0 procfs_read P1 hole0.0", "cpu0 procfs_write P2 hole0.1 0x1",
+                       "cpu0 munmap data0", "cpu1 switch P2.T1", "cpu1 procfs_read P1 data0.0", "cpu1 procfs_read P2 data0.0",
+                       "cpu0 umtx_sleep hole0.0 0x0", "cpu0 umtx_sleep data0.0 0x0", "cpu0 munmap shm0",
+                       "cpu0 umtx_sleep shm0.0 0x0", "cpu0 umtx_wakeup shm0.0", "cpu0 munmap file0",
+                       "cpu0 umtx_wakeup file0.0"], 2)
+    assert r["trace"] == ["P2", "EIO", "EIO", "ok", "ok", "EIO", "0x0", "EFAULT", "EFAULT", "ok", "EFAULT", "EFAULT",
+                          "ok", "EFAULT"] and r["violation"] is None, r["trace_text"]
+
+
+@pytest.mark.parametrize("line,host,contract", [
+    ("cpu0 umtx_wakeup hole0.0", "futex-wake-private", "EFAULT"),
+    ("cpu0 msync hole0", "msync", "ok"),
+    ("cpu0 mprotect hole0 r", "mprotect", "ok"),
+    ("cpu0 madvise hole0 dontneed", "madvise", "ok"),
+    ("cpu0 pageout P1 hole0", "pageout", "ok"),
+    ("cpu1 pageout P1 hole0", "pageout", "ok"),
+])
+def test_unmapped_page_outcomes_are_linuxs(line, host, contract):
+    """Linux's answer on an unmapped page differs from docs/contract.md §3.4's table (`contract`,
+    DragonFly's), and §4.2 names the difference for `os linux`: the target reports the kernel's
+    answer (the same as the raw call made here: ENOMEM for mprotect, madvise, msync and
+    MADV_PAGEOUT; 0 woken — `ok` — for a private FUTEX_WAKE, keyed by address with no page
+    lookup), and the `os linux` oracle expects exactly that."""
+    expected_host = _host_call(host)
+    assert expected_host == ("ok" if host.startswith("futex") else "ENOMEM")
+    assert expected_host != contract
+    r = linux.run_ops([line], 2)
+    assert r["trace"] == [expected_host], r["trace_text"]
+    assert r["violation"] is None
+    assert _host_call("munmap") == "ok"  # munmap of an unmapped page: ok, as the contract says

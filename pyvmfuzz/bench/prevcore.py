@@ -101,12 +101,70 @@ def compare(prev_path: str | None, programs: int = 5000, seed: int = 5, kernel: 
             key = "interleaved" if name == "new" else "interleaved_prev"
             best[key] = max(best[key], r["steps"] / (time.process_time() - t0))
     best["steps"] = steps
+    best.update(vm_line_cost(new, programs, seed, kernel, rounds))
+    best["op_costs"] = op_costs(new, kernel)
     if prev is None:
         best["prev"] = best["interleaved_prev"] = None
     if oracle_programs > 0:
         best["oracle_plain"] = _oracle_ratio(new, texts[:oracle_programs], kernel)
         best["oracle_interleaved"] = _oracle_interleaved(new, oracle_programs, seed, kernel)
     return best
+
+
+_VM_OPS = (" munmap ", " mmap ", " mremap ", " msync ", " pageout ")
+
+
+def vm_line_cost(new, programs: int, seed: int, kernel: str, rounds: int) -> dict:
+    """docs/contract.md §3.4's lines against the others, per step: this build's random plain
+    programs split into those with at least one §3.4 line and those without, each run in one
+    batch (best of `rounds`, CPU time). {"vm_lines": steps/s, "no_vm_lines": steps/s,
+    "vm_share": the §3.4 lines' share of the first set's steps}."""
+    texts = plain_texts(programs, seed + 1, kernel)
+    with_vm = [t for t in texts if any(op in t for op in _VM_OPS)]
+    without = [t for t in texts if t not in with_vm]
+    out = {}
+    target = new.FuzzTarget(kernel)
+    for name, group in (("vm_lines", with_vm), ("no_vm_lines", without)):
+        steps = sum(len(new.run_text(t, kernel)["trace"]) for t in group)
+        data = [new.encode(t, kernel) for t in group]
+        best = 0.0
+        for _ in range(rounds):
+            t0 = time.process_time()
+            target.run_batch(data)
+            best = max(best, steps / max(time.process_time() - t0, 1e-9))
+        out[name] = best
+    lines = [ln for t in with_vm for ln in t.splitlines() if ln.startswith("cpu")]
+    out["vm_share"] = sum(any(op in ln + " " for op in _VM_OPS) for ln in lines) / max(1, len(lines))
+    return out
+
+
+# Each pattern: a store that faults the page back, then map operations; repeated to 60 lines.
+OP_PATTERNS = {
+    "madvise dontneed": ["cpu0 store data0.0 0x1", "cpu0 madvise data0 dontneed"],
+    "mprotect r, rw": ["cpu0 store data0.0 0x1", "cpu0 mprotect data0 r", "cpu0 mprotect data0 rw"],
+    "pageout (§3.4)": ["cpu0 store data0.0 0x1", "cpu0 pageout P1 data0"],
+    "msync (§3.4)": ["cpu0 store file0.0 0x1", "cpu0 msync file0"],
+    "munmap, mmap (§3.4)": ["cpu0 store data0.0 0x1", "cpu0 munmap data0", "cpu0 mmap data0"],
+    "mremap there and back (§3.4)": ["cpu0 store data0.0 0x1", "cpu0 mremap data0 hole0", "cpu0 mremap hole0 data0"],
+}
+
+
+def op_costs(new, kernel: str = "fixed", rounds: int = 5, reps: int = 2000) -> dict[str, float]:
+    """ns per line of each `OP_PATTERNS` program (60 lines, 2 CPUs, run `reps` times in one
+    batch, best of `rounds`, CPU time): the map operations of docs/contract.md §3.4 beside the
+    old ones, each with the store that faults its page back."""
+    target = new.FuzzTarget(kernel)
+    out = {}
+    for name, pat in OP_PATTERNS.items():
+        text = "hw cpus=2\n" + "\n".join((pat * 60)[:60]) + "\n"
+        data = [new.encode(text, kernel)] * reps
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.process_time()
+            target.run_batch(data)
+            best = min(best, (time.process_time() - t0) / (60 * reps))
+        out[name] = best * 1e9
+    return out
 
 
 def _oracle_ratio(new, texts: list[str], kernel: str) -> float:

@@ -11,6 +11,7 @@ the mutator's and crossover's outputs for the same input and seed as well. Run w
 from __future__ import annotations
 
 import random
+import re
 
 
 def _bytes(rng: random.Random, i: int) -> bytes:
@@ -84,8 +85,100 @@ def _compare(prev, new, d: bytes, kernel: str, explain: bool, skip: tuple[str, .
     return "", len(rep["trace"])
 
 
+def _store_through_stale_entry(prev, text: str, kernel: str, i: int) -> bool:
+    """Whether step `i` (0-based) of `text` is a store that the previous build let through a
+    TLB entry whose PTE no longer maps that frame writable (docs/contract.md §3.4: such a
+    store now faults, as x86 does). Read from the previous build's own snapshots."""
+    if i == 0:
+        return False
+    ex = prev.explain(text, kernel)
+    line = ex["steps"][i].split()
+    if len(line) < 3 or line[1] != "store":
+        return False
+    cpu = int(line[0][3:])
+    page = line[2].split(".")[0]
+    before = ex["states"][i - 1]
+    running = before["cpus"][cpu]["running"]
+    if running is None:
+        return False
+    pid = int(running.split(".")[0][1:])
+    entry = [e for e in before["cpus"][cpu]["tlb"] if e[0] == pid and e[1] == page]
+    if not entry or not entry[0][3]:
+        return False
+    procs = [p for p in before["procs"] if p["pid"] == pid]
+    pte = procs[0]["pages"][page]["pte"] if procs else None
+    return pte is None or pte[0] != entry[0][2] or not pte[1]
+
+
+def _compare_text(prev, new, d: bytes, kernel: str) -> tuple[str, int]:
+    """The program the previous build decodes from `d`, run as text by both builds (a byte
+    form change makes byte inputs incomparable): ('' or what differs, steps). A difference
+    whose first differing step is a store through a stale writable entry is reported as
+    'store-faults' (the one kind docs/contract.md §3.4 allows)."""
+    text = prev.decode(d, kernel)
+    outs = []
+    for mod in (prev, new):
+        try:
+            r = mod.run_text(text, kernel)
+            v = r["violation"]
+            if v is not None and v["kind"] == "panic":  # the assertion's source line moves with the code
+                v = dict(v, observed=re.sub(r" at rust/src/\S+:\d+", "", v["observed"]))
+            outs.append(("ok", r["trace"], v, None))
+        except ValueError as e:
+            outs.append(("error", str(e), None, e))
+    if outs[0][:3] == outs[1][:3]:
+        return "", len(outs[0][1]) if outs[0][0] == "ok" else 0
+    if outs[0][0] == "ok" and outs[1][0] == "ok":
+        a, b = outs[0][1], outs[1][1]
+        i = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
+        if i < len(a) and i < len(b) and _store_through_stale_entry(prev, text, kernel, i):
+            return "store-faults", len(a)
+        va, vb = outs[0][2], outs[1][2]
+        if va == vb and va is not None and va["kind"] == "use-after-free" and i == va["step"] - 1:
+            # The same use-after-free, at the step that reads the freed frame: its memory has
+            # been reused since (docs/contract.md §3.4), so the value read differs.
+            return "reused", len(a)
+        if a == b:
+            return "verdict", len(a)
+    elif outs[1][0] == "error" and outs[0][0] == "ok" and getattr(outs[1][3], "line", 0) > 0:
+        # The new build refused a line the old one ran: compare what ran before it (a store
+        # that now faults leaves its thread in the kernel, so later lines on that CPU cannot run).
+        keep = text.splitlines()[:outs[1][3].line - 1]
+        a = prev.run_text("\n".join(keep) + "\n", kernel)["trace"]
+        b = new.run_text("\n".join(keep) + "\n", kernel)["trace"]
+        i = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
+        if i < len(a) and i < len(b) and _store_through_stale_entry(prev, text, kernel, i):
+            return "store-faults", len(outs[0][1])
+        return "refused: " + outs[1][1], len(outs[0][1])
+    return "trace", 0
+
+
+def text_diff(prev_path: str, kernel: str, programs: int, seed: int) -> dict:
+    """As `kernel_diff`, by text (`_compare_text`): {"kernel", "programs", "steps",
+    "differences" (the first 5 not of the allowed kind), "count", "store_faults"}."""
+    from pyvmfuzz import _core as new
+    from pyvmfuzz.bench.prevcore import load_prev
+
+    prev = load_prev(prev_path)
+    rng = random.Random(f"{seed}-{kernel}")
+    diffs: list = []
+    count = steps = allowed = 0
+    for i in range(programs):
+        d = _bytes(rng, i)
+        what, n = _compare_text(prev, new, d, kernel)
+        steps += n
+        if what in ("store-faults", "reused"):
+            allowed += 1
+        elif what:
+            count += 1
+            if len(diffs) < 5:
+                diffs.append((prev.decode(d, kernel), what))
+    return {"kernel": kernel, "programs": programs, "steps": steps, "differences": diffs, "count": count,
+            "store_faults": allowed}
+
+
 def run(prev_path: str, programs: int, seed: int, jobs: int, kernels: list[str] | None = None, progress=None,
-        skip: tuple[str, ...] = ()) -> list[dict]:
+        skip: tuple[str, ...] = (), text: bool = False) -> list[dict]:
     from concurrent.futures import ProcessPoolExecutor
 
     from pyvmfuzz import _core
@@ -94,9 +187,13 @@ def run(prev_path: str, programs: int, seed: int, jobs: int, kernels: list[str] 
     # Chunks of at most 25,000 programs, so progress moves and jobs share the work.
     chunk = min(programs, 25_000)
     work = [(k, s, min(chunk, programs - s)) for k in names for s in range(0, programs, chunk)]
-    out: dict[str, dict] = {k: {"kernel": k, "programs": 0, "steps": 0, "differences": [], "count": 0} for k in names}
+    out: dict[str, dict] = {k: {"kernel": k, "programs": 0, "steps": 0, "differences": [], "count": 0,
+                                "store_faults": 0} for k in names}
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
-        futs = {ex.submit(kernel_diff, prev_path, k, n, seed * 1_000_003 + s, 50, skip): k for k, s, n in work}
+        if text:
+            futs = {ex.submit(text_diff, prev_path, k, n, seed * 1_000_003 + s): k for k, s, n in work}
+        else:
+            futs = {ex.submit(kernel_diff, prev_path, k, n, seed * 1_000_003 + s, 50, skip): k for k, s, n in work}
         from concurrent.futures import as_completed
 
         for f in as_completed(futs):
@@ -105,6 +202,7 @@ def run(prev_path: str, programs: int, seed: int, jobs: int, kernels: list[str] 
             o["programs"] += r["programs"]
             o["steps"] += r["steps"]
             o["count"] += r["count"]
+            o["store_faults"] += r.get("store_faults", 0)
             o["differences"] = (o["differences"] + r["differences"])[:5]
             if progress:
                 progress(r["programs"])

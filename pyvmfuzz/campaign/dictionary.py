@@ -32,6 +32,7 @@ def vm_entries() -> dict[str, bytes]:
         pw = _page_of(op) << 2
         # umtx_sleep: 0x80, the word's current value (codec.rs), so the sleep is reached
         value = 0x80 if op == "umtx_sleep" else 1 if op in ("store", "procfs_write") else 0
+        value = layout.EXT_SELECT.get(op, value)  # §3.4's ops: the value byte names the op
         name = op if pw == 0 else f"{op}_{layout.PAGES[pw >> 2]}"
         out[name] = bytes([code, pw, value, 0, 0])
         if op != "ipi":

@@ -19,11 +19,11 @@ import time
 from pyvmfuzz import _core
 from pyvmfuzz import api as _api
 
-CORE_ONLY_EXTENDABLE = ("tlb-incoherent", "use-after-free")
+CORE_ONLY_EXTENDABLE = ("tlb-incoherent", "use-after-free", "lost-data")
 USER_VISIBLE = ("stale-read", "protection", "outcome", "lost-wakeup", "file-corruption")
 FRESH = 0x77  # a value no program of the minimizer's writes (it shrinks values to 0..7)
 
-_ADDR = re.compile(r"\b(data[0-3]|text[01]|shm0)(?:\.([0-3]))?\b")
+_ADDR = re.compile(r"\b(data[0-3]|text[01]|shm0|file0|hole0)(?:\.([0-3]))?\b")
 _THREAD = re.compile(r"\bP(\d+)\.T(\d+)\b")
 _PID = re.compile(r"\bP(\d+)\b")
 
@@ -45,6 +45,10 @@ def candidate_lines(hw: str, ops: list[str], trace: list[str], hint: str = "") -
             addrs.append(a)
     addrs = addrs[:4] or ["data0.0"]
     pages = list(dict.fromkeys(a.split(".")[0] for a in addrs))
+    # a data page the program never names: a store there zero-fills a new frame, which takes
+    # the memory of the frame freed last (docs/contract.md §3.4) -- how a use-after-free of a
+    # freed frame becomes a value a user reads
+    fresh = next((f"data{i}.0" for i in range(4) if f"data{i}" not in pages), None)
     threads = sorted({(1, 1)} | {(int(p), int(t)) for p, t in _THREAD.findall(text)})
     pids = sorted({p for p, _ in threads} | {int(p) for p in _PID.findall(text)})
     lines = []
@@ -54,8 +58,12 @@ def candidate_lines(hw: str, ops: list[str], trace: list[str], hint: str = "") -
             lines += [f"{cpu} load {a}", f"{cpu} store {a} {FRESH:#x}", f"{cpu} umtx_wakeup {a}"]
             for p in pids:
                 lines += [f"{cpu} procfs_read P{p} {a}", f"{cpu} procfs_write P{p} {a} {FRESH:#x}"]
+        if fresh is not None:
+            lines.append(f"{cpu} store {fresh} {FRESH:#x}")
         for pg in pages:
             lines += [f"{cpu} mprotect {pg} r", f"{cpu} mprotect {pg} rw", f"{cpu} madvise {pg} dontneed"]
+            # docs/contract.md §3.4: the page daemon frees, msync cleans, mmap maps afresh
+            lines += [f"{cpu} pageout P{p} {pg}" for p in pids] + [f"{cpu} msync {pg}", f"{cpu} mmap {pg}"]
         lines += [f"{cpu} switch P{p}.T{t}" for p, t in threads] + [f"{cpu} switch idle", f"{cpu} fork"]
         # finish what is paused (docs/contract.md §3.2): the op in flight on this CPU, the
         # IPIs pending for it — an internal breakage often becomes visible only once the

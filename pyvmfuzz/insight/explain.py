@@ -22,8 +22,9 @@ def _f(frame) -> str:
     return "-" if frame is None else f"f{frame}"
 
 
-def _pte(pte) -> str:
-    return "-" if pte is None else f"f{pte[0]} {'rw' if pte[1] else 'r'}"
+def _pte(pte, modified: bool = False) -> str:
+    """`f2 rw`; `+M` when the PTE's modified bit is set (docs/contract.md §3.4)."""
+    return "-" if pte is None else f"f{pte[0]} {'rw' if pte[1] else 'r'}{'+M' if modified else ''}"
 
 
 def cells(state: dict, page: str, ncpus: int) -> dict:
@@ -31,7 +32,8 @@ def cells(state: dict, page: str, ncpus: int) -> dict:
     out = {"procs": {}, "tlb": []}
     for p in state["procs"]:
         pg = p["pages"][page]
-        out["procs"][p["pid"]] = (_pte(pg["pte"]), _f(pg["seen"]), p["pm_active"])
+        seen = "unmapped" if pg["prot"] == "unmapped" and pg["pte"] is None else _f(pg["seen"])
+        out["procs"][p["pid"]] = (_pte(pg["pte"], pg.get("modified", False)), seen, p["pm_active"])
     for c in state["cpus"]:
         ent = [f"P{a}:f{f}{' rw' if w else ' r'}" for (a, pg, f, w) in c["tlb"] if pg == page]
         out["tlb"].append(" ".join(ent) or "-")
@@ -69,12 +71,24 @@ def model(rep: dict) -> dict:
             # the core's own invariant broke here; a witness goes on to a user-visible step
             "internal": internal is not None and internal["step"] == i + 1,
         })
-    frames = {}
+    frames, info = {}, {}
     for st in states:
         for f, (words, freed) in st["frames"].items():
             frames[int(f)] = (words, freed)
+        info.update({int(f): x for f, x in st.get("frame_info", {}).items()})
+    # docs/contract.md §3.4: a freed frame's memory goes to the next allocation; say whose
+    notes = {}
+    for f, (words, freed) in frames.items():
+        bits = ["freed"] if freed else []
+        if f in info and info[f][0] and not freed:
+            bits.append("dirty")
+        if freed and f in info:
+            later = [g for g in sorted(info) if g > f and info[g][1] == info[f][1]]
+            if later:
+                bits.append(f"its memory now f{later[0]}'s")
+        notes[f] = f" ({'; '.join(bits)})" if bits else ""
     pids = sorted({p["pid"] for st in states for p in st["procs"]})
-    return {"rows": rows, "pages": pages, "ncpus": ncpus, "pids": pids, "frames": frames,
+    return {"rows": rows, "pages": pages, "ncpus": ncpus, "pids": pids, "frames": frames, "frame_notes": notes,
             "violation": v, "internal": internal, "kernel": rep["kernel"], "hw": rep["hw"]}
 
 
@@ -126,7 +140,7 @@ def render_text(m: dict, title: str) -> str:
     elif not iv:
         out.append("# no violation: expectation and observation agree at every step")
     out.append("# frames: " + "  ".join(
-        f"f{f}=[{','.join(hex(x) for x in words)}]{' (freed)' if freed else ''}"
+        f"f{f}=[{','.join(hex(x) for x in words)}]{m['frame_notes'].get(f, '')}"
         for f, (words, freed) in sorted(m["frames"].items())))
     return "\n".join(out) + "\n"
 
@@ -228,7 +242,7 @@ def render_html(m: dict, title: str) -> str:
         verdict = (f'<div class="verdict bad">step {iv["step"]}: {e(iv["kind"])}, the core\'s own invariant — '
                    f'{e(iv["observed"])}' + ('; the run goes on to what a user sees' if v else
                                              '; nothing user-visible follows') + '</div>' + verdict)
-    frames = " ".join(f"f{f}=[{', '.join(hex(x) for x in words)}]{' freed' if freed else ''}"
+    frames = " ".join(f"f{f}=[{', '.join(hex(x) for x in words)}]{m['frame_notes'].get(f, '')}"
                       for f, (words, freed) in sorted(m["frames"].items()))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>pyvmfuzz explain: {e(title)}</title>
 <style>{_CSS}</style></head><body>

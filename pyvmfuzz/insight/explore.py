@@ -80,13 +80,13 @@ def _bar(desc: str, time_s: float):
 
 def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashing=True, por=True,
                 pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None,
-                stops: int | None = None) -> dict:
+                stops: int | None = None, vm: bool = False) -> dict:
     """One exploration; the core's dict (see `_core.explore`)."""
     bar, progress = _bar(bar_desc or f"explore {kernel}", time_s)
     try:
         return _core.explore(kernel, depth, hw=hw, time_s=time_s, hashing=hashing, por=por,
                              off=list(off), on=list(on), progress=progress, pages=pages, values=values,
-                             distinguish=distinguish, stops=stops)
+                             distinguish=distinguish, stops=stops, vm=vm)
     finally:
         bar.close()
 
@@ -126,10 +126,12 @@ def cmd_explore(args) -> int:
         if not given:  # the same count in both: once (a key given twice is an error)
             hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
-                    pages=pages, values=values, stops=args.stops)
+                    pages=pages, values=values, stops=args.stops, vm=args.vm)
     rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0
     dom = DOMAIN_NOTE.format(pages=args.pages or "data0,text0,shm0", values=args.values or "1")
     stops = "" if args.stops is None else f"; at most {args.stops} stop(s) (lines with `until`) per program"
+    if args.vm:
+        stops += "; with munmap, mmap, mremap, msync and pageout (docs/contract.md §3.4)"
     print(f"# explore {r['kernel']} on {r['hw']}; domain: {dom}{stops}")
     print(f"# states generated {r['generated']:,} (last bound {r['generated_last']:,}), distinct expanded "
           f"{r['distinct']:,}, {rate:,.0f} states/s, {r['elapsed_s']:.1f} s")

@@ -1,4 +1,5 @@
-"""The oracle: the user-visible contract of docs/contract.md §4, in pure Python, independent of the Rust
+"""The oracle: the user-visible contract of docs/contract.md §4 (§3.4's pages and operations
+included), in pure Python, independent of the Rust
 core (`contract.py`: the sequential contract; `linearizability.py`: docs/contract.md §4.1 over it), and the
 differential that compares the two (`check.py`)."""
 

@@ -27,7 +27,7 @@ def pf_kernel(pf) -> str | None:
             return None
     return None
 
-CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "panic"})
+CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "lost-data", "panic"})
 KERNELS = [name for name, _ in _core.kernels()]
 
 

@@ -1,10 +1,12 @@
 """The oracle: a slow, independent model of the user-visible contract.
 
-Written from the contract (docs/contract.md §2, §4) and docs/readings.md only -- never from the
-Rust core -- so that a disagreement between the two means something.  It knows
-nothing about TLBs, pmaps, shadow chains or frames: each process simply *has*
-its private words, there is one shared shm0, and the question for every step is
-"what must a user have seen?".
+Written from the contract (docs/contract.md §2, §3.4, §4) and docs/readings.md only -- never from
+the Rust core -- so that a disagreement between the two means something.  It knows
+nothing about TLBs, pmaps, shadow chains or frames: each process simply *has* a
+mapping or none at each of its nine pages -- private words of its own, or a
+shared object (the original shm0, one made by `mmap shm0`, the data file) that
+every process mapping it reads and writes alike -- and the question for every
+step is "what must a user have seen?".
 
 A trace (the text a run prints) is itself a program with observed outcomes:
 
@@ -24,9 +26,12 @@ from dataclasses import dataclass, field
 
 DATA_PAGES = ("data0", "data1", "data2", "data3")
 TEXT_PAGES = ("text0", "text1")
-PRIVATE_PAGES = DATA_PAGES + TEXT_PAGES
-SHARED_PAGES = ("shm0",)   # shared mappings (docs/contract.md §3.4's file0 joins them once it exists)
-PAGES = PRIVATE_PAGES + SHARED_PAGES
+PRIVATE_PAGES = DATA_PAGES + TEXT_PAGES     # privately mapped in the initial layout
+SHARED_PAGES = ("shm0", "file0")            # shared mappings in the initial layout
+HOLE_PAGES = ("hole0",)                     # unmapped in the initial layout (docs/contract.md §3.4)
+PAGES = PRIVATE_PAGES + SHARED_PAGES + HOLE_PAGES   # the nine pages, in the contract's order
+SHM, FILE = "shm0", "file0"   # names of the original shared anonymous object and of the data file
+PRIVATE_KINDS = ("anon",) + TEXT_PAGES      # what a private mapping's original content is
 WORDS = 4
 MAX_PROCS = 8      # live processes
 MAX_THREADS = 4    # live threads per process
@@ -35,18 +40,24 @@ PERSONALITIES = ("dragonfly", "linux")   # docs/contract.md §4.2; dragonfly is 
 
 
 def original(page: str, word: int) -> int:
-    """Content of a private page before anyone wrote it (also what madvise restores)."""
+    """Content of a page of this kind before anyone wrote it: what a private page's madvise
+    restores, what `mmap` gives (the data file's initial words for `file0`; a later `mmap
+    file0` sees the file as it is then, see Oracle._mmap). `page` may also be a private
+    mapping's kind ("anon", "text0", "text1")."""
     if page in TEXT_PAGES:
-        return 0xF000 + 16 * int(page[4:]) + word   # the file; it never changes
-    return 0                                        # anonymous zero-fill
+        return 0xF000 + 16 * int(page[4:]) + word   # the executable; it never changes
+    if page == FILE:
+        return 0xD000 + word                        # the data file, initially
+    return 0                                        # anonymous zero-fill (data*, hole0, shm0)
 
 
+# the prot a fresh mapping of each page's kind has (hole0: when `mmap` makes it, §3.4)
 INITIAL_PROT = {p: "r" if p in TEXT_PAGES else "rw" for p in PAGES}
 
 
 @dataclass(frozen=True)
 class Violation:
-    kind: str        # stale-read | protection | outcome | lost-wakeup
+    kind: str        # stale-read | protection | outcome | lost-wakeup (the oracle's kinds)
     step: int        # 1-based, over op lines only
     expected: str    # outcome strings in trace syntax
     observed: str
@@ -59,7 +70,7 @@ class TraceError(ValueError):
 # ---------------------------------------------------------------- parsing
 
 _VALUE = re.compile(r"0[xX][0-9a-fA-F]+|[0-9]+")
-_ADDR = re.compile(r"(data[0-3]|text[01]|shm0)\.([0-3])")
+_ADDR = re.compile(r"(data[0-3]|text[01]|shm0|file0|hole0)\.([0-3])")
 _THREAD = re.compile(r"P([0-9]+)\.T([0-9]+)")
 _PID = re.compile(r"P([0-9]+)")
 _CPU = re.compile(r"cpu([0-9]+)")
@@ -78,6 +89,12 @@ _ARGS = {
     "procfs_write": ("pid", "addr", "value"),
     "madvise": ("page", "dontneed"),
     "mprotect": ("page", "prot"),
+    # docs/contract.md §3.4
+    "munmap": ("page",),
+    "mmap": ("page",),
+    "mremap": ("page", "to"),
+    "msync": ("page",),
+    "pageout": ("pid", "page"),
 }
 
 
@@ -91,6 +108,7 @@ class Op:
     pid: int | None = None                    # procfs target
     target: tuple[int, int] | None = None     # switch target; None means idle
     prot: str | None = None                   # mprotect
+    to: str | None = None                     # mremap's destination page
 
 
 def parse_value(tok: str) -> int:
@@ -138,10 +156,10 @@ def parse_op(text: str, cpus: int) -> Op:
             if not a:
                 raise ValueError(f"bad address {tok!r} (want PAGE.W)")
             f["page"], f["word"] = a[1], int(a[2])
-        elif kind == "page":
+        elif kind in ("page", "to"):
             if tok not in PAGES:
                 raise ValueError(f"bad page {tok!r}")
-            f["page"] = tok
+            f[kind] = tok
         elif kind == "value":
             f["value"] = parse_value(tok)
         elif kind == "pid":
@@ -170,13 +188,21 @@ def is_value(outcome: str) -> bool:
 
 # ---------------------------------------------------------------- state
 
+# The key of a sleeper whose private page went away under it (munmap, mmap or mremap over it,
+# or -- under os linux -- mremap of its page, docs/contract.md §4.2): no wakeup computes it, so
+# nothing owes such a sleeper a wake any more; a wake it gets is a permitted spurious one.
+GONE = ("gone",)
+
+
 @dataclass
 class Thread:
     pid: int
     tid: int
     state: str = "runnable"          # runnable | running | blocked
     cpu: int | None = None           # set while running
-    key: tuple | None = None         # set while blocked: (pid, page, w) or ("shm0", w)
+    # set while blocked: (pid, page, w) on a private page, (object, w) on a shared one
+    # ("shm0", "file0", or a shm0 made by mmap: "shm0#N"), or GONE
+    key: tuple | None = None
 
     @property
     def name(self) -> tuple[int, int]:
@@ -186,8 +212,11 @@ class Thread:
 @dataclass
 class Process:
     pid: int
-    mem: dict[str, list[int]]        # private pages only; shm0 lives in the Oracle
-    prot: dict[str, str]             # every page, "r" or "rw"
+    # page -> (what, prot) for every mapped page; a page not in it is unmapped (docs/contract.md
+    # §3.4). `what` is a private mapping's kind (PRIVATE_KINDS: what madvise restores) or the
+    # name of the shared object it maps (its words live in Oracle.objs).
+    maps: dict[str, tuple[str, str]]
+    mem: dict[str, list[int]]        # the words of each privately mapped page
     threads: dict[int, Thread] = field(default_factory=dict)
     next_tid: int = 1                # tids count up and are never reused
 
@@ -196,6 +225,26 @@ class Process:
         self.threads[t.tid] = t
         self.next_tid += 1
         return t
+
+    def prot(self, page: str) -> str | None:
+        """The page's current prot, None where nothing is mapped."""
+        m = self.maps.get(page)
+        return None if m is None else m[1]
+
+    def shared(self, page: str) -> bool:
+        """The page maps a shared object (shm0, one made by mmap, the data file)."""
+        m = self.maps.get(page)
+        return m is not None and m[0] not in PRIVATE_KINDS
+
+
+def initial_mapping(page: str) -> tuple[str, str]:
+    """The (what, prot) of page in the initial layout, and of a fresh `mmap` of it but for shm0,
+    which mmap makes a new object of (Oracle._mmap)."""
+    if page in TEXT_PAGES:
+        return (page, INITIAL_PROT[page])
+    if page in SHARED_PAGES:
+        return (page, INITIAL_PROT[page])   # "shm0" / "file0": the objects' names
+    return ("anon", INITIAL_PROT[page])     # data*, hole0
 
 
 class Oracle:
@@ -210,19 +259,28 @@ class Oracle:
         self.ncpus = cpus
         self.cpu: list[Thread | None] = [None] * cpus   # who runs on each CPU
         self.procs: dict[int, Process] = {}             # live processes only
-        self.shm = [0] * WORDS                          # one shm0 for everybody
+        # shared objects' words, by name: the original shm0 (while someone maps it), the data
+        # file (always: its content is never lost, docs/contract.md §3.4), shm0s made by mmap
+        self.objs: dict[str, list[int]] = {SHM: [original(SHM, w) for w in range(WORDS)],
+                                           FILE: [original(FILE, w) for w in range(WORDS)]}
+        self.next_obj = 1                               # names "shm0#1", "shm0#2", ...
         self.next_pid = 1                               # pids are never reused
         self.steps = 0
         self.ended: Violation | None = None
+        maps = {p: initial_mapping(p) for p in PRIVATE_PAGES + SHARED_PAGES}
         p1 = self._new_process(
-            {p: [original(p, w) for w in range(WORDS)] for p in PRIVATE_PAGES},
-            dict(INITIAL_PROT))
+            maps, {p: [original(p, w) for w in range(WORDS)] for p in PRIVATE_PAGES})
         self._run(p1.new_thread(), 0)
+
+    @property
+    def shm(self) -> list[int]:
+        """The original shm0's words (empty once nobody maps it)."""
+        return self.objs.get(SHM, [])
 
     # -- small helpers
 
-    def _new_process(self, mem, prot) -> Process:
-        p = Process(self.next_pid, mem, prot)
+    def _new_process(self, maps, mem) -> Process:
+        p = Process(self.next_pid, maps, mem)
         self.procs[p.pid] = p
         self.next_pid += 1
         return p
@@ -240,18 +298,21 @@ class Oracle:
             yield from p.threads.values()
 
     def read(self, proc: Process, page: str, w: int) -> int:
-        return self.shm[w] if page == "shm0" else proc.mem[page][w]
+        what = proc.maps[page][0]
+        return proc.mem[page][w] if what in PRIVATE_KINDS else self.objs[what][w]
 
     def write(self, proc: Process, page: str, w: int, v: int) -> None:
-        if page == "shm0":
-            self.shm[w] = v
-        else:
+        what = proc.maps[page][0]
+        if what in PRIVATE_KINDS:
             proc.mem[page][w] = v
+        else:
+            self.objs[what][w] = v
 
-    @staticmethod
-    def key(proc: Process, page: str, w: int) -> tuple:
-        # shm0 is one word for all processes; a private word is per process
-        return ("shm0", w) if page == "shm0" else (proc.pid, page, w)
+    def key(self, proc: Process, page: str, w: int) -> tuple:
+        """What a sleeper on proc's PAGE.W waits on: a word of a shared object is one word for
+        every process that maps the object, wherever; a private word is per process and page."""
+        what = proc.maps[page][0]
+        return (proc.pid, page, w) if what in PRIVATE_KINDS else (what, w)
 
     def _kill(self, proc: Process) -> None:
         """exit or SEGV: all threads go (sleepers too); their CPUs become idle."""
@@ -259,12 +320,63 @@ class Oracle:
             if t.cpu is not None:
                 self.cpu[t.cpu] = None
         del self.procs[proc.pid]
+        self._gc()
+
+    def _gc(self) -> None:
+        """Forget shared anonymous objects nobody maps any more (no mapping can reach them
+        again: mmap makes a new one). The data file stays."""
+        used = {m[0] for p in self.procs.values() for m in p.maps.values()}
+        for name in [n for n in self.objs if n != FILE and n not in used]:
+            del self.objs[name]
+
+    def _strand(self, proc: Process, page: str) -> None:
+        """proc's private mapping at page is gone: its sleepers there are owed nothing more."""
+        for t in proc.threads.values():
+            if t.state == "blocked" and t.key is not None and t.key[:2] == (proc.pid, page):
+                t.key = GONE
+
+    def _unmap(self, proc: Process, page: str) -> None:
+        """munmap (and what mmap and mremap do first at their target): the page behaves as hole0
+        from now on. Sleepers on a shared object keep their key (the object lives on)."""
+        if page in proc.maps:
+            self._strand(proc, page)
+            del proc.maps[page]
+            proc.mem.pop(page, None)
+
+    def _mmap(self, proc: Process, page: str) -> None:
+        """A fresh mapping of the kind page has in the initial layout, replacing any there."""
+        self._unmap(proc, page)
+        what, prot = initial_mapping(page)
+        if what == SHM:                        # a new shared anonymous object, shared with no one
+            what = f"{SHM}#{self.next_obj}"
+            self.next_obj += 1
+            self.objs[what] = [original(SHM, w) for w in range(WORDS)]
+        elif what in PRIVATE_KINDS:
+            proc.mem[page] = [original(what, w) for w in range(WORDS)]
+        proc.maps[page] = (what, prot)         # file0: the data file as it is now
+
+    def _mremap(self, proc: Process, page: str, to: str) -> None:
+        """Move the mapping at page -- its words (or shared object), prot and sleepers -- to `to`,
+        replacing what was there; page becomes unmapped (docs/contract.md §3.4, §4). DragonFly
+        keys a sleeper by the physical page, which does not move: its word moves with the
+        mapping. Linux keys a private futex by its address: a sleeper on a private page is owed
+        nothing by a wakeup at the new address (docs/contract.md §4.2)."""
+        self._unmap(proc, to)
+        proc.maps[to] = proc.maps.pop(page)
+        if page in proc.mem:
+            proc.mem[to] = proc.mem.pop(page)
+        for t in proc.threads.values():
+            if t.state == "blocked" and t.key is not None and t.key[:2] == (proc.pid, page):
+                t.key = (proc.pid, to, t.key[2]) if self.os == "dragonfly" else GONE
 
     # -- the contract
 
     def _actor(self, op: Op, where: int) -> Thread | None:
-        """The thread performing op; checks the op is applicable at all."""
+        """The thread performing op; checks the op is applicable at all. `pageout` runs on an
+        idle CPU too, in no thread (docs/contract.md §3.4)."""
         t = self.cpu[op.cpu]
+        if op.action == "pageout":
+            return t
         if op.action != "switch":
             if t is None:
                 raise TraceError(f"line {where}: cpu{op.cpu} is idle")
@@ -282,12 +394,35 @@ class Oracle:
         """The one outcome the contract allows for op, performed by t."""
         a = op.action
         proc = self.procs[t.pid] if t else None
-        if a in ("switch", "exit", "umtx_wakeup", "madvise", "mprotect"):
+        # munmap, mprotect, madvise and msync of an unmapped page do nothing, `ok` (§3.4) --
+        # under os linux mprotect(2), madvise(2) and msync(2) fail with ENOMEM on a range that
+        # is not mapped (their man pages; docs/contract.md §4.2), munmap(2) does not
+        if (a in ("madvise", "mprotect", "msync") and self.os == "linux"
+                and proc is not None and op.page not in proc.maps):
+            return "ENOMEM"
+        if a in ("switch", "exit", "madvise", "mprotect", "munmap", "mmap", "msync"):
             return "ok"
-        if a == "load":                       # every page is readable
-            return hex(self.read(proc, op.page, op.word))
+        if a == "pageout":                    # invisible; a dead or unknown target: ESRCH
+            if op.pid not in self.procs:
+                return "ESRCH"
+            # MADV_PAGEOUT (process_madvise) on an unmapped range: ENOMEM, as madvise(2)
+            return "ENOMEM" if self.os == "linux" and op.page not in self.procs[op.pid].maps else "ok"
+        if a == "mremap":                     # TO = PAGE is checked before PAGE unmapped
+            if op.to == op.page:
+                return "EINVAL"
+            return "ok" if op.page in proc.maps else "EFAULT"
+        mapped = proc is not None and op.page in proc.maps
+        if a == "umtx_wakeup":
+            # Linux's private FUTEX_WAKE keys on (mm, address) and never looks the page up:
+            # 0 woken, `ok`, on an unmapped private page (docs/contract.md §4.2); a shared one
+            # (the page's original kind shm0/file0) looks it up: EFAULT, as DragonFly's
+            if not mapped and self.os == "linux" and op.page not in SHARED_PAGES:
+                return "ok"
+            return "ok" if mapped else "EFAULT"
+        if a == "load":                       # every mapped page is readable
+            return hex(self.read(proc, op.page, op.word)) if mapped else "SEGV"
         if a == "store":
-            return "ok" if proc.prot[op.page] == "rw" else "SEGV"
+            return "ok" if mapped and proc.prot(op.page) == "rw" else "SEGV"
         if a == "fork":
             return "EAGAIN" if len(self.procs) >= MAX_PROCS else f"P{self.next_pid}"
         if a == "spawn":
@@ -295,27 +430,34 @@ class Oracle:
                 return "EAGAIN"
             return f"P{proc.pid}.T{proc.next_tid}"
         if a == "umtx_sleep":
+            if not mapped:                    # both personalities (§3.4)
+                return "EFAULT"
             # DragonFly faults the page READ|WRITE and fails where prot lacks write. Linux's
             # FUTEX_WAIT only reads the word: a private futex keys on (mm, address) with no
             # page lookup, a shared one on shm0 (shmem, not PageAnon) retries read-only since
             # 9ea71503a8ed -- so it compares and blocks like on a writable page (docs/contract.md §4.2;
             # host evidence in tests/test_oracle_lin.py::test_linux_futex_on_readonly_pages).
-            if proc.prot[op.page] != "rw" and self.os == "dragonfly":
+            if proc.prot(op.page) != "rw" and self.os == "dragonfly":
                 return "EFAULT"
             return "blocked" if self.read(proc, op.page, op.word) == op.value else "EBUSY"
         if a in ("procfs_read", "procfs_write"):
             target = self.procs.get(op.pid)
             if target is None:                # dead or never existed
                 return "ESRCH"
+            if op.page not in target.maps:
+                # docs/contract.md §3.4, §4.2: DragonFly's vm_fault_page fails (EFAULT); Linux's
+                # /proc/PID/mem read or write of an unmapped address fails with EIO
+                return "EIO" if self.os == "linux" else "EFAULT"
             if a == "procfs_read":
                 return hex(self.read(target, op.page, op.word))
             # docs/contract.md §4.2: a debugger write into a *shared* mapping whose prot lacks write.
             # DragonFly's VM_PROT_OVERRIDE_WRITE writes up to max prot (ok); Linux's FOLL_FORCE
             # breaks copy-on-write only in private mappings (mm/gup.c check_vma_flags), so the
             # write through /proc/PID/mem fails: EIO, and nothing is written. A private page
-            # (data after mprotect r, text) takes the write under both personalities.
-            if (self.os == "linux" and op.page in SHARED_PAGES
-                    and target.prot[op.page] != "rw"):
+            # (data after mprotect r, text) takes the write under both personalities. Shared is
+            # the mapping, wherever it is now: shm0, file0, one of them moved by mremap.
+            if (self.os == "linux" and target.shared(op.page)
+                    and target.prot(op.page) != "rw"):
                 return "EIO"
             return "ok"
         raise AssertionError(a)
@@ -330,15 +472,16 @@ class Oracle:
             self.cpu[op.cpu] = None
             if op.target is not None:
                 self._run(self.thread(op.target), op.cpu)
-        elif a == "store":
-            if expected == "SEGV":
+        elif a in ("store", "load"):
+            if expected == "SEGV":            # kills the process (an unmapped page's load too)
                 self._kill(proc)
-            else:
+            elif a == "store":
                 self.write(proc, op.page, op.word, op.value)
         elif a == "fork" and expected != "EAGAIN":
-            # the child gets a copy of private memory and prot; shm0 stays shared
-            child = self._new_process({p: list(ws) for p, ws in proc.mem.items()},
-                                      dict(proc.prot))
+            # the child gets a copy of private memory and of every page's mapping and prot;
+            # shared objects (shm0s, the data file) stay shared; unmapped pages stay unmapped
+            child = self._new_process(dict(proc.maps),
+                                      {p: list(ws) for p, ws in proc.mem.items()})
             child.new_thread()
         elif a == "spawn" and expected != "EAGAIN":
             proc.new_thread()
@@ -350,17 +493,34 @@ class Oracle:
         elif a == "procfs_write" and expected == "ok":
             # a debugger write ignores current prot (under os linux, on private pages only:
             # see _expected); text changes only in the target's private copy (the file
-            # itself never changes)
+            # itself never changes); a shared object's word changes for all who map it
             self.write(self.procs[op.pid], op.page, op.word, op.value)
-        elif a == "madvise" and op.page != "shm0":
-            proc.mem[op.page] = [original(op.page, w) for w in range(WORDS)]
+        elif a == "madvise":
+            m = proc.maps.get(op.page)
+            if m is not None and m[0] in PRIVATE_KINDS:   # shared pages keep their data
+                proc.mem[op.page] = [original(m[0], w) for w in range(WORDS)]
         elif a == "mprotect":
-            proc.prot[op.page] = op.prot
+            m = proc.maps.get(op.page)
+            if m is not None:
+                proc.maps[op.page] = (m[0], op.prot)
+        elif a == "munmap":
+            self._unmap(proc, op.page)
+            self._gc()
+        elif a == "mmap":
+            self._mmap(proc, op.page)
+            self._gc()
+        elif a == "mremap" and expected == "ok":
+            self._mremap(proc, op.page, op.to)
+            self._gc()
+        # msync, pageout: nothing a user can see (data is never lost, docs/contract.md §3.4)
 
     def _must_wake(self, op: Op, t: Thread) -> set[tuple[int, int]]:
         if op.action != "umtx_wakeup":
             return set()
-        k = self.key(self.procs[t.pid], op.page, op.word)
+        proc = self.procs[t.pid]
+        if op.page not in proc.maps:          # EFAULT: wakes no one
+            return set()
+        k = self.key(proc, op.page, op.word)
         return {s.name for s in self.threads() if s.state == "blocked" and s.key == k}
 
     @staticmethod
@@ -373,6 +533,8 @@ class Oracle:
             if op.action == "load" and observed == "SEGV":
                 return "protection"
             return "outcome"
+        if op.action == "load" and expected == "SEGV" and is_value(observed):
+            return "protection"                # a load that must SEGV gave a value
         if op.action == "store" and {expected, observed} == {"ok", "SEGV"}:
             return "protection"
         return None if observed == expected else "outcome"
@@ -448,11 +610,13 @@ class Oracle:
     def clone(self) -> "Oracle":
         """An independent copy of the whole state (the search branches on it)."""
         o = Oracle.__new__(Oracle)
-        o.os, o.ncpus, o.shm = self.os, self.ncpus, list(self.shm)
-        o.next_pid, o.steps, o.ended = self.next_pid, self.steps, self.ended
+        o.os, o.ncpus = self.os, self.ncpus
+        o.objs = {name: list(ws) for name, ws in self.objs.items()}
+        o.next_obj, o.next_pid, o.steps, o.ended = (self.next_obj, self.next_pid, self.steps,
+                                                    self.ended)
         o.procs = {}
         for pid, p in self.procs.items():
-            q = Process(pid, {pg: list(ws) for pg, ws in p.mem.items()}, dict(p.prot),
+            q = Process(pid, dict(p.maps), {pg: list(ws) for pg, ws in p.mem.items()},
                         {tid: Thread(t.pid, t.tid, t.state, t.cpu, t.key)
                          for tid, t in p.threads.items()}, p.next_tid)
             o.procs[pid] = q
@@ -463,10 +627,11 @@ class Oracle:
         """A hashable summary of everything the contract's future outcomes depend on."""
         return (
             tuple(None if t is None else t.name for t in self.cpu),
-            tuple(self.shm), self.next_pid,
+            tuple((name, tuple(ws)) for name, ws in sorted(self.objs.items())),
+            self.next_obj, self.next_pid,
             tuple((pid, p.next_tid,
-                   tuple(tuple(p.mem[pg]) for pg in PRIVATE_PAGES),
-                   tuple(p.prot[pg] for pg in PAGES),
+                   tuple((p.maps.get(pg), tuple(p.mem[pg]) if pg in p.mem else None)
+                         for pg in PAGES),
                    tuple((t.tid, t.state, t.cpu, t.key) for t in p.threads.values()))
                   for pid, p in sorted(self.procs.items())),
         )

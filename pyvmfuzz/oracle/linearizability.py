@@ -42,6 +42,12 @@ Wakes follow docs/contract.md §4.1 as pinned in docs/readings.md (R1-R4):
   completed wakeup left a wake unnamed while the sleep was still in flight is kept (`broken`)
   until that sleep completes: R3 does not count it, R4 does (docs/contract.md §4.1's worked example).
 
+docs/contract.md §3.4's operations (munmap, mmap, mremap, msync, pageout) are operations like the
+others: their effects (a page unmapped, a fresh mapping, a mapping and its private sleepers
+moved) take place where the order places them, in the contract's state. `pageout` may run on an
+idle CPU and then belongs to no thread; one a thread started cannot be placed after that
+thread's death.
+
 Lines before the first §3.2 line are judged by the sequential contract itself (docs/contract.md §4.1: exactly
 the sequential judgement there, whose precedence within a step -- outcome kinds, a bad wake
 list, then lost-wakeup -- differs from R4's "most specific" on a line with two failures).
@@ -61,8 +67,10 @@ from pyvmfuzz.oracle.contract import (
     parse_thread, thread_name, trace_lines,
 )
 
-# docs/contract.md §3.2's yield points (the core validates which op has which; the oracle needs none)
-POINTS = ("cow", "pmap_enter", "ipi_wait", "access", "sleep", "retry", "enter", "wait")
+# docs/contract.md §3.2's yield points and §3.4's `clean` (msync, pageout) and `free` (pageout)
+# (the core validates which op has which; the oracle needs none)
+POINTS = ("cow", "pmap_enter", "ipi_wait", "access", "sleep", "retry", "enter", "wait",
+          "clean", "free")
 PAUSED = "paused"
 
 _CPU_RESUME = re.compile(r"cpu([0-9]+)")
@@ -314,6 +322,11 @@ class _Judge:
                     sleeps = frozenset(x for x in sleeps if x[0] != target.name)
         try:
             actor = st._actor(hop.op, where)
+            if (hop.op.action == "pageout" and actor is None
+                    and self.rt.performer.get(hop.id) is not None):
+                # a pageout started by a thread is that thread's operation (docs/contract.md
+                # §3.4: an exit waits for it): an order where its thread died first is no order
+                raise TraceError(f"line {where}: cpu{hop.op.cpu} is idle")
         except TraceError as e:
             joined = _joined_death(st, hop, ln)
             if joined is None:

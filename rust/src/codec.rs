@@ -47,22 +47,31 @@ const MPROT_R: u8 = 11;
 const MPROT_RW: u8 = 12;
 const RESUME: u8 = 13;
 const IPI: u8 = 14;
-/// Loads get a second slot: they are most of an interesting program.
+/// SPEC §3.4's operations share the last slot: the value byte (mod 8) picks munmap, mmap,
+/// mremap, msync or pageout, and 5..7 a load (loads are most of an interesting program: they
+/// had the whole slot before, and keep 3/8 of it). mremap's TO is the pid byte (mod the pages).
+const EXT: u8 = 15;
+const EXT_OPS: u8 = 5;
+const MUNMAP: u8 = 16;
+const MMAP: u8 = 17;
+const MREMAP: u8 = 18;
+const MSYNC: u8 = 19;
+const PAGEOUT: u8 = 20;
 const KIND_TABLE: [u8; 16] = [
-    SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, RESUME, IPI, LOAD,
+    SWITCH, LOAD, STORE, FORK, SPAWN, EXIT, SLEEP, WAKEUP, PREAD, PWRITE, MADVISE, MPROT_R, MPROT_RW, RESUME, IPI, EXT,
 ];
 pub const RECORD: usize = 5;
 const UNTIL_BASE: u8 = 0xa0;
 
 /// The yield points `op` can be stopped at, in `POINTS` order.
-fn point_list(_m: &Machine, op: &Op) -> ([Point; 8], usize) {
+fn point_list(_m: &Machine, op: &Op) -> ([Point; 10], usize) {
     // As the text parser: vm_fault_page's pmap_enter is a point of every kernel's ops (it is
     // reached only where the kernel calls it), so every valid text line encodes.
     bits_list(op.points(true))
 }
 
-fn bits_list(bits: u8) -> ([Point; 8], usize) {
-    let mut out = [Point::Wait; 8];
+fn bits_list(bits: u16) -> ([Point; 10], usize) {
+    let mut out = [Point::Wait; 10];
     let mut n = 0;
     for p in POINTS {
         if bits & p.bit() != 0 {
@@ -82,7 +91,7 @@ thread_local! {
 /// `Point::bit`s: a dry run on a copy of the machine (explore's `arrived` hint: `until P`
 /// stops only where the plain line arrives at P). `wait` is never among them (an op waits
 /// whatever its `until`). 0 if the line is not applicable or the dry run asserts.
-fn reachable(m: &Machine, s: Step) -> u8 {
+fn reachable(m: &Machine, s: Step) -> u16 {
     if let Op::Switch(_) = s.op {
         return Point::Enter.bit(); // its only point, always reached when asked for
     }
@@ -184,7 +193,8 @@ fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
         found[n] = match k.op {
             Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => a,
             Op::ProcfsRead(_, a) | Op::ProcfsWrite(_, a, _) => a,
-            Op::Madvise(pg) | Op::Mprotect(pg, _) => Addr { page: pg, word: pw & 3 },
+            Op::Madvise(pg) | Op::Mprotect(pg, _) | Op::Munmap(pg) | Op::Mmap(pg) | Op::Msync(pg) => Addr { page: pg, word: pw & 3 },
+            Op::Mremap(pg, _) | Op::Pageout(_, pg) => Addr { page: pg, word: pw & 3 },
             _ => continue,
         };
         n += 1;
@@ -206,11 +216,13 @@ pub fn peek_word(m: &Machine, pid: u32, a: Addr) -> u32 {
     let p = m.proc(pid);
     let pte = p.pmap.pte[a.page as usize];
     if pte.present() {
-        return m.phys.get(pte.frame).words[a.word as usize];
+        return m.phys.word(pte.frame, a.word);
     }
-    let e = p.map.entries[p.map.lookup(a.page)];
+    let Some(i) = p.map.lookup(a.page) else { return 0 };
+    let e = p.map.entries[i];
     match m.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)) {
-        Some((_, _, f)) => m.phys.get(f).words[a.word as usize],
+        Some((o, idx, crate::phys::NO_FRAME)) => m.vm_pager_content(o, idx).map_or(0, |w| w[a.word as usize]),
+        Some((_, _, f)) => m.phys.word(f, a.word),
         None => 0,
     }
 }
@@ -245,8 +257,14 @@ fn free_cpus(m: &Machine) -> ([u8; 8], usize) {
     cpus_where(m, |i| m.cpus[i].kop.is_none())
 }
 
+/// Where the page daemon may run: a CPU with nothing in flight, idle or running a thread of a
+/// process that is not exiting (such a thread runs nothing but its exit).
+fn pageout_cpus(m: &Machine) -> ([u8; 8], usize) {
+    cpus_where(m, |i| m.cpus[i].kop.is_none() && m.cpus[i].running.is_none_or(|(p, _)| !m.exiting(p)))
+}
+
 /// The operation codes of a record's low nibble, by name (exported to Python as the layout).
-pub const OPCODES: [(u8, &str); 15] = [
+pub const OPCODES: [(u8, &str); 20] = [
     (SWITCH, "switch"),
     (LOAD, "load"),
     (STORE, "store"),
@@ -262,7 +280,15 @@ pub const OPCODES: [(u8, &str); 15] = [
     (MPROT_RW, "mprotect_rw"),
     (RESUME, "resume"),
     (IPI, "ipi"),
+    (EXT, "munmap"),
+    (EXT, "mmap"),
+    (EXT, "mremap"),
+    (EXT, "msync"),
+    (EXT, "pageout"),
 ];
+/// The value byte that picks each of SPEC §3.4's operations in the EXT slot (mod 8; 5..7 is
+/// a load).
+pub const EXT_SELECT: [(&str, u8); 5] = [("munmap", 0), ("mmap", 1), ("mremap", 2), ("msync", 3), ("pageout", 4)];
 /// The `u` byte of a record: below it no `until`; `UNTIL_BASE + k` stops at the op's k-th point.
 pub const UNTIL: u8 = UNTIL_BASE;
 
@@ -382,6 +408,23 @@ impl<'a> Decoder<'a> {
         let pid_escape = if tb == 0xff { Some(self.u32().max(1)) } else { None };
         let sel = (k >> 4) as usize;
         let mut kind = KIND_TABLE[(k & 15) as usize];
+        if kind == EXT {
+            let sub = (if vb == 0xff { value } else { vb as u32 } % 8) as u8;
+            kind = if sub < EXT_OPS { MUNMAP + sub } else { LOAD };
+            if kind == PAGEOUT {
+                // The page daemon runs on any CPU with nothing in flight, idle or not.
+                let (c, n) = pageout_cpus(m);
+                if n > 0 {
+                    let cpu = c[sel % n];
+                    let f = Fields { pw, vb, tb, value, pid_escape };
+                    let op = decode_op(m, PAGEOUT, cpu, f);
+                    let line = Step { cpu, op, until: None };
+                    let until = if ub < UNTIL_BASE { None } else { until_point(m, line, &op, ub) };
+                    return Some(Step { until, ..line });
+                }
+                kind = MUNMAP;
+            }
+        }
         // Fold a choice without candidates into the next kind that has some.
         let quiet = m.inflight == 0 && m.invals.is_empty();
         // Nothing in flight (`inflight` counts the CPUs with a `kop`): busy means running.
@@ -503,6 +546,11 @@ fn decode_op(m: &Machine, kind: u8, cpu: u8, f: Fields) -> Op {
         MADVISE => Op::Madvise(addr().page),
         MPROT_R => Op::Mprotect(addr().page, false),
         MPROT_RW => Op::Mprotect(addr().page, true),
+        MUNMAP => Op::Munmap(addr().page),
+        MMAP => Op::Mmap(addr().page),
+        MREMAP => Op::Mremap(addr().page, f.tb % NPAGES as u8),
+        MSYNC => Op::Msync(addr().page),
+        PAGEOUT => Op::Pageout(pid(), addr().page),
         _ => unreachable!(),
     }
 }

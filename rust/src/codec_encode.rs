@@ -36,12 +36,18 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
         Op::Resume => (RESUME, 0, 0, 0),
         Op::Ipi => (IPI, 0, 0, 0),
+        Op::Munmap(pg) => (MUNMAP, pg << 2, 0, 0),
+        Op::Mmap(pg) => (MMAP, pg << 2, 0, 0),
+        Op::Mremap(pg, to) => (MREMAP, pg << 2, 0, to as u32),
+        Op::Msync(pg) => (MSYNC, pg << 2, 0, 0),
+        Op::Pageout(p, pg) => (PAGEOUT, pg << 2, 0, p),
     };
     let (cands, n) = match kind {
         RESUME => resumable(m),
         IPI => ipi_cpus(m),
         SWITCH => free_cpus(m),
         EXIT => exit_cpus(m), // quiet: no exit has begun, so these are the running CPUs
+        PAGEOUT => pageout_cpus(m),
         _ => busy_cpus(m),
     };
     let sel = match cands[..n].iter().position(|&c| c == s.cpu) {
@@ -61,6 +67,9 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
             }
         }
     };
+    // SPEC §3.4's ops share the EXT slot; the value byte names which.
+    let (kind, value) = if kind >= MUNMAP { (EXT, (kind - MUNMAP) as u32) } else { (kind, value) };
+    let ext = kind == EXT;
     out.push(kind | ((sel as u8) << 4));
     out.push(pw);
     let assigned = m.pids_assigned();
@@ -80,12 +89,23 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         _ => 0xff,
     };
     out.push(vb);
-    out.push(if kind == PREAD || kind == PWRITE { if tb_direct { (pid - 1) as u8 } else { 0xff } } else { 0 });
+    let procfs_pid = kind == PREAD || kind == PWRITE || matches!(s.op, Op::Pageout(..));
+    out.push(if procfs_pid {
+        if tb_direct {
+            (pid - 1) as u8
+        } else {
+            0xff
+        }
+    } else if ext {
+        pid as u8 // mremap's TO
+    } else {
+        0
+    });
     out.push(ub);
     if vb == 0xff {
         out.extend_from_slice(&value.to_le_bytes());
     }
-    if (kind == PREAD || kind == PWRITE) && !tb_direct {
+    if procfs_pid && !tb_direct {
         out.extend_from_slice(&pid.to_le_bytes());
     }
     Ok(())

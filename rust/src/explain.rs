@@ -21,12 +21,13 @@ pub struct CpuSnap {
 pub struct ProcSnap {
     pub pid: u32,
     pub pm_active: u8,
-    /// Per page: the PTE (frame, writable), if present.
+    /// Per page: the PTE (frame, writable), if present, and its modified bit.
     pub pte: [Option<(u32, bool)>; NPAGES],
+    pub modified: [bool; NPAGES],
     /// Per page: the frame the process's map would find (PTE aside), if any.
     pub seen: [Option<u32>; NPAGES],
-    /// Per page: the map entry's (prot write, needs copy, shadow depth).
-    pub entry: [(bool, bool, u32); NPAGES],
+    /// Per page: the map entry's (prot write, needs copy, shadow depth); None: unmapped.
+    pub entry: [Option<(bool, bool, u32)>; NPAGES],
     /// Threads: (tid, state name).
     pub threads: Vec<(u32, &'static str)>,
 }
@@ -36,8 +37,8 @@ pub struct Snapshot {
     pub cpus: Vec<CpuSnap>,
     pub procs: Vec<ProcSnap>,
     pub sleepers: Vec<(u32, u32, u32, u8)>,
-    /// Words of every frame referenced above.
-    pub frames: Vec<(u32, [u32; 4], bool)>,
+    /// Every frame referenced above: (frame, words, freed, dirty flag, slot).
+    pub frames: Vec<(u32, [u32; 4], bool, bool, u32)>,
 }
 
 pub fn snapshot(m: &Machine) -> Snapshot {
@@ -71,19 +72,24 @@ pub fn snapshot(m: &Machine) -> Snapshot {
     for p in m.procs.iter().filter(|p| p.alive) {
         let mut pte = [None; NPAGES];
         let mut seen = [None; NPAGES];
-        let mut entry = [(false, false, 0); NPAGES];
+        let mut entry = [None; NPAGES];
+        let mut modified = [false; NPAGES];
         for va in 0..NPAGES as u8 {
             let t = p.pmap.pte[va as usize];
             if t.present() {
                 note(t.frame);
                 pte[va as usize] = Some((t.frame, t.writable));
+                modified[va as usize] = t.modified;
             }
-            let e = p.map.entries[p.map.lookup(va)];
+            let Some(i) = p.map.lookup(va) else { continue };
+            let e = p.map.entries[i];
             if let Some((_, _, f)) = m.vm_page_lookup_chain(e.object, e.offset + (va - e.start)) {
-                note(f);
-                seen[va as usize] = Some(f);
+                if f != crate::phys::NO_FRAME {
+                    note(f);
+                    seen[va as usize] = Some(f);
+                }
             }
-            entry[va as usize] = (e.prot_write, e.needs_copy, m.shadow_depth(e.object));
+            entry[va as usize] = Some((e.prot_write, e.needs_copy, m.shadow_depth(e.object)));
         }
         let threads = p
             .threads
@@ -99,7 +105,7 @@ pub fn snapshot(m: &Machine) -> Snapshot {
                 (t.tid, s)
             })
             .collect();
-        procs.push(ProcSnap { pid: p.pid, pm_active: p.pmap.pm_active, pte, seen, entry, threads });
+        procs.push(ProcSnap { pid: p.pid, pm_active: p.pmap.pm_active, pte, modified, seen, entry, threads });
     }
     let sleepers = m
         .sleepers
@@ -109,7 +115,13 @@ pub fn snapshot(m: &Machine) -> Snapshot {
             (s.pid, s.tid, s.frame, s.word)
         })
         .collect();
-    let frames = frames.iter().map(|&f| (f, m.phys.get(f).words, m.phys.is_freed(f))).collect();
+    let frames = frames
+        .iter()
+        .map(|&f| {
+            let fr = m.phys.get(f);
+            (f, m.phys.words(f), fr.freed, fr.dirty, fr.slot)
+        })
+        .collect();
     let _ = IDLE_SPACE;
     Snapshot { cpus, procs, sleepers, frames }
 }

@@ -57,11 +57,14 @@ pub struct Domain {
     pub pages: Vec<u8>,
     pub words: Vec<u8>,
     pub values: Vec<u32>,
+    /// SPEC §3.4's lines too (`--vm`): munmap, mmap, msync of each page, mremap between them,
+    /// pageout of each live process's page from every CPU with nothing in flight.
+    pub vm: bool,
 }
 
 impl Default for Domain {
     fn default() -> Self {
-        Domain { pages: vec![0, 4, SHM], words: vec![0], values: vec![1] }
+        Domain { pages: vec![0, 4, SHM], words: vec![0], values: vec![1], vm: false }
     }
 }
 
@@ -224,7 +227,7 @@ fn commutes_below(a: &Hit, b: &Hit) -> bool {
 /// are made from the points each plain line arrived at, see `Search::dfs`).
 pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>) {
     out.clear();
-    let with_points = |out: &mut Vec<Step>, cpu: u8, op: Op, bits: u8| {
+    let with_points = |out: &mut Vec<Step>, cpu: u8, op: Op, bits: u16| {
         out.push(Step { cpu, op, until: None });
         if !all_points {
             return;
@@ -255,10 +258,19 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         for (p, t) in m.runnable() {
             with_points(out, cpu, Op::Switch(Target::Thread(p, t)), sw);
         }
+        let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
+        if d.vm && m.cpus[c].running.is_none_or(|(p, _)| !m.exiting(p)) {
+            // the page daemon: on any CPU, idle or not
+            for &page in &d.pages {
+                for &pid in &live {
+                    let op = Op::Pageout(pid, page);
+                    with_points(out, cpu, op, m.points_of(&op));
+                }
+            }
+        }
         if m.cpus[c].running.is_none() {
             continue;
         }
-        let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
         // Process and thread creation first: most witnesses start with one, and the first
         // violation of a bound ends the search sooner (the order is no part of soundness).
         let mut ops: Vec<Op> = vec![Op::Spawn, Op::Fork];
@@ -289,6 +301,10 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
             ops.push(Op::Madvise(page));
             ops.push(Op::Mprotect(page, false));
             ops.push(Op::Mprotect(page, true));
+            if d.vm {
+                ops.extend([Op::Munmap(page), Op::Mmap(page), Op::Msync(page)]);
+                ops.extend(d.pages.iter().filter(|&&to| to != page).map(|&to| Op::Mremap(page, to)));
+            }
         }
         ops.push(Op::Exit);
         for op in ops {
@@ -372,7 +388,7 @@ impl Search<'_> {
     }
 
     /// Line `step` from `node` and the search below it: (violation found, points it arrived at).
-    fn visit(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32, step: Step) -> (bool, u8) {
+    fn visit(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32, step: Step) -> (bool, u16) {
         let hit = if self.cfg.por { tlb_hit(&node.m, &step) } else { None };
         if let (Some(a), Some(b)) = (&hit, &last) {
             if commutes_below(a, b) {
@@ -387,7 +403,7 @@ impl Search<'_> {
         r
     }
 
-    fn visit_child(&mut self, child: &mut Node, k: u32, hit: Option<Hit>, bound: u32, step: Step) -> (bool, u8) {
+    fn visit_child(&mut self, child: &mut Node, k: u32, hit: Option<Hit>, bound: u32, step: Step) -> (bool, u16) {
         self.stats.generated += 1;
         self.stats.generated_last += 1;
         self.tick += 1;

@@ -181,9 +181,14 @@ impl Canon {
         }
         for i in 0..self.frames.len() {
             let fr = m.phys.get(self.frames[i]);
-            self.buf.push(fr.words[0] as u64 | (fr.words[1] as u64) << 32);
-            self.buf.push(fr.words[2] as u64 | (fr.words[3] as u64) << 32);
-            self.buf.push(fr.owned as u64 | (fr.freed as u64) << 1 | (fr.hold as u64) << 8);
+            let w = m.phys.words(self.frames[i]);
+            self.buf.push(w[0] as u64 | (w[1] as u64) << 32);
+            self.buf.push(w[2] as u64 | (w[3] as u64) << 32);
+            // The slot, as the first canonical frame that occupies it (freed frames alias).
+            let slot = self.frames[..i].iter().position(|&g| m.phys.get(g).slot == fr.slot).unwrap_or(i) as u64;
+            self.buf.push(
+                fr.owned as u64 | (fr.freed as u64) << 1 | (fr.dirty as u64) << 2 | (fr.hold as u64) << 8 | slot << 32,
+            );
         }
     }
 

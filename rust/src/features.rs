@@ -160,7 +160,7 @@ impl Features {
         let opcode = match s.op {
             Op::Switch(_) | Op::Spawn | Op::Ipi => return,
             Op::Resume => match m.cpus[s.cpu as usize].kop.as_ref() {
-                Some(k) => op_code(&k.op) | 16,
+                Some(k) => op_code(&k.op) | 32,
                 None => 14,
             },
             op => op_code(&op),
@@ -171,7 +171,7 @@ impl Features {
         }
         let at = k.map_or(0, |k| if k.waiting.is_some() { 8 } else { k.at.map_or(0, |p| p as u32 + 1) });
         let ipis = (0..m.cpus.len()).filter(|&c| m.ipi_pending(c)).count().min(3) as u32;
-        self.hit(0x3c6e_f372 ^ (opcode | (m.scratch.arrived as u32) << 5 | at << 13 | ipis << 17));
+        self.hit(0x3c6e_f372 ^ (opcode | (m.scratch.arrived as u32) << 6 | at << 16 | ipis << 20));
     }
 }
 
@@ -181,13 +181,15 @@ fn op_page(op: &Op, actor: u32) -> Option<(u32, u8)> {
         Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => Some((actor, a.page)),
         Op::ProcfsRead(t, a) | Op::ProcfsWrite(t, a, _) => Some((t, a.page)),
         Op::Madvise(pg) | Op::Mprotect(pg, _) => Some((actor, pg)),
+        Op::Munmap(pg) | Op::Mmap(pg) | Op::Mremap(pg, _) | Op::Msync(pg) => Some((actor, pg)),
+        Op::Pageout(t, pg) => Some((t, pg)),
         _ => None,
     }
 }
 
 /// Same page: same process, or the shared segment (mapped shared in every process).
 fn same_page(a: (u32, u8), b: (u32, u8)) -> bool {
-    a.1 == b.1 && (a.0 == b.0 || a.1 == crate::program::SHM)
+    a.1 == b.1 && (a.0 == b.0 || a.1 == crate::program::SHM || a.1 == crate::program::FILE0)
 }
 
 fn op_code(op: &Op) -> u32 {
@@ -206,6 +208,11 @@ fn op_code(op: &Op) -> u32 {
         Op::Mprotect(_, w) => 12 + *w as u32,
         Op::Resume => 14,
         Op::Ipi => 15,
+        Op::Munmap(_) => 16,
+        Op::Mmap(_) => 17,
+        Op::Mremap(..) => 18,
+        Op::Msync(_) => 19,
+        Op::Pageout(..) => 20,
     }
 }
 
@@ -254,7 +261,7 @@ pub fn situation(m: &Machine, s: &Step) -> Situation {
 /// it, frame), or None when no object has it yet.
 fn chain_depth(m: &Machine, pid: u32, page: u8) -> Option<(u32, u32)> {
     let p = m.proc(pid);
-    let e = p.map.entries[p.map.lookup(page)];
+    let e = p.map.entries[p.map.lookup(page)?];
     let (mut o, mut idx, mut depth) = (e.object, e.offset + (page - e.start), 0u32);
     loop {
         let ob = m.obj(o);
@@ -300,12 +307,19 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
         Op::Mprotect(pg, w) => (12 + w as u32, None, Some(pg)),
         Op::Resume => (14, None, None),
         Op::Ipi => (15, None, None),
+        Op::Munmap(pg) => (16, None, Some(pg)),
+        Op::Mmap(pg) => (17, None, Some(pg)),
+        Op::Mremap(pg, _) => (18, None, Some(pg)),
+        Op::Msync(pg) => (19, None, Some(pg)),
+        // the page daemon may run on an idle CPU: its target is the process
+        Op::Pageout(p, pg) => (20, Some(p), Some(pg)),
     };
-    let Some(actor) = m.cpus[cpu].running.map(|(p, _)| p) else {
+    let actor = m.cpus[cpu].running.map(|(p, _)| p);
+    let Some(pid) = target.or(actor) else {
         return Situation { bits: opcode, slot: None };
     };
-    let pid = target.unwrap_or(actor);
     let Some(page) = page else {
+        let actor = pid;
         let nsleep = m.sleepers.len().min(3) as u32;
         // spawn: the threads the process has (a race needs two or three of them)
         let nthreads = if opcode == 5 { m.proc(actor).live_threads().min(4) as u32 } else { 0 };
@@ -320,7 +334,9 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
     // Where the page lives: nowhere yet, the top object, or a backing object (COW-shared).
     // A writable PTE maps a page of the top object: no walk needed (the common case).
     let found = if pte_state == 2 { Some((0u32, pte.frame)) } else { chain_depth(m, pid, page) };
+    let mapped = pte_state != 0 || p.map.lookup(page).is_some();
     let location = match found {
+        _ if !mapped => 3,
         None => 0,
         Some((0, _)) => 1,
         Some(_) => 2,
@@ -334,11 +350,25 @@ fn situation_plain(m: &Machine, s: &Step) -> Situation {
         });
     let frame = found.map(|(_, f)| f);
     let sleepers = !m.sleepers.is_empty() && frame.is_some_and(|f| m.sleepers.iter().any(|s| s.frame == f));
+    // SPEC §3.4's situations, only for the operations that read or change what they name
+    // (measured: on every line they doubled the situations and saturated both halves of the
+    // table in 20 s): for msync and pageout the page dirty (a modified PTE or the page's flag);
+    // for them and the PTE-changing map operations another CPU caching a *dirty* entry for the
+    // page (stores through it touch no PTE). (A freed frame still cached is a use-after-free
+    // already: no run goes on from it.)
+    let cleaner = matches!(s.op, Op::Msync(_) | Op::Pageout(..));
+    let changes_pte = cleaner || matches!(s.op, Op::Mprotect(..) | Op::Madvise(_) | Op::Munmap(_) | Op::Mmap(_) | Op::Mremap(..));
+    let dirty = cleaner && (pte.modified || frame.is_some_and(|f| m.phys.get(f).dirty));
+    let remote_dirty = changes_pte
+        && remote_tlb
+        && m.cpus.iter().enumerate().any(|(c, x)| c != cpu && x.tlb.entries.iter().any(|t| t.asid == pid && t.va == page && t.dirty));
     let bits = opcode
         | pte_state << 7
         | location << 9
         | (foreign as u32) << 15
         | (remote_tlb as u32) << 16
-        | (sleepers as u32) << 17;
+        | (sleepers as u32) << 17
+        | (dirty as u32) << 18
+        | (remote_dirty as u32) << 19;
     Situation { bits, slot: Some(((pid as usize - 1) % 8) * NPAGES + page as usize) }
 }

@@ -40,7 +40,7 @@ impl Machine {
                 pe.needs_copy = true;
             }
         }
-        k.phase = self.after_changes(cpu);
+        k.phase = self.after_changes(cpu, k);
         None
     }
 
@@ -96,8 +96,8 @@ mod tests {
         assert!(!pte(&m, 1, "data0").writable);
         assert!(pte(&m, 1, "shm0").writable);
         let parent = &m.proc(1).map.entries;
-        let data = parent[m.proc(1).map.lookup(page("data0"))];
-        let shm = parent[m.proc(1).map.lookup(page("shm0"))];
+        let data = parent[m.proc(1).map.lookup(page("data0")).unwrap()];
+        let shm = parent[m.proc(1).map.lookup(page("shm0")).unwrap()];
         assert!(data.needs_copy && data.cow && shm.inherit_share && !shm.needs_copy);
         let child = m.proc(2);
         assert_eq!(child.map.entries.len(), parent.len());

@@ -15,7 +15,7 @@ impl Machine {
         // Most plain lines change nothing checked (a switch within one space, a TLB hit
         // load): decided here, inline, without the call (it was a tenth of the plain path).
         let d = &self.scratch.dirty;
-        if !(d.pte || d.space || d.fill || d.file) && d.freed_seen == self.phys.freed_count {
+        if !(d.pte || d.space || d.fill || d.file || d.lost.is_some()) && d.freed_seen == self.phys.freed_count {
             return None;
         }
         self.check_invariants_dirty()
@@ -37,9 +37,11 @@ impl Machine {
             }
         }
         if d.file {
-            return self.check_file();
+            if let Some(v) = self.check_file() {
+                return Some(v);
+            }
         }
-        None
+        d.lost.map(|why| (Kind::LostData, why))
     }
 
     pub fn check_invariants_full(&self) -> Option<(Kind, String)> {
@@ -136,12 +138,16 @@ impl Machine {
     fn check_file(&self) -> Option<(Kind, String)> {
         let file = self.obj(self.file_object);
         for p in 0..2u8 {
-            let f = self.phys.get(file.pages[p as usize]);
+            let f = file.pages[p as usize];
+            if f == crate::phys::NO_FRAME {
+                continue; // paged out (clean: the file has it)
+            }
+            let words = self.phys.words(f);
             for w in 0..4u8 {
-                if f.words[w as usize] != text_word(p, w) {
+                if words[w as usize] != text_word(p, w) {
                     return Some((
                         Kind::FileCorruption,
-                        format!("file page text{p} word {w} is {:#x}, not {:#x}", f.words[w as usize], text_word(p, w)),
+                        format!("file page text{p} word {w} is {:#x}, not {:#x}", words[w as usize], text_word(p, w)),
                     ));
                 }
             }

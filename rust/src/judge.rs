@@ -2,7 +2,7 @@
 //! step's observation. The Python oracle (`pyvmfuzz/oracle/contract.py`) is the slow, independent one.
 
 use crate::machine::{MAX_PROCS, MAX_THREADS};
-use crate::program::{is_text, text_word, Addr, Observed, Op, Outcome, Step, NPAGES, SHM};
+use crate::program::{data_file_word, is_text, text_word, Addr, Observed, Op, Outcome, Step, FILE0, FIRST_TEXT, HOLE0, NPAGES, SHM};
 
 /// Canonical judge state for `explore` (its own file; a child module to see private state).
 #[path = "judge_canon.rs"]
@@ -23,10 +23,13 @@ pub enum Kind {
     TlbIncoherent,
     UseAfterFree,
     FileCorruption,
+    /// SPEC §3.4: a frame freed or marked clean while it holds a store its backing store
+    /// does not.
+    LostData,
     Panic,
 }
 
-pub const KINDS: [Kind; 8] = [
+pub const KINDS: [Kind; 9] = [
     Kind::StaleRead,
     Kind::Protection,
     Kind::Outcome,
@@ -34,6 +37,7 @@ pub const KINDS: [Kind; 8] = [
     Kind::TlbIncoherent,
     Kind::UseAfterFree,
     Kind::FileCorruption,
+    Kind::LostData,
     Kind::Panic,
 ];
 
@@ -47,6 +51,7 @@ impl Kind {
             Kind::TlbIncoherent => "tlb-incoherent",
             Kind::UseAfterFree => "use-after-free",
             Kind::FileCorruption => "file-corruption",
+            Kind::LostData => "lost-data",
             Kind::Panic => "panic",
         }
     }
@@ -67,11 +72,12 @@ pub struct Violation {
     pub observed: String,
 }
 
-/// What a sleeper waits on, as the contract sees it.
+/// What a sleeper waits on, as the contract sees it: a private word of a process, or a word of
+/// a shared object (`shm0`, one made by `mmap shm0`, the data file), wherever it is mapped.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 enum Key {
     Private(u32, Addr),
-    Shm(u8),
+    Shared(u8, u8),
 }
 
 /// A thread blocked in the contract: who, on what, and the interval of the sleep that blocked
@@ -86,10 +92,26 @@ struct Sleeper {
     end: u32,
 }
 
+/// What a process has at a page, as a user sees it (SPEC §4, §3.4): nothing, its own words
+/// (and what `madvise` resets them to: zero, or a text page of the executable), or a shared
+/// object.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+enum Pg {
+    Unmapped,
+    Private { mem: [u32; 4], orig: u8 },
+    Shared(u8),
+}
+
+/// `Pg::Private::orig` of anonymous memory (else the text page's index in the layout).
+const ZERO: u8 = u8::MAX;
+/// The shared objects every process starts with.
+const SHM_OBJ: u8 = 0;
+const FILE_OBJ: u8 = 1;
+
 #[derive(Clone, Debug, Hash)]
 struct CProc {
     alive: bool,
-    mem: [[u32; 4]; NPAGES],
+    pages: [Pg; NPAGES],
     writable: [bool; NPAGES],
     live_threads: usize,
     next_tid: u32,
@@ -98,16 +120,17 @@ struct CProc {
 #[derive(Clone, Debug)]
 pub struct Judge {
     procs: Vec<CProc>,
-    shm: [u32; 4],
+    /// The shared objects' words: `shm0`'s, the data file's, then those `mmap shm0` made.
+    shared: Vec<[u32; 4]>,
     sleepers: Vec<Sleeper>,
 }
 
-fn original(page: u8) -> [u32; 4] {
-    if is_text(page) {
-        let p = page - 4;
-        [text_word(p, 0), text_word(p, 1), text_word(p, 2), text_word(p, 3)]
-    } else {
+fn original(orig: u8) -> [u32; 4] {
+    if orig == ZERO {
         [0; 4]
+    } else {
+        let p = orig - FIRST_TEXT;
+        [text_word(p, 0), text_word(p, 1), text_word(p, 2), text_word(p, 3)]
     }
 }
 
@@ -123,50 +146,72 @@ impl Judge {
         let fresh = Judge::new_p1();
         self.procs.clear();
         self.procs.push(fresh);
-        self.shm = [0; 4];
+        self.shared.clear();
+        self.shared.extend_from_slice(&Self::initial_shared());
         self.sleepers.clear();
     }
 
-    fn new_p1() -> CProc {
-        let mut mem = [[0u32; 4]; NPAGES];
-        for pg in 0..NPAGES as u8 {
-            mem[pg as usize] = original(pg);
+    fn initial_shared() -> [[u32; 4]; 2] {
+        [[0; 4], std::array::from_fn(|w| data_file_word(w as u8))]
+    }
+
+    /// The mapping `mmap` (and the initial layout) gives page `pg`: its content and
+    /// protection. A new `shm0` is a new object (`Judge::mmap`).
+    fn fresh(pg: u8) -> (Pg, bool) {
+        if is_text(pg) {
+            (Pg::Private { mem: original(pg), orig: pg }, false)
+        } else if pg == SHM {
+            (Pg::Shared(SHM_OBJ), true)
+        } else if pg == FILE0 {
+            (Pg::Shared(FILE_OBJ), true)
+        } else {
+            (Pg::Private { mem: [0; 4], orig: ZERO }, true)
         }
-        CProc { alive: true, mem, writable: [true, true, true, true, false, false, true], live_threads: 1, next_tid: 2 }
+    }
+
+    fn new_p1() -> CProc {
+        let mut pages = [Pg::Unmapped; NPAGES];
+        let mut writable = [false; NPAGES];
+        for pg in 0..NPAGES as u8 {
+            if pg != HOLE0 {
+                (pages[pg as usize], writable[pg as usize]) = Self::fresh(pg);
+            }
+        }
+        CProc { alive: true, pages, writable, live_threads: 1, next_tid: 2 }
     }
 
     pub fn new() -> Judge {
-        let mut mem = [[0u32; 4]; NPAGES];
-        for pg in 0..NPAGES as u8 {
-            mem[pg as usize] = original(pg);
-        }
-        let p1 = CProc {
-            alive: true,
-            mem,
-            writable: [true, true, true, true, false, false, true],
-            live_threads: 1,
-            next_tid: 2,
-        };
-        Judge { procs: vec![p1], shm: [0; 4], sleepers: Vec::new() }
+        Judge { procs: vec![Self::new_p1()], shared: Self::initial_shared().to_vec(), sleepers: Vec::new() }
     }
 
     fn p(&mut self, pid: u32) -> &mut CProc {
         &mut self.procs[pid as usize - 1]
     }
 
+    fn page(&self, pid: u32, pg: u8) -> Pg {
+        self.procs[pid as usize - 1].pages[pg as usize]
+    }
+
+    fn mapped(&self, pid: u32, pg: u8) -> bool {
+        self.page(pid, pg) != Pg::Unmapped
+    }
+
     fn read(&self, pid: u32, a: Addr) -> u32 {
-        if a.page == SHM {
-            self.shm[a.word as usize]
-        } else {
-            self.procs[pid as usize - 1].mem[a.page as usize][a.word as usize]
+        match self.page(pid, a.page) {
+            Pg::Private { mem, .. } => mem[a.word as usize],
+            Pg::Shared(o) => self.shared[o as usize][a.word as usize],
+            Pg::Unmapped => 0,
         }
     }
 
     fn write(&mut self, pid: u32, a: Addr, v: u32) {
-        if a.page == SHM {
-            self.shm[a.word as usize] = v;
-        } else {
-            self.p(pid).mem[a.page as usize][a.word as usize] = v;
+        match &mut self.p(pid).pages[a.page as usize] {
+            Pg::Private { mem, .. } => mem[a.word as usize] = v,
+            Pg::Shared(o) => {
+                let o = *o as usize;
+                self.shared[o][a.word as usize] = v;
+            }
+            Pg::Unmapped => {}
         }
     }
 
@@ -179,22 +224,26 @@ impl Judge {
         self.sleepers.retain(|x| x.t.0 != pid);
     }
 
-    fn key(pid: u32, a: Addr) -> Key {
-        if a.page == SHM {
-            Key::Shm(a.word)
-        } else {
-            Key::Private(pid, a)
+    fn key(&self, pid: u32, a: Addr) -> Key {
+        match self.page(pid, a.page) {
+            Pg::Shared(o) => Key::Shared(o, a.word),
+            _ => Key::Private(pid, a),
         }
     }
 
     /// The outcome the contract gives `step` by `actor` in this state.
     fn expected(&self, step: &Step, actor: Option<(u32, u32)>) -> Outcome {
+        if let Op::Pageout(t, _) = step.op {
+            // the page daemon: on any CPU, idle or not
+            return if self.alive(t) { Outcome::Ok } else { Outcome::Esrch };
+        }
         let Some((pid, _)) = actor else { return Outcome::Ok };
         let p = &self.procs[pid as usize - 1];
         match step.op {
+            Op::Load(a) if !self.mapped(pid, a.page) => Outcome::Segv,
             Op::Load(a) => Outcome::Value(self.read(pid, a)),
             Op::Store(a, _) => {
-                if p.writable[a.page as usize] {
+                if p.writable[a.page as usize] && self.mapped(pid, a.page) {
                     Outcome::Ok
                 } else {
                     Outcome::Segv
@@ -215,7 +264,7 @@ impl Judge {
                 }
             }
             Op::UmtxSleep(a, val) => {
-                if !p.writable[a.page as usize] {
+                if !p.writable[a.page as usize] || !self.mapped(pid, a.page) {
                     Outcome::Efault
                 } else if self.read(pid, a) != val {
                     Outcome::Ebusy
@@ -223,21 +272,72 @@ impl Judge {
                     Outcome::Blocked
                 }
             }
+            Op::UmtxWakeup(a) if !self.mapped(pid, a.page) => Outcome::Efault,
             Op::ProcfsRead(t, a) => {
-                if self.alive(t) {
+                if !self.alive(t) {
+                    Outcome::Esrch
+                } else if !self.mapped(t, a.page) {
+                    Outcome::Efault
+                } else {
                     Outcome::Value(self.read(t, a))
-                } else {
-                    Outcome::Esrch
                 }
             }
-            Op::ProcfsWrite(t, _, _) => {
-                if self.alive(t) {
+            Op::ProcfsWrite(t, a, _) => {
+                if !self.alive(t) {
+                    Outcome::Esrch
+                } else if !self.mapped(t, a.page) {
+                    Outcome::Efault
+                } else {
                     Outcome::Ok
-                } else {
-                    Outcome::Esrch
                 }
             }
+            Op::Mremap(pg, to) if pg == to => Outcome::Einval,
+            Op::Mremap(pg, _) if !self.mapped(pid, pg) => Outcome::Efault,
             _ => Outcome::Ok,
+        }
+    }
+
+    /// The private mapping at `pg` in `pid` goes away (munmap, or a mapping put over it): its
+    /// sleepers are owed nothing any more — DragonFly keys them by the frame, which no later
+    /// mapping of that address has (pid 0 names no process, so no wakeup matches).
+    fn orphan(&mut self, pid: u32, pg: u8) {
+        for x in &mut self.sleepers {
+            if let Key::Private(q, a) = &mut x.key {
+                if *q == pid && a.page == pg {
+                    *q = 0;
+                }
+            }
+        }
+    }
+
+    /// `mmap` at `pg` in `pid`: the page's initial kind (a new shared object for `shm0`).
+    fn mmap(&mut self, pid: u32, pg: u8) {
+        self.orphan(pid, pg);
+        let (mut page, w) = Self::fresh(pg);
+        if pg == SHM {
+            self.shared.push([0; 4]);
+            page = Pg::Shared((self.shared.len() - 1) as u8);
+        }
+        let p = self.p(pid);
+        p.pages[pg as usize] = page;
+        p.writable[pg as usize] = w;
+    }
+
+    /// `mremap` of `pg` to `to` in `pid`: content, protection and the private sleepers'
+    /// address move (DragonFly keys a sleeper by its physical page, which does not move).
+    fn mremap(&mut self, pid: u32, pg: u8, to: u8) {
+        self.orphan(pid, to);
+        let p = self.p(pid);
+        p.pages[to as usize] = p.pages[pg as usize];
+        p.writable[to as usize] = p.writable[pg as usize];
+        p.pages[pg as usize] = Pg::Unmapped;
+        p.writable[pg as usize] = false;
+        for x in &mut self.sleepers {
+            if let Key::Private(q, a) = &mut x.key {
+                if *q == pid && a.page == pg {
+                    a.page = to;
+                }
+            }
         }
     }
 
@@ -264,14 +364,19 @@ impl Judge {
         put(self.procs.len() as u64);
         for p in &self.procs {
             let wr = p.writable.iter().enumerate().fold(0u64, |a, (i, &b)| a | (b as u64) << i);
-            put(p.alive as u64 | wr << 8 | (p.live_threads as u64) << 16 | (p.next_tid as u64) << 32);
-            for m in &p.mem {
+            put(p.alive as u64 | wr << 8 | (p.live_threads as u64) << 24 | (p.next_tid as u64) << 32);
+            for pg in &p.pages {
+                let (tag, m) = pg_words(pg);
+                put(tag);
                 put(m[0] as u64 | (m[1] as u64) << 32);
                 put(m[2] as u64 | (m[3] as u64) << 32);
             }
         }
-        put(self.shm[0] as u64 | (self.shm[1] as u64) << 32);
-        put(self.shm[2] as u64 | (self.shm[3] as u64) << 32);
+        put(self.shared.len() as u64);
+        for m in &self.shared {
+            put(m[0] as u64 | (m[1] as u64) << 32);
+            put(m[2] as u64 | (m[3] as u64) << 32);
+        }
         // The sleepers as a set, without sorting a copy: a wrapping sum of their own hashes.
         let set = self.sleepers.iter().fold(0u64, |acc, x| acc.wrapping_add(st.hash_one(x)));
         put(set ^ (self.sleepers.len() as u64) << 56);
@@ -291,10 +396,12 @@ impl Judge {
                     self.kill(pid);
                 }
             }
+            // A load of an unmapped page (SPEC §3.4) is a fatal SEGV too.
+            Op::Load(_) if want == Outcome::Segv => self.kill(pid),
             Op::Fork => {
                 if let Outcome::Pid(_) = want {
                     let parent = &self.procs[pid as usize - 1];
-                    let child = CProc { alive: true, mem: parent.mem, writable: parent.writable, live_threads: 1, next_tid: 2 };
+                    let child = CProc { alive: true, pages: parent.pages, writable: parent.writable, live_threads: 1, next_tid: 2 };
                     self.procs.push(child);
                 }
             }
@@ -308,11 +415,12 @@ impl Judge {
             Op::Exit => self.kill(pid),
             Op::UmtxSleep(a, _) => {
                 if want == Outcome::Blocked {
-                    self.sleepers.push(Sleeper { t: (pid, tid), key: Self::key(pid, a), since, end });
+                    let key = self.key(pid, a);
+                    self.sleepers.push(Sleeper { t: (pid, tid), key, since, end });
                 }
             }
-            Op::UmtxWakeup(a) => {
-                let key = Self::key(pid, a);
+            Op::UmtxWakeup(a) if want == Outcome::Ok => {
+                let key = self.key(pid, a);
                 if self.sleepers.iter().any(|x| x.key == key) {
                     let mut woken = Vec::new();
                     self.sleepers.retain(|x| {
@@ -332,11 +440,23 @@ impl Judge {
                 }
             }
             Op::Madvise(pg) => {
-                if pg != SHM {
-                    self.p(pid).mem[pg as usize] = original(pg);
+                if let Pg::Private { mem, orig } = &mut self.p(pid).pages[pg as usize] {
+                    *mem = original(*orig);
                 }
             }
-            Op::Mprotect(pg, w) => self.p(pid).writable[pg as usize] = w,
+            Op::Mprotect(pg, w) => {
+                if self.mapped(pid, pg) {
+                    self.p(pid).writable[pg as usize] = w;
+                }
+            }
+            Op::Munmap(pg) => {
+                self.orphan(pid, pg);
+                let p = self.p(pid);
+                p.pages[pg as usize] = Pg::Unmapped;
+                p.writable[pg as usize] = false;
+            }
+            Op::Mmap(pg) => self.mmap(pid, pg),
+            Op::Mremap(pg, to) if want == Outcome::Ok => self.mremap(pid, pg, to),
             _ => {}
         }
         Vec::new()
@@ -417,6 +537,15 @@ impl Judge {
             return Some(Violation { kind: Kind::LostWakeup, step: n, expected: expected.to_string(), observed: obs.to_string() });
         }
         bad
+    }
+}
+
+/// A page as a tag and four words (for hashing).
+fn pg_words(pg: &Pg) -> (u64, [u32; 4]) {
+    match *pg {
+        Pg::Unmapped => (0, [0; 4]),
+        Pg::Private { mem, orig } => (1 | (orig as u64) << 8, mem),
+        Pg::Shared(o) => (2 | (o as u64) << 8, [0; 4]),
     }
 }
 

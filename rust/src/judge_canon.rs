@@ -23,6 +23,7 @@ pub fn outcome_code(o: Outcome) -> u64 {
         Outcome::Efault => (8, 0, 0),
         Outcome::Esrch => (9, 0, 0),
         Outcome::Paused => (10, 0, 0),
+        Outcome::Einval => (11, 0, 0),
     };
     k | a << 8 | b << 40
 }
@@ -45,6 +46,11 @@ pub fn step_code(s: &Step, out: &mut Vec<u64>) {
         Op::Mprotect(pg, w) => (12, pg as u64, w as u64, 0),
         Op::Resume => (13, 0, 0, 0),
         Op::Ipi => (14, 0, 0, 0),
+        Op::Munmap(pg) => (15, pg as u64, 0, 0),
+        Op::Mmap(pg) => (16, pg as u64, 0, 0),
+        Op::Mremap(pg, to) => (17, pg as u64, to as u64, 0),
+        Op::Msync(pg) => (18, pg as u64, 0, 0),
+        Op::Pageout(p, pg) => (19, pg as u64, p as u64, 0),
     };
     let until = s.until.map_or(0u64, |p| p as u64 + 1);
     out.push(k | (s.cpu as u64) << 8 | until << 16 | c << 24);
@@ -66,9 +72,11 @@ fn cproc_code(p: &CProc, out: &mut Vec<u64>) {
         w |= (*b as u64) << i;
     }
     out.push(w);
-    for page in &p.mem {
-        for v in page {
-            out.push(*v as u64);
+    for page in &p.pages {
+        let (tag, m) = super::pg_words(page);
+        out.push(tag);
+        for v in m {
+            out.push(v as u64);
         }
     }
 }
@@ -78,8 +86,11 @@ fn judge_code(j: &Judge, rank: &dyn Fn(u32) -> u64, out: &mut Vec<u64>) {
     for p in &j.procs {
         cproc_code(p, out);
     }
-    for v in &j.shm {
-        out.push(*v as u64);
+    out.push(j.shared.len() as u64);
+    for m in &j.shared {
+        for v in m {
+            out.push(*v as u64);
+        }
     }
     let mut sl = j.sleepers.clone();
     sl.sort_unstable();
@@ -90,7 +101,7 @@ fn judge_code(j: &Judge, rank: &dyn Fn(u32) -> u64, out: &mut Vec<u64>) {
         out.push(rank(x.since) | rank(x.end) << 16);
         out.push(match x.key {
             Key::Private(pid, a) => 1 | (pid as u64) << 8 | (a.page as u64) << 40 | (a.word as u64) << 48,
-            Key::Shm(w) => 2 | (w as u64) << 8,
+            Key::Shared(o, w) => 2 | (w as u64) << 8 | (o as u64) << 16,
         });
     }
 }
@@ -173,7 +184,7 @@ fn copy_states(dst: &mut Vec<Judge>, src: &[Judge]) {
     dst.truncate(src.len());
     for (d, s) in dst.iter_mut().zip(src) {
         d.procs.clone_from(&s.procs);
-        d.shm = s.shm;
+        d.shared.clone_from(&s.shared);
         d.sleepers.clone_from(&s.sleepers);
     }
     for s in &src[dst.len()..] {

@@ -63,6 +63,19 @@ pub struct Kernel {
     /// The forced write's retry (vm_fault_page after a COW) looks the page up with write
     /// intent; else it drops it, as get_user_pages' FOLL_WRITE drop (Dirty COW).
     pub retry_keeps_write: bool,
+    /// SPEC §3.4: `pmap_protect` and a `pmap_enter` over a valid PTE move the PTE's modified
+    /// bit to the page (`vm_page_dirty`); else they drop it (FreeBSD PR 61852, DragonFly
+    /// 52bb73bc).
+    pub protect_keeps_modified: bool,
+    /// `pmap_clearbit(PG_RW)` (msync's write-protect) invalidates the page's own va on the
+    /// other CPUs (DragonFly 3cb318dc: an uninitialized one).
+    pub clearbit_right_va: bool,
+    /// mremap enters the moved PTE only after the old va's shootdown is acknowledged, holding
+    /// the PTE lock and the frame busy until then (Linux eb66ae030829, CVE-2018-18281).
+    pub mremap_flush_first: bool,
+    /// munmap and pageout free a frame only after their `ipi_wait` (mmu_gather; BSD's
+    /// pmap_remove + pmap_inval before vm_page_free).
+    pub free_after_flush: bool,
     /// The commit(s) of the real bug, for the zoo table.
     pub zoo_commits: &'static str,
     /// Whether the shortest witness needs section 3.2 lines (`until`/`resume`/`ipi`).
@@ -98,6 +111,10 @@ pub const FIXED: Kernel = Kernel {
     switch_keeps_same_space: true,
     cow_break_before_make: true,
     retry_keeps_write: true,
+    protect_keeps_modified: true,
+    clearbit_right_va: true,
+    mremap_flush_first: true,
+    free_after_flush: true,
     zoo_commits: "DragonFly 385c96e4",
     zoo_interleaved: false,
     zoo_hw: "mode=pc64",
@@ -371,6 +388,82 @@ pub const DIRTY_COW: Kernel = Kernel {
     ..FIXED
 };
 
+/// Linux eb66ae030829, CVE-2018-18281 (Jann Horn): move_ptes() flushed the old range only after
+/// dropping the page-table lock (the flush moved to the caller), so the moved PTE was live at the
+/// new address while other CPUs still translated the old one; a concurrent truncate (which takes
+/// no mmap_sem) could free the page in that window. The fix flushes before the lock is dropped.
+/// In the model: mremap enters the PTE at TO at once and releases its PTE lock and the frame
+/// before its `ipi_wait`; a pageout of TO then frees the frame under the stale entry.
+pub const MREMAP_FLUSH_LATE: Kernel = Kernel {
+    name: "mremap-flush-late",
+    story: "Linux eb66ae030829 (CVE-2018-18281, Jann Horn): mremap moved the PTE and dropped the \
+            page-table lock before flushing the old address; the page daemon (like the real \
+            bug's ftruncate, no map lock) frees the frame while another CPU still translates \
+            the old address to it, and reads or writes the frame's next owner.",
+    mremap_flush_first: false,
+    zoo_commits: "Linux eb66ae030829 (CVE-2018-18281)",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// DragonFly 3cb318dc (2011-11-20, "Fix incorrect VA on interlock"): pmap_clearbit() called
+/// pmap_inval_interlock() with a VA not yet set for the pv entry it was about to change, so the
+/// write-protect of page cleaning (vm_page_protect(m, VM_PROT_READ) before a page is laundered,
+/// the path msync's vm_object_page_clean takes) shot down the wrong page on the other CPUs. A
+/// stale writable, dirty entry survives: stores through it set no modified bit, and the cleaned
+/// page is later freed or left clean without them.
+pub const CLEARBIT_WRONG_VA: Kernel = Kernel {
+    name: "clearbit-wrong-va",
+    story: "DragonFly BSD 3cb318dc (2011): pmap_clearbit(PG_RW), the write-protect of page \
+            cleaning (msync), invalidates another VA than the page's on the other CPUs; a stale \
+            writable dirty entry survives and its stores are lost when the clean page is paged \
+            out.",
+    clearbit_right_va: false,
+    zoo_commits: "DragonFly 3cb318dc",
+    zoo_interleaved: false,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// FreeBSD PR 61852 (5983c3e7) and DragonFly 52bb73bc (2011-11-18, "Revamp pmap_enter() to fix
+/// a race case which could allow PG_M to get lost. Any protection or wiring change fully
+/// removes the pte before loading a revised pte."): a PTE rewritten by pmap_protect or by
+/// pmap_enter over a valid mapping lost its modified bit instead of passing it to the page, so
+/// the page looked clean and the page daemon freed it without writing it. In the real bug the
+/// bit was lost to a race (the hardware setting PG_M while the PTE was read and rewritten);
+/// the model drops it outright, so its witness needs no second CPU.
+pub const PROTECT_DROPS_MODIFIED: Kernel = Kernel {
+    name: "protect-drops-modified",
+    story: "FreeBSD PR 61852 (5983c3e7), DragonFly BSD 52bb73bc (2011, 'a race case which could \
+            allow PG_M to get lost'): pmap_protect and pmap_enter over a valid PTE drop its \
+            modified bit instead of moving it to the page; a later pageout frees a dirty page \
+            without writing it and the next fault reads old data. The real loss was a race with \
+            the hardware's PG_M update; the model drops the bit outright.",
+    protect_keeps_modified: false,
+    zoo_commits: "FreeBSD 5983c3e7 (PR 61852); DragonFly 52bb73bc",
+    zoo_interleaved: false,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
+/// The ordering Linux's mmu_gather (asm-generic/tlb.h: pages are freed in tlb_finish_mmu after
+/// the flush) and BSD's pmap_remove + pmap_inval before vm_page_free exist for; Linux's 2018
+/// fixes of missing TLB shootdowns before page-table pages were freed are the same shape. Here
+/// munmap and pageout free the frame as soon as its PTEs are cleared, before their `ipi_wait`.
+pub const FREE_BEFORE_FLUSH: Kernel = Kernel {
+    name: "free-before-flush",
+    story: "The ordering mmu_gather (Linux) and pmap_remove + pmap_inval before vm_page_free \
+            (BSD) exist for: munmap and pageout free the frame as soon as the PTE is cleared, \
+            before the shootdown is acknowledged; a CPU with the old entry reads or writes a \
+            freed, reused frame.",
+    free_after_flush: false,
+    zoo_commits: "Linux mmu_gather ordering (asm-generic/tlb.h); BSD pmap_remove before vm_page_free",
+    zoo_interleaved: true,
+    zoo_expect_found: true,
+    ..FIXED
+};
+
 pub const KERNELS: &[&Kernel] = &[
     &FIXED,
     &PRE_385C96E4,
@@ -388,6 +481,10 @@ pub const KERNELS: &[&Kernel] = &[
     &PROCFS_HOLD_ONLY,
     &NO_REVALIDATE,
     &DIRTY_COW,
+    &MREMAP_FLUSH_LATE,
+    &CLEARBIT_WRONG_VA,
+    &PROTECT_DROPS_MODIFIED,
+    &FREE_BEFORE_FLUSH,
 ];
 
 pub fn by_name(name: &str) -> Option<&'static Kernel> {

@@ -76,6 +76,11 @@ pub enum Phase {
     Joined,
     /// swtch.rs: the second half of a context switch.
     SwitchEnter,
+    /// vm_map.rs: mremap enters the moved PTE after the old one's shootdown.
+    MremapEnter,
+    /// vm_object.rs / vm_pageout.rs: a dirty page written out; the frame freed.
+    Clean,
+    Free,
 }
 
 /// A kernel operation in flight on a CPU.
@@ -108,7 +113,7 @@ pub struct KOp {
     pub aux2: u32,
     /// Yield points arrived at since this line started or resumed it (explore: an `until P`
     /// variant differs from the plain line only if the plain line arrived at P).
-    pub arrived: u8,
+    pub arrived: u16,
 }
 
 pub enum Adv {
@@ -358,6 +363,9 @@ impl Machine {
                 None
             }
             Phase::SwitchEnter => self.switch_enter_phase(cpu, k, stop),
+            Phase::MremapEnter => self.mremap_enter_phase(cpu, k, stop),
+            Phase::Clean => self.clean_phase(k, stop),
+            Phase::Free => self.pageout_free_phase(cpu, k, stop),
         }
     }
 
@@ -380,18 +388,24 @@ impl Machine {
             Op::Fork => return self.fork_start(cpu, k),
             Op::Mprotect(va, w) => return self.mprotect_start(cpu, k, va, w),
             Op::Madvise(va) => return self.madvise_start(cpu, k, va),
+            Op::Munmap(va) => return self.munmap_mmap_start(cpu, k, va, false),
+            Op::Mmap(va) => return self.munmap_mmap_start(cpu, k, va, true),
+            Op::Mremap(va, to) => return self.mremap_start(cpu, k, va, to),
+            Op::Msync(va) => return self.msync_start(cpu, k, va),
+            Op::Pageout(t, va) => return self.pageout_start(cpu, k, t, va),
             Op::Resume | Op::Ipi => unreachable!(),
         }
         None
     }
 
-    /// The phase after an op's PTE changes: its `ipi_wait` if it started shootdowns.
+    /// The phase after an op's PTE changes: its `ipi_wait` if it started shootdowns, else
+    /// what comes after that (`after_ipi_wait`).
     #[inline]
-    pub(crate) fn after_changes(&self, cpu: usize) -> Phase {
+    pub(crate) fn after_changes(&self, cpu: usize, k: &KOp) -> Phase {
         if self.own_records(cpu) {
             Phase::IpiWait
         } else {
-            Phase::Finish
+            after_ipi_wait(k)
         }
     }
 
@@ -404,9 +418,33 @@ impl Machine {
         k.result = match k.op {
             Op::Fork => self.fork_finish(k.pid),
             Op::Madvise(_) => self.madvise_finish(cpu, k),
-            _ => Outcome::Ok,
+            Op::Munmap(_) | Op::Mmap(_) | Op::Mremap(..) => {
+                self.vm_map_release(cpu, k);
+                k.result
+            }
+            _ => k.result,
         };
         k.map_lock = 0;
+    }
+
+    /// SPEC §3.4 `lost-data`: a frame freed or marked clean while it holds a store its
+    /// backing store does not (checked with the invariants after the line).
+    pub(crate) fn lost_data(&mut self, why: String) {
+        if self.scratch.dirty.lost.is_none() {
+            self.scratch.dirty.lost = Some(why);
+        }
+    }
+}
+
+/// What follows an op's `ipi_wait`: mremap's enter of the moved PTE, msync's and pageout's
+/// `clean` (a page still busy: pageout under `free-before-flush` has freed it already),
+/// else the finish.
+#[inline]
+pub(crate) fn after_ipi_wait(k: &KOp) -> Phase {
+    match k.op {
+        Op::Mremap(..) if k.fs.frame != NO_FRAME => Phase::MremapEnter,
+        Op::Msync(_) | Op::Pageout(..) if k.busy != NO_FRAME => Phase::Clean,
+        _ => Phase::Finish,
     }
 }
 

@@ -32,5 +32,6 @@ pub mod umtx;
 pub mod vm_fault;
 pub mod vm_map;
 pub mod vm_object;
+pub mod vm_pageout;
 
 mod python;

@@ -46,6 +46,11 @@ pub struct Machine {
     pub inflight: u8,
     pub file_object: u32,
     pub shm_object: u32,
+    /// SPEC §3.4: the data file's vnode object, and what its backing store (the file on
+    /// disk) holds; the swap slots of anonymous pages the page daemon wrote out.
+    pub data_file_object: u32,
+    pub data_file: [u32; 4],
+    pub swap: Vec<crate::vm_object::SwapSlot>,
     /// What the current line did, for its report and the checks after it.
     pub scratch: Scratch,
     /// Self-test hooks (never set in a real run).
@@ -65,7 +70,7 @@ pub struct Scratch {
     /// Threads woken during the current line.
     pub woke: Vec<(u32, u32)>,
     /// Yield points the last line's op arrived at (`KOp::arrived`).
-    pub arrived: u8,
+    pub arrived: u16,
     /// What changed since the invariants were last checked (they can only break there).
     pub dirty: Dirty,
 }
@@ -92,6 +97,8 @@ pub struct Dirty {
     pub space: bool,
     pub file: bool,
     pub freed_seen: u32,
+    /// SPEC §3.4 `lost-data`, found by the line (`Machine::lost_data`).
+    pub lost: Option<String>,
 }
 
 /// A well-formed step that cannot be performed in this state (an input error).
@@ -103,7 +110,7 @@ impl Machine {
         let mut m = Machine {
             hw,
             kernel,
-            phys: Phys { frames: Vec::with_capacity(32), freed_count: 0 },
+            phys: Phys { frames: Vec::with_capacity(32), mem: Vec::with_capacity(32), ..Phys::default() },
             objects: Vec::with_capacity(16),
             procs: Vec::with_capacity(8),
             spare: Vec::new(),
@@ -113,6 +120,9 @@ impl Machine {
             inflight: 0,
             file_object: 0,
             shm_object: 0,
+            data_file_object: 0,
+            data_file: [0; 4],
+            swap: Vec::new(),
             scratch: Scratch::default(),
             selftest: SelfTest::default(),
         };
@@ -126,8 +136,7 @@ impl Machine {
     pub fn reset(&mut self, hw: Hw, kernel: &'static Kernel) {
         self.hw = hw;
         self.kernel = kernel;
-        self.phys.frames.clear();
-        self.phys.freed_count = 0;
+        self.phys.clear();
         self.objects.clear();
         self.spare.append(&mut self.procs);
         self.cpus.truncate(hw.cpus as usize);
@@ -158,6 +167,10 @@ impl Machine {
         }
         self.shm_object = self.vm_object_allocate(ObjType::SharedAnon, 1);
         let data = self.vm_object_allocate(ObjType::Anon, 4);
+        // The data file (SPEC §3.4): nothing resident until a fault reads it in.
+        self.data_file_object = self.vm_object_allocate(ObjType::DataFile, 1);
+        self.data_file = std::array::from_fn(|w| crate::program::data_file_word(w as u8));
+        self.swap.clear();
         // The allocation references of the file and shm objects stay with the machine (the
         // vnode's own reference; the shared segment); the map takes its own.
         let mut p1 = self.alloc_proc(1);
@@ -174,6 +187,8 @@ impl Machine {
         d.hw = s.hw;
         d.kernel = s.kernel;
         d.phys.frames.clone_from(&s.phys.frames);
+        d.phys.mem.clone_from(&s.phys.mem);
+        d.phys.free_slots.clone_from(&s.phys.free_slots);
         d.phys.freed_count = s.phys.freed_count;
         d.objects.clone_from(&s.objects);
         d.procs.truncate(s.procs.len());
@@ -204,6 +219,9 @@ impl Machine {
         d.inflight = s.inflight;
         d.file_object = s.file_object;
         d.shm_object = s.shm_object;
+        d.data_file_object = s.data_file_object;
+        d.data_file = s.data_file;
+        d.swap.clone_from(&s.swap);
         d.scratch.woke.clear();
         d.scratch.dirty = s.scratch.dirty.clone();
         d.scratch.arrived = 0;
@@ -325,6 +343,8 @@ impl Machine {
             // its process waits for it).
             Op::Switch(Target::Thread(p, t)) => self.kop_start(cpu, s.op, p, t, s.until),
             Op::Switch(Target::Idle) => self.kop_start(cpu, s.op, 0, 0, s.until),
+            // The page daemon runs on an idle CPU as no thread's operation.
+            op @ Op::Pageout(..) if self.cpus[cpu].running.is_none() => self.kop_start(cpu, op, 0, 0, s.until),
             op => {
                 let (pid, tid) = self.cpus[cpu].running.expect("checked");
                 self.kop_start(cpu, op, pid, tid, s.until)
@@ -380,6 +400,7 @@ impl Machine {
                 None => Err(Inapplicable(format!("no thread P{p}.T{t}"))),
             },
             _ => match c.running {
+                None if matches!(s.op, Op::Pageout(..)) => Ok(()),
                 None => Err(Inapplicable(format!("cpu{cpu} is idle"))),
                 // `exit` still runs: it joins the exit under way (exit1 on a process already
                 // exiting just ends the lwp)
@@ -397,7 +418,7 @@ impl Machine {
         if file.pages[0] == f || file.pages[1] == f {
             self.scratch.dirty.file = true;
         }
-        self.phys.get_mut(f).words[word as usize] = v;
+        self.phys.set_word(f, word, v);
     }
 
     /// The frame the process would see at `a` now (PTE first, else its map's chain): for
@@ -408,11 +429,8 @@ impl Machine {
         if pte.present() {
             return Some(pte.frame);
         }
-        if p.map.entries.is_empty() {
-            return None;
-        }
-        let e = p.map.entries[p.map.lookup(page)];
-        self.vm_page_lookup_chain(e.object, e.offset + (page - e.start)).map(|(_, _, f)| f)
+        let e = p.map.entries[p.map.lookup(page)?];
+        self.vm_page_lookup_chain(e.object, e.offset + (page - e.start)).map(|(_, _, f)| f).filter(|&f| f != crate::phys::NO_FRAME)
     }
 
     pub fn is_shm(a: Addr) -> bool {

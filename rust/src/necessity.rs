@@ -178,6 +178,38 @@ pub const ACTIONS: &[Action] = &[
         off: |k| k.retry_keeps_write = false,
         on: |k| k.retry_keeps_write = true,
     },
+    Action {
+        name: "protect_keeps_modified",
+        function: "pmap_protect()/pmap_enter(): a PTE's PG_M moved to the page (vm_page_dirty) before it is rewritten (pmap.c), DragonFly 52bb73bc, FreeBSD PR 61852",
+        what: "rewriting a PTE (write-protect, pmap_enter over a valid one) keeps its modified bit on the page",
+        present: |k| k.protect_keeps_modified,
+        off: |k| k.protect_keeps_modified = false,
+        on: |k| k.protect_keeps_modified = true,
+    },
+    Action {
+        name: "clearbit_right_va",
+        function: "pmap_clearbit(m, PG_RW) on page cleaning: the invalidation of the pv entry's own va (pmap.c), DragonFly 3cb318dc",
+        what: "the cleaner's write-protect invalidates the address it write-protected on the other CPUs",
+        present: |k| k.clearbit_right_va,
+        off: |k| k.clearbit_right_va = false,
+        on: |k| k.clearbit_right_va = true,
+    },
+    Action {
+        name: "mremap_flush_first",
+        function: "move_ptes(): flush the old range before the page-table lock is dropped (Linux mm/mremap.c, eb66ae030829, CVE-2018-18281)",
+        what: "mremap holds the PTE lock and the frame busy across the old address's shootdown, then enters the moved PTE",
+        present: |k| k.mremap_flush_first,
+        off: |k| k.mremap_flush_first = false,
+        on: |k| k.mremap_flush_first = true,
+    },
+    Action {
+        name: "free_after_flush",
+        function: "tlb_finish_mmu() frees pages after the flush (Linux mmu_gather, asm-generic/tlb.h); pmap_remove + pmap_inval before vm_page_free (BSD)",
+        what: "munmap and pageout free a frame only after the shootdown of its last mapping is acknowledged",
+        present: |k| k.free_after_flush,
+        off: |k| k.free_after_flush = false,
+        on: |k| k.free_after_flush = true,
+    },
 ];
 
 pub fn action(name: &str) -> Option<&'static Action> {

@@ -9,13 +9,25 @@ use crate::program::NPAGES;
 pub struct Pte {
     pub frame: FrameId,
     pub writable: bool,
+    /// The hardware's modified bit (PG_M, x86's D): set by a store's walk or by the first
+    /// store through a TLB entry (SPEC §3.4).
+    pub modified: bool,
 }
 
 impl Pte {
-    pub const ABSENT: Pte = Pte { frame: NO_FRAME, writable: false };
+    pub const ABSENT: Pte = Pte { frame: NO_FRAME, writable: false, modified: false };
+    #[inline]
+    pub fn new(frame: FrameId, writable: bool) -> Pte {
+        Pte { frame, writable, modified: false }
+    }
     #[inline]
     pub fn present(&self) -> bool {
         self.frame != NO_FRAME
+    }
+    /// The same translation (frame and permission), whatever the modified bit.
+    #[inline]
+    pub fn same_mapping(&self, o: &Pte) -> bool {
+        self.frame == o.frame && self.writable == o.writable
     }
 }
 
@@ -39,14 +51,32 @@ impl Default for Pmap {
 }
 
 impl Machine {
-    /// pmap_remove of one page.
+    /// pmap_remove of one page; the PTE's modified bit goes to the page (`vm_page_dirty`).
     pub fn pmap_remove(&mut self, cpu: usize, pid: u32, va: u8) {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() {
-            let frame = pte.frame;
+            let old = *pte;
             *pte = Pte::ABSENT;
             self.scratch.dirty.pte = true;
-            self.pmap_inval_of(cpu, pid, va, frame);
+            self.pmap_gather_modified(old);
+            self.pmap_inval_of(cpu, pid, va, old.frame);
+        }
+    }
+
+    /// A PTE leaves or loses write: its modified bit is moved to the page's dirty flag.
+    #[inline]
+    pub fn pmap_gather_modified(&mut self, old: Pte) {
+        if old.modified {
+            self.phys.get_mut(old.frame).dirty = true;
+        }
+    }
+
+    /// The modified bit of a PTE `pmap_protect` or `pmap_enter` changes: moved to the page,
+    /// or dropped (`protect-drops-modified`, FreeBSD PR 61852 / DragonFly 52bb73bc).
+    #[inline]
+    pub fn pmap_protect_modified(&mut self, old: Pte) {
+        if self.kernel.protect_keeps_modified {
+            self.pmap_gather_modified(old);
         }
     }
 
@@ -54,9 +84,33 @@ impl Machine {
     pub fn pmap_protect_ro(&mut self, cpu: usize, pid: u32, va: u8) {
         let pte = &mut self.proc_mut(pid).pmap.pte[va as usize];
         if pte.present() && pte.writable {
+            let old = *pte;
             pte.writable = false;
+            pte.modified = false;
             self.scratch.dirty.pte = true;
+            self.pmap_protect_modified(old);
             self.pmap_invalidate_protect(cpu, pid, va);
+        }
+    }
+
+    /// pmap_clearbit(m, PG_RW) (page cleaning, msync): every writable mapping of `frame`
+    /// loses write, its modified bit gathered to the page; shot down on the va the kernel
+    /// names (`clearbit-wrong-va`: DragonFly 3cb318dc).
+    pub fn pmap_clearbit_rw(&mut self, cpu: usize, frame: FrameId) {
+        for i in 0..self.procs.len() {
+            if !self.procs[i].alive {
+                continue;
+            }
+            let pid = self.procs[i].pid;
+            for va in 0..NPAGES as u8 {
+                let pte = self.procs[i].pmap.pte[va as usize];
+                if pte.frame == frame && pte.writable {
+                    self.procs[i].pmap.pte[va as usize] = Pte { writable: false, modified: false, ..pte };
+                    self.scratch.dirty.pte = true;
+                    self.pmap_gather_modified(pte);
+                    self.pmap_inval_clearbit(cpu, pid, va);
+                }
+            }
         }
     }
 
@@ -68,7 +122,7 @@ impl Machine {
             }
             let pid = self.procs[i].pid;
             // Scan first (a tight loop), then remove: removing one page changes no other PTE.
-            let mut hits = 0u8;
+            let mut hits = 0u16;
             for (va, pte) in self.procs[i].pmap.pte.iter().enumerate() {
                 if pte.frame == frame {
                     hits |= 1 << va;

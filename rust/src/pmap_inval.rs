@@ -5,7 +5,7 @@
 //! each target until it takes them (`cpuN ipi`) or the initiator goes past its `ipi_wait`; a
 //! plain line goes past at once.
 
-use crate::kop::{KOp, Phase};
+use crate::kop::KOp;
 use crate::machine::Machine;
 use crate::phys::FrameId;
 use crate::program::{Point, NPAGES};
@@ -25,6 +25,20 @@ pub struct Inval {
     /// entry off `m->md.pv_list` only after pmap_inval_deinterlock(): another
     /// pmap_remove_all() of the page meets it and waits (see `vm_fault` COW).
     pub frame: FrameId,
+    /// The owner holds the PTE's lock until its `ipi_wait` (a kernel that releases it first
+    /// — `deferred-flush`, `mremap-flush-late`'s move — leaves it false).
+    pub locked: bool,
+}
+
+/// The va a buggy invalidation names instead of `va`: the next page, wrapping over the seven
+/// pages of SPEC §2.1 for those (as before §3.4 added `file0` and `hole0`, so programs valid
+/// before keep their traces), then `file0` -> `hole0` -> `data0`.
+fn other_va(va: u8) -> u8 {
+    if va < 7 {
+        (va + 1) % 7
+    } else {
+        (va + 1) % NPAGES as u8
+    }
 }
 
 impl Machine {
@@ -40,7 +54,8 @@ impl Machine {
         let me = 1u8 << cpu;
         let targets = mask & !me;
         if self.kernel.shootdown_remote && targets != 0 {
-            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets, frame });
+            let locked = self.kernel.pte_lock;
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets, frame, locked });
         }
         if mask & me != 0 {
             self.cpus[cpu].tlb.invalidate(pid, va);
@@ -49,15 +64,39 @@ impl Machine {
 
     /// The write-protect path (fork, mprotect) invalidates through here.
     pub fn pmap_invalidate_protect(&mut self, cpu: usize, pid: u32, va: u8) {
-        let target = if self.kernel.protect_right_va { va } else { (va + 1) % NPAGES as u8 };
+        let target = if self.kernel.protect_right_va { va } else { other_va(va) };
         self.pmap_inval(cpu, pid, target);
     }
 
-    /// The records that hold a PTE lock (all of them, where the kernel interlocks the PTE
-    /// across its shootdown).
+    /// pmap_clearbit's invalidation: on the other CPUs, of the va the kernel names
+    /// (`clearbit-wrong-va`: another one); locally, of the page's own.
+    pub fn pmap_inval_clearbit(&mut self, cpu: usize, pid: u32, va: u8) {
+        if self.kernel.clearbit_right_va {
+            return self.pmap_inval(cpu, pid, va);
+        }
+        let frame = self.proc(pid).pmap.pte[va as usize].frame;
+        let wrong = other_va(va);
+        let mask = self.proc(pid).pmap.pm_active;
+        let me = 1u8 << cpu;
+        if self.kernel.shootdown_remote && mask & !me != 0 {
+            let locked = self.kernel.pte_lock;
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va: wrong, pending: mask & !me, frame, locked });
+        }
+        if mask & me != 0 {
+            self.cpus[cpu].tlb.invalidate(pid, va);
+        }
+    }
+
+    /// The records that hold a PTE lock.
     pub(crate) fn pte_locks(&self) -> impl Iterator<Item = &Inval> {
-        let on = self.kernel.pte_lock;
-        self.invals.iter().filter(move |_| on)
+        self.invals.iter().filter(|r| r.locked)
+    }
+
+    /// The PTE locks of `cpu`'s records are released early (`mremap-flush-late`).
+    pub(crate) fn pte_unlock_own(&mut self, cpu: usize) {
+        for r in self.invals.iter_mut().filter(|r| r.owner as usize == cpu) {
+            r.locked = false;
+        }
     }
 
     /// A PTE lock held by an op on another CPU than `cpu` whose record matches `pred`.
@@ -123,7 +162,7 @@ impl Machine {
             return Some(Point::IpiWait);
         }
         self.ipi_wait_pass(cpu);
-        k.phase = Phase::Finish;
+        k.phase = crate::kop::after_ipi_wait(k);
         None
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::machine::{Machine, MAX_THREADS};
 use crate::pmap::Pmap;
-use crate::program::{Outcome, FIRST_TEXT, SHM};
+use crate::program::{Outcome, FILE0, FIRST_TEXT, SHM};
 use crate::vm_map::{VmMap, VmMapEntry};
 use crate::vm_object::ObjId;
 
@@ -48,8 +48,10 @@ impl Machine {
     pub fn initial_map(&mut self, data: ObjId, entries: &mut Vec<VmMapEntry>) {
         let file = self.file_object;
         let shm = self.shm_object;
+        let dfile = self.data_file_object;
         self.vm_object_reference(file);
         self.vm_object_reference(shm);
+        self.vm_object_reference(dfile);
         let e = |start, end, object, prot_write, cow, share| VmMapEntry {
             start,
             end,
@@ -64,6 +66,8 @@ impl Machine {
         entries.push(e(0, FIRST_TEXT, data, true, false, false));
         entries.push(e(FIRST_TEXT, SHM, file, false, true, false));
         entries.push(e(SHM, SHM + 1, shm, true, false, true));
+        // file0: MAP_SHARED of the data file; hole0 has no entry (SPEC §3.4).
+        entries.push(e(FILE0, FILE0 + 1, dfile, true, false, true));
     }
 
     /// Processes that count against the limit of SPEC §2.1 (8): those not yet dead to their

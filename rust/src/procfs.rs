@@ -49,7 +49,7 @@ impl Machine {
             // already released from the target — a shared page's other mappers would see a
             // debugger write that completed after the target's exit.
             Op::ProcfsRead(t, _) | Op::ProcfsWrite(t, _, _) if !self.proc(t).alive => Outcome::Esrch,
-            Op::ProcfsRead(_, a) => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+            Op::ProcfsRead(_, a) => Outcome::Value(self.phys.word(f, a.word)),
             Op::ProcfsWrite(_, a, v) => {
                 self.write_word(f, a.word, v);
                 Outcome::Ok
@@ -74,7 +74,7 @@ mod tests {
         line(&mut m, "cpu0 fork");
         assert_eq!(line(&mut m, "cpu0 procfs_write P2 text0.0 0x9"), Ok);
         let file = m.obj(m.file_object).pages[0];
-        assert_eq!(m.phys.get(file).words[0], text_word(0, 0));
+        assert_eq!(m.phys.word(file, 0), text_word(0, 0));
         assert_eq!(line(&mut m, "cpu0 procfs_read P2 text0.1"), Value(text_word(0, 1)));
         line(&mut m, "cpu0 switch P2.T1");
         assert_eq!(line(&mut m, "cpu0 load text0.0"), Value(9));

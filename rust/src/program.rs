@@ -4,11 +4,14 @@ use crate::hw::HwSpec;
 use crate::judge::Kind;
 use std::fmt;
 
-pub const NPAGES: usize = 7;
+pub const NPAGES: usize = 9;
 pub const NWORDS: usize = 4;
-pub const PAGE_NAMES: [&str; NPAGES] = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0"];
+pub const PAGE_NAMES: [&str; NPAGES] = ["data0", "data1", "data2", "data3", "text0", "text1", "shm0", "file0", "hole0"];
 pub const FIRST_TEXT: u8 = 4;
 pub const SHM: u8 = 6;
+/// SPEC §3.4: a shared mapping of the data file, and a page with no mapping at first.
+pub const FILE0: u8 = 7;
+pub const HOLE0: u8 = 8;
 
 pub fn is_data(page: u8) -> bool {
     page < FIRST_TEXT
@@ -20,6 +23,11 @@ pub fn is_text(page: u8) -> bool {
 /// File content of the read-only "executable": word w of text page p.
 pub fn text_word(p: u8, w: u8) -> u32 {
     0xf000 + 16 * p as u32 + w as u32
+}
+
+/// The data file's initial content (SPEC §3.4): word w of its one page.
+pub fn data_file_word(w: u8) -> u32 {
+    0xd000 + w as u32
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
@@ -54,6 +62,12 @@ pub enum Op {
     ProcfsWrite(u32, Addr, u32),
     Madvise(u8),
     Mprotect(u8, bool),
+    /// SPEC §3.4: `munmap PAGE`, `mmap PAGE`, `mremap PAGE TO`, `msync PAGE`, `pageout Pn PAGE`.
+    Munmap(u8),
+    Mmap(u8),
+    Mremap(u8, u8),
+    Msync(u8),
+    Pageout(u32, u8),
     /// `cpuN resume`: run the op in flight on cpuN on (SPEC §3.2).
     Resume,
     /// `cpuN ipi`: cpuN takes the invalidations pending for it.
@@ -71,10 +85,23 @@ pub enum Point {
     Retry,
     Enter,
     Wait,
+    /// SPEC §3.4: msync/pageout before writing a dirty page out; pageout before freeing it.
+    Clean,
+    Free,
 }
 
-pub const POINTS: [Point; 8] =
-    [Point::Cow, Point::PmapEnter, Point::IpiWait, Point::Access, Point::Sleep, Point::Retry, Point::Enter, Point::Wait];
+pub const POINTS: [Point; 10] = [
+    Point::Cow,
+    Point::PmapEnter,
+    Point::IpiWait,
+    Point::Access,
+    Point::Sleep,
+    Point::Retry,
+    Point::Enter,
+    Point::Wait,
+    Point::Clean,
+    Point::Free,
+];
 
 impl Point {
     pub fn name(self) -> &'static str {
@@ -87,27 +114,34 @@ impl Point {
             Point::Retry => "retry",
             Point::Enter => "enter",
             Point::Wait => "wait",
+            Point::Clean => "clean",
+            Point::Free => "free",
         }
     }
     pub fn from_name(s: &str) -> Option<Point> {
         POINTS.iter().copied().find(|p| p.name() == s)
     }
-    pub fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 }
 
 impl Op {
     /// The yield points `op` has (SPEC §3.2's table), as a bit set of `Point::bit`. The
     /// `pmap_enter` of vm_fault_page exists only in kernels that call it (`pre_enter`).
-    pub fn points(&self, pre_enter: bool) -> u8 {
+    pub fn points(&self, pre_enter: bool) -> u16 {
         use Point::*;
         let fault = Cow.bit() | PmapEnter.bit() | IpiWait.bit() | Wait.bit();
         let fault_page = Cow.bit() | IpiWait.bit() | Wait.bit() | Access.bit() | if pre_enter { PmapEnter.bit() } else { 0 };
         match self {
             Op::Switch(_) => Enter.bit(),
             Op::Load(_) | Op::Store(..) => fault,
-            Op::Fork | Op::Mprotect(..) | Op::Madvise(_) | Op::Exit => IpiWait.bit() | Wait.bit(),
+            Op::Fork | Op::Mprotect(..) | Op::Madvise(_) | Op::Exit | Op::Munmap(_) | Op::Mmap(_) => {
+                IpiWait.bit() | Wait.bit()
+            }
+            Op::Mremap(..) => IpiWait.bit() | Wait.bit() | PmapEnter.bit(),
+            Op::Msync(_) => IpiWait.bit() | Wait.bit() | Clean.bit(),
+            Op::Pageout(..) => IpiWait.bit() | Wait.bit() | Clean.bit() | Free.bit(),
             Op::Spawn | Op::Resume | Op::Ipi => 0,
             Op::UmtxSleep(..) => fault_page | Sleep.bit(),
             Op::UmtxWakeup(_) | Op::ProcfsRead(..) => fault_page,
@@ -116,7 +150,7 @@ impl Op {
     }
 }
 
-pub fn points_text(bits: u8) -> String {
+pub fn points_text(bits: u16) -> String {
     let v: Vec<&str> = POINTS.iter().filter(|p| bits & p.bit() != 0).map(|p| p.name()).collect();
     v.join(", ")
 }
@@ -148,6 +182,11 @@ impl fmt::Display for Step {
             Op::Mprotect(pg, w) => {
                 write!(f, "mprotect {} {}", PAGE_NAMES[pg as usize], if w { "rw" } else { "r" })
             }
+            Op::Munmap(pg) => write!(f, "munmap {}", PAGE_NAMES[pg as usize]),
+            Op::Mmap(pg) => write!(f, "mmap {}", PAGE_NAMES[pg as usize]),
+            Op::Mremap(pg, to) => write!(f, "mremap {} {}", PAGE_NAMES[pg as usize], PAGE_NAMES[to as usize]),
+            Op::Msync(pg) => write!(f, "msync {}", PAGE_NAMES[pg as usize]),
+            Op::Pageout(p, pg) => write!(f, "pageout P{p} {}", PAGE_NAMES[pg as usize]),
             Op::Resume => write!(f, "resume"),
             Op::Ipi => write!(f, "ipi"),
         }?;
@@ -170,6 +209,8 @@ pub enum Outcome {
     Ebusy,
     Efault,
     Esrch,
+    /// mremap to the page it moves (SPEC §3.4).
+    Einval,
     /// The line stopped with its op in flight (SPEC §3.2).
     Paused,
 }
@@ -187,6 +228,7 @@ impl fmt::Display for Outcome {
             Outcome::Ebusy => write!(f, "EBUSY"),
             Outcome::Efault => write!(f, "EFAULT"),
             Outcome::Esrch => write!(f, "ESRCH"),
+            Outcome::Einval => write!(f, "EINVAL"),
             Outcome::Paused => write!(f, "paused"),
         }
     }
@@ -335,6 +377,7 @@ pub fn parse_outcome(s: &str) -> Result<Outcome, String> {
         "EBUSY" => Outcome::Ebusy,
         "EFAULT" => Outcome::Efault,
         "ESRCH" => Outcome::Esrch,
+        "EINVAL" => Outcome::Einval,
         "paused" => Outcome::Paused,
         _ => {
             if let Some(v) = parse_u32(s) {
@@ -372,6 +415,10 @@ fn nargs(toks: &[&str], n: usize, usage: &str) -> Result<(), String> {
     } else {
         Ok(())
     }
+}
+
+fn page_arg(s: &str) -> Result<u8, String> {
+    parse_page(s).ok_or_else(|| format!("unknown page '{s}'"))
 }
 
 fn parse_op(toks: &[&str]) -> Result<Op, String> {
@@ -441,6 +488,24 @@ fn parse_op(toks: &[&str]) -> Result<Op, String> {
                 _ => return Err(format!("bad protection '{}' (r or rw)", a[1])),
             };
             Op::Mprotect(pg, w)
+        }
+        "munmap" | "mmap" | "msync" => {
+            nargs(a, 1, &format!("{} PAGE", toks[0]))?;
+            let pg = page_arg(a[0])?;
+            match toks[0] {
+                "munmap" => Op::Munmap(pg),
+                "mmap" => Op::Mmap(pg),
+                _ => Op::Msync(pg),
+            }
+        }
+        "mremap" => {
+            nargs(a, 2, "mremap PAGE TO")?;
+            Op::Mremap(page_arg(a[0])?, page_arg(a[1])?)
+        }
+        "pageout" => {
+            nargs(a, 2, "pageout Pn PAGE")?;
+            let p = parse_id(a[0], 'P').ok_or_else(|| format!("bad pid '{}'", a[0]))?;
+            Op::Pageout(p, page_arg(a[1])?)
         }
         "resume" => {
             nargs(a, 0, "resume [until POINT]")?;
@@ -558,7 +623,7 @@ fn parse_step(ln: usize, mut toks: Vec<&str>) -> Result<Step, InputError> {
     if toks.len() >= 2 && toks[toks.len() - 2] == "until" {
         let name = toks[toks.len() - 1];
         let p = Point::from_name(name)
-            .ok_or_else(|| InputError { line: ln, msg: format!("unknown yield point '{name}' (points: {})", points_text(0xff)) })?;
+            .ok_or_else(|| InputError { line: ln, msg: format!("unknown yield point '{name}' (points: {})", points_text(u16::MAX)) })?;
         until = Some(p);
         toks.truncate(toks.len() - 2);
         if toks.len() < 2 {

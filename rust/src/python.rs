@@ -463,9 +463,19 @@ fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&s
                 let pg = PyDict::new(py);
                 pg.set_item("pte", p.pte[i])?;
                 pg.set_item("seen", p.seen[i])?;
-                pg.set_item("prot", if p.entry[i].0 { "rw" } else { "r" })?;
-                pg.set_item("needs_copy", p.entry[i].1)?;
-                pg.set_item("shadow_depth", p.entry[i].2)?;
+                pg.set_item("modified", p.modified[i])?;
+                match p.entry[i] {
+                    Some((w, nc, depth)) => {
+                        pg.set_item("prot", if w { "rw" } else { "r" })?;
+                        pg.set_item("needs_copy", nc)?;
+                        pg.set_item("shadow_depth", depth)?;
+                    }
+                    None => {
+                        pg.set_item("prot", "unmapped")?;
+                        pg.set_item("needs_copy", false)?;
+                        pg.set_item("shadow_depth", 0)?;
+                    }
+                }
                 pages.set_item(*name, pg)?;
             }
             pd.set_item("pages", pages)?;
@@ -477,9 +487,16 @@ fn explain<'py>(py: Python<'py>, text: &str, kernel: Option<&str>, hw: Option<&s
         let sl: Vec<(String, u32, u8)> = s.sleepers.iter().map(|&(p, t, f, w)| (thread_name((p, t)), f, w)).collect();
         sd.set_item("sleepers", sl)?;
         let fr = PyDict::new(py);
-        for (f, words, freed) in &s.frames {
+        for (f, words, freed, _, _) in &s.frames {
             fr.set_item(*f, (words.to_vec(), *freed))?;
         }
+        // The page's dirty flag and the memory slot of each frame (a freed frame's slot may
+        // be reused: SPEC §3.4).
+        let fx = PyDict::new(py);
+        for (f, _, _, dirty, slot) in &s.frames {
+            fx.set_item(*f, (*dirty, *slot))?;
+        }
+        sd.set_item("frame_info", fx)?;
         sd.set_item("frames", fr)?;
         states.append(sd)?;
     }
@@ -546,8 +563,12 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         .map(|p| (PAGE_NAMES[p as usize], (0..NWORDS as u8).map(|w| text_word(p - program::FIRST_TEXT, w)).collect()))
         .collect();
     d.set_item("text_content", text)?;
-    d.set_item("shared_pages", vec![PAGE_NAMES[program::SHM as usize]])?;
+    d.set_item("shared_pages", vec![PAGE_NAMES[program::SHM as usize], PAGE_NAMES[program::FILE0 as usize]])?;
+    d.set_item("unmapped_pages", vec![PAGE_NAMES[program::HOLE0 as usize]])?;
+    let file: Vec<u32> = (0..NWORDS as u8).map(program::data_file_word).collect();
+    d.set_item("file_content", vec![(PAGE_NAMES[program::FILE0 as usize], file)])?;
     d.set_item("opcodes", codec::OPCODES.to_vec())?;
+    d.set_item("ext_select", codec::EXT_SELECT.to_vec())?;
     d.set_item("headers", vec!["hw", "kernel", "os", "expect"])?;
     d.set_item("record", (codec::RECORD, codec::UNTIL))?;
     let def = crate::hw::Hw::default();
@@ -571,6 +592,11 @@ fn layout<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         ("procfs_write", Op::ProcfsWrite(1, a, 0)),
         ("madvise", Op::Madvise(0)),
         ("mprotect", Op::Mprotect(0, false)),
+        ("munmap", Op::Munmap(0)),
+        ("mmap", Op::Mmap(0)),
+        ("mremap", Op::Mremap(0, 1)),
+        ("msync", Op::Msync(0)),
+        ("pageout", Op::Pageout(1, 0)),
     ];
     let points = PyDict::new(py);
     for p in POINTS {

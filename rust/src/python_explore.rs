@@ -52,7 +52,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
 #[pyfunction]
-#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None, distinguish=false, stops=None))]
+#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None, distinguish=false, stops=None, vm=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn explore<'py>(
     py: Python<'py>,
@@ -72,6 +72,7 @@ pub fn explore<'py>(
     prefix: Option<&str>,
     distinguish: bool,
     stops: Option<u32>,
+    vm: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let base = if distinguish { Some(knobbed(kernel, &[], &on)?) } else { None };
     let prefix_steps = match prefix {
@@ -88,6 +89,7 @@ pub fn explore<'py>(
     if let Some(vs) = values {
         domain.values = vs;
     }
+    domain.vm = vm;
     let k = knobbed(kernel, &off, &on)?;
     let eff = hw_spec(hw)?.resolve();
     if depth == 0 || depth > 64 {

@@ -10,6 +10,8 @@ pub struct TlbEntry {
     pub va: u8,
     pub frame: FrameId,
     pub writable: bool,
+    /// Filled or used for a store: a store through it touches no PTE (SPEC §3.4).
+    pub dirty: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +29,11 @@ impl Tlb {
     #[inline]
     pub fn lookup(&self, asid: u32, va: u8) -> Option<TlbEntry> {
         self.entries.iter().copied().find(|e| e.asid == asid && e.va == va)
+    }
+
+    #[inline]
+    pub fn position(&self, asid: u32, va: u8) -> Option<usize> {
+        self.entries.iter().position(|e| e.asid == asid && e.va == va)
     }
 
     /// Filled by a successful page walk.
@@ -54,9 +61,9 @@ impl crate::machine::Machine {
     /// (`plant_fill_writable` is the self-test's planted fault) and marks the machine so the
     /// coherence invariant is checked after the step (a fill that caches a wrong bit is caught).
     #[inline]
-    pub fn tlb_fill(&mut self, cpu: usize, pid: u32, va: u8, pte: crate::pmap::Pte) {
+    pub fn tlb_fill(&mut self, cpu: usize, pid: u32, va: u8, pte: crate::pmap::Pte, dirty: bool) {
         let writable = pte.writable || self.selftest.plant_fill_writable;
-        self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable });
+        self.cpus[cpu].tlb.fill(TlbEntry { asid: pid, va, frame: pte.frame, writable, dirty });
         self.scratch.dirty.fill = true;
     }
 }

@@ -44,7 +44,7 @@ impl Machine {
                 self.wake_where(|s| s.frame == f && s.word == a.word);
                 k.result = Outcome::Ok;
             }
-            Op::UmtxSleep(a, v) if self.phys.get(f).words[a.word as usize] == v => {
+            Op::UmtxSleep(a, v) if self.phys.word(f, a.word) == v => {
                 k.phase = Phase::Sleep;
                 return;
             }
@@ -70,10 +70,15 @@ impl Machine {
             // the word re-read. (The write is checked only where the fault forced it:
             // pre-10192bae's READ fault keys a sleeper on a still-shared frame on purpose.)
             let p = self.proc(k.pid);
-            let e = p.map.entries[p.map.lookup(a.page)];
-            let mapped = self.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)).map(|x| x.2);
-            let moved = mapped != Some(f) || (k.fs.ft.write && (!e.prot_write || e.needs_copy));
-            if moved || self.phys.get(f).words[a.word as usize] != v {
+            let moved = match p.map.lookup(a.page) {
+                None => true,
+                Some(i) => {
+                    let e = p.map.entries[i];
+                    let mapped = self.vm_page_lookup_chain(e.object, e.offset + (a.page - e.start)).map(|x| x.2);
+                    mapped != Some(f) || (k.fs.ft.write && (!e.prot_write || e.needs_copy))
+                }
+            };
+            if moved || self.phys.word(f, a.word) != v {
                 self.sleepers.pop();
                 self.phys.unhold(f);
                 k.held = NO_FRAME;

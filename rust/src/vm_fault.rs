@@ -98,6 +98,8 @@ pub(crate) enum Fs {
     Protection,
     /// The map's process is gone.
     Dead,
+    /// KERN_INVALID_ADDRESS: no map entry at the page (SPEC §3.4).
+    Unmapped,
 }
 
 impl Machine {
@@ -105,17 +107,34 @@ impl Machine {
 
     /// The hardware's translation for a user access: the TLB, else the page walk (which
     /// fills the TLB). None: it faults (a TLB entry that does not allow the access is gone).
+    /// A store through an entry not yet used for a store sets the PTE's modified bit — the
+    /// hardware's locked update of the PTE in memory, which faults instead if the PTE no
+    /// longer maps that frame writable (SPEC §3.4).
     #[inline]
     fn user_translate(&mut self, cpu: usize, pid: u32, va: u8, write: bool) -> Option<FrameId> {
-        if let Some(te) = self.cpus[cpu].tlb.lookup(pid, va) {
-            if !write || te.writable {
+        let tlb = &mut self.cpus[cpu].tlb;
+        if let Some(i) = tlb.position(pid, va) {
+            let te = tlb.entries[i];
+            if !write || (te.writable && te.dirty) {
                 return Some(te.frame);
+            }
+            if te.writable {
+                let pte = &mut self.procs[pid as usize - 1].pmap.pte[va as usize];
+                if pte.frame == te.frame && pte.writable {
+                    pte.modified = true;
+                    self.cpus[cpu].tlb.entries[i].dirty = true;
+                    return Some(te.frame);
+                }
             }
             self.cpus[cpu].tlb.invalidate(pid, va);
         }
-        let pte = self.proc(pid).pmap.pte[va as usize];
+        let pte = &mut self.procs[pid as usize - 1].pmap.pte[va as usize];
         if pte.present() && (!write || pte.writable) {
-            self.tlb_fill(cpu, pid, va, pte);
+            if write {
+                pte.modified = true;
+            }
+            let pte = *pte;
+            self.tlb_fill(cpu, pid, va, pte, write);
             return Some(pte.frame);
         }
         None
@@ -129,7 +148,7 @@ impl Machine {
                 self.write_word(f, a.word, v);
                 Outcome::Ok
             }
-            Op::Load(a) => Outcome::Value(self.phys.get(f).words[a.word as usize]),
+            Op::Load(a) => Outcome::Value(self.phys.word(f, a.word)),
             _ => unreachable!(),
         }
     }
@@ -170,7 +189,7 @@ impl Machine {
                 k.phase = Phase::UserAccess;
                 None
             }
-            Some(Fs::Protection) | Some(Fs::Dead) => {
+            Some(Fs::Protection) | Some(Fs::Dead) | Some(Fs::Unmapped) => {
                 k.busy = NO_FRAME;
                 // A SEGV is decided only once no sibling is in the kernel (killalllwps): else
                 // the access waits and is retried whole, so the fatal fault is linearized where
@@ -200,6 +219,12 @@ impl Machine {
                 k.phase = Phase::Finish;
                 None
             }
+            Some(Fs::Unmapped) => {
+                k.busy = NO_FRAME;
+                k.result = Outcome::Efault;
+                k.phase = Phase::Finish;
+                None
+            }
             Some(Fs::Dead) => {
                 k.busy = NO_FRAME;
                 k.result = Outcome::Esrch;
@@ -214,6 +239,11 @@ impl Machine {
                 }
                 let f = k.fs.frame;
                 self.phys.hold(f);
+                if k.fs.ft.write {
+                    // vm_fault_page for write dirties the page (the kernel's write sets no
+                    // modified bit).
+                    self.phys.get_mut(f).dirty = true;
+                }
                 k.held = f;
                 if !self.kernel.busy_through_access {
                     k.busy = NO_FRAME;
@@ -232,7 +262,7 @@ impl Machine {
     }
 
     /// The yield points line `op` can reach under this kernel (`Op::points`).
-    pub fn points_of(&self, op: &Op) -> u8 {
+    pub fn points_of(&self, op: &Op) -> u16 {
         op.points(self.vm_fault_page_enters())
     }
 
@@ -245,7 +275,8 @@ impl Machine {
         if !p.alive || p.map.generation != fs.map_gen {
             return false;
         }
-        let e = p.map.entries[p.map.lookup(fs.va)];
+        let Some(i) = p.map.lookup(fs.va) else { return false };
+        let e = p.map.entries[i];
         self.vm_page_lookup_chain(e.object, e.offset + (fs.va - e.start)).map(|(o, _, f)| (o, f))
             == Some((fs.found_obj, fs.frame))
     }
@@ -296,7 +327,7 @@ impl Machine {
                 self.ipi_wait_pass(cpu);
                 if k.fs.phase == FPhase::BbmIpiWait {
                     self.scratch.dirty.pte = true;
-                    self.proc_mut(k.fs.pid).pmap.pte[k.fs.va as usize] = Pte { frame: k.fs.frame, writable: k.fs.writable };
+                    self.proc_mut(k.fs.pid).pmap.pte[k.fs.va as usize] = Pte::new(k.fs.frame, k.fs.writable);
                 }
                 Some(Fs::Ok)
             }
@@ -314,15 +345,19 @@ impl Machine {
         if self.map_locked_by_other(cpu, pid) {
             return Some(Fs::Pause(k.wait(Lock::Map(pid))));
         }
-        let i = self.proc(pid).map.lookup(va);
+        let Some(i) = self.proc(pid).map.lookup(va) else { return Some(Fs::Unmapped) };
         let e = self.proc(pid).map.entries[i];
         let prot_write = if fs.ft.override_write { e.max_write } else { e.prot_write };
         if fs.ft.write && !prot_write {
             return Some(Fs::Protection);
         }
-        let found = self.vm_page_lookup_chain(e.object, e.offset + (va - e.start));
-        if let Some((_, _, f)) = found {
-            if self.busy_by_other(cpu, f) {
+        let mut found = self.vm_page_lookup_chain(e.object, e.offset + (va - e.start));
+        if let Some((o, idx, f)) = found {
+            if f == NO_FRAME {
+                // Paged out: the pager reads it back into a new, clean frame of its object.
+                let f = self.vm_pager_get(o, idx);
+                found = Some((o, idx, f));
+            } else if self.busy_by_other(cpu, f) {
                 return Some(Fs::Pause(k.wait(Lock::Busy(f))));
             }
         }
@@ -392,10 +427,12 @@ impl Machine {
         let new = if rename {
             self.obj_mut(o).pages[oidx as usize] = NO_FRAME;
             self.obj_mut(first).pages[pindex as usize] = old;
+            self.phys.get_mut(old).dirty = true;
             old
         } else {
-            let words = self.phys.get(old).words;
+            let words = self.phys.words(old);
             let new = self.phys.alloc(words);
+            self.phys.get_mut(new).dirty = true;
             self.obj_mut(first).pages[pindex as usize] = new;
             if self.kernel.cow_event {
                 self.vm_page_event_cow(old);
@@ -424,7 +461,7 @@ impl Machine {
     /// pending — its pv entry is still on the page, and this removal must not return before
     /// that CPU's TLBs lose `old` (explore found the 6-line stale read without it:
     /// test_cow_remove_all_waits_for_a_pending_shootdown_of_the_same_page).
-    fn remove_all_blocked(&self, cpu: usize, old: FrameId) -> Option<Lock> {
+    pub(crate) fn remove_all_blocked(&self, cpu: usize, old: FrameId) -> Option<Lock> {
         for p in self.procs.iter().filter(|p| p.alive) {
             for v in 0..NPAGES as u8 {
                 if p.pmap.pte[v as usize].frame == old && self.pte_locked_by_other(cpu, p.pid, v) {
@@ -452,7 +489,7 @@ impl Machine {
         if self.pte_locked_by_other(cpu, pid, va) {
             return Some(Fs::Pause(k.wait(Lock::Pte(pid, va))));
         }
-        let new = Pte { frame: k.fs.frame, writable: k.fs.writable };
+        let new = Pte::new(k.fs.frame, k.fs.writable);
         self.scratch.dirty.pte = true;
         let old = self.proc(pid).pmap.pte[va as usize];
         if gone != NO_FRAME {
@@ -460,11 +497,15 @@ impl Machine {
             // entry and of the old frame's other mappings.
             k.fs.unmap_after = NO_FRAME;
             self.proc_mut(pid).pmap.pte[va as usize] = new;
-            if old.present() && old != new {
+            if old.present() {
+                self.pmap_protect_modified(old);
+            }
+            if old.present() && !old.same_mapping(&new) {
                 self.pmap_inval(cpu, pid, va);
             }
             self.pmap_remove_all(cpu, gone);
-        } else if old.present() && old != new {
+        } else if old.present() && !old.same_mapping(&new) {
+            self.pmap_protect_modified(old);
             if old.frame != new.frame {
                 // Break before make: clear, shoot down, then write.
                 self.proc_mut(pid).pmap.pte[va as usize] = Pte::ABSENT;
@@ -479,7 +520,9 @@ impl Machine {
                 self.pmap_inval(cpu, pid, va);
             }
         } else {
-            self.proc_mut(pid).pmap.pte[va as usize] = new;
+            // Absent, or the same translation again: its modified bit stays with the PTE.
+            let modified = old.present() && old.modified;
+            self.proc_mut(pid).pmap.pte[va as usize] = Pte { modified, ..new };
             return Some(Fs::Ok);
         }
         if self.own_records(cpu) {
