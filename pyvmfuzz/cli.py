@@ -1200,6 +1200,11 @@ def build_parser() -> argparse.ArgumentParser:
     ne.add_argument("--time", type=float, default=10.0, metavar="S", help="deeper exploration per action and hardware (default 10 s)")
     ne.add_argument("--random", type=float, default=2.0, metavar="S", help="then random search per action and hardware (default 2 s)")
     ne.add_argument("--seed", type=int, default=1, help="random search seed")
+    ne.add_argument("--vm", action="store_true",
+                    help="explore docs/contract.md §3.4's lines too (munmap, mmap, mremap, msync, pageout) over "
+                         "pages data0,text0,shm0,file0: what the actions of §3.4 need (the state space grows)")
+    ne.add_argument("--actions", default=None, metavar="LIST",
+                    help="only these safety actions (comma-separated; default all)")
     ne.set_defaults(func=cmd_necessity)
 
     en = sub.add_parser("encode", help="encode a text program to the byte form (a campaign corpus input)",

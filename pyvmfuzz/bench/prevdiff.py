@@ -134,9 +134,12 @@ def _compare_text(prev, new, d: bytes, kernel: str) -> tuple[str, int]:
         if i < len(a) and i < len(b) and _store_through_stale_entry(prev, text, kernel, i):
             return "store-faults", len(a)
         va, vb = outs[0][2], outs[1][2]
-        if va == vb and va is not None and va["kind"] == "use-after-free" and i == va["step"] - 1:
-            # The same use-after-free, at the step that reads the freed frame: its memory has
-            # been reused since (docs/contract.md §3.4), so the value read differs.
+        if (va is not None and vb is not None and va["kind"] == "use-after-free" and i == va["step"] - 1
+                and vb["step"] == va["step"] and vb["kind"] in ("use-after-free", "stale-read")):
+            # The step that reads a freed frame, a use-after-free before: its memory has been
+            # reused since (docs/contract.md §3.4), so the value read differs -- and where it
+            # differs from the contract's, the same step is now a stale-read (outcome kinds come
+            # first within a step, §4).
             return "reused", len(a)
         if a == b:
             return "verdict", len(a)

@@ -190,13 +190,24 @@ def _emit_witnesses(emit, witnesses: list[tuple[str, dict]]) -> None:
 
 
 def _necessity(args, out: list[str], witnesses: list[tuple[str, dict]]) -> int:
+    vm = getattr(args, "vm", False)
+    pages = ["data0", "text0", "shm0", "file0"] if vm else None
+
     def explore(*a, **kw) -> dict:
-        r = run_explore(*a, **kw)
+        r = run_explore(*a, vm=vm, pages=pages, **kw)
         if r["interrupted"]:
             raise KeyboardInterrupt
         return r
 
     actions = _core.safety_actions()
+    if getattr(args, "actions", None):
+        wanted = [x.strip() for x in args.actions.split(",") if x.strip()]
+        known = [a[0] for a in actions]
+        unknown = [x for x in wanted if x not in known]
+        if unknown or not wanted:
+            raise InputError(f"--actions: unknown safety action(s) {', '.join(unknown) or '(none given)'} "
+                             f"(valid: {', '.join(known)})")
+        actions = [a for a in actions if a[0] in wanted]
     hws = [("pc64", "mode=pc64"), ("tagged", "mode=tagged")]
     emit = out.append
     base_status = 0
@@ -216,8 +227,11 @@ def _necessity(args, out: list[str], witnesses: list[tuple[str, dict]]) -> int:
         bases[col] = (on, r)
         if r["completed"] < args.depth and col == "pc64":
             base_status = 1
+    dom = DOMAIN_NOTE.format(pages=",".join(pages) if pages else "data0,text0,shm0", values="1")
+    if vm:
+        dom += "; with munmap, mmap, mremap, msync and pageout"
     emit(f"# necessity of {args.kernel}'s safety actions: explore to {args.depth} lines (domain "
-         f"{DOMAIN_NOTE.format(pages='data0,text0,shm0', values='1')}; 2 CPUs); where that finds nothing, explore goes "
+         f"{dom}; 2 CPUs); where that finds nothing, explore goes "
          f"deeper for {args.time:g} s, then {args.random:g} s of random search")
     emit("")
     for col, (on, r) in bases.items():

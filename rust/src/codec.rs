@@ -184,9 +184,11 @@ fn sibling(m: &Machine, cpu: u8, cands: &[(u32, u32)], pw: u8) -> Option<usize> 
 const INFLIGHT_ADDR: u8 = 0x80;
 
 /// The address of an op in flight on a CPU other than `cpu` (the ((pw >> 2) & 31)-th of them,
-/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one.
+/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one. An mremap offers
+/// both its pages: the old one (a CPU may still translate it) and TO (where the page daemon
+/// can meet the frame: CVE-2018-18281's window).
 fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
-    let mut found = [Addr { page: 0, word: 0 }; 8];
+    let mut found = [Addr { page: 0, word: 0 }; 16];
     let mut n = 0;
     for (c, x) in m.cpus.iter().enumerate() {
         let Some(k) = x.kop.as_ref().filter(|_| c != cpu as usize) else { continue };
@@ -194,7 +196,12 @@ fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
             Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => a,
             Op::ProcfsRead(_, a) | Op::ProcfsWrite(_, a, _) => a,
             Op::Madvise(pg) | Op::Mprotect(pg, _) | Op::Munmap(pg) | Op::Mmap(pg) | Op::Msync(pg) => Addr { page: pg, word: pw & 3 },
-            Op::Mremap(pg, _) | Op::Pageout(_, pg) => Addr { page: pg, word: pw & 3 },
+            Op::Mremap(pg, to) => {
+                found[n] = Addr { page: to, word: pw & 3 };
+                n += 1;
+                Addr { page: pg, word: pw & 3 }
+            }
+            Op::Pageout(_, pg) => Addr { page: pg, word: pw & 3 },
             _ => continue,
         };
         n += 1;
