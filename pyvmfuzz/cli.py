@@ -405,7 +405,7 @@ def cmd_minimize(args) -> int:
 
 
 # The core's own invariants: a run that ends in one may go on to a user-visible step (a witness).
-CORE_ONLY_KINDS = ("tlb-incoherent", "use-after-free")
+CORE_ONLY_KINDS = ("tlb-incoherent", "use-after-free", "lost-data")
 
 def cmd_explain(args) -> int:
     from pyvmfuzz.insight.explain import model, render_html, render_text

@@ -18,7 +18,7 @@ _TEXT_STARTS = ("cpu", "hw", "kernel", "expect", "os", "#")  # "os": every saved
 STDIN = "-"  # as a FILE: the program is read from standard input
 STDIN_NAME = "<stdin>"  # how messages name it
 MAX_DEPTH = 64  # directory levels walked below a PATH; deeper is a runaway tree or a loop
-CORE_ONLY = ("tlb-incoherent", "use-after-free", "file-corruption", "panic")  # oracle.check.CORE_ONLY
+CORE_ONLY = ("tlb-incoherent", "use-after-free", "file-corruption", "lost-data", "panic")  # oracle.check.CORE_ONLY
 
 
 class InputError(Exception):

@@ -239,7 +239,7 @@ def expect_lines(program: str, kernel: str, first: tuple[str, int], witness: tup
         orc = None if ov is None else (ov.kind, ov.step)
         if core is None and orc is None:
             lines.append(f"expect {k} clean")
-        elif core is not None and core == orc and core[0] not in ("tlb-incoherent", "use-after-free", "file-corruption", "panic"):
+        elif core is not None and core == orc and core[0] not in ("tlb-incoherent", "use-after-free", "file-corruption", "lost-data", "panic"):
             lines.append(f"expect {k} {core[0]} {core[1]}")
         elif core is not None:
             notes.append(f"# {k}: core verdict {core[0]} at step {core[1]} (core-only: not asserted)")
@@ -301,7 +301,7 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
                  f"# the invariant first broke at step {first[1]}: {first[0]}: {v['observed']}"]
     else:
         head.append(f"# step {first[1]}: {first[0]}: expected {v['expected']}, observed {v['observed']}")
-        if first[0] in ("tlb-incoherent", "use-after-free"):
+        if first[0] in ("tlb-incoherent", "use-after-free", "lost-data"):
             head.append("# internal-only: no continuation within the search budget makes a user see it" if searched
                         else "# core-only: not searched for where a user sees it (`pyvmfuzz minimize FILE` searches)")
     hw_keys = ",".join((bytes_hw or hw).split()[1:])
