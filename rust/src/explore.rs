@@ -494,7 +494,7 @@ pub fn explore(
     let base = prefix.len() as u32;
     let mut s = Search {
         cfg,
-        canon: Canon::new(),
+        canon: Canon::new(cfg.domain.vm),
         table: Table::default(),
         stats: Stats::default(),
         path: prefix.to_vec(),

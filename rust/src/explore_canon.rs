@@ -5,6 +5,10 @@
 use super::*;
 
 pub(super) struct Canon {
+    /// SPEC §3.4's lines are in the domain: the PTE modified bits and the pages' dirty flags
+    /// then count (without msync and pageout nothing reads them; a TLB entry's dirty bit
+    /// always counts: a store through a clean entry re-checks the PTE).
+    vm: bool,
     buf: Vec<u64>,
     fmap: Vec<u32>,
     omap: Vec<u32>,
@@ -13,8 +17,8 @@ pub(super) struct Canon {
 }
 
 impl Canon {
-    pub(super) fn new() -> Canon {
-        Canon { buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
+    pub(super) fn new(vm: bool) -> Canon {
+        Canon { vm, buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
     }
 
     #[inline]
@@ -74,8 +78,10 @@ impl Canon {
             Some(Lock::Siblings(p)) => 4 | (p as u64) << 8,
         };
         self.buf.push(wait);
-        // madvise keeps an object in aux; switch keeps address spaces (pids).
-        let aux = if matches!(k.op, Op::Madvise(_)) { self.o(k.aux) } else { k.aux as u64 };
+        // madvise, SPEC §3.4's map ops, msync and pageout keep an object in aux (pageout and
+        // msync the page's index in aux2); switch keeps address spaces (pids).
+        let obj = matches!(k.op, Op::Madvise(_) | Op::Munmap(_) | Op::Mmap(_) | Op::Mremap(..) | Op::Msync(_) | Op::Pageout(..));
+        let aux = if obj { self.o(k.aux) } else { k.aux as u64 };
         self.buf.push(aux | (k.aux2 as u64) << 32);
     }
 
@@ -103,7 +109,7 @@ impl Canon {
             self.buf.push(c.space as u64 | (c.tlb.entries.len() as u64) << 32);
             for e in &c.tlb.entries {
                 let f = self.f(e.frame);
-                self.buf.push(e.asid as u64 | (e.va as u64) << 32 | (e.writable as u64) << 40);
+                self.buf.push(e.asid as u64 | (e.va as u64) << 32 | (e.writable as u64) << 40 | (e.dirty as u64) << 41);
                 self.buf.push(f);
             }
             match &c.kop {
@@ -142,7 +148,7 @@ impl Canon {
             }
             for pte in &p.pmap.pte {
                 let f = self.f(pte.frame);
-                self.buf.push(f | (pte.writable as u64) << 40);
+                self.buf.push(f | (pte.writable as u64) << 40 | ((pte.modified && self.vm) as u64) << 41);
             }
         }
     }
@@ -162,7 +168,24 @@ impl Canon {
         }
         self.buf.push(m.invals.len() as u64);
         for r in &m.invals {
-            self.buf.push(r.owner as u64 | (r.va as u64) << 8 | (r.pending as u64) << 16 | (r.asid as u64) << 32);
+            self.buf.push(
+                r.owner as u64 | (r.va as u64) << 8 | (r.pending as u64) << 16 | (r.locked as u64) << 24 | (r.asid as u64) << 32,
+            );
+        }
+        // the data file's backing store and the swap slots (objects renamed)
+        self.buf.push(m.data_file[0] as u64 | (m.data_file[1] as u64) << 32);
+        self.buf.push(m.data_file[2] as u64 | (m.data_file[3] as u64) << 32);
+        let mut swap: Vec<(u64, u8, [u32; 4])> = Vec::with_capacity(m.swap.len());
+        for s in &m.swap {
+            let o = self.o(s.obj);
+            swap.push((o, s.idx, s.words));
+        }
+        swap.sort_unstable();
+        self.buf.push(swap.len() as u64);
+        for (o, idx, w) in swap {
+            self.buf.push(o | (idx as u64) << 32);
+            self.buf.push(w[0] as u64 | (w[1] as u64) << 32);
+            self.buf.push(w[2] as u64 | (w[3] as u64) << 32);
         }
         // Objects reached, in order of first reference (their backing objects join the list).
         let mut i = 0;
@@ -187,7 +210,7 @@ impl Canon {
             // The slot, as the first canonical frame that occupies it (freed frames alias).
             let slot = self.frames[..i].iter().position(|&g| m.phys.get(g).slot == fr.slot).unwrap_or(i) as u64;
             self.buf.push(
-                fr.owned as u64 | (fr.freed as u64) << 1 | (fr.dirty as u64) << 2 | (fr.hold as u64) << 8 | slot << 32,
+                fr.owned as u64 | (fr.freed as u64) << 1 | ((fr.dirty && self.vm) as u64) << 2 | (fr.hold as u64) << 8 | slot << 32,
             );
         }
     }
