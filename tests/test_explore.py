@@ -384,3 +384,20 @@ def test_necessity_vm_names_the_section_34_actions_necessary():
     assert row and row[0].count("**necessary**: use-after-free in 2 lines") == 2, p.stdout
     bad = _cli("necessity", "--actions", "no_such_action")
     assert bad.returncode == 2 and "unknown safety action" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# The same with docs/contract.md §3.4's lines (--vm): from a prefix with two CPUs running P1
+# and a page cached on cpu1, hashing and the reduction keep the verdict and the shortest
+# length, on the kernels whose bugs need the new lines and on fixed (clean).
+@pytest.mark.parametrize("kernel", ["fixed", "free-before-flush", "protect-drops-modified", "mremap-flush-late"])
+def test_hashing_and_reduction_sound_with_vm_lines(kernel):
+    prefix = "cpu0 spawn\ncpu1 switch P1.T2\ncpu1 store data0.0 0x1\n"
+    kw = dict(pages=["data0", "data1"], vm=True, prefix=prefix, hw="cpus=2")
+    plain = _core.explore(kernel, 2, hashing=False, por=False, **kw)
+    for m in MODES:
+        r = _core.explore(kernel, 2, **m, **kw)
+        assert r["completed"] == plain["completed"], m
+        assert (r["witness"] is None) == (plain["witness"] is None), m
+        if plain["witness"] is not None:
+            assert len(r["witness"]["steps"]) == len(plain["witness"]["steps"]), m
+    assert (plain["witness"] is None) == (kernel == "fixed"), plain["witness"]
