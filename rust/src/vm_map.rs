@@ -283,6 +283,16 @@ impl Machine {
             k.phase = Phase::Finish;
             return None;
         }
+        // The frame it moves is busy from here to its entry at TO: one another op has busy (a
+        // debugger access through vm_fault_page's page) is waited for first, as fork waits
+        // (vm_page_sleep_busy). Else the access, ordered before the move, writes the frame
+        // after a load at TO has read it (a 10-minute fixed campaign found it: 7 lines,
+        // tests/data/fixed_regressions/fixed-mremap-waits-for-a-busy-page.txt).
+        if let Some((_, _, f)) = self.resident_page(pid, va) {
+            if self.busy_by_other(cpu, f) {
+                wait_for!(k, Lock::Busy(f));
+            }
+        }
         self.vm_map_lock(k, pid);
         if self.proc(pid).map.lookup(to).is_some() {
             k.aux = self.vm_map_delete(cpu, pid, to);
