@@ -189,6 +189,10 @@ _INF = float("inf")
 _DIES = ("exit", "load", "store")
 
 
+def hop_pid(t: tuple[int, int] | None) -> int | None:
+    return None if t is None else t[0]
+
+
 class _RealTime:
     """What the lines say whatever order the operations took effect in (docs/readings.md R1):
     who performs each op (the thread on its CPU when the op starts: a CPU with an op in flight
@@ -206,11 +210,20 @@ class _RealTime:
         self.bad: dict[int, list[tuple[int, int]]] = {}           # step -> names breaking R1
         occ: list[tuple[int, int] | None] = [None] * h.cpus
         occ[0] = (1, 1)
+        exiting: set[int] = set()   # pids whose exit started on an earlier line, not completed
         for ln in h.lines:
             if ln.starts is not None:
                 hop = h.ops[ln.starts]
                 who = occ[hop.cpu]
+                if hop.op.action == "pageout" and who is not None and who[0] in exiting:
+                    # docs/contract.md §3.2.5 *Exit*: while its exit waits, a thread of the
+                    # process runs nothing; past the wait the exit has taken every thread off
+                    # its CPU. A line running there is the page daemon on an idle CPU.
+                    who = None
+                    occ = [None if t is not None and t[0] == hop_pid(occ[hop.cpu]) else t for t in occ]
                 self.performer[hop.id] = who
+                if hop.op.action == "exit" and who is not None and hop.end != ln.step:
+                    exiting.add(who[0])
                 if hop.op.action == "switch":
                     occ[hop.cpu] = hop.op.target
                 elif hop.op.action == "umtx_sleep" and who is not None:
@@ -224,6 +237,7 @@ class _RealTime:
                     if a == "umtx_sleep" and hop.outcome == "blocked" and occ[hop.cpu] == who:
                         occ[hop.cpu] = None
                     if a == "exit" or (a in _DIES and hop.outcome == "SEGV"):
+                        exiting.discard(who[0])
                         self.dead.setdefault(who[0], ln.step)
                         occ = [None if t is not None and t[0] == who[0] else t for t in occ]
             # R1 on this line: its deaths count, its own names do not yet

@@ -419,17 +419,10 @@ impl<'a> Decoder<'a> {
             let sub = (if vb == 0xff { value } else { vb as u32 } % 8) as u8;
             kind = if sub < EXT_OPS { MUNMAP + sub } else { LOAD };
             if kind == PAGEOUT {
-                // The page daemon runs on any CPU with nothing in flight, idle or not.
-                let (c, n) = pageout_cpus(m);
-                if n > 0 {
-                    let cpu = c[sel % n];
-                    let f = Fields { pw, vb, tb, value, pid_escape };
-                    let op = decode_op(m, PAGEOUT, cpu, f);
-                    let line = Step { cpu, op, until: None };
-                    let until = if ub < UNTIL_BASE { None } else { until_point(m, line, &op, ub) };
-                    return Some(Step { until, ..line });
+                match decode_pageout(m, sel, Fields { pw, vb, tb, value, pid_escape }, ub) {
+                    Some(line) => return Some(line),
+                    None => kind = MUNMAP,
                 }
-                kind = MUNMAP;
             }
         }
         // Fold a choice without candidates into the next kind that has some.
@@ -486,6 +479,20 @@ impl<'a> Decoder<'a> {
         let line = Step { cpu, op, until: None };
         Some(Step { until: until_of(line, &op), ..line })
     }
+}
+
+/// A pageout record: the page daemon runs on any CPU with nothing in flight, idle or not
+/// (`pageout_cpus`); None when there is none.
+fn decode_pageout(m: &Machine, sel: usize, f: Fields, ub: u8) -> Option<Step> {
+    let (c, n) = pageout_cpus(m);
+    if n == 0 {
+        return None;
+    }
+    let cpu = c[sel % n];
+    let op = decode_op(m, PAGEOUT, cpu, f);
+    let line = Step { cpu, op, until: None };
+    let until = if ub < UNTIL_BASE { None } else { until_point(m, line, &op, ub) };
+    Some(Step { until, ..line })
 }
 
 /// A switch record: its CPU (any when nothing is in flight, else a free one) and its target

@@ -260,12 +260,8 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
         }
         let live: Vec<u32> = m.procs.iter().filter(|p| p.alive).map(|p| p.pid).collect();
         if d.vm && m.cpus[c].running.is_none_or(|(p, _)| !m.exiting(p)) {
-            // the page daemon: on any CPU, idle or not
-            for &page in &d.pages {
-                for &pid in &live {
-                    let op = Op::Pageout(pid, page);
-                    with_points(out, cpu, op, m.points_of(&op));
-                }
+            for op in pageout_lines(d, &live) {
+                with_points(out, cpu, op, m.points_of(&op));
             }
         }
         if m.cpus[c].running.is_none() {
@@ -302,8 +298,7 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
             ops.push(Op::Mprotect(page, false));
             ops.push(Op::Mprotect(page, true));
             if d.vm {
-                ops.extend([Op::Munmap(page), Op::Mmap(page), Op::Msync(page)]);
-                ops.extend(d.pages.iter().filter(|&&to| to != page).map(|&to| Op::Mremap(page, to)));
+                vm_map_lines(d, page, &mut ops);
             }
         }
         ops.push(Op::Exit);
@@ -311,6 +306,17 @@ pub fn candidates(m: &Machine, d: &Domain, all_points: bool, out: &mut Vec<Step>
             with_points(out, cpu, op, m.points_of(&op));
         }
     }
+}
+
+/// SPEC §3.4's map lines on `page`: munmap, mmap, msync, mremap to each other page.
+fn vm_map_lines(d: &Domain, page: u8, ops: &mut Vec<Op>) {
+    ops.extend([Op::Munmap(page), Op::Mmap(page), Op::Msync(page)]);
+    ops.extend(d.pages.iter().filter(|&&to| to != page).map(|&to| Op::Mremap(page, to)));
+}
+
+/// The page daemon's lines (any CPU, idle or not): each live process's page.
+fn pageout_lines<'a>(d: &'a Domain, live: &'a [u32]) -> impl Iterator<Item = Op> + 'a {
+    d.pages.iter().flat_map(move |&page| live.iter().map(move |&pid| Op::Pageout(pid, page)))
 }
 
 /// The canonical state hash (explore_canon.rs).
