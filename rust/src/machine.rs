@@ -429,8 +429,7 @@ impl Machine {
         if pte.present() {
             return Some(pte.frame);
         }
-        let e = p.map.entries[p.map.lookup(page)?];
-        self.vm_page_lookup_chain(e.object, e.offset + (page - e.start)).map(|(_, _, f)| f).filter(|&f| f != crate::phys::NO_FRAME)
+        self.resident_page(pid, page).map(|(_, _, f)| f)
     }
 
     pub fn is_shm(a: Addr) -> bool {

@@ -49,13 +49,20 @@ impl Machine {
     }
 
     /// A PTE that mapped `frame` changed (cleared, or now maps another frame).
+    #[inline]
     pub fn pmap_inval_of(&mut self, cpu: usize, pid: u32, va: u8, frame: FrameId) {
+        self.pmap_inval_named(cpu, pid, va, va, frame);
+    }
+
+    /// The shootdown: the IPIs to the other CPUs in `pm_active` name `remote_va` (the page's
+    /// own, but for a kernel that names another), the caller invalidates `va` locally.
+    fn pmap_inval_named(&mut self, cpu: usize, pid: u32, va: u8, remote_va: u8, frame: FrameId) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
         let targets = mask & !me;
         if self.kernel.shootdown_remote && targets != 0 {
             let locked = self.kernel.pte_lock;
-            self.invals.push(Inval { owner: cpu as u8, asid: pid, va, pending: targets, frame, locked });
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va: remote_va, pending: targets, frame, locked });
         }
         if mask & me != 0 {
             self.cpus[cpu].tlb.invalidate(pid, va);
@@ -71,20 +78,9 @@ impl Machine {
     /// pmap_clearbit's invalidation: on the other CPUs, of the va the kernel names
     /// (`clearbit-wrong-va`: another one); locally, of the page's own.
     pub fn pmap_inval_clearbit(&mut self, cpu: usize, pid: u32, va: u8) {
-        if self.kernel.clearbit_right_va {
-            return self.pmap_inval(cpu, pid, va);
-        }
         let frame = self.proc(pid).pmap.pte[va as usize].frame;
-        let wrong = other_va(va);
-        let mask = self.proc(pid).pmap.pm_active;
-        let me = 1u8 << cpu;
-        if self.kernel.shootdown_remote && mask & !me != 0 {
-            let locked = self.kernel.pte_lock;
-            self.invals.push(Inval { owner: cpu as u8, asid: pid, va: wrong, pending: mask & !me, frame, locked });
-        }
-        if mask & me != 0 {
-            self.cpus[cpu].tlb.invalidate(pid, va);
-        }
+        let remote = if self.kernel.clearbit_right_va { va } else { other_va(va) };
+        self.pmap_inval_named(cpu, pid, va, remote, frame);
     }
 
     /// The records that hold a PTE lock.
