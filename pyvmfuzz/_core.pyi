@@ -182,6 +182,7 @@ class ZooEntry(TypedDict):
     story: str
     hw: str
     expect_found: bool
+    by_search: bool
     commits: str
     """The real commits the kernel's story is told from."""
     interleaved: bool
@@ -266,6 +267,9 @@ def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,
 
 def kernels() -> list[tuple[str, str]]:
     """Every kernel variant: (name, one-paragraph story citing the real bug). docs/contract.md §3.1, §3.3."""
+
+def kernel_name(name: str) -> str:
+    """The canonical name of a kernel: a named one or a `KERNEL+ACTION` / `KERNEL-no-ACTION` variant (`necessity`'s action names). ValueError if there is none."""
 
 def kinds() -> list[_Kind]:
     """Violation kinds in code order: `FuzzTarget.run`'s code c > 0 is `kinds()[c - 1]` (docs/contract.md §4)."""

@@ -11,6 +11,7 @@ KERNELS = [
     "fixed", "pre-385c96e4", "partial-385c96e4", "no-cow-event", "fork-no-protect", "shootdown-no-ipi",
     "protect-wrong-va", "fixed-tagged", "umtx-no-recheck", "pre-10192bae", "switch-clear-early",
     "cow-make-before-break", "deferred-flush", "procfs-hold-only", "no-revalidate", "dirty-cow",
+    "mremap-flush-late", "clearbit-wrong-va", "protect-drops-modified", "free-before-flush", "tree-385c96e4",
 ]
 
 

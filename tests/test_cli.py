@@ -127,7 +127,8 @@ def test_check_all_skips_a_schedule_another_kernel_does_not_take(run_cli, tmp_pa
     not applicable and goes on; with an `expect` line for that kernel it is a bad input (exit 2).
     Hand-derived: in fixed cpu1's fork waits for the page busy under procfs_write (litmus 21),
     in procfs-hold-only the page is only held, the fork completes, and `cpu1 resume` (line 9) is left
-    with nothing in flight."""
+    with nothing in flight; tree-385c96e4 holds the page the same way (the 385c96e4 tree's
+    procfs_mem.c), so it is the second such pair."""
     body = ("hw cpus=3\n"
             "cpu0 spawn\ncpu0 spawn\ncpu1 switch P1.T2\ncpu2 switch P1.T3\n"
             "cpu0 procfs_write P1 data0.0 0x5 until access\n"
@@ -137,7 +138,8 @@ def test_check_all_skips_a_schedule_another_kernel_does_not_take(run_cli, tmp_pa
     p = run_cli("check", str(f), "--kernel", "all")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "[procfs-hold-only]: line 9: not applicable: nothing in flight on cpu1" in p.stdout
-    assert "1 pair(s) not applicable" in p.stdout
+    assert "[tree-385c96e4]: line 9: not applicable: nothing in flight on cpu1" in p.stdout
+    assert "2 pair(s) not applicable" in p.stdout
     f.write_text("expect procfs-hold-only clean\n" + body)
     one_line_error(run_cli("check", str(f), "--kernel", "all"))
 

@@ -16,6 +16,11 @@ impl Machine {
         if self.sibling_in_kernel(cpu, pid) {
             wait_for!(k, Lock::Siblings(pid));
         }
+        // vmspace_exit's vm_map_remove takes the map lock: another process's fault on this
+        // map (procfs) that holds it shared goes first (`fault_map_read_lock` only).
+        if self.map_read_by_other(cpu, pid) {
+            wait_for!(k, Lock::MapReaders(pid));
+        }
         // (No records, no op in flight elsewhere — a plain line — : nothing to scan.)
         if !self.invals.is_empty() {
             for va in 0..NPAGES as u8 {

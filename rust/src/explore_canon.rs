@@ -59,7 +59,7 @@ impl Canon {
                 | (fs.ft.override_write as u64) << 25 | (fs.writable as u64) << 26 | (gen_eq as u64) << 27
                 | (fs.cowed as u64) << 28 | (k.paused as u64) << 29 | (k.retried as u64) << 30
                 | (fs.pindex as u64) << 32 | (fs.found_idx as u64) << 40 | (k.tries as u64) << 48,
-            fs.pid as u64 | (k.map_lock as u64) << 32,
+            fs.pid as u64 | (k.map_lock as u64) << 32 | (k.map_read as u64) << 48,
             k.at.map_or(0, |p| p as u64 + 1),
             outcome_code(k.result),
         ];
@@ -76,6 +76,7 @@ impl Canon {
             Some(Lock::Map(p)) => 2 | (p as u64) << 8,
             Some(Lock::Pte(p, va)) => 3 | (p as u64) << 8 | (va as u64) << 40,
             Some(Lock::Siblings(p)) => 4 | (p as u64) << 8,
+            Some(Lock::MapReaders(p)) => 5 | (p as u64) << 8,
         };
         self.buf.push(wait);
         // madvise, SPEC §3.4's map ops, msync and pageout keep an object in aux (pageout and

@@ -18,8 +18,8 @@ impl Machine {
             k.phase = crate::kop::Phase::Finish;
             return None;
         }
-        if self.map_locked_by_other(cpu, pid) {
-            wait_for!(k, Lock::Map(pid));
+        if let Some(l) = self.map_write_blocked(cpu, pid) {
+            wait_for!(k, l);
         }
         if self.inflight > 0 || !self.invals.is_empty() {
             if let Some(l) = self.fork_blocked(cpu, pid) {
@@ -111,6 +111,27 @@ mod tests {
         line(&mut m, "cpu0 store data0.0 0x1");
         line(&mut m, "cpu0 fork");
         assert!(pte(&m, 1, "data0").writable);
+    }
+
+    /// A store's fault paused at `cow` (after its lookup): the tree's fault holds the map lock
+    /// shared, so a fork on another CPU waits for it; `fixed`'s fork waits only for the page
+    /// the fault keeps busy.
+    #[test]
+    fn a_fork_waits_for_a_fault_holding_the_map_read_lock_in_the_tree() {
+        for (kernel, lock) in [("fixed", Lock::Busy(0)), ("tree-385c96e4", Lock::MapReaders(1))] {
+            let mut m = machine(kernel, "cpus=2");
+            line(&mut m, "cpu0 spawn");
+            line(&mut m, "cpu1 switch P1.T2");
+            line(&mut m, "cpu0 store data0.0 0x1");
+            line(&mut m, "cpu0 fork");
+            assert_eq!(line(&mut m, "cpu0 store data0.0 0x2 until cow"), Paused);
+            assert_eq!(line(&mut m, "cpu1 fork"), Paused, "{kernel}");
+            let w = m.cpus[1].kop.and_then(|k| k.waiting).unwrap();
+            assert_eq!(std::mem::discriminant(&w), std::mem::discriminant(&lock), "{kernel}: {w:?}");
+            assert!(refused(&mut m, "cpu1 resume"));
+            assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+            assert_eq!(line(&mut m, "cpu1 resume"), Pid(3));
+        }
     }
 
     #[test]

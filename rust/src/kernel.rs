@@ -76,6 +76,32 @@ pub struct Kernel {
     /// munmap and pageout free a frame only after their `ipi_wait` (mmu_gather; BSD's
     /// pmap_remove + pmap_inval before vm_page_free).
     pub free_after_flush: bool,
+    /// SPEC §3.5, the tree's own rules (all `false` in `fixed`'s sense of "the general
+    /// shape"): the shootdown stops its targets before the PTE changes and invalidates them all
+    /// before they run again (DragonFly 2011 `pmap_inval_interlock`), so no CPU runs user code
+    /// through the old entry while the change is in flight; else the targets keep running with
+    /// their invalidation pending until `ipi` or the initiator's `ipi_wait` (FreeBSD, Linux).
+    pub inval_interlocked: bool,
+    /// `pmap_clearbit(PG_RW)`'s local invalidation (when the caller is in `pm_active`) names
+    /// the page's own va; else another (DragonFly's `pmap_inval_info` has one `pir_va` for the
+    /// IPIs and the local invalidation, and in the tree it is uninitialized for both).
+    pub clearbit_local_right_va: bool,
+    /// With `umtx_recheck`: the re-check also asks that the held page is still the page
+    /// mapped there and writable; else it re-reads only the word through the held page
+    /// (DragonFly 369ba561 as in the tree).
+    pub umtx_recheck_mapping: bool,
+    /// A forced write whose fault copied looks the page up again (`retry`, get_user_pages'
+    /// second lookup); else vm_fault_page's one lookup is all (DragonFly's procfs_rwmem).
+    pub procfs_retry: bool,
+    /// A fault holds its map's lock shared from its lookup until its PTE is entered (or
+    /// `vm_fault_page` returns the page), so fork, mprotect, madvise, munmap, mmap, mremap and
+    /// exit of that map wait for it (DragonFly `vm_map_lookup` → `vm_map_lock_read`,
+    /// `vm_map.c:3751-3752`, released by `unlock_things`, `vm_fault.c:549/773`); else the fault
+    /// runs unlocked after its lookup and revalidates (`fault_revalidate`).
+    pub fault_map_read_lock: bool,
+    /// `pmap_protect` shoots down every present PTE of its range, also one already read-only;
+    /// else it skips a PTE that needs no change (FreeBSD, Linux, the model's `fixed`).
+    pub protect_invalidates_unchanged: bool,
     /// The commit(s) of the real bug, for the zoo table.
     pub zoo_commits: &'static str,
     /// Whether the shortest witness needs section 3.2 lines (`until`/`resume`/`ipi`).
@@ -83,6 +109,8 @@ pub struct Kernel {
     /// Hardware the variant is judged on in the zoo, and whether the fuzzer must find it.
     pub zoo_hw: &'static str,
     pub zoo_expect_found: bool,
+    /// The expected verdict is what the search found, not written in advance (SPEC §3.5).
+    pub zoo_by_search: bool,
 }
 
 /// DragonFly after 385c96e4: `vm_fault_page()` returns a held page and never touches the
@@ -115,10 +143,17 @@ pub const FIXED: Kernel = Kernel {
     clearbit_right_va: true,
     mremap_flush_first: true,
     free_after_flush: true,
+    inval_interlocked: false,
+    clearbit_local_right_va: true,
+    umtx_recheck_mapping: true,
+    procfs_retry: true,
+    fault_map_read_lock: false,
+    protect_invalidates_unchanged: false,
     zoo_commits: "DragonFly 385c96e4",
     zoo_interleaved: false,
     zoo_hw: "mode=pc64",
     zoo_expect_found: false,
+    zoo_by_search: false,
 };
 
 /// DragonFly before 385c96e4: `vm_fault_page()` finished with `pmap_enter()` of the page it
@@ -464,6 +499,62 @@ pub const FREE_BEFORE_FLUSH: Kernel = Kernel {
     ..FIXED
 };
 
+/// SPEC §3.5: the DragonFly tree *at* 385c96e4 as its code is written, rule by rule, modeled
+/// from that tree alone (`git show 385c96e4:sys/...`; line numbers as `nl -ba` numbers them).
+/// Where it differs from `fixed`, each knob below cites the code that decides it; what the
+/// model cannot express, and how it is approximated, is in docs/tree-385c96e4.md. Its
+/// expected verdict was not written in advance: it is what the search found (that doc).
+pub const TREE_385C96E4: Kernel = Kernel {
+    name: "tree-385c96e4",
+    story: "The DragonFly BSD tree at 385c96e4 (2011-11-16) as written, rule by rule: \
+            interlocked shootdowns, faults under the map read lock, pages returned held not \
+            busy, umtx's word-only re-check, one vm_fault_page pass per procfs access, and \
+            pmap_clearbit's uninitialized va. Expected: what the search finds \
+            (docs/tree-385c96e4.md).",
+    // pmap_inval.c:97-127 with lwkt_ipiq.c:775-847: pmap_inval_interlock() IPIs the CPUs of
+    // the pm_active snapshot and spins until each has acknowledged and stopped in
+    // lwkt_cpusync_remote2(); only then is the PTE changed, and deinterlock invalidates
+    // `pir_va` on them (and locally if the caller is in pm_active) before they resume.
+    inval_interlocked: true,
+    // vm_fault.c:761-766: the pmap_enter() in vm_fault_page() is `#if 0` (the seed's hunk 1);
+    // 782, 798: the page is returned vm_page_hold()ed and vm_page_wakeup()ed — held, not
+    // busy — to procfs_rwmem (procfs_mem.c:136-156, uiomove through an lwbuf, then
+    // vm_page_unhold) and to umtx (kern_umtx.c:119-163).
+    busy_through_access: false,
+    // procfs_mem.c:136: one vm_fault_page() call per page; a KERN_TRY_AGAIN restart inside it
+    // keeps the fault type (vm_fault.c:726-728). No second lookup: no `retry` point.
+    procfs_retry: false,
+    // kern_umtx.c:140, 143 (369ba561's compare #3): the re-checks read the word through the
+    // held page (`*(int *)(lwbuf_kva(lwb) + offset) == uap->value`), never whether that page
+    // is still the one mapped at the address.
+    umtx_recheck_mapping: false,
+    // vm_map.c:3751-3752: vm_map_lookup() takes vm_map_lock_read(); vm_fault() keeps it across
+    // vm_fault_object() (the COW, vm_fault.c:486) and pmap_enter() (503) until
+    // unlock_things() (549); vm_fault_page() until 773. vm_map_lock() (vm_map.h:338-344) is
+    // exclusive: fork (vm_map.c:3200), mprotect (1710), munmap's vm_map_remove (2809) wait.
+    fault_map_read_lock: true,
+    // vmspace_fork (vm_map.c:3199-3319) sleeps on no busy page: it waits for faults only
+    // through the map lock above, not for a page held by procfs/umtx or busied by the daemon.
+    fork_waits_busy: false,
+    // pmap.c:2937-2965: pmap_protect_callback() calls pmap_inval_interlock(info, pmap, va)
+    // for every PTE pmap_scan() visits ("XXX non-optimal"), before it looks at the bits, and
+    // writes only `if (pbits != cbits)`: a PTE already read-only is still shot down.
+    protect_invalidates_unchanged: true,
+    // pmap.c:3608, 3693-3694: pmap_clearbit(m, PG_RW) passes `save_pindex << PAGE_SHIFT` to
+    // pmap_inval_interlock(), and `save_pindex` is declared but never assigned: the shootdown
+    // of msync's write-protect (vm_object.c:1071, vm_pageout.c:399) names an indeterminate va
+    // (the model: the next page), on the other CPUs and, through the same `pir_va`
+    // (pmap_inval.c:131-139), locally.
+    clearbit_right_va: false,
+    clearbit_local_right_va: false,
+    zoo_commits: "DragonFly 385c96e4 (the tree as written)",
+    zoo_interleaved: false,
+    zoo_hw: "mode=pc64",
+    zoo_expect_found: true,
+    zoo_by_search: true,
+    ..FIXED
+};
+
 pub const KERNELS: &[&Kernel] = &[
     &FIXED,
     &PRE_385C96E4,
@@ -485,10 +576,40 @@ pub const KERNELS: &[&Kernel] = &[
     &CLEARBIT_WRONG_VA,
     &PROTECT_DROPS_MODIFIED,
     &FREE_BEFORE_FLUSH,
+    &TREE_385C96E4,
 ];
 
+/// A kernel by name: a named one, or a variant `BASE+ACTION…-no-ACTION…` — the names
+/// `necessity` gives — with safety actions switched on or off, so a kernel with a found bug
+/// fixed can be searched again (`--kernel tree-385c96e4+umtx_recheck_mapping`).
 pub fn by_name(name: &str) -> Option<&'static Kernel> {
-    KERNELS.iter().copied().find(|k| k.name == name)
+    KERNELS.iter().copied().find(|k| k.name == name).or_else(|| variant_by_name(name))
+}
+
+fn variant_by_name(name: &str) -> Option<&'static Kernel> {
+    let base = KERNELS
+        .iter()
+        .copied()
+        .filter(|k| name.len() > k.name.len() && name.starts_with(k.name))
+        .max_by_key(|k| k.name.len())?;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    let mut rest = &name[base.name.len()..];
+    while !rest.is_empty() {
+        let (list, r) = if let Some(r) = rest.strip_prefix("-no-") {
+            (&mut off, r)
+        } else if let Some(r) = rest.strip_prefix('+') {
+            (&mut on, r)
+        } else {
+            return None;
+        };
+        let end = r.find(['+', '-']).unwrap_or(r.len());
+        if end == 0 {
+            return None;
+        }
+        list.push(&r[..end]);
+        rest = &r[end..];
+    }
+    crate::necessity::variant(base, &off, &on).ok()
 }
 
 pub fn names() -> Vec<&'static str> {

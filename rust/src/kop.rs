@@ -34,6 +34,8 @@ use crate::vm_fault::{FaultState, VM_PROT_READ};
 pub enum Lock {
     Busy(FrameId),
     Map(u32),
+    /// A writer waits for the faults that hold the map lock shared (`fault_map_read_lock`).
+    MapReaders(u32),
     Pte(u32, u8),
     Siblings(u32),
 }
@@ -43,6 +45,7 @@ impl std::fmt::Display for Lock {
         match *self {
             Lock::Busy(fr) => write!(f, "busy page (frame {fr})"),
             Lock::Map(p) => write!(f, "P{p}'s map lock"),
+            Lock::MapReaders(p) => write!(f, "P{p}'s map lock, held shared by a fault"),
             Lock::Pte(p, va) => write!(f, "P{p}'s PTE of {}", crate::program::PAGE_NAMES[va as usize]),
             Lock::Siblings(p) => write!(f, "P{p}'s other threads and procfs users to leave the kernel"),
         }
@@ -101,6 +104,8 @@ pub struct KOp {
     pub held: FrameId,
     /// Pid whose map lock this op holds (0: none).
     pub map_lock: u32,
+    /// Pid whose map lock this fault holds shared (`fault_map_read_lock`; 0: none).
+    pub map_read: u32,
     pub tries: u8,
     pub result: Outcome,
     /// Paused since its fault's lookup (revalidate on the way on).
@@ -142,6 +147,7 @@ impl KOp {
             busy: NO_FRAME,
             held: NO_FRAME,
             map_lock: 0,
+            map_read: 0,
             tries: 0,
             result: Outcome::Ok,
             paused: false,
@@ -197,6 +203,25 @@ impl Machine {
         self.kernel.map_lock && self.inflight > 0 && self.others(cpu).any(|k| k.map_lock == pid)
     }
 
+    /// A fault on another CPU holds `pid`'s map lock shared (only `fault_map_read_lock`
+    /// kernels take it).
+    #[inline]
+    pub(crate) fn map_read_by_other(&self, cpu: usize, pid: u32) -> bool {
+        self.kernel.fault_map_read_lock && self.inflight > 0 && self.others(cpu).any(|k| k.map_read == pid)
+    }
+
+    /// What taking `pid`'s map lock exclusively waits for: a holder, then the shared holders.
+    #[inline]
+    pub(crate) fn map_write_blocked(&self, cpu: usize, pid: u32) -> Option<Lock> {
+        if self.map_locked_by_other(cpu, pid) {
+            Some(Lock::Map(pid))
+        } else if self.map_read_by_other(cpu, pid) {
+            Some(Lock::MapReaders(pid))
+        } else {
+            None
+        }
+    }
+
     #[inline]
     pub(crate) fn pte_locked_by_other(&self, cpu: usize, pid: u32, va: u8) -> bool {
         self.pte_lock_owner(cpu, |r| r.asid == pid && r.va == va).is_some()
@@ -218,6 +243,7 @@ impl Machine {
         match lock {
             Lock::Busy(f) => !self.busy_by_other(cpu, f),
             Lock::Map(p) => !self.map_locked_by_other(cpu, p),
+            Lock::MapReaders(p) => self.map_write_blocked(cpu, p).is_none(),
             Lock::Pte(p, va) => !self.pte_locked_by_other(cpu, p, va),
             Lock::Siblings(p) => !self.sibling_in_kernel(cpu, p),
         }
@@ -233,6 +259,9 @@ impl Machine {
                 }
                 if k.map_lock != 0 {
                     v.push((c, Lock::Map(k.map_lock)));
+                }
+                if k.map_read != 0 {
+                    v.push((c, Lock::MapReaders(k.map_read)));
                 }
             }
         }

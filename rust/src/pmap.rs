@@ -90,6 +90,9 @@ impl Machine {
             self.scratch.dirty.pte = true;
             self.pmap_protect_modified(old);
             self.pmap_invalidate_protect(cpu, pid, va);
+        } else if pte.present() && self.kernel.protect_invalidates_unchanged {
+            // DragonFly's pmap_protect_callback interlocks before it reads the PTE.
+            self.pmap_invalidate_protect(cpu, pid, va);
         }
     }
 

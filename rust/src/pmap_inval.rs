@@ -55,17 +55,30 @@ impl Machine {
     }
 
     /// The shootdown: the IPIs to the other CPUs in `pm_active` name `remote_va` (the page's
-    /// own, but for a kernel that names another), the caller invalidates `va` locally.
-    fn pmap_inval_named(&mut self, cpu: usize, pid: u32, va: u8, remote_va: u8, frame: FrameId) {
+    /// own, but for a kernel that names another), the caller invalidates `local_va`.
+    /// `inval_interlocked` (DragonFly 2011, `pmap_inval.c:97-127`, `lwkt_ipiq.c:775-847`): the
+    /// targets were stopped before the change and are invalidated with it, so nothing stays
+    /// pending; the record is kept (nothing pending) because the owner still holds the PTE's
+    /// pv lock until it is past its `ipi_wait`.
+    fn pmap_inval_named(&mut self, cpu: usize, pid: u32, local_va: u8, remote_va: u8, frame: FrameId) {
         let mask = self.proc(pid).pmap.pm_active;
         let me = 1u8 << cpu;
         let targets = mask & !me;
         if self.kernel.shootdown_remote && targets != 0 {
             let locked = self.kernel.pte_lock;
-            self.invals.push(Inval { owner: cpu as u8, asid: pid, va: remote_va, pending: targets, frame, locked });
+            let mut pending = targets;
+            if self.kernel.inval_interlocked {
+                for c in 0..self.cpus.len() {
+                    if targets & (1 << c) != 0 {
+                        self.cpus[c].tlb.invalidate(pid, remote_va);
+                    }
+                }
+                pending = 0;
+            }
+            self.invals.push(Inval { owner: cpu as u8, asid: pid, va: remote_va, pending, frame, locked });
         }
         if mask & me != 0 {
-            self.cpus[cpu].tlb.invalidate(pid, va);
+            self.cpus[cpu].tlb.invalidate(pid, local_va);
         }
     }
 
@@ -76,11 +89,13 @@ impl Machine {
     }
 
     /// pmap_clearbit's invalidation: on the other CPUs, of the va the kernel names
-    /// (`clearbit-wrong-va`: another one); locally, of the page's own.
+    /// (`clearbit-wrong-va`: another one); locally, of the page's own — or, in the tree at
+    /// 385c96e4, of the same va as the IPIs (one `pir_va`, `pmap.c:3693-3694`).
     pub fn pmap_inval_clearbit(&mut self, cpu: usize, pid: u32, va: u8) {
         let frame = self.proc(pid).pmap.pte[va as usize].frame;
         let remote = if self.kernel.clearbit_right_va { va } else { other_va(va) };
-        self.pmap_inval_named(cpu, pid, va, remote, frame);
+        let local = if self.kernel.clearbit_local_right_va { va } else { other_va(va) };
+        self.pmap_inval_named(cpu, pid, local, remote, frame);
     }
 
     /// The records that hold a PTE lock.
@@ -179,6 +194,39 @@ mod tests {
         assert_eq!(line(&mut m, "cpu0 mprotect data0 r"), Ok);
         assert!(m.invals.is_empty(), "a plain line passes its ipi_wait");
         tlb(&m, 1, 1, "data0")
+    }
+
+    /// An mprotect stopped at its ipi_wait: under the tree's interlocked shootdown cpu1 has
+    /// already lost its entry and has nothing pending; under `fixed` it keeps the writable entry
+    /// with its invalidation pending (it may still store through it).
+    #[test]
+    fn the_trees_shootdown_leaves_nothing_pending_at_ipi_wait() {
+        for (kernel, kept) in [("fixed", true), ("tree-385c96e4", false)] {
+            let mut m = machine(kernel, "cpus=2");
+            line(&mut m, "cpu0 spawn");
+            line(&mut m, "cpu1 switch P1.T2");
+            line(&mut m, "cpu0 store data0.0 0x1");
+            assert_eq!(line(&mut m, "cpu1 load data0.0"), Value(1));
+            assert_eq!(line(&mut m, "cpu0 mprotect data0 r until ipi_wait"), Paused, "{kernel}");
+            assert_eq!(tlb(&m, 1, 1, "data0").is_some(), kept, "{kernel}");
+            assert_eq!(m.ipi_pending(1), kept, "{kernel}");
+            assert_eq!(refused(&mut m, "cpu1 ipi"), !kept, "{kernel}");
+            assert_eq!(line(&mut m, "cpu0 resume"), Ok);
+        }
+    }
+
+    /// msync by the process itself on one CPU: `pmap_clearbit`'s local invalidation names the
+    /// page's own va in `fixed` and in `clearbit-wrong-va` (remote only), another va in the
+    /// tree (one `pir_va`): its own writable, dirty entry survives the write-protect.
+    #[test]
+    fn the_trees_clearbit_misses_its_own_cpus_entry() {
+        for (kernel, kept) in [("fixed", false), ("clearbit-wrong-va", false), ("tree-385c96e4", true)] {
+            let mut m = machine(kernel, "cpus=1");
+            line(&mut m, "cpu0 store file0.0 0x1");
+            line(&mut m, "cpu0 msync file0");
+            assert!(!pte(&m, 1, "file0").writable, "{kernel}");
+            assert_eq!(tlb(&m, 0, 1, "file0").map(|e| e.1), if kept { Some(true) } else { None }, "{kernel}");
+        }
     }
 
     #[test]

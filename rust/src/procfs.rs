@@ -80,6 +80,18 @@ mod tests {
         assert_eq!(line(&mut m, "cpu0 load text0.0"), Value(9));
     }
 
+    /// A debugger write that copies on write: `fixed` looks the page up again (`retry`), the
+    /// tree's procfs_rwmem makes one vm_fault_page pass and goes on to the access.
+    #[test]
+    fn the_tree_has_no_second_lookup() {
+        for (kernel, retry) in [("fixed", true), ("tree-385c96e4", false)] {
+            let mut m = machine(kernel, "cpus=1");
+            line(&mut m, "cpu0 fork");
+            let o = line(&mut m, "cpu0 procfs_write P2 text0.0 0x9 until retry");
+            assert_eq!(o, if retry { Paused } else { Ok }, "{kernel}");
+        }
+    }
+
     #[test]
     fn a_target_that_is_not_there_is_esrch() {
         let mut m = machine("fixed", "cpus=1");

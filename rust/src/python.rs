@@ -41,7 +41,13 @@ impl From<program::InputError> for PyErr {
 
 fn kernel_by_name(name: &str) -> PyResult<&'static Kernel> {
     kernel::by_name(name).ok_or_else(|| {
-        input_err(0, &format!("unknown kernel '{name}' (valid: {})", kernel::names().join(", ")))
+        input_err(
+            0,
+            &format!(
+                "unknown kernel '{name}' (valid: {}; or KERNEL+ACTION / KERNEL-no-ACTION with `pyvmfuzz necessity`'s action names)",
+                kernel::names().join(", ")
+            ),
+        )
     })
 }
 
@@ -520,11 +526,19 @@ fn zoo<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         d.set_item("story", k.story)?;
         d.set_item("hw", k.zoo_hw)?;
         d.set_item("expect_found", k.zoo_expect_found)?;
+        d.set_item("by_search", k.zoo_by_search)?;
         d.set_item("commits", k.zoo_commits)?;
         d.set_item("interleaved", k.zoo_interleaved)?;
         out.append(d)?;
     }
     Ok(out)
+}
+
+/// The canonical name of kernel `name` (a named kernel or a `KERNEL+ACTION-no-ACTION`
+/// variant); ValueError when there is none.
+#[pyfunction]
+fn kernel_name(name: &str) -> PyResult<&'static str> {
+    Ok(kernel_by_name(name)?.name)
 }
 
 #[pyfunction]
@@ -626,6 +640,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(soak, m)?)?;
     m.add_function(wrap_pyfunction!(kernels, m)?)?;
     m.add_function(wrap_pyfunction!(kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_name, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::explore, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::safety_actions, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::action_present, m)?)?;

@@ -71,6 +71,8 @@ impl Machine {
             // pre-10192bae's READ fault keys a sleeper on a still-shared frame on purpose.)
             let p = self.proc(k.pid);
             let moved = match p.map.lookup(a.page) {
+                // The tree's re-check (369ba561, kern_umtx.c:143) reads only the word.
+                _ if !self.kernel.umtx_recheck_mapping => false,
                 None => true,
                 Some(i) => {
                     let e = p.map.entries[i];
@@ -167,6 +169,23 @@ mod tests {
         let (o, woke) = line_woke(&mut m, "cpu0 store data0.0 0x1");
         assert_eq!(o, Ok);
         woke
+    }
+
+    /// A fork and a sibling's store copy the sleeper's page between its compare and its
+    /// registration: `fixed`'s re-check sees the held page is no longer mapped there and
+    /// starts over (EBUSY on the new value); the tree's re-check reads only the word through
+    /// the held (old) page and sleeps on a frame the process no longer maps.
+    #[test]
+    fn the_trees_recheck_reads_only_the_word() {
+        for (kernel, want) in [("fixed", Ebusy), ("tree-385c96e4", Blocked)] {
+            let mut m = machine(kernel, "cpus=2");
+            line(&mut m, "cpu0 spawn");
+            line(&mut m, "cpu1 switch P1.T2");
+            assert_eq!(line(&mut m, "cpu0 umtx_sleep data0.0 0x0 until sleep"), Paused);
+            line(&mut m, "cpu1 fork");
+            assert_eq!(line(&mut m, "cpu1 store data0.0 0x1"), Ok);
+            assert_eq!(line(&mut m, "cpu0 resume"), want, "{kernel}");
+        }
     }
 
     #[test]

@@ -185,6 +185,7 @@ impl Machine {
             None => None,
             Some(Fs::Ok) => {
                 k.busy = NO_FRAME;
+                k.map_read = 0;
                 k.tries += 1;
                 k.phase = Phase::UserAccess;
                 None
@@ -237,6 +238,7 @@ impl Machine {
                 if !self.revalidate(k) {
                     return None;
                 }
+                k.map_read = 0;
                 let f = k.fs.frame;
                 self.phys.hold(f);
                 if k.fs.ft.write {
@@ -248,7 +250,7 @@ impl Machine {
                 if !self.kernel.busy_through_access {
                     k.busy = NO_FRAME;
                 }
-                let retry = matches!(k.op, Op::ProcfsWrite(..)) && k.fs.cowed && !k.retried;
+                let retry = self.kernel.procfs_retry && matches!(k.op, Op::ProcfsWrite(..)) && k.fs.cowed && !k.retried;
                 k.phase = if retry { Phase::Retry } else { Phase::Access };
                 None
             }
@@ -286,6 +288,7 @@ impl Machine {
     pub(crate) fn revalidate(&self, k: &mut KOp) -> bool {
         if k.paused && self.kernel.fault_revalidate && !self.fault_still_valid(&k.fs) {
             k.busy = NO_FRAME;
+            k.map_read = 0;
             k.fs = FaultState::new(k.fs.pid, k.fs.va, k.fs.ft);
             k.paused = false;
             return false;
@@ -381,6 +384,9 @@ impl Machine {
         fs.pindex = e.offset + (va - e.start);
         fs.map_gen = self.proc(pid).map.generation;
         k.paused = false;
+        if self.kernel.fault_map_read_lock {
+            k.map_read = pid;
+        }
         match found {
             None => {
                 // Nothing in the chain: zero-fill into the top object (the bottom of an
@@ -434,9 +440,6 @@ impl Machine {
             let new = self.phys.alloc(words);
             self.phys.get_mut(new).dirty = true;
             self.obj_mut(first).pages[pindex as usize] = new;
-            if self.kernel.cow_event {
-                self.vm_page_event_cow(old);
-            }
             if remove_all {
                 if enter && !self.kernel.cow_break_before_make {
                     // Make before break: the old frame's mappings go after pmap_enter.
@@ -444,6 +447,11 @@ impl Machine {
                 } else {
                     self.pmap_remove_all(cpu, old);
                 }
+            }
+            // The sleepers are woken once the old page is unmapped (DragonFly vm_fault.c
+            // at 385c96e4, 1647-1649: vm_page_copy, vm_page_protect(NONE), vm_page_event).
+            if self.kernel.cow_event {
+                self.vm_page_event_cow(old);
             }
             new
         };

@@ -98,8 +98,8 @@ impl Machine {
 
     /// The locks a map operation on `pid`'s page `va` takes first: the map, then the PTE.
     fn map_op_blocked(&self, cpu: usize, pid: u32, va: u8) -> Option<Lock> {
-        if self.map_locked_by_other(cpu, pid) {
-            return Some(Lock::Map(pid));
+        if let Some(l) = self.map_write_blocked(cpu, pid) {
+            return Some(l);
         }
         if self.pte_locked_by_other(cpu, pid, va) {
             return Some(Lock::Pte(pid, va));
