@@ -141,3 +141,33 @@ def test_bench_campaign_reports_every_harness(tmp_path):
     for mode in ("empty", "run", "semrun", "nosem", "full"):
         assert len(re.findall(rf"^{mode}\s+[\d,]+\s+[\d,]+\s+[\d.]+", p.stdout, re.M)) == 2, p.stdout
     assert re.search(r"^full campaign: [\d,]+ exec/s", p.stdout, re.M)
+
+
+# tree-385c96e4's pmap_clearbit names the wrong va locally (docs/tree-385c96e4.md §5.2). After a
+# load the surviving entry is clean: a store through it re-checks the PTE and faults, so no
+# continuation shows a user anything (internal-only). After a store it is dirty: the next store
+# is lost at the pageout (stale-read). Both are the same bug (one bucket).
+CLEAN_ENTRY = "hw cpus=1 tlb=8 mode=pc64\ncpu0 load file0.0\ncpu0 msync file0\n"
+DIRTY_ENTRY = ("hw cpus=1 tlb=8 mode=pc64\ncpu0 store file0.0 0x1\ncpu0 msync file0\ncpu0 store file0.0 0x2\n"
+               "cpu0 pageout P1 file0\ncpu0 load file0.0\n")
+
+
+def test_a_bug_saved_internal_only_is_replaced_by_a_later_user_visible_input(tmp_path):
+    crashes = tmp_path / "crashes"
+    crashes.mkdir()
+    k = "tree-385c96e4"
+    first, later = _core.encode(CLEAN_ENTRY, k), _core.encode(DIRTY_ENTRY, k)
+    h = FindingHandler(k, None, str(crashes), str(tmp_path / "findings.log"))
+    h.share = 1.0  # handle every input (the time cap is test_finding_handling_is_capped...)
+    h(first)
+    [txt] = [f for f in os.listdir(crashes) if f.endswith(".txt")]
+    assert "\n# internal-only" in (crashes / txt).read_text()
+    h(later)  # the same bug (bucket), now with a witness a user sees
+    assert [f for f in os.listdir(crashes) if f.endswith(".txt")] == [txt]
+    text = (crashes / txt).read_text()
+    assert "\n# internal-only" not in text and "# user-visible: stale-read" in text, text
+    log = [ln.split()[2:] for ln in (tmp_path / "findings.log").read_text().splitlines() if " new " in ln]
+    assert [(w[0], w[-2]) for w in log] == [("new", "internal-only"), ("new", "visible")]
+    assert h.upgrades == {}  # nothing left to upgrade
+    h(first)  # a clean entry again: a repeat, the visible finding stays
+    assert "\n# internal-only" not in (crashes / txt).read_text()

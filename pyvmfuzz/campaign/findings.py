@@ -314,7 +314,7 @@ def finding_text(rep: dict, note: str, witness: dict | None = None, bytes_hw: st
 
 def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | None = None,
          witness: dict | None = None, data_hw: str | None = None, name: str | None = None,
-         title: str | None = None) -> tuple[str, bool]:
+         title: str | None = None, replace: bool = False) -> tuple[str, bool]:
     """Save a (minimized) violating run as text and bytes, once per signature.
     `data`: the input as the campaign found it, written as the .bytes when the program cannot
     be encoded (a program that panics the model also panics the encoder): no finding is lost.
@@ -323,12 +323,13 @@ def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | Non
     form carries the hardware in its header but neither kernel nor personality, and decoding
     depends on the kernel, so `pyvmfuzz run FILE.bytes` reads that line (programs.sidecar).
     `name`/`title`: the finding's bug (campaign.triage.Bucket): one file pair per bucket, its
-    title in the header; else one per minimized shape.
-    Returns (base path, whether it was new)."""
+    title in the header; else one per minimized shape. `replace`: write over the bucket's file
+    (a user-visible witness of a bug first saved internal-only).
+    Returns (base path, whether it was new, or replaced)."""
     v = rep["violation"] if witness is None else witness["violation"]
     sig = prefix + (name or signature(v["kind"], (witness or rep)["steps"]))
     base = os.path.join(crashes, sig)
-    if os.path.exists(base + ".txt"):
+    if os.path.exists(base + ".txt") and not replace:
         return base, False
     program = "\n".join([rep["hw"]] + (witness or rep)["steps"]) + "\n"
     bytes_hw = None

@@ -76,6 +76,14 @@ def records_mutator() -> bool:
     return os.environ.get("PYVMFUZZ_MUTATOR", "records") != "bytes" and os.environ.get("PYVMFUZZ_PRELOADED") != "1"
 
 
+def _internal_only_file(base: str) -> bool:
+    """Whether the finding saved at `base` (.txt) is internal-only (no user-visible witness)."""
+    try:
+        with open(base + ".txt") as f:
+            return "\n# internal-only" in f.read(8192)
+    except OSError:
+        return False
+
 class FindingHandler:
     """What happens when an input violates: minimization, the witness search for a core-only
     kind (campaign.witness), the oracle's confirmation, one file pair per minimized shape.
@@ -106,6 +114,10 @@ class FindingHandler:
         # many of them the findings log has been told of
         self.buckets: dict[str, int] = {}
         self.buckets_logged: dict[str, int] = {}
+        # bugs saved internal-only (no continuation made them visible): later inputs of the same
+        # bug are tried again, up to this many each, and the first user-visible witness replaces
+        # the internal-only file (a stale clean TLB entry is often met before a dirty one)
+        self.upgrades: dict[str, int] = {}
         self.hits_at = 0.0
         # PYVMFUZZ_HANDLE_SHARE: another cap (1 handles every shape: the behaviour before issue 18)
         self.share = float(os.environ.get("PYVMFUZZ_HANDLE_SHARE") or self.SHARE)
@@ -184,6 +196,14 @@ class FindingHandler:
         if b.name in self.buckets:  # another input of a bug already handled
             self.buckets[b.name] += 1
             self.repeats += 1
+            if self.upgrades.get(b.name, 0) > 0:
+                t0 = time.perf_counter()
+                if not (self.share < 1 and self.spent > self.share * (t0 - self.start)):
+                    self.upgrades[b.name] -= 1
+                    try:
+                        self._minimize_and_save(data, rep, detected, b, upgrade=True)
+                    finally:
+                        self.spent += time.perf_counter() - t0
             if time.time() - self.hits_at > 1.0:
                 self.log_hits()
             return
@@ -214,7 +234,11 @@ class FindingHandler:
         finally:
             self.spent += time.perf_counter() - t0
 
-    def _minimize_and_save(self, data: bytes, rep: dict, detected: float, b=None) -> None:
+    UPGRADE_TRIES = 12
+
+    def _minimize_and_save(self, data: bytes, rep: dict, detected: float, b=None, upgrade: bool = False) -> None:
+        """Minimize, confirm, extend and save a new bug's input. `upgrade`: a later input of a bug
+        saved internal-only; saved (over the internal-only file) only if it is user-visible."""
         from pyvmfuzz.campaign.findings import save, shape
         from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
         from pyvmfuzz.insight.minimize import minimize_report
@@ -224,10 +248,13 @@ class FindingHandler:
         sv = small["violation"]
         key = shape(sv["kind"], small["steps"])
         if key in self.small_seen:
-            self.repeats += 1
+            if not upgrade:
+                self.repeats += 1
             return
         self.small_seen.add(key)
         j = confirm(small)
+        if upgrade and not j.agree:
+            return
         witness = None
         if j.agree and sv["kind"] in CORE_ONLY_EXTENDABLE:
             witness = extend(small, portable=KERNELS) or (
@@ -236,16 +263,23 @@ class FindingHandler:
             # A replaced last line shows the user the bug at once: an ordinary finding.
             small, witness = _api.report("\n".join([witness["hw"]] + witness["steps"]) + "\n", self.kernel), None
             j = confirm(small)
-        prefix = "" if j.agree else "disagreement-"
-        note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
-        base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"],
-                         name=b.name if b is not None and j.agree else None,
-                         title=b.title if b is not None else None)
         kind = (witness or small)["violation"]["kind"]
         # internal-only: a core-only kind no continuation made visible; a model panic is the
         # model's own bug (tagged apart: not a kernel finding, not hidden either)
         visible = ("internal-only" if witness is None and kind in CORE_ONLY_EXTENDABLE
                    else "model-panic" if kind == "panic" else "visible")
+        if upgrade and (visible != "visible" or not _internal_only_file(os.path.join(self.crashes, b.name))):
+            return  # not visible either, or another job upgraded it meanwhile
+        prefix = "" if j.agree else "disagreement-"
+        note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
+        base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"],
+                         name=b.name if b is not None and j.agree else None,
+                         title=b.title if b is not None else None, replace=upgrade)
+        if b is not None:
+            if visible == "internal-only" and (new or _internal_only_file(base)):
+                self.upgrades.setdefault(b.name, self.UPGRADE_TRIES)
+            elif visible == "visible":
+                self.upgrades.pop(b.name, None)
         self._log(f"{'new' if new else 'known'} {os.path.basename(base)} {kind} "
                   f"{len(rep['steps'])}->{len((witness or small)['steps'])} {visible} "
                   f"{'confirmed' if j.agree else 'disagreement'}", detected)
