@@ -198,7 +198,9 @@ class FindingHandler:
             self.repeats += 1
             if self.upgrades.get(b.name, 0) > 0:
                 t0 = time.perf_counter()
-                if not (self.share < 1 and self.spent > self.share * (t0 - self.start)):
+                # within the handling share, but never less than UPGRADE_FLOOR_S in all: a
+                # failed witness search costs ~2 s, and a short campaign's share is a few s
+                if not (self.share < 1 and self.spent > max(self.share * (t0 - self.start), self.UPGRADE_FLOOR_S)):
                     self.upgrades[b.name] -= 1
                     try:
                         self._minimize_and_save(data, rep, detected, b, upgrade=True)
@@ -235,6 +237,7 @@ class FindingHandler:
             self.spent += time.perf_counter() - t0
 
     UPGRADE_TRIES = 12
+    UPGRADE_FLOOR_S = 8.0
 
     def _minimize_and_save(self, data: bytes, rep: dict, detected: float, b=None, upgrade: bool = False) -> None:
         """Minimize, confirm, extend and save a new bug's input. `upgrade`: a later input of a bug
