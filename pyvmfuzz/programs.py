@@ -315,9 +315,12 @@ def sidecar(path: str) -> dict:
                         raise InputError(f"{txt}: its '# replay-bytes:' line is not "
                                          f"'--kernel K --hw KEYS --os OS': {visible(ln.strip())}")
                     found = {toks[i][2:]: toks[i + 1] for i in range(0, len(toks), 2)}
-                    if found.get("kernel", "fixed") not in [k for k, _ in _core.kernels()]:
-                        raise InputError(f"{txt}: its '# replay-bytes:' line names an unknown kernel "
-                                         f"'{visible(found['kernel'])}'")
+                    if "kernel" in found:
+                        try:  # a named kernel or a KERNEL+ACTION variant (a campaign on one)
+                            found["kernel"] = _core.kernel_name(found["kernel"])
+                        except ValueError:
+                            raise InputError(f"{txt}: its '# replay-bytes:' line names an unknown kernel "
+                                             f"'{visible(found['kernel'])}'") from None
                     return found
                 if ln.startswith("cpu"):
                     break

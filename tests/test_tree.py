@@ -44,11 +44,48 @@ def test_a_variant_name_switches_actions_and_unknown_ones_are_refused():
     assert _core.kernel_name("shootdown-no-ipi") == "shootdown-no-ipi"  # a name with "-no-" in it
     assert _core.kernel_name("fixed-no-pte_lock") == "fixed-no-pte_lock"
     assert _core.action_present(TREE, "umtx_recheck_mapping") is False
-    for bad in (TREE + "+no_such_action", TREE + "+", "fixed-no-", "fixd+pte_lock"):
+    for bad in ("fixd+pte_lock", "+pte_lock", TREE + "?"):
         with pytest.raises(ValueError, match="unknown kernel"):
             _core.kernel_name(bad)
+    for bad in (TREE + "+", "fixed-no-", "fixed-no-pte_lock+-no-map_lock"):
+        with pytest.raises(ValueError, match="an empty action name"):
+            _core.kernel_name(bad)
+    for bad, why in ((TREE + "+no_such_action", "unknown safety action 'no_such_action'"),
+                     (TREE + "+umtx_recheck_mapping-no-umtx_recheck_mapping", "named twice"),
+                     (TREE + "-no-procfs_retry", "'procfs_retry' is already off in tree-385c96e4"),
+                     (TREE + "+inval_interlocked", "'inval_interlocked' is already on")):
+        with pytest.raises(ValueError, match=why):
+            _core.kernel_name(bad)
+    # one kernel, one name: the actions in one order whatever the spelling
+    a = _core.kernel_name(TREE + "-no-umtx_recheck+umtx_recheck_mapping")
+    assert a == _core.kernel_name(TREE + "+umtx_recheck_mapping-no-umtx_recheck") == TREE + "+umtx_recheck_mapping-no-umtx_recheck"
+    assert _core.kernel_name(TREE + "+umtx_recheck_mapping+clearbit_right_va") == TREE + "+clearbit_right_va+umtx_recheck_mapping"
     r = cli("run", "corpus/tree-385c96e4/umtx-sleeps-on-a-copied-frame.txt", "--kernel", TREE + "+bogus")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_check_holds_a_variants_expect_line_however_it_is_spelled(tmp_path):
+    """An expect line names a variant in any order of its actions; `check --kernel all` checks the
+    variants a file names too (a wrong expect line under one is caught, not skipped)."""
+    body = open(os.path.join(CORPUS, TREE, "umtx-sleeps-on-a-copied-frame.txt")).read()
+    prog = "\n".join(ln for ln in body.splitlines() if ln.startswith(("hw", "cpu")))
+    f = tmp_path / "p.txt"
+    f.write_text(f"expect {TREE}-no-umtx_recheck+umtx_recheck_mapping clean\n" + prog + "\n")
+    p = cli("check", str(f), "--kernel", "all")
+    assert p.returncode == 1 and f"[{TREE}+umtx_recheck_mapping-no-umtx_recheck]: expected clean, core gave lost-wakeup@7" in p.stdout, p.stdout
+    f.write_text(f"expect {TREE}-no-umtx_recheck+umtx_recheck_mapping lost-wakeup 7\n" + prog + "\n")
+    assert cli("check", str(f), "--kernel", "all").returncode == 0
+
+
+def test_a_findings_bytes_from_a_campaign_on_a_variant_replay(tmp_path):
+    """A finding saved by a campaign on `KERNEL+ACTION` names that kernel in its replay line."""
+    k = TREE + "+umtx_recheck_mapping"
+    text = open(os.path.join(CORPUS, TREE, "clearbit-loses-a-store-on-one-cpu.txt")).read()
+    prog = "\n".join(ln.split("->")[0].rstrip() for ln in text.splitlines() if ln.startswith(("hw", "cpu"))) + "\n"
+    (tmp_path / "f.bytes").write_bytes(_core.encode(prog, k))
+    (tmp_path / "f.txt").write_text(f"# replay-bytes: --kernel {k} --hw cpus=1,tlb=8,mode=pc64 --os dragonfly\n" + prog)
+    r = cli("run", str(tmp_path / "f.bytes"))
+    assert r.returncode == 1 and "tlb-incoherent at step 2" in r.stdout, r.stdout + r.stderr
 
 
 FINDINGS = {

@@ -22,10 +22,19 @@ def pf_kernel(pf) -> str | None:
     for line in pf.text.splitlines():
         toks = line.split("#", 1)[0].split()
         if len(toks) == 2 and toks[0] == "kernel":
-            return toks[1]
+            return _canonical(toks[1])
         if toks and toks[0].startswith("cpu"):
             return None
     return None
+
+
+def _canonical(name: str) -> str:
+    """A kernel's canonical name (a `KERNEL+ACTION` variant in one order); as written when it
+    names none (the run reports that)."""
+    try:
+        return _core.kernel_name(name)
+    except ValueError:
+        return name
 
 CORE_ONLY = frozenset({"tlb-incoherent", "use-after-free", "file-corruption", "lost-data", "panic"})
 KERNELS = [name for name, _ in _core.kernels()]
@@ -150,7 +159,7 @@ def _expected_kernels(pf) -> set[str]:
     """The kernels a text program has `expect` lines for."""
     if not pf.is_text:
         return set()
-    return {ln.split()[1] for ln in pf.text.splitlines() if ln.startswith("expect ") and len(ln.split()) > 1}
+    return {_canonical(ln.split()[1]) for ln in pf.text.splitlines() if ln.startswith("expect ") and len(ln.split()) > 1}
 
 
 def _runs_under_reference(pf, hw) -> bool:
@@ -248,7 +257,13 @@ def _check_files(files, kernels, hw, os, inapplicable, findings: list[Finding], 
         except InputError as e:
             findings.append(Finding(path, "-", "error", str(e).removeprefix(f"{path}: ")))
             continue
-        for k in kernels:
+        ks = kernels
+        if set(KERNELS) <= set(kernels):
+            # --kernel all: also the `KERNEL+ACTION` variants the file names (its expect lines
+            # hold under them too)
+            own = ({pf_kernel(pf)} | _expected_kernels(pf)) - set(kernels) - {None}
+            ks = kernels + sorted(own)
+        for k in ks:
             try:
                 rep = run_program(pf, k, hw)
             except InputError as e:

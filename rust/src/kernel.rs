@@ -583,33 +583,58 @@ pub const KERNELS: &[&Kernel] = &[
 /// `necessity` gives — with safety actions switched on or off, so a kernel with a found bug
 /// fixed can be searched again (`--kernel tree-385c96e4+umtx_recheck_mapping`).
 pub fn by_name(name: &str) -> Option<&'static Kernel> {
-    KERNELS.iter().copied().find(|k| k.name == name).or_else(|| variant_by_name(name))
+    resolve(name).ok()
 }
 
-fn variant_by_name(name: &str) -> Option<&'static Kernel> {
-    let base = KERNELS
+/// `by_name`, with what is wrong with a name that names no kernel. A variant's actions are put in
+/// one canonical order (its name: the actions switched on, then those switched off, each sorted),
+/// so two spellings of one kernel are one name; an action named twice, switched both ways, or
+/// switched to what the base kernel already does is refused (it would name no new kernel).
+pub fn resolve(name: &str) -> Result<&'static Kernel, String> {
+    if let Some(k) = KERNELS.iter().copied().find(|k| k.name == name) {
+        return Ok(k);
+    }
+    let unknown = || format!("unknown kernel '{name}' (valid: {}; or KERNEL+ACTION / KERNEL-no-ACTION with `pyvmfuzz necessity`'s action names)", names().join(", "));
+    let Some(base) = KERNELS
         .iter()
         .copied()
         .filter(|k| name.len() > k.name.len() && name.starts_with(k.name))
-        .max_by_key(|k| k.name.len())?;
+        .max_by_key(|k| k.name.len())
+    else {
+        return Err(unknown());
+    };
     let (mut on, mut off) = (Vec::new(), Vec::new());
     let mut rest = &name[base.name.len()..];
     while !rest.is_empty() {
-        let (list, r) = if let Some(r) = rest.strip_prefix("-no-") {
-            (&mut off, r)
+        let (switch_on, r) = if let Some(r) = rest.strip_prefix("-no-") {
+            (false, r)
         } else if let Some(r) = rest.strip_prefix('+') {
-            (&mut on, r)
+            (true, r)
         } else {
-            return None;
+            return Err(unknown());
         };
         let end = r.find(['+', '-']).unwrap_or(r.len());
-        if end == 0 {
-            return None;
+        let a = &r[..end];
+        if a.is_empty() {
+            return Err(format!("kernel '{name}': an empty action name after '+' or '-no-'"));
         }
-        list.push(&r[..end]);
+        let act = crate::necessity::action(a).ok_or_else(|| {
+            let valid: Vec<&str> = crate::necessity::ACTIONS.iter().map(|x| x.name).collect();
+            format!("kernel '{name}': unknown safety action '{a}' (valid: {})", valid.join(", "))
+        })?;
+        if on.contains(&a) || off.contains(&a) {
+            return Err(format!("kernel '{name}': action '{a}' is named twice"));
+        }
+        if (act.present)(base) == switch_on {
+            let is = if switch_on { "on" } else { "off" };
+            return Err(format!("kernel '{name}': '{a}' is already {is} in {}", base.name));
+        }
+        if switch_on { on.push(a) } else { off.push(a) }
         rest = &r[end..];
     }
-    crate::necessity::variant(base, &off, &on).ok()
+    on.sort_unstable();
+    off.sort_unstable();
+    crate::necessity::variant(base, &off, &on)
 }
 
 pub fn names() -> Vec<&'static str> {

@@ -557,8 +557,10 @@ pub fn parse(text: &str) -> Result<Program, InputError> {
     Ok(prog)
 }
 
-fn unknown_kernel(ln: usize, name: &str) -> InputError {
-    InputError { line: ln, msg: format!("unknown kernel '{name}' (valid: {})", crate::kernel::names().join(", ")) }
+/// The canonical name of kernel `name` (a `KERNEL+ACTION` variant is put in one order), or the
+/// line's error.
+fn kernel_name(ln: usize, name: &str) -> Result<String, InputError> {
+    crate::kernel::resolve(name).map(|k| k.name.to_string()).map_err(|msg| InputError { line: ln, msg })
 }
 
 /// A header line (`hw`, `kernel`, `os`, `expect`) into `prog`.
@@ -572,10 +574,7 @@ fn parse_header(prog: &mut Program, ln: usize, toks: &[&str]) -> Result<(), Inpu
             if toks.len() != 2 {
                 return err(ln, "usage: kernel NAME");
             }
-            if crate::kernel::by_name(toks[1]).is_none() {
-                return Err(unknown_kernel(ln, toks[1]));
-            }
-            prog.kernel = Some(toks[1].to_string());
+            prog.kernel = Some(kernel_name(ln, toks[1])?);
         }
         "os" => {
             if toks.len() != 2 || !matches!(toks[1], "dragonfly" | "linux") {
@@ -584,7 +583,7 @@ fn parse_header(prog: &mut Program, ln: usize, toks: &[&str]) -> Result<(), Inpu
             prog.os = Some(toks[1].to_string());
         }
         _ => {
-            let e = match toks {
+            let mut e = match toks {
                 [_, k, "clean"] => Expect { kernel: k.to_string(), verdict: None },
                 [_, k, kind, step] => {
                     let kind = Kind::from_name(kind)
@@ -598,9 +597,7 @@ fn parse_header(prog: &mut Program, ln: usize, toks: &[&str]) -> Result<(), Inpu
                 }
                 _ => return err(ln, "usage: expect KERNEL clean | expect KERNEL KIND STEP"),
             };
-            if crate::kernel::by_name(&e.kernel).is_none() {
-                return Err(unknown_kernel(ln, &e.kernel));
-            }
+            e.kernel = kernel_name(ln, &e.kernel)?;
             prog.expects.push(e);
         }
     }

@@ -40,15 +40,7 @@ impl From<program::InputError> for PyErr {
 }
 
 fn kernel_by_name(name: &str) -> PyResult<&'static Kernel> {
-    kernel::by_name(name).ok_or_else(|| {
-        input_err(
-            0,
-            &format!(
-                "unknown kernel '{name}' (valid: {}; or KERNEL+ACTION / KERNEL-no-ACTION with `pyvmfuzz necessity`'s action names)",
-                kernel::names().join(", ")
-            ),
-        )
-    })
+    kernel::resolve(name).map_err(|m| input_err(0, &m))
 }
 
 fn hw_spec(hw: Option<&str>) -> PyResult<HwSpec> {
