@@ -1193,7 +1193,8 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--vm", action="store_true",
                     help="also the lines of docs/contract.md §3.4 over the pages: munmap, mmap, msync, mremap "
                          "between them, pageout of each live process's page from any CPU (the state space grows)")
-    xp.add_argument("--out", default="explore-findings", help="where the shortest violation is saved")
+    xp.add_argument("--out", default="explore-findings",
+                    help="directory the shortest violation is saved in, as a finding (default explore-findings)")
     xp.add_argument("--no-save", action="store_true", help="do not save the violation")
     xp.add_argument("--no-hash", action="store_true", help="no state hashing (soundness checks)")
     xp.add_argument("--no-por", action="store_true", help="no partial-order reduction (soundness checks)")

@@ -274,7 +274,10 @@ class FindingHandler:
         if upgrade and (visible != "visible" or not _internal_only_file(os.path.join(self.crashes, b.name))):
             return  # not visible either, or another job upgraded it meanwhile
         prefix = "" if j.agree else "disagreement-"
-        note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps; oracle: {j.describe()}"
+        note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps"
+        if witness is not None:  # the saved program is the witness: the minimized one, continued
+            note += f", continued to {len(witness['steps'])} for a user to see it"
+        note += f"; oracle: {j.describe()}"
         base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"],
                          name=b.name if b is not None and j.agree else None,
                          title=b.title if b is not None else None, replace=upgrade)
