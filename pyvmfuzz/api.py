@@ -312,7 +312,8 @@ class Program:
         object.__setattr__(self, "steps", tuple(self.steps))
         object.__setattr__(self, "expects", tuple(self.expects))
         if self.kernel is not None and self.kernel not in layout.KERNELS:
-            _core.kernel_name(self.kernel)  # a `KERNEL+ACTION` variant, else ValueError
+            # a `KERNEL+ACTION` variant, by its canonical name (as the core's parser keeps it)
+            object.__setattr__(self, "kernel", _core.kernel_name(self.kernel))
         if self.os is not None and self.os not in layout.OS_NAMES:
             raise ValueError(f"unknown os '{self.os}' ({', '.join(layout.OS_NAMES)})")
 

@@ -76,8 +76,8 @@ pub struct Kernel {
     /// munmap and pageout free a frame only after their `ipi_wait` (mmu_gather; BSD's
     /// pmap_remove + pmap_inval before vm_page_free).
     pub free_after_flush: bool,
-    /// SPEC §3.5, the tree's own rules (all `false` in `fixed`'s sense of "the general
-    /// shape"): the shootdown stops its targets before the PTE changes and invalidates them all
+    /// SPEC §3.5, the rules of the tree at 385c96e4 (`TREE_385C96E4`) where it differs from
+    /// `fixed`. The shootdown stops its targets before the PTE changes and invalidates them all
     /// before they run again (DragonFly 2011 `pmap_inval_interlock`), so no CPU runs user code
     /// through the old entry while the change is in flight; else the targets keep running with
     /// their invalidation pending until `ipi` or the initiator's `ipi_wait` (FreeBSD, Linux).
