@@ -260,6 +260,16 @@ def soak(programs: int, seed: int = 1, kernel: str = "fixed", max_steps: int = 6
     lines only.
     Raises ValueError unless max_steps >= 1, max_cpus in 1..8, max_tlb in 1..64."""
 
+def pct_search(kernel: str, budget_s: float, hw: str | None = None, seed: int = 1, depth: int = 3,
+               max_lines: int = 6) -> tuple[tuple[list[str], list[str], str, int] | None, int]:
+    """PCT runs (rust/src/pct.rs) for `budget_s` seconds: the first violation, shrunk
+    (steps, trace, kind, step), or None; and the runs made. On 2, 3 and 4 CPUs in turn unless
+    `hw` names the count."""
+
+def pct_until(kernel: str, seed: int, budget_s: float, hw: str | None = None, depth: int = 3,
+              max_lines: int = 6) -> tuple[float | None, int]:
+    """PCT runs until the first violation: (seconds to it or None, runs made)."""
+
 def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,
                  max_steps: int = 32) -> tuple[float | None, int]:
     """The random baseline of `pyvmfuzz bench`: (seconds to the first violation, or None when
@@ -350,14 +360,15 @@ class ExploreDict(TypedDict):
 
 def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0, hashing: bool = True,
             por: bool = True, off: list[str] = ..., on: list[str] = ..., progress: object | None = None,
-            max_table: int = 30000000, arrived_hint: bool = False, pages: list[str] | None = None,
+            max_table: int = 30000000, until_hint: bool = True, pages: list[str] | None = None,
             values: list[int] | None = None, prefix: str | None = None,
             distinguish: bool = False, stops: int | None = None, vm: bool = False) -> ExploreDict:
     """Every program of up to `depth` lines from the initial state, breadth by length with state
     hashing and a commutation reduction (docs/contract.md §5 `explore`). `off`/`on`: safety actions switched
     off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
     `time_s` 0: no limit. `stops`: at most that many lines with `until` that leave their op in
-    flight on a path (None: no bound). `vm`: docs/contract.md §3.4's lines too. Raises ValueError for an unknown kernel, action, page or
+    flight on a path (None: no bound). `vm`: docs/contract.md §3.4's lines too. `until_hint`: generate `OP until P` only
+    where the plain line arrived at P (exact; off only to check that it is). Raises ValueError for an unknown kernel, action, page or
     bad hw."""
 
 def random_search(kernel: str, budget_s: float, hw: str | None = None, off: list[str] = ...,

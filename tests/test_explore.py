@@ -11,6 +11,8 @@ import pytest
 
 from pyvmfuzz import _core
 
+from conftest import KERNELS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -25,7 +27,10 @@ MODES = [
     dict(hashing=True, por=True),
     dict(hashing=True, por=False),
     dict(hashing=False, por=True),
+    dict(hashing=True, por=True, until_hint=False),
+    dict(hashing=False, por=False, until_hint=True),
 ]
+PLAIN = dict(hashing=False, por=False, until_hint=False)
 
 
 @pytest.mark.parametrize("kernel,depth", [
@@ -36,7 +41,7 @@ MODES = [
     ("shootdown-no-ipi", 3),
 ])
 def test_hashing_and_reduction_sound(kernel, depth):
-    plain = _core.explore(kernel, depth, hashing=False, por=False)
+    plain = _core.explore(kernel, depth, **PLAIN)
     for m in MODES:
         r = _core.explore(kernel, depth, **m)
         assert r["completed"] == plain["completed"], m
@@ -49,6 +54,22 @@ def test_hashing_and_reduction_sound(kernel, depth):
     hashed = _core.explore(kernel, depth)
     if plain["witness"] is None:
         assert hashed["generated"] < plain["generated"]
+
+
+# The `until` hint (rust/src/explore.rs `until_points`) is exact: on every kernel, with and
+# without it the search visits the same distinct states and ends the same way (the same first
+# witness, line for line), executing fewer lines.
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_until_hint_keeps_every_state_and_witness(kernel):
+    for kw in (dict(), dict(prefix="cpu0 spawn\ncpu1 switch P1.T2\ncpu1 store data0.0 0x1\n", vm=True,
+                            pages=["data0", "file0"], hw="cpus=2")):
+        depth = 3 if "prefix" not in kw else 2
+        on, off = _core.explore(kernel, depth, **kw), _core.explore(kernel, depth, until_hint=False, **kw)
+        for key in ("completed", "distinct", "witness"):
+            assert on[key] == off[key], (key, kw)
+        assert on["generated"] <= off["generated"], kw
+        if on["witness"] is None or len(on["witness"]["steps"]) == depth:
+            assert on["generated"] < off["generated"], kw
 
 
 # The same on interleaved witnesses of the race zoo (ops in flight, pending IPIs, `until`
@@ -64,7 +85,7 @@ def test_hashing_and_reduction_sound(kernel, depth):
     ("fixed", "cpu0 spawn\ncpu1 switch P1.T2\ncpu0 load data0.0 until pmap_enter\n"),
 ])
 def test_hashing_and_reduction_sound_interleaved(kernel, prefix):
-    plain = _core.explore(kernel, 3, hashing=False, por=False, prefix=prefix)
+    plain = _core.explore(kernel, 3, **PLAIN, prefix=prefix)
     assert (plain["witness"] is None) == (kernel == "fixed")
     if plain["witness"] is None:  # hashing does merge states here too
         assert _core.explore(kernel, 3, prefix=prefix)["generated"] < plain["generated"]
@@ -87,7 +108,7 @@ cpu1 load shm0.0
 
 @pytest.mark.parametrize("kernel", ["fixed", "no-cow-event", "fork-no-protect"])
 def test_reduction_sound_where_it_applies(kernel):
-    plain = _core.explore(kernel, 3, hashing=False, por=False, prefix=TWO_CPUS)
+    plain = _core.explore(kernel, 3, **PLAIN, prefix=TWO_CPUS)
     # Without hashing (which would merge the two orders first) the reduction is what skips.
     red = _core.explore(kernel, 3, hashing=False, por=True, prefix=TWO_CPUS)
     assert red["por_skipped"] > 0 and red["generated"] < plain["generated"]
@@ -393,7 +414,7 @@ def test_necessity_vm_names_the_section_34_actions_necessary():
 def test_hashing_and_reduction_sound_with_vm_lines(kernel):
     prefix = "cpu0 spawn\ncpu1 switch P1.T2\ncpu1 store data0.0 0x1\n"
     kw = dict(pages=["data0", "data1"], vm=True, prefix=prefix, hw="cpus=2")
-    plain = _core.explore(kernel, 2, hashing=False, por=False, **kw)
+    plain = _core.explore(kernel, 2, **PLAIN, **kw)
     for m in MODES:
         r = _core.explore(kernel, 2, **m, **kw)
         assert r["completed"] == plain["completed"], m

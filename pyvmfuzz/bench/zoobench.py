@@ -22,7 +22,8 @@ from pyvmfuzz.bench.trials import _median_text, a12_faster, mann_whitney, one_tr
 CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
 # not run by default: atheris with libFuzzer's byte mutations only (no record-aware mutator,
 # rust/src/mutate.rs), to measure the mutator side by side
-ALL_CONFIGS = CONFIGS + ["atheris-bytes"]
+# `pct`: the PCT random loop (rust/src/pct.rs, docs/explore.md "PCT"), measured beside `random`.
+ALL_CONFIGS = CONFIGS + ["atheris-bytes", "pct"]
 
 
 def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[float | None, float]:
@@ -35,6 +36,9 @@ def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[fl
         return one_trial(kernel, "none", seed, budget, hw)
     if config == "random":
         t, n = _core.random_until(kernel, seed, float(budget), hw)
+        return t, n / (t if t else budget)
+    if config == "pct":
+        t, n = _core.pct_until(kernel, seed, float(budget), hw)
         return t, n / (t if t else budget)
     if config == "hypothesis":
         t, n = hypothesis_until(kernel, seed, float(budget), hw)
@@ -144,7 +148,7 @@ def plot(data: dict, budget: int, path: str, note: str) -> bool:
     found = [(name, z, res) for name, (z, res, _) in data.items() if z["expect_found"]]
     if not found:
         return False
-    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8"}
+    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8", "pct": "#c0392b"}
     shown = [c for c in ALL_CONFIGS if any(c in res for _, _, res in found)]
     fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(shown) + 1.8))
     y = 0

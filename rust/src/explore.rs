@@ -18,8 +18,8 @@
 //! - `procfs_read`/`procfs_write` name live processes only (a dead or unknown pid is `ESRCH`
 //!   without touching anything).
 //! - `until POINT` for each point the op has except `wait` (a line that must wait stops there
-//!   without being told); an `until` line that completes without reaching its point is the plain
-//!   line and is not generated twice.
+//!   without being told) that the plain line arrives at (`until_points`: the others *are* the
+//!   plain line, so they are not executed; docs/explore.md, "Fewer lines at the same states").
 //!
 //! State hashing: a 128-bit hash of the canonical machine and judge state. Frames and VM
 //! objects are renamed by first reference in a fixed traversal (CPUs, processes, sleepers,
@@ -75,12 +75,10 @@ pub struct Config {
     pub time_s: f64,
     pub hashing: bool,
     pub por: bool,
-    /// Generate `until P` only where the plain line arrived at P (`Machine::arrived`). Off by
-    /// default and not sound today: plain lines on the core's fast paths (TLB hit, switch,
-    /// spawn) run no KOp and record no arrival, and `until` lines that stop short of their
-    /// point were seen to reach states the plain line does not (1767 vs 1758 distinct states,
-    /// fixed, bound 3, four pages). Kept for measuring.
-    pub arrived_hint: bool,
+    /// Generate `until P` only where the plain line arrived at P (`until_points`): exact, the
+    /// other `until P` lines are the plain line (`explore_tests.rs` checks it on every kernel).
+    /// About half the lines a search executes, at the same states. Off: every point.
+    pub until_hint: bool,
     /// A violation counts only where this kernel gets the same program right (necessity: the
     /// shortest program that tells a variant from its base); others end their branch.
     pub base: Option<&'static Kernel>,
@@ -134,9 +132,9 @@ struct Hit {
     store: bool,
 }
 
-struct Node {
-    m: Machine,
-    j: Lin,
+pub(crate) struct Node {
+    pub(crate) m: Machine,
+    pub(crate) j: Lin,
 }
 
 /// `dst` becomes a copy of `src`, reusing `dst`'s allocations (a state is copied per line).
@@ -146,13 +144,13 @@ fn copy_into(dst: &mut Node, src: &Node) {
 }
 
 /// The result of one line: inapplicable, or its violation (None: clean).
-enum Exec {
+pub(crate) enum Exec {
     Inapplicable,
     Done(Option<Violation>),
 }
 
 /// Execute and judge line number `n` exactly as `exec::run_observed` does.
-fn exec_line(node: &mut Node, step: Step, n: u32) -> Exec {
+pub(crate) fn exec_line(node: &mut Node, step: Step, n: u32) -> Exec {
     let res = catch_unwind(AssertUnwindSafe(|| {
         let m = &mut node.m;
         let actor = m.cpus[step.cpu as usize].running;
@@ -220,6 +218,20 @@ fn tlb_hit(m: &Machine, s: &Step) -> Option<Hit> {
 /// order is generated).
 fn commutes_below(a: &Hit, b: &Hit) -> bool {
     a.cpu < b.cpu && ((!a.store && !b.store) || (a.frame != b.frame && a.loc != b.loc))
+}
+
+/// The points `P` for which `base until P` differs from the plain line `base`, given the points
+/// the plain line passed (`Scratch::passed`): an `until P` line runs the very code of the plain
+/// line (the stop point is read only where a point is reached, `KOp::yield_at`) until its first
+/// arrival at P, so it differs exactly when the plain line arrives at P. A `resume` has the
+/// points of the op in flight; a plain switch passes `enter` on its fast path without an op.
+fn until_points(m: &Machine, base: &Step, passed: u16) -> u16 {
+    let points = match base.op {
+        Op::Resume => m.cpus[base.cpu as usize].kop.as_ref().map_or(0, |k| m.points_of(&k.op)),
+        Op::Switch(_) => return Point::Enter.bit(),
+        op => m.points_of(&op),
+    };
+    passed & points & !Point::Wait.bit()
 }
 
 /// Lines that may run now (applicability is checked when each is executed).
@@ -359,7 +371,7 @@ impl Search<'_> {
     /// Depth-first below `node` (at depth `k`) to the bound. Returns true on a violation.
     fn dfs(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32) -> bool {
         let mut cands = std::mem::take(&mut self.cands[k as usize]);
-        candidates(&node.m, &self.cfg.domain, !self.cfg.arrived_hint, &mut cands);
+        candidates(&node.m, &self.cfg.domain, !self.cfg.until_hint, &mut cands);
         let mut found = false;
         'outer: for &base in &cands {
             if self.stop {
@@ -376,8 +388,8 @@ impl Search<'_> {
                 found = true;
                 break;
             }
-            if self.cfg.arrived_hint && base.until.is_none() && self.stops_left > 0 {
-                let bits = arrived & node.m.points_of(&base.op) & !Point::Wait.bit();
+            if self.cfg.until_hint && base.until.is_none() && self.stops_left > 0 {
+                let bits = until_points(&node.m, &base, arrived);
                 for p in POINTS {
                     if bits & p.bit() != 0 {
                         let (f, _) = self.visit(node, k, last, bound, Step { until: Some(p), ..base });
@@ -436,7 +448,7 @@ impl Search<'_> {
             }
             Exec::Done(None) => {}
         }
-        let arrived = child.m.scratch.arrived;
+        let arrived = child.m.scratch.passed;
         // An `until` line that completed is the plain line again.
         if step.until.is_some() && child.m.cpus[step.cpu as usize].kop.is_none() {
             return (false, arrived);
@@ -550,3 +562,7 @@ pub fn trace(kernel: &'static Kernel, hw: Hw, steps: &[Step]) -> (Vec<Observed>,
         Err(_) => (Vec::new(), None),
     }
 }
+
+#[cfg(test)]
+#[path = "explore_tests.rs"]
+mod tests;

@@ -28,7 +28,9 @@ pub fn outcome_code(o: Outcome) -> u64 {
     k | a << 8 | b << 40
 }
 
-/// A step as two words (cpu, op and its arguments, `until`).
+/// A step as two words (cpu, op and its arguments). Not its `until`: the judge reads a line's
+/// `until` only as it arrives (`Lin::literal`), never from the window, so two states whose
+/// windows differ only there judge every later line alike (explore merges them).
 pub fn step_code(s: &Step, out: &mut Vec<u64>) {
     let (k, a, b, c): (u64, u64, u64, u64) = match s.op {
         Op::Switch(Target::Idle) => (0, 0, 0, 0),
@@ -52,8 +54,7 @@ pub fn step_code(s: &Step, out: &mut Vec<u64>) {
         Op::Msync(pg) => (18, pg as u64, 0, 0),
         Op::Pageout(p, pg) => (19, pg as u64, p as u64, 0),
     };
-    let until = s.until.map_or(0u64, |p| p as u64 + 1);
-    out.push(k | (s.cpu as u64) << 8 | until << 16 | c << 24);
+    out.push(k | (s.cpu as u64) << 8 | c << 24);
     out.push(a | b << 32);
 }
 

@@ -84,6 +84,18 @@ impl Lin {
         Lin { cands: vec![Judge::new()], window: Vec::new(), open: [None; 8], fast: Vec::new(), reports: Vec::new(), asleep: Vec::new(), literal: false, budget: 0 }
     }
 
+    /// Whether a §3.2 line has been seen (`literal`): the one part of the judge's state an
+    /// `until` line that completes sets and its plain line does not. It decides a violation's
+    /// kind, never whether there is one (`Judge::check_mode`).
+    pub fn literal(&self) -> bool {
+        self.literal
+    }
+
+    #[cfg(test)]
+    pub fn set_literal(&mut self, v: bool) {
+        self.literal = v;
+    }
+
     pub fn reset(&mut self) {
         self.cands.truncate(1);
         if self.cands.is_empty() {

@@ -337,6 +337,7 @@ impl Machine {
     fn kop_run(&mut self, cpu: usize, mut k: KOp, stop: Option<Point>) -> Outcome {
         let adv = self.advance(cpu, &mut k, stop);
         self.scratch.arrived = k.arrived;
+        self.scratch.passed = k.arrived;
         match adv {
             Adv::Paused(_) => {
                 self.cpus[cpu].kop = Some(k);

@@ -17,6 +17,7 @@ pub mod kop;
 pub mod machine;
 pub mod mutate;
 pub mod necessity;
+pub mod pct;
 pub mod phys;
 pub mod pmap;
 pub mod pmap_inval;

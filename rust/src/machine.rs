@@ -71,6 +71,9 @@ pub struct Scratch {
     pub woke: Vec<(u32, u32)>,
     /// Yield points the last line's op arrived at (`KOp::arrived`).
     pub arrived: u16,
+    /// Every yield point the last line's op arrived at, the quiet map operations' included
+    /// (explore's exact `until` hint; `arrived` keeps the semantic features' reading).
+    pub passed: u16,
     /// What changed since the invariants were last checked (they can only break there).
     pub dirty: Dirty,
 }
@@ -155,6 +158,7 @@ impl Machine {
         self.inflight = 0;
         self.scratch.woke.clear();
         self.scratch.arrived = 0;
+        self.scratch.passed = 0;
         self.scratch.dirty = Dirty::default();
         self.selftest = SelfTest { panic_at: selftest_panic_at(), ..SelfTest::default() };
         // The executable's vnode object: its pages hold the file content; it keeps a
@@ -225,6 +229,7 @@ impl Machine {
         d.scratch.woke.clear();
         d.scratch.dirty = s.scratch.dirty.clone();
         d.scratch.arrived = 0;
+        d.scratch.passed = 0;
         d.selftest = s.selftest.clone();
     }
 
@@ -326,6 +331,7 @@ impl Machine {
         self.scratch.woke.clear();
         // `arrived` is the points of this line only (the fast paths that run no op leave it).
         self.scratch.arrived = 0;
+        self.scratch.passed = 0;
         self.selftest.steps_run += 1;
         assert!(self.selftest.steps_run != self.selftest.panic_at, "self-test model assertion at step {}", self.selftest.panic_at);
         let outcome = match s.op {

@@ -637,6 +637,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explore_py::safety_actions, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::action_present, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::random_search, m)?)?;
+    m.add_function(wrap_pyfunction!(explore_py::pct_search, m)?)?;
+    m.add_function(wrap_pyfunction!(explore_py::pct_until, m)?)?;
     m.add_function(wrap_pyfunction!(explore_py::run_variant, m)?)?;
     m.add_function(wrap_pyfunction!(zoo, m)?)?;
     m.add_function(wrap_pyfunction!(random_until, m)?)?;

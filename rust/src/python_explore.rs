@@ -52,7 +52,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
 #[pyfunction]
-#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, arrived_hint=false, pages=None, values=None, prefix=None, distinguish=false, stops=None, vm=false))]
+#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, until_hint=true, pages=None, values=None, prefix=None, distinguish=false, stops=None, vm=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn explore<'py>(
     py: Python<'py>,
@@ -66,7 +66,7 @@ pub fn explore<'py>(
     on: Vec<String>,
     progress: Option<Py<PyAny>>,
     max_table: usize,
-    arrived_hint: bool,
+    until_hint: bool,
     pages: Option<Vec<String>>,
     values: Option<Vec<u32>>,
     prefix: Option<&str>,
@@ -95,7 +95,7 @@ pub fn explore<'py>(
     if depth == 0 || depth > 64 {
         return Err(input_err(0, "--depth must be 1..64"));
     }
-    let cfg = crate::explore::Config { depth, time_s, hashing, por, arrived_hint, base, max_table, domain, stops };
+    let cfg = crate::explore::Config { depth, time_s, hashing, por, until_hint, base, max_table, domain, stops };
     let mut interrupted = false;
     let r = py.detach(|| {
         let mut cb = |st: &crate::explore::Stats| -> bool {
@@ -190,3 +190,57 @@ pub fn random_search(
     ))
 }
 
+
+/// PCT runs (rust/src/pct.rs) for `budget_s` seconds: the first violation, shrunk — (steps,
+/// trace, kind, step) — or None, and the runs made. `depth`: the bug depth PCT aims at (d-1
+/// change points); `max_lines`: each CPU's most lines.
+#[pyfunction]
+#[pyo3(signature = (kernel, budget_s, hw=None, seed=1, depth=3, max_lines=6))]
+#[allow(clippy::type_complexity)]
+pub fn pct_search(
+    py: Python<'_>,
+    kernel: &str,
+    budget_s: f64,
+    hw: Option<&str>,
+    seed: u64,
+    depth: u32,
+    max_lines: u32,
+) -> PyResult<(Option<(Vec<String>, Vec<String>, String, u32)>, u64)> {
+    let k = knobbed(kernel, &[], &[])?;
+    let (hws, p) = pct_args(hw, depth, max_lines)?;
+    let (w, n) = py.detach(|| crate::pct::until_violation(k, &hws, p, seed, budget_s));
+    Ok((
+        w.map(|(_, steps, _, eff)| {
+            let (steps, v) = crate::necessity::shrink(k, eff, steps);
+            let (obs, _) = crate::explore::trace(k, eff, &steps);
+            (steps.iter().map(|s| s.to_string()).collect(), obs.iter().map(|o| o.to_string()).collect(), v.kind.name().to_string(), v.step)
+        }),
+        n,
+    ))
+}
+
+/// PCT runs until the first violation or `budget_s`: (seconds to it or None, runs made) — the
+/// zoo benchmark's `pct` configuration, beside `random_until`.
+#[pyfunction]
+#[pyo3(signature = (kernel, seed, budget_s, hw=None, depth=3, max_lines=6))]
+pub fn pct_until(py: Python<'_>, kernel: &str, seed: u64, budget_s: f64, hw: Option<&str>, depth: u32, max_lines: u32) -> PyResult<(Option<f64>, u64)> {
+    let k = knobbed(kernel, &[], &[])?;
+    let (hws, p) = pct_args(hw, depth, max_lines)?;
+    let (w, n) = py.detach(|| crate::pct::until_violation(k, &hws, p, seed, budget_s));
+    Ok((w.map(|(t, ..)| t), n))
+}
+
+/// The machines PCT runs on — `hw` as given if it names the CPU count, else on 2, 3 and 4 CPUs in
+/// turn (SPEC §3.3's races need up to three) — and its parameters, checked.
+fn pct_args(hw: Option<&str>, depth: u32, max_lines: u32) -> PyResult<(Vec<crate::hw::Hw>, crate::pct::Params)> {
+    if depth == 0 || depth > 8 || max_lines == 0 || max_lines > 32 {
+        return Err(input_err(0, "PCT: depth must be 1..8 and max_lines 1..32"));
+    }
+    let spec = hw_spec(hw)?;
+    let hws = if spec.cpus.is_some() {
+        vec![spec.resolve()]
+    } else {
+        (2..=4).map(|c| crate::hw::HwSpec { cpus: Some(c), ..spec }.resolve()).collect()
+    };
+    Ok((hws, crate::pct::Params { depth, max_lines_per_cpu: max_lines }))
+}
