@@ -153,6 +153,7 @@ pub(crate) enum Exec {
 pub(crate) fn exec_line(node: &mut Node, step: Step, n: u32) -> Exec {
     let res = catch_unwind(AssertUnwindSafe(|| {
         let m = &mut node.m;
+        m.scratch.passed = 0; // `until_points` reads what this line passes
         let actor = m.cpus[step.cpu as usize].running;
         let obs = match m.step(step) {
             Ok(o) => o,

@@ -72,7 +72,9 @@ pub struct Scratch {
     /// Yield points the last line's op arrived at (`KOp::arrived`).
     pub arrived: u16,
     /// Every yield point the last line's op arrived at, the quiet map operations' included
-    /// (explore's exact `until` hint; `arrived` keeps the semantic features' reading).
+    /// (explore's exact `until` hint; `arrived` keeps the semantic features' reading). Set by
+    /// an op's run only: its readers zero it before the line (a line on a fast path runs no op),
+    /// so the per-line path of a campaign pays nothing for it.
     pub passed: u16,
     /// What changed since the invariants were last checked (they can only break there).
     pub dirty: Dirty,
@@ -331,7 +333,6 @@ impl Machine {
         self.scratch.woke.clear();
         // `arrived` is the points of this line only (the fast paths that run no op leave it).
         self.scratch.arrived = 0;
-        self.scratch.passed = 0;
         self.selftest.steps_run += 1;
         assert!(self.selftest.steps_run != self.selftest.panic_at, "self-test model assertion at step {}", self.selftest.panic_at);
         let outcome = match s.op {

@@ -25,16 +25,12 @@ use crate::kernel::Kernel;
 use crate::machine::Machine;
 use crate::program::{Op, Point, Step, FILE0, POINTS, SHM};
 
-/// SplitMix64 (deterministic: the same seed, the same programs).
+/// SplitMix64, the mutator's (deterministic: the same seed, the same programs).
 pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        crate::mutate::splitmix64(&mut self.0)
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
@@ -160,6 +156,7 @@ fn stop_point(m: &Machine, line: Step, choice: u64) -> Option<Point> {
         return None;
     }
     let mut c = m.clone();
+    c.scratch.passed = 0;
     c.step(line).ok()?;
     let passed = c.scratch.passed & points;
     let n = passed.count_ones() as u64;
