@@ -1094,7 +1094,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "COVERAGE@bytes: libFuzzer's byte mutations only, COVERAGE@before: without issue "
                         "18's throughput changes); "
                         "--zoo: atheris,atheris-nocov,random,hypothesis (default these four), atheris-bytes "
-                        "(libFuzzer's byte mutations only), pct (the PCT random loop: docs/explore.md)")
+                        "(libFuzzer's byte mutations only), pct (the PCT random loop: docs/explore.md), "
+                        "atheris-no-vm-seed (without the §3.4 seed, to measure it)")
     b.add_argument("--trials", type=int, default=None,
                    help="trials per configuration (--ttf: 5; --zoo: 10, --quick 3)")
     b.add_argument("--budget", type=int, default=None, help="seconds per trial (--ttf: 60; --zoo: 120, --quick 20)")

@@ -384,3 +384,28 @@ cpu0 exit -> ok
     assert r["violation"] is None and r["assert_failures"] == [], r["trace_text"]
     with pytest.raises(ValueError, match="line 7: not applicable: nothing in flight on cpu1"):
         _core.run_text(prog + "cpu1 resume\n", "deferred-flush")
+
+
+def test_a_pageout_of_an_in_flight_address_reclaims_it_from_that_ops_process():
+    """codec.rs: a pageout record whose address byte takes an op in flight's address (>= 0x80)
+    takes that op's process too — the page daemon meeting the frame of an mremap paused at
+    `ipi_wait` (CVE-2018-18281's window) — whatever its pid byte says; below 0x80 the pid byte
+    still picks among the processes."""
+    prefix = ("hw cpus=3\ncpu0 fork -> P2\ncpu0 spawn -> P1.T2\ncpu1 switch P1.T2\ncpu2 switch P2.T1\n"
+              "cpu1 store data0.0 0x5\ncpu0 mremap data0 data1 until ipi_wait\n")
+    data = _core.encode(prefix + "cpu2 pageout P2 data1\n", "mremap-flush-late")
+    head, rec = data[:-5], bytearray(data[-5:])
+    assert rec[1] < 0x80 and rec[3] == 1  # the encoder names P2 by the pid byte
+    seen = set()
+    for addr_pick in range(4):
+        for tb in range(6):
+            rec[1], rec[3] = 0x80 | (addr_pick << 2), tb
+            last = _core.decode(head + bytes(rec), "mremap-flush-late").splitlines()[-1]
+            seen.add(last)
+    # the mremap offers both its pages, TO first; the process is always the mover's
+    assert seen == {"cpu2 pageout P1 data1", "cpu2 pageout P1 data0"}
+    plain = set()
+    for tb in range(6):
+        rec[1], rec[3] = 1 << 2, tb
+        plain.add(_core.decode(head + bytes(rec), "mremap-flush-late").splitlines()[-1])
+    assert plain == {"cpu2 pageout P1 data1", "cpu2 pageout P2 data1", "cpu2 pageout P3 data1"}

@@ -334,6 +334,23 @@ def test_seeds_are_given_from_their_cpu_count_up_to_four():
     assert len([f for f in cpus(_seed_dir("fixed", "cpus=5,mode=tagged")) if f.startswith("umtx")]) == 1
 
 
+def test_the_vm_seed_is_given_and_bench_can_leave_it_out(monkeypatch):
+    """docs/contract.md §3.4's seed is among the campaign's seeds; `bench --zoo`'s
+    atheris-no-vm-seed configuration leaves it out (PYVMFUZZ_SEEDS_EXCLUDE) to measure it."""
+    import shutil
+
+    from pyvmfuzz.campaign.supervisor import _seed_dir
+
+    d = _seed_dir("fixed", None)
+    assert {f for f in os.listdir(d) if f.startswith("vm-moves")} == {"vm-moves-cpus3", "vm-moves-cpus4"}
+    shutil.rmtree(d)
+    monkeypatch.setenv("PYVMFUZZ_SEEDS_EXCLUDE", "vm-moves")
+    d = _seed_dir("fixed", None)
+    names = os.listdir(d)
+    assert not [f for f in names if f.startswith("vm-moves")] and any(f.startswith("umtx") for f in names)
+    shutil.rmtree(d)
+
+
 def test_every_seed_is_clean_under_every_kernel():
     """A seed that violated under a kernel would hand its campaigns the bug at time 0: seeds
     set up mechanisms, the fuzzer has to find the bugs."""

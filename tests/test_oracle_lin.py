@@ -847,3 +847,53 @@ def test_a_resume_with_nothing_in_flight_is_an_input_error_under_every_kernel():
     trace = "hw cpus=2\ncpu0 mprotect data0 r -> ok\ncpu0 resume -> ok\n"
     with pytest.raises(TraceError, match="line 3: not applicable: nothing in flight on cpu0"):
         judge(trace)
+
+
+# ------------------------------------------------------------ R5: SEGV due, a value read
+
+# Verdicts worked out by hand (docs/readings.md R5) before the core ran these traces.
+SEGV_DUE = """\
+hw cpus=2
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu0 load data0.0 -> 0x0
+cpu1 munmap data0 -> ok
+cpu0 load data0.0 -> 0x0
+"""
+# the munmap completed: every order needs SEGV at 5, the load read a value
+MOVE_PENDING = """\
+hw cpus=3
+cpu0 fork -> P2
+cpu0 spawn -> P1.T2
+cpu1 switch P1.T2 -> ok
+cpu2 switch P2.T1 -> ok
+cpu1 store data0.0 0x5 -> ok
+cpu0 mremap data0 data1 until ipi_wait -> paused
+cpu2 pageout P1 data1 -> ok
+cpu2 store data2.0 0x7 -> ok
+cpu1 load data0.0 -> 0x7
+"""
+# the mremap is pending: the load first needs 0x5 (a wrong value read), the mremap first needs
+# SEGV (a permission): both rank first in SPEC 4.1; stale-read, listed first, is reported
+
+
+def test_a_load_that_must_segv_reads_a_value_is_protection():
+    assert judge(SEGV_DUE) == v("protection", 5, "SEGV", "0x0")
+    assert judge_sequential(SEGV_DUE) == v("protection", 5, "SEGV", "0x0")
+
+
+def test_a_load_both_stale_and_unpermitted_in_some_order_is_stale_read():
+    assert judge(MOVE_PENDING) == v("stale-read", 9, "0x5", "0x7")
+
+
+@pytest.mark.parametrize("text,kernel,want", [
+    (SEGV_DUE, "shootdown-no-ipi", ("protection", 5, "SEGV")),
+    (MOVE_PENDING, "mremap-flush-late", ("stale-read", 9, "0x5")),
+])
+def test_the_core_classifies_them_alike(text, kernel, want):
+    # run past the core's own first violation (tlb-incoherent / use-after-free) to the load
+    from pyvmfuzz import _core
+    r = _core.run_text("".join(ln.split(" ->")[0] + "\n" for ln in text.splitlines()), kernel,
+                       past_internal=True)
+    got = r["violation"]
+    assert (got["kind"], got["step"], got["expected"]) == want

@@ -70,9 +70,10 @@ def accepted_visible(stdout: str) -> bool:
 BEFORE_18 = {"PYVMFUZZ_KEEP_VIOLATING": "1", "PYVMFUZZ_CORPUS_TMPFS": "0", "PYVMFUZZ_HANDLE_SHARE": "1"}
 
 
-def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None) -> Trial:
+def one_trial(kernel: str, coverage: str, seed: int, budget: int, hw: str | None = None,
+              extra_env: dict[str, str] | None = None) -> Trial:
     coverage, _, variant = coverage.partition("@")
-    env = dict(os.environ, **(BEFORE_18 if variant == "before" else {}))
+    env = dict(os.environ, **(BEFORE_18 if variant == "before" else {}), **(extra_env or {}))
     # "COVERAGE@bytes": libFuzzer's byte mutations only, no record-aware mutator (mutate.rs)
     env["PYVMFUZZ_MUTATOR"] = "bytes" if variant == "bytes" else env.get("PYVMFUZZ_MUTATOR", "records")
     with tempfile.TemporaryDirectory(prefix="pyvmfuzz-trial-") as out:

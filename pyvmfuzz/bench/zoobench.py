@@ -23,7 +23,9 @@ CONFIGS = ["atheris", "atheris-nocov", "random", "hypothesis"]
 # not run by default: atheris with libFuzzer's byte mutations only (no record-aware mutator,
 # rust/src/mutate.rs), to measure the mutator side by side
 # `pct`: the PCT random loop (rust/src/pct.rs, docs/explore.md "PCT"), measured beside `random`.
-ALL_CONFIGS = CONFIGS + ["atheris-bytes", "pct"]
+# `atheris-no-vm-seed`: the campaign without the §3.4 seed (pyvmfuzz/seeds/vm-moves.txt), to
+# measure that seed side by side.
+ALL_CONFIGS = CONFIGS + ["atheris-bytes", "pct", "atheris-no-vm-seed"]
 
 
 def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[float | None, float]:
@@ -32,6 +34,8 @@ def trial(kernel: str, hw: str, config: str, seed: int, budget: int) -> tuple[fl
         return one_trial(kernel, "semantic", seed, budget, hw)
     if config == "atheris-bytes":
         return one_trial(kernel, "semantic@bytes", seed, budget, hw)
+    if config == "atheris-no-vm-seed":
+        return one_trial(kernel, "semantic", seed, budget, hw, {"PYVMFUZZ_SEEDS_EXCLUDE": "vm-moves"})
     if config == "atheris-nocov":
         return one_trial(kernel, "none", seed, budget, hw)
     if config == "random":
@@ -63,8 +67,8 @@ def run(trials: int, budget: int, kernels: list[str] | None, out: str, progress=
     table as Markdown."""
     zoo = [z for z in _core.zoo() if kernels is None or z["name"] in kernels]
     # what the p and A12 columns compare with: random search, else the byte-mutation campaign
-    base = "random" if "random" in (configs_wanted or CONFIGS) or "atheris-bytes" not in configs_wanted else "atheris-bytes"
     wanted = configs_wanted or CONFIGS
+    base = next((c for c in ("random", "atheris-bytes", "atheris-no-vm-seed") if c in wanted), "random")
     cells = {z["name"]: [c for c in ALL_CONFIGS if c in wanted] if z["expect_found"] else ["atheris"] for z in zoo}
     tasks = [(z["name"], z["hw"], c, 1000 + i, budget) for z in zoo for i in range(trials) for c in cells[z["name"]]]
     done: dict[tuple, tuple] = {}
@@ -148,7 +152,8 @@ def plot(data: dict, budget: int, path: str, note: str) -> bool:
     found = [(name, z, res) for name, (z, res, _) in data.items() if z["expect_found"]]
     if not found:
         return False
-    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8", "pct": "#c0392b"}
+    colors = {"atheris": "#3b6fd8", "atheris-nocov": "#9aa3b5", "random": "#e08a2c", "hypothesis": "#4a9e5c", "atheris-bytes": "#8e5cc8", "pct": "#c0392b",
+              "atheris-no-vm-seed": "#7fa7f0"}
     shown = [c for c in ALL_CONFIGS if any(c in res for _, _, res in found)]
     fig, ax = plt.subplots(figsize=(11, 0.3 * len(found) * len(shown) + 1.8))
     y = 0

@@ -37,7 +37,8 @@ Wakes follow docs/contract.md §4.1 as pinned in docs/readings.md (R1-R4):
 - R3: the violation is at the first line breaking R1, or after which no configuration meets
   every obligation of a completed wakeup.
 - R4: its kind is the most specific failure (`stale-read`/`protection`, then `lost-wakeup`, then
-  `outcome`) by L over the orders that give every op completed before L its observed value and
+  `outcome`; of the first two, `stale-read` where one order reads a wrong value and another
+  needs a `SEGV`: docs/readings.md R5) by L over the orders that give every op completed before L its observed value and
   meet every obligation whose wakeup and sleep both completed before L. So an order whose
   completed wakeup left a wake unnamed while the sleep was still in flight is kept (`broken`)
   until that sleep completes: R3 does not count it, R4 does (docs/contract.md §4.1's worked example).
@@ -76,7 +77,7 @@ PAUSED = "paused"
 _CPU_RESUME = re.compile(r"cpu([0-9]+)")
 
 # most specific first (docs/contract.md §4.1): the kinds a line's own observations can get
-_RANK = {"stale-read": 0, "protection": 0, "lost-wakeup": 1, "outcome": 2}
+_RANK = {"stale-read": 0, "protection": 1, "lost-wakeup": 2, "outcome": 3}
 
 
 @dataclass

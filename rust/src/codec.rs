@@ -9,7 +9,8 @@
 //!   another CPU, when there is one, `sibling`), or page `(pw >> 2) % 7` and word `pw & 3` (pw >= 0x80 while
 //!   an op is in flight on another CPU: that op's address, `inflight_addr`); v is a value
 //!   (0xff: a u32 LE follows; umtx_sleep's v in 0x80..0xfe: the word's current value, see
-//!   `peek_word`); t selects the procfs target pid (0xff: a u32 LE follows); u < 0xa0: no
+//!   `peek_word`); t selects the procfs and pageout target pid (0xff: a u32 LE follows; a
+//!   pageout of an in-flight op's address takes that op's process instead); u < 0xa0: no
 //!   `until`; u - 0xa0 = k < 64: `until` the (k mod r)-th of the r yield points the line
 //!   arrives at if run now (a dry run, `reachable`); k >= 64, or none reached: the
 //!   (k - 64 mod n)-th (resp. (k mod n)-th) of the n points the operation declares (SPEC
@@ -184,24 +185,26 @@ fn sibling(m: &Machine, cpu: u8, cands: &[(u32, u32)], pw: u8) -> Option<usize> 
 const INFLIGHT_ADDR: u8 = 0x80;
 
 /// The address of an op in flight on a CPU other than `cpu` (the ((pw >> 2) & 31)-th of them,
-/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one. An mremap offers
-/// both its pages: the old one (a CPU may still translate it) and TO (where the page daemon
-/// can meet the frame: CVE-2018-18281's window).
-fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<Addr> {
-    let mut found = [Addr { page: 0, word: 0 }; 16];
+/// mod how many; madvise/mprotect: their page, word `pw & 3`), if any has one, with the process
+/// whose address it is (the thread running the op; a procfs op's or pageout's target). An
+/// mremap offers both its pages: the old one (a CPU may still translate it) and TO (where the
+/// page daemon can meet the frame: CVE-2018-18281's window).
+fn inflight_addr(m: &Machine, cpu: u8, pw: u8) -> Option<(Addr, u32)> {
+    let mut found = [(Addr { page: 0, word: 0 }, 0u32); 16];
     let mut n = 0;
     for (c, x) in m.cpus.iter().enumerate() {
         let Some(k) = x.kop.as_ref().filter(|_| c != cpu as usize) else { continue };
+        let own = x.running.map_or(0, |r| r.0);
         found[n] = match k.op {
-            Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => a,
-            Op::ProcfsRead(_, a) | Op::ProcfsWrite(_, a, _) => a,
-            Op::Madvise(pg) | Op::Mprotect(pg, _) | Op::Munmap(pg) | Op::Mmap(pg) | Op::Msync(pg) => Addr { page: pg, word: pw & 3 },
+            Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => (a, own),
+            Op::ProcfsRead(p, a) | Op::ProcfsWrite(p, a, _) => (a, p),
+            Op::Madvise(pg) | Op::Mprotect(pg, _) | Op::Munmap(pg) | Op::Mmap(pg) | Op::Msync(pg) => (Addr { page: pg, word: pw & 3 }, own),
             Op::Mremap(pg, to) => {
-                found[n] = Addr { page: to, word: pw & 3 };
+                found[n] = (Addr { page: to, word: pw & 3 }, own);
                 n += 1;
-                Addr { page: pg, word: pw & 3 }
+                (Addr { page: pg, word: pw & 3 }, own)
             }
-            Op::Pageout(_, pg) => Addr { page: pg, word: pw & 3 },
+            Op::Pageout(p, pg) => (Addr { page: pg, word: pw & 3 }, p),
             _ => continue,
         };
         n += 1;
@@ -534,15 +537,20 @@ struct Fields {
 /// choices an operation uses are computed (divisions are most of decoding).
 #[inline]
 fn decode_op(m: &Machine, kind: u8, cpu: u8, f: Fields) -> Op {
-    let addr = || {
-        if f.pw >= INFLIGHT_ADDR && m.inflight > 0 {
-            if let Some(a) = inflight_addr(m, cpu, f.pw) {
-                return a;
-            }
-        }
-        Addr { page: (f.pw >> 2) % NPAGES as u8, word: f.pw & 3 }
+    let uses_addr = !matches!(kind, FORK | SPAWN | EXIT);
+    let inflight = if uses_addr && f.pw >= INFLIGHT_ADDR && m.inflight > 0 { inflight_addr(m, cpu, f.pw) } else { None };
+    let addr = || match inflight {
+        Some((a, _)) => a,
+        None => Addr { page: (f.pw >> 2) % NPAGES as u8, word: f.pw & 3 },
     };
     let pid = || f.pid_escape.unwrap_or_else(|| 1 + f.tb as u32 % (m.pids_assigned() + 1));
+    // The page daemon reclaiming the page of an op in flight reclaims it from that op's
+    // process (the pageout of TO while an mremap waits for its shootdown: CVE-2018-18281);
+    // the t byte would pick it one time in (processes + 1). An escape still names any pid.
+    let pageout_pid = || match (inflight, f.pid_escape) {
+        (Some((_, p)), None) if p != 0 => p,
+        _ => pid(),
+    };
     match kind {
         LOAD => Op::Load(addr()),
         STORE => Op::Store(addr(), f.value),
@@ -564,7 +572,7 @@ fn decode_op(m: &Machine, kind: u8, cpu: u8, f: Fields) -> Op {
         MMAP => Op::Mmap(addr().page),
         MREMAP => Op::Mremap(addr().page, f.tb % NPAGES as u8),
         MSYNC => Op::Msync(addr().page),
-        PAGEOUT => Op::Pageout(pid(), addr().page),
+        PAGEOUT => Op::Pageout(pageout_pid(), addr().page),
         _ => unreachable!(),
     }
 }
