@@ -69,7 +69,8 @@ impl Canon {
         let fr = self.f(fs.frame);
         let busy = self.f(k.busy);
         let held = self.f(k.held);
-        self.buf.extend_from_slice(&[first, found, fr, busy, held]);
+        let orphan = self.f(k.orphan);
+        self.buf.extend_from_slice(&[first, found, fr, busy, held, orphan]);
         let wait = match k.waiting {
             None => 0,
             Some(Lock::Busy(f)) => 1 | self.f(f) << 8,

@@ -102,6 +102,10 @@ pub struct KOp {
     pub busy: FrameId,
     /// Page this op holds (vm_fault_page's result).
     pub held: FrameId,
+    /// The page this op has busy, held for it while paused because another op's object
+    /// termination let it go (`vm_object_deallocate`): the fault's object reference and
+    /// paging-in-progress count keep a real page alive until the fault is done with it.
+    pub orphan: FrameId,
     /// Pid whose map lock this op holds (0: none).
     pub map_lock: u32,
     /// Pid whose map lock this fault holds shared (`fault_map_read_lock`; 0: none).
@@ -146,6 +150,7 @@ impl KOp {
             waiting: None,
             busy: NO_FRAME,
             held: NO_FRAME,
+            orphan: NO_FRAME,
             map_lock: 0,
             map_read: 0,
             tries: 0,
@@ -338,6 +343,11 @@ impl Machine {
         let adv = self.advance(cpu, &mut k, stop);
         self.scratch.arrived = k.arrived;
         self.scratch.passed = k.arrived;
+        // An orphaned busy page (vm_object.rs) is let go once the op no longer has it busy.
+        if k.orphan != NO_FRAME && !(matches!(adv, Adv::Paused(_)) && k.busy == k.orphan) {
+            self.phys.unhold(k.orphan);
+            k.orphan = NO_FRAME;
+        }
         match adv {
             Adv::Paused(_) => {
                 self.cpus[cpu].kop = Some(k);

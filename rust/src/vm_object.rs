@@ -90,6 +90,7 @@ impl Machine {
             for f in pages {
                 if f != NO_FRAME {
                     self.pmap_remove_all(cpu, f);
+                    self.orphan_busy(f);
                     self.phys.disown(f);
                 }
             }
@@ -100,6 +101,21 @@ impl Machine {
                 }
                 None => return,
             }
+        }
+    }
+
+    /// A page of a terminated object that a paused op has busy stays allocated until that op
+    /// lets it go (`KOp::orphan`): in the kernel the op's object reference and paging-in-progress
+    /// count hold off the termination (FreeBSD's vm_fault takes both on `first_object`;
+    /// vm_object_terminate waits for the count). Without it a fault that does not revalidate
+    /// (`no-revalidate`) resumed on a freed frame — a model assertion, not a kernel bug.
+    fn orphan_busy(&mut self, f: FrameId) {
+        if self.inflight == 0 {
+            return;
+        }
+        if let Some(k) = self.cpus.iter_mut().filter_map(|c| c.kop.as_mut()).find(|k| k.busy == f && k.orphan == NO_FRAME) {
+            k.orphan = f;
+            self.phys.hold(f);
         }
     }
 
@@ -290,3 +306,34 @@ impl Machine {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use crate::program::Outcome;
+    use crate::testutil::*;
+
+    /// A procfs_write paused at its COW's `ipi_wait` has the new page busy; its target's
+    /// munmap terminates the object. The page stays allocated for the paused write (its
+    /// object reference in the kernel) and is freed once the write lets it go — before,
+    /// `no-revalidate` resumed onto a freed frame (a model assertion, found by a campaign).
+    #[test]
+    fn a_busy_page_of_a_terminated_object_outlives_the_object_until_its_op_lets_go() {
+        for kernel in ["no-revalidate", "fixed"] {
+            let mut m = machine(kernel, "cpus=3");
+            for l in ["cpu0 fork", "cpu0 mprotect data0 rw", "cpu2 switch P2.T1", "cpu0 spawn", "cpu2 load data0.0", "cpu1 switch P1.T2"] {
+                line(&mut m, l);
+            }
+            assert_eq!(line(&mut m, "cpu1 procfs_write P1 data0.0 0x0 until ipi_wait"), Outcome::Paused);
+            let f = m.cpus[1].kop.unwrap().busy;
+            assert_ne!(f, crate::phys::NO_FRAME);
+            for l in ["cpu0 switch idle", "cpu2 switch P1.T1"] {
+                line(&mut m, l);
+            }
+            assert_eq!(line(&mut m, "cpu2 munmap data0"), Outcome::Ok);
+            assert!(!m.phys.is_freed(f), "{kernel}: freed under the paused op");
+            assert_eq!(m.cpus[1].kop.unwrap().orphan, f);
+            assert_eq!(line(&mut m, "cpu1 resume"), Outcome::Efault); // retry's lookup: unmapped
+            assert!(m.phys.is_freed(f), "{kernel}: never freed");
+        }
+    }
+}
