@@ -24,6 +24,21 @@ impl Machine {
         k.phase = Phase::PageFault;
     }
 
+    /// Whether the target's map still reaches, at the access's address, the object its lookup
+    /// started from (a copy-on-write shadow in front of it included).
+    fn procfs_mapping_kept(&self, k: &KOp) -> bool {
+        let p = self.proc(k.fs.pid);
+        let Some(i) = p.map.lookup(k.fs.va) else { return false };
+        let mut o = Some(p.map.entries[i].object);
+        while let Some(x) = o {
+            if x == k.fs.first {
+                return true;
+            }
+            o = self.obj(x).backing;
+        }
+        false
+    }
+
     /// `Phase::Retry`: the forced write looks the page up again; `fixed` keeps the write intent.
     pub(crate) fn procfs_retry(&mut self, k: &mut KOp, stop: Option<Point>) -> Option<Point> {
         if k.yield_at(Point::Retry, stop) {
@@ -42,6 +57,19 @@ impl Machine {
 
     /// `Phase::Access` (past its yield point): the read or write through the held page.
     pub(crate) fn procfs_access(&mut self, k: &mut KOp) {
+        if self.proc(k.fs.pid).alive && !self.procfs_mapping_kept(k) {
+            // The target unmapped the page (munmap, mmap or mremap over it) while the access
+            // held it: the held page may be another process's now (a shared object) and be
+            // written after the unmap, a value no order of the operations gives. Look it up
+            // again, as exit's makes the access fail (docs/readings.md R6).
+            self.phys.unhold(k.held);
+            k.held = NO_FRAME;
+            k.busy = NO_FRAME;
+            k.fs = FaultState::new(k.fs.pid, k.fs.va, k.fs.ft);
+            k.paused = false;
+            k.phase = Phase::PageFault;
+            return;
+        }
         let f = k.held;
         k.result = match k.op {
             // The target exited while the access held its page: the page stays valid but the
@@ -107,5 +135,29 @@ mod tests {
         assert_eq!(line(&mut m, "cpu1 exit"), Ok, "exit does not wait for a procfs user");
         assert_eq!(line(&mut m, "cpu0 resume"), Esrch);
         assert!(m.phys.frames.iter().all(|f| f.hold == 0));
+    }
+
+    /// docs/readings.md R6: a read paused at `access` holding P2's shm0 page; P2 unmaps shm0
+    /// (or maps a new one over it) and P1 stores to the page both shared. Reading through the
+    /// held page would give 0x1, written after the target stopped mapping it; the access
+    /// looks the page up again instead. Verdicts derived by hand (before the model ran them):
+    /// munmap -> EFAULT; mmap over it -> the new shm0's word, 0x0.
+    #[test]
+    fn a_debugger_access_looks_up_again_a_page_its_target_unmapped() {
+        for (change, want) in [("cpu1 munmap shm0", Efault), ("cpu1 mmap shm0", Value(0))] {
+            for kernel in ["fixed", "procfs-hold-only", "tree-385c96e4"] {
+                let mut m = machine(kernel, "cpus=3");
+                for l in ["cpu0 fork", "cpu0 load shm0.0", "cpu0 spawn"] {
+                    line(&mut m, l);
+                }
+                assert_eq!(line(&mut m, "cpu0 procfs_read P2 shm0.0 until access"), Paused);
+                for l in ["cpu1 switch P2.T1", change, "cpu2 switch P1.T2"] {
+                    assert_ne!(line(&mut m, l), Paused, "{kernel}: {l}");
+                }
+                assert_eq!(line(&mut m, "cpu2 store shm0.0 0x1"), Ok);
+                assert_eq!(line(&mut m, "cpu0 resume"), want, "{kernel}: {change}");
+                assert!(m.phys.frames.iter().all(|f| f.hold == 0));
+            }
+        }
     }
 }
