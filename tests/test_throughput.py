@@ -152,7 +152,12 @@ DIRTY_ENTRY = ("hw cpus=1 tlb=8 mode=pc64\ncpu0 store file0.0 0x1\ncpu0 msync fi
                "cpu0 pageout P1 file0\ncpu0 load file0.0\n")
 
 
-def test_a_bug_saved_internal_only_is_replaced_by_a_later_user_visible_input(tmp_path):
+def test_a_bug_saved_internal_only_is_replaced_by_a_later_user_visible_input(tmp_path, monkeypatch):
+    # the upgrade on its own: without witness.dirty_first the clean entry has no witness (the
+    # next test: with it, the first input's finding is user-visible at once)
+    from pyvmfuzz.campaign import witness
+
+    monkeypatch.setattr(witness, "dirty_first", lambda ops, observed: None)
     crashes = tmp_path / "crashes"
     crashes.mkdir()
     k = "tree-385c96e4"
@@ -171,3 +176,16 @@ def test_a_bug_saved_internal_only_is_replaced_by_a_later_user_visible_input(tmp
     assert h.upgrades == {}  # nothing left to upgrade
     h(first)  # a clean entry again: a repeat, the visible finding stays
     assert "\n# internal-only" not in (crashes / txt).read_text()
+
+
+def test_a_clean_entry_finding_is_user_visible_at_once(tmp_path):
+    crashes = tmp_path / "crashes"
+    crashes.mkdir()
+    h = FindingHandler("tree-385c96e4", None, str(crashes), str(tmp_path / "findings.log"))
+    h.share = 1.0
+    h(_core.encode(CLEAN_ENTRY, "tree-385c96e4"))
+    [txt] = [f for f in os.listdir(crashes) if f.endswith(".txt")]
+    text = (crashes / txt).read_text()
+    assert "\n# internal-only" not in text and "# user-visible: " in text, text
+    assert "line 1 made a store first" in text
+    assert h.upgrades == {}

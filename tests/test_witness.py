@@ -150,3 +150,29 @@ def test_the_extension_finishes_an_op_left_in_flight():
     v = w["violation"]
     assert (v["kind"], v["step"], v["expected"], v["observed"]) == ("stale-read", 8, "0x2", "0x1")
     assert w["internal"]["kind"] == "tlb-incoherent" and w["internal"]["step"] == 6
+
+
+def test_a_clean_stale_writable_entry_is_dirtied_first():
+    """A campaign on clearbit-wrong-va (seed 1009) met the bug 762 times, always as a *clean*
+    writable entry left over msync's write-protect: a store through it re-checks the PTE and
+    faults, so no continuation shows a user anything, and the finding stayed internal-only.
+    `dirty_first` makes the load that filled the entry a store; from there a continuation does
+    (the search found it; checked by hand against docs/contract.md): cpu0's dirty entry
+    survives msync (the wrong va was invalidated), cpu0's mprotect r finds the PTE already
+    read-only and changes nothing (so shoots nothing down), and cpu0's store goes through the
+    entry: ok where SEGV is due."""
+    from pyvmfuzz.campaign.witness import FRESH, FRESH2, dirty_first, extend
+
+    ops = ["cpu0 spawn", "cpu0 spawn", "cpu0 load file0.0", "cpu1 switch P1.T3", "cpu1 msync file0"]
+    rep = _core.run_text("hw cpus=2\n" + "\n".join(ops) + "\n", "clearbit-wrong-va")
+    v = rep["violation"]
+    assert (v["kind"], v["step"]) == ("tlb-incoherent", 5) and "writable but the PTE is read-only" in v["observed"]
+    assert dirty_first(ops, v["observed"]) == ops[:2] + [f"cpu0 store file0.0 {FRESH2:#x}"] + ops[3:]
+    assert dirty_first(ops, "cpu0 TLB caches P1 file0 -> frame 2 but the PTE is absent") is None
+    w = extend(rep, budget_s=30)
+    assert w is not None
+    assert [s.split(" ->")[0] for s in w["steps"]] == ops[:2] + [
+        f"cpu0 store file0.0 {FRESH2:#x}", "cpu1 switch P1.T3", "cpu1 msync file0",
+        "cpu0 mprotect file0 r", f"cpu0 store file0.0 {FRESH:#x}"]
+    assert (w["violation"]["kind"], w["violation"]["step"]) == ("protection", 7)
+    assert witness.confirmed(w)

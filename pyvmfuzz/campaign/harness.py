@@ -276,6 +276,11 @@ class FindingHandler:
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps"
         if witness is not None:  # the saved program is the witness: the minimized one, continued
+            mine = [x.split(" ->")[0] for x in small["steps"]]
+            theirs = [x.split(" ->")[0] for x in witness["steps"][: len(mine)]]
+            changed = [i + 1 for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+            if changed:  # witness.dirty_first: the load that filled a stale entry made a store
+                note += f", line {changed[0]} made a store first (a clean stale entry shows a user nothing)"
             note += f", continued to {len(witness['steps'])} for a user to see it"
         note += f"; oracle: {j.describe()}"
         base, new = save(self.crashes, small, note, prefix, data, witness=witness, data_hw=rep["hw"],

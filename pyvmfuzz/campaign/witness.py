@@ -1,7 +1,8 @@
 """Witness extension (issue 15): a run that ends in a core-only kind (`tlb-incoherent`,
 `use-after-free`) shows an internal invariant breaking, which no user has seen yet and the
 oracle cannot confirm. Search a bounded set of continuations — up to a few appended lines, and
-the last line replaced — for one where a user-visible violation follows; the core finds it
+the last line replaced; for a clean stale writable entry, from the program with the load that
+filled it made a store (`dirty_first`) — for one where a user-visible violation follows; the core finds it
 (run on past its internal invariants: `pyvmfuzz.api.report(..., past_internal=True)`), the oracle
 (docs/contract.md §4) confirms it. The witness keeps both facts: where the invariant first broke
 (`internal`), where the user sees it (`violation`).
@@ -105,13 +106,56 @@ class Search:
         except ValueError:
             return None
 
+# The core's message for a writable TLB entry over a write-protected PTE (rust/src/invariants.rs).
+_RO_STALE = re.compile(r"^cpu(\d+) TLB caches P\d+ (\w+) -> frame \d+ writable but the PTE is read-only")
+FRESH2 = 0x76  # the first of two stores, so a lost second store (FRESH) is a value a user can tell
+
+
+def dirty_first(ops: list[str], observed: str) -> list[str] | None:
+    """The program with the load that filled a stale *writable* entry (a write-protect missed
+    it: clearbit-wrong-va, protect-drops-modified) made a store, or None. A clean entry over a
+    read-only PTE shows a user nothing (a store through it re-checks the PTE and faults,
+    docs/contract.md §3.4); a dirty one writes the frame behind the cleaner's back, which a
+    reclaim then loses. The continuation `extend` searches from there is the usual one."""
+    m = _RO_STALE.match(observed or "")
+    if not m:
+        return None
+    cpu, page = f"cpu{m[1]}", m[2]
+    for i in range(len(ops) - 2, -1, -1):
+        words = ops[i].split()
+        if words[:1] == [cpu] and len(words) >= 3 and words[2].split(".")[0] == page:
+            if words[1] != "load":
+                return None  # its last access there was not a load: nothing to dirty
+            return ops[:i] + [f"{cpu} store {words[2]} {FRESH2:#x}"] + ops[i + 1:]
+        if words[:1] == [cpu] and words[1:2] == ["switch"]:
+            return None  # the entry was filled by another thread: leave it
+    return None
+
+
 def extend(rep: dict, budget_s: float = 2.0, max_added: int = 3, portable=()) -> dict | None:
     """A witness for a core-only violation: the past-internal report of a continuation whose
     first user-visible violation the oracle confirms (`internal` holds where the invariant
     first broke; None there when a replaced last line shows the user the bug directly), or
     None when none is found within `budget_s` seconds and `max_added` added lines.
     `portable`: kernels under which the witness must also be applicable (a regression program
-    `check --kernel all` runs), when the program is."""
+    `check --kernel all` runs), when the program is. A stale clean writable entry is tried
+    again dirtied first (`dirty_first`), with a budget of its own."""
+    found = _extend(rep, budget_s, max_added, portable)
+    v = rep["violation"]
+    if found is None and v is not None and v["kind"] == "tlb-incoherent":
+        ops = dirty_first(_ops(rep, v["step"]), v.get("observed", ""))
+        if ops is not None:
+            try:
+                rep2 = _api.report("\n".join([rep["hw"]] + ops) + "\n", rep["kernel"])
+            except ValueError:
+                return None
+            v2 = rep2["violation"]
+            if v2 is not None and v2["kind"] == "tlb-incoherent" and v2["step"] == v["step"]:
+                found = _extend(rep2, budget_s, max_added, portable)
+    return found
+
+
+def _extend(rep: dict, budget_s: float, max_added: int, portable) -> dict | None:
     from pyvmfuzz.insight.minimize import applicable_everywhere
 
     v = rep["violation"]

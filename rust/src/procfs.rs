@@ -2,7 +2,8 @@
 //! vm_fault_page — a write with VM_PROT_OVERRIDE_WRITE, so a read-only private page is
 //! copied first — held, then read or written through a kernel mapping. A forced write whose
 //! fault copied looks the page up again (`retry`, get_user_pages' second lookup). The target
-//! may exit meanwhile: exit does not wait for a procfs user (SPEC §3.2 *Exit*).
+//! may exit meanwhile: exit does not wait for a procfs user (SPEC §3.2 *Exit*); or unmap the
+//! page, which the access then looks up again (docs/readings.md R6).
 
 use crate::kop::{KOp, Phase};
 use crate::machine::Machine;
@@ -58,10 +59,10 @@ impl Machine {
     /// `Phase::Access` (past its yield point): the read or write through the held page.
     pub(crate) fn procfs_access(&mut self, k: &mut KOp) {
         if self.proc(k.fs.pid).alive && !self.procfs_mapping_kept(k) {
-            // The target unmapped the page (munmap, mmap or mremap over it) while the access
-            // held it: the held page may be another process's now (a shared object) and be
-            // written after the unmap, a value no order of the operations gives. Look it up
-            // again, as exit's makes the access fail (docs/readings.md R6).
+            // The target unmapped the page (munmap; mmap, mremap or madvise replaced it)
+            // while the access held it: the held page may be another process's (a shared
+            // object), written after the unmap -- a value no order of the operations gives.
+            // Look the page up again, as an exit makes the access fail (readings.md R6).
             self.phys.unhold(k.held);
             k.held = NO_FRAME;
             k.busy = NO_FRAME;
