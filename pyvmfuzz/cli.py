@@ -1197,6 +1197,9 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--out", default="explore-findings",
                     help="directory the shortest violation is saved in, as a finding (default explore-findings)")
     xp.add_argument("--no-save", action="store_true", help="do not save the violation")
+    xp.add_argument("--max-states", type=int, default=30_000_000, metavar="N",
+                    help="states the hash table keeps (default 30000000, about 1-2 GB); past it states are "
+                         "explored again, which is sound but slower: raise it where memory allows")
     xp.add_argument("--no-hash", action="store_true", help="no state hashing (soundness checks)")
     xp.add_argument("--no-por", action="store_true", help="no partial-order reduction (soundness checks)")
     xp.set_defaults(func=cmd_explore)

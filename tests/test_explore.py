@@ -422,3 +422,15 @@ def test_hashing_and_reduction_sound_with_vm_lines(kernel):
         if plain["witness"] is not None:
             assert len(r["witness"]["steps"]) == len(plain["witness"]["steps"]), m
     assert (plain["witness"] is None) == (kernel == "fixed"), plain["witness"]
+
+
+def test_max_states_caps_the_table_and_says_so(run_cli):
+    """`--max-states`: past the cap states are explored again (sound: the same certificate),
+    and the summary says the table was full; a bad value is exit 2."""
+    big = run_cli("explore", "--kernel", "fixed", "--cpus", "1", "--depth", "3", "--no-save")
+    small = run_cli("explore", "--kernel", "fixed", "--cpus", "1", "--depth", "3", "--no-save", "--max-states", "5")
+    assert big.returncode == small.returncode == 0, small.stderr
+    assert "state table is full" in small.stdout and "state table is full" not in big.stdout
+    assert "no violation up to 3 lines" in big.stdout and "no violation up to 3 lines" in small.stdout
+    bad = run_cli("explore", "--kernel", "fixed", "--depth", "3", "--max-states", "0")
+    assert bad.returncode == 2 and "--max-states" in bad.stderr and "Traceback" not in bad.stderr

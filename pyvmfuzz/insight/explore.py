@@ -34,6 +34,12 @@ def _check_numbers(args) -> None:
     stops = getattr(args, "stops", None)
     if stops is not None and not 0 <= stops <= MAX_DEPTH:
         raise InputError(f"--stops must be 0..{MAX_DEPTH}")
+    if not 1 <= getattr(args, "max_states", MAX_STATES) <= 2**40:
+        raise InputError("--max-states must be 1..2**40")
+
+
+# The state table's default capacity (the core's): ~1-2 GB of memory at 30 M entries.
+MAX_STATES = 30_000_000
 
 
 def _domain(args) -> tuple[list[str] | None, list[int] | None]:
@@ -80,13 +86,13 @@ def _bar(desc: str, time_s: float):
 
 def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashing=True, por=True,
                 pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None,
-                stops: int | None = None, vm: bool = False) -> dict:
+                stops: int | None = None, vm: bool = False, max_states: int = MAX_STATES) -> dict:
     """One exploration; the core's dict (see `_core.explore`)."""
     bar, progress = _bar(bar_desc or f"explore {kernel}", time_s)
     try:
         return _core.explore(kernel, depth, hw=hw, time_s=time_s, hashing=hashing, por=por,
                              off=list(off), on=list(on), progress=progress, pages=pages, values=values,
-                             distinguish=distinguish, stops=stops, vm=vm)
+                             distinguish=distinguish, stops=stops, vm=vm, max_table=max_states)
     finally:
         bar.close()
 
@@ -126,7 +132,7 @@ def cmd_explore(args) -> int:
         if not given:  # the same count in both: once (a key given twice is an error)
             hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
-                    pages=pages, values=values, stops=args.stops, vm=args.vm)
+                    pages=pages, values=values, stops=args.stops, vm=args.vm, max_states=args.max_states)
     rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0
     dom = DOMAIN_NOTE.format(pages=args.pages or "data0,text0,shm0", values=args.values or "1")
     stops = "" if args.stops is None else f"; at most {args.stops} stop(s) (lines with `until`) per program"
@@ -135,6 +141,9 @@ def cmd_explore(args) -> int:
     print(f"# explore {r['kernel']} on {r['hw']}; domain: {dom}{stops}")
     print(f"# states generated {r['generated']:,} (last bound {r['generated_last']:,}), distinct expanded "
           f"{r['distinct']:,}, {rate:,.0f} states/s, {r['elapsed_s']:.1f} s")
+    if r["distinct"] >= args.max_states:
+        print(f"# the state table is full ({args.max_states:,} states): states past it were explored "
+              "again (sound, slower); --max-states raises it")
     w = r["witness"]
     if w is not None:
         print(f"shortest violation: {w['kind']} at line {w['step']} ({len(w['steps'])} lines; "
