@@ -144,20 +144,61 @@ def test_a_pending_input_records_its_kernel(tmp_path):
 
 def test_a_campaign_starts_with_a_burst_of_random_programs(tmp_path):
     """Issue 25: a campaign is never slower than blind search on the shallow bugs: the Rust
-    random loop runs first (at most 2 s, 5% of --time) and a violating program it finds is a
-    seed. pre-385c96e4's bug is two lines (a debugger write into text, a store): random
-    programs meet it within their first few hundred, far inside the burst."""
+    random loop runs in a thread of the supervisor beside libFuzzer (at most 2 s, 5% of --time)
+    and what it meets is saved there as a finding, dated when it was met (time to first
+    violation counts from the search's start, as the random baseline's from its own).
+    pre-385c96e4's bug is two lines (a debugger write into text, a store): random programs meet
+    it within their first few hundred, far inside the burst."""
+    import time
     from types import SimpleNamespace
 
-    from pyvmfuzz import _core
-    from pyvmfuzz.campaign.supervisor import _random_burst
+    import pytest
 
+    from pyvmfuzz import _core
+    from pyvmfuzz.campaign.supervisor import RandomBurst
+
+    crashes, log = tmp_path / "crashes", tmp_path / "findings.log"
+    crashes.mkdir()
     args = SimpleNamespace(kernel="pre-385c96e4", hw="mode=pc64", time=100)
-    took = _random_burst(args, str(tmp_path), seed=7)
-    data = (tmp_path / "random-burst").read_bytes()
-    assert _core.run_bytes(data, "pre-385c96e4", "mode=pc64")["violation"] is not None
-    assert took < 5  # a 2-s budget, with room for a loaded machine
+    t0 = time.time()
+    burst = RandomBurst(args, 7, str(crashes), str(log)).start()
+    burst.join()
+    data, met = burst.found
+    assert _core.run_bytes(data, "pre-385c96e4", "mode=pc64 cpus=2")["violation"] is not None
+    assert t0 <= met <= time.time()
+    rows = [ln.split() for ln in log.read_text().splitlines() if ln.split()[2] == "new"]
+    assert len(rows) == 1 and rows[0][0] == f"{met:.3f}" and rows[0][-1] == "confirmed"
+    assert (crashes / f"{rows[0][3]}.txt").is_file() and (crashes / f"{rows[0][3]}.bytes").is_file()
+    # a clean kernel: nothing met, nothing saved
+    args = SimpleNamespace(kernel="fixed", hw="mode=pc64", time=4)  # 5% of 4 s: a 0.2-s burst
     clean = tmp_path / "clean"
     clean.mkdir()
-    args = SimpleNamespace(kernel="fixed", hw="mode=pc64", time=4)  # 5% of 4 s: a 0.2-s burst, nothing found
-    assert _random_burst(args, str(clean), seed=7) < 3 and not list(clean.iterdir())
+    burst = RandomBurst(args, 7, str(clean), str(tmp_path / "clean.log")).start()
+    assert burst.budget == pytest.approx(0.2)
+    burst.join()
+    assert burst.found is None and not list(clean.iterdir())
+
+
+def test_two_writers_of_one_bug_keep_the_first_pair(tmp_path, monkeypatch):
+    """The harness and the supervisor's random burst (or two fork-mode jobs) may save one bug
+    at once: the .txt is claimed atomically (a hard link), the second writer is told the bug is
+    known, and the first's .txt and .bytes are never mixed with the second's."""
+    from pyvmfuzz import api
+    from pyvmfuzz.campaign.findings import atomic_write, save
+
+    first = api.report("cpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x2\n", "pre-385c96e4")
+    second = api.report("cpu0 procfs_write P1 text0.1 0x7\ncpu0 store text0.1 0x8\n", "pre-385c96e4")
+    base, new = save(str(tmp_path), first, "first", name="bug")
+    assert new
+    text, blob = open(base + ".txt").read(), open(base + ".bytes", "rb").read()
+    assert save(str(tmp_path), second, "second", name="bug") == (base, False)
+    # the second writer looked before the first's .txt was there: still the first's pair
+    import pyvmfuzz.campaign.findings as findings
+
+    monkeypatch.setattr(findings.os.path, "exists", lambda p: False)
+    assert save(str(tmp_path), second, "second", name="bug") == (base, False)
+    monkeypatch.undo()
+    assert open(base + ".txt").read() == text and open(base + ".bytes", "rb").read() == blob
+    p = str(tmp_path / "x")
+    assert atomic_write(p, "a", exclusive=True) and not atomic_write(p, "b", exclusive=True)
+    assert open(p).read() == "a" and not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]

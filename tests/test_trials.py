@@ -67,7 +67,7 @@ def test_table_counts_user_visible_findings_apart():
     r = Result("semantic", times=[0.2, 0.3, None], rates=[1000, 1000, 1000],
                visible=[0.5, None, None], accepted=[True, False, False], internal_only=[0, 2, 0])
     row = table("shootdown-no-ipi", [r], 120).splitlines()[-1].split()
-    assert row[:8] == ["semantic", "2/3", "0.30", "1/3", ">", "120", "1/3", "2"]
+    assert row[:8] == ["semantic", "2/3", "0.300", "1/3", ">", "120", "1/3", "2"]  # ms below 1 s
 
 
 def test_cross_check_cost_is_measured_side_by_side():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -65,12 +66,14 @@ def sweep_temp_files(d: str) -> int:
     return n
 
 
-def atomic_write(path: str, data: bytes | str) -> None:
+def atomic_write(path: str, data: bytes | str, exclusive: bool = False) -> bool:
     """Write via a hidden temp file in the same directory and rename: a reader (or an
     interrupted campaign) never sees a partial file. The file gets the mode a plain open()
     would give it (0666 less the umask), not mkstemp's 0600. An OSError names `path`, never
     the temp file. A path that is not a regular file (a device, /dev/stdout, a link to one) is
-    written through, never renamed over: as root that replaced /dev/full with a file."""
+    written through, never renamed over: as root that replaced /dev/full with a file.
+    `exclusive`: only if `path` does not exist, decided atomically (a hard link, which fails on
+    an existing name; a rename would replace it). Returns whether it was written."""
     d = os.path.dirname(path) or "."
     mode = "wb" if isinstance(data, bytes) else "w"
     try:
@@ -94,7 +97,25 @@ def atomic_write(path: str, data: bytes | str) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+                raise
+            # a file system without hard links: a check and a rename (a narrow race left)
+            if os.path.lexists(path):
+                return False
+            os.replace(tmp, path)
+            return True
+        finally:
+            if exclusive and os.path.lexists(tmp):
+                os.unlink(tmp)
+        return True
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -341,6 +362,15 @@ def save(crashes: str, rep: dict, note: str, prefix: str = "", data: bytes | Non
         blob, bytes_hw = data, data_hw
         note += f"; FILE.bytes is the input as found (the program cannot be encoded: {e})"
     text = finding_text(rep, note, witness, bytes_hw, title=title)
+    if replace:
+        atomic_write(base + ".bytes", blob)
+        atomic_write(base + ".txt", text)
+        return base, True
+    # The .txt first and exclusively: of two writers of one bug at once (fork-mode jobs, the
+    # harness and the supervisor's random burst) the first keeps the bug and the other's pair
+    # is never mixed with it. The .bytes follows; a writer killed between leaves the .txt,
+    # which holds the program.
+    if not atomic_write(base + ".txt", text, exclusive=True):
+        return base, False
     atomic_write(base + ".bytes", blob)
-    atomic_write(base + ".txt", text)  # last: its presence marks the finding complete
     return base, True

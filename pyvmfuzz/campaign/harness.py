@@ -127,13 +127,17 @@ class FindingHandler:
         self.pending_f = None
         self.write_failed = False  # a write failed (said once to the supervisor)
         self.signalled = False
+        # where the write-error line goes when the handler runs in the supervisor (else stderr)
+        self.tell = None
 
-    def __call__(self, data: bytes) -> None:
+    def __call__(self, data: bytes, detected: float | None = None) -> None:
+        """A violating input; `detected`: when it was met, if before now (the supervisor's
+        random burst)."""
         from pyvmfuzz.campaign.findings import signals_deferred
 
         try:
             with signals_deferred():  # an interrupt waits until the finding is on disk
-                self._handle(data)
+                self._handle(data, detected)
         except Exception as e:  # noqa: BLE001 -- never lose a finding to a bug in this path
             import hashlib
 
@@ -161,6 +165,9 @@ class FindingHandler:
             return  # said once; each input not saved is said
         self.write_failed = True
         line = f"#pyvmfuzz write-error {data.hex() if data is not None else '-'} {describe(e)}".replace("\n", " ")
+        if self.tell is not None:  # in the supervisor itself (its random burst)
+            self.tell(line)
+            return
         try:
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
@@ -176,10 +183,10 @@ class FindingHandler:
             except OSError:
                 pass
 
-    def _handle(self, data: bytes) -> None:
+    def _handle(self, data: bytes, detected: float | None = None) -> None:
         from pyvmfuzz.campaign.findings import shape
 
-        detected = time.time()
+        detected = detected or time.time()
         rep = _api.report(data, self.kernel, self.hw)
         v = rep["violation"]
         if v is None:  # cannot happen: the fast path said otherwise

@@ -252,42 +252,58 @@ def _seed_dir(kernel: str, hw: str | None, d: str | None = None) -> str:
 
 SEED_CPUS = (2, 3, 4)
 
-# The random burst before libFuzzer starts: at most this many seconds, and this share of --time.
+# The random burst beside libFuzzer: at most this many seconds, and this share of --time.
 BURST_S, BURST_SHARE = 2.0, 0.05
 
 
-def _random_burst(args, seeds: str, seed: int) -> float:
-    """A short burst of the Rust random loop (`_core.random_search`, programs of up to 16 lines
-    on the campaign's hardware) before libFuzzer starts (issue 25: a campaign never slower than
-    blind search; the loop finds the shallow zoo bugs in 0.01-2 s, a campaign took 3-5 s). A
-    violating program it finds is encoded into the seeds: the harness meets it among its first
-    inputs and handles it as any finding. Returns the seconds it took (the budget keeps them)."""
-    if os.environ.get("PYVMFUZZ_RANDOM_BURST") == "0":
-        return 0.0
-    budget = BURST_S if not args.time else min(BURST_S, BURST_SHARE * args.time)
-    if budget < 0.05:
-        return 0.0
-    t0 = time.time()
-    # on 2, 3 and 4 CPUs in turn (a third of the budget each) unless --hw names the count: the
-    # races need up to three (procfs-hold-only, cow-make-before-break)
-    hws = [args.hw] if args.hw and "cpus=" in args.hw else [overlay_hw(f"cpus={n}", args.hw) for n in SEED_CPUS]
-    found = hw = None
-    for i, hw in enumerate(hws):
+class RandomBurst:
+    """A short burst of the Rust random loop (`_core.random_search`, programs of up to 32 lines)
+    in a thread of the supervisor, started with libFuzzer (issue 25: a campaign never slower
+    than blind search; the loop meets the shallow zoo bugs in milliseconds, a campaign took 3-5
+    s). The core releases the GIL, so the burst costs the campaign no budget: on 2 cores it runs
+    beside the harness's start-up. What it meets is saved by a `FindingHandler` like the
+    harness's, in this thread (no signal handler runs outside the main thread, so an interrupt
+    never cuts the save short), dated when the burst met it: time to first violation counts
+    from the search's start, as the random baseline's counts from its own."""
+
+    def __init__(self, args, seed: int, crashes: str, findings_log: str, tell=None):
+        self.kernel, self.hw, self.seed = args.kernel, args.hw, seed
+        self.crashes, self.findings_log, self.tell = crashes, findings_log, tell
+        self.budget = 0.0
+        if os.environ.get("PYVMFUZZ_RANDOM_BURST") != "0":
+            self.budget = BURST_S if not args.time else min(BURST_S, BURST_SHARE * args.time)
+        # on 2, 3 and 4 CPUs in turn (a third of the budget each) unless --hw names the count:
+        # the races need up to three (procfs-hold-only, cow-make-before-break)
+        self.hws = [args.hw] if args.hw and "cpus=" in args.hw else [overlay_hw(f"cpus={n}", args.hw) for n in SEED_CPUS]
+        self.found: tuple[bytes, float] | None = None  # (the input, when it was met)
+        self.thread = threading.Thread(target=self._run, name="random-burst", daemon=True)
+
+    def start(self) -> "RandomBurst":
+        if self.budget >= 0.05:
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
         try:
-            found, _ = _core.random_search(args.kernel, budget / len(hws), hw, [], [], seed + i, 32)
-        except ValueError:
-            return time.time() - t0
-        if found is not None:
-            break
-    if found is not None:
-        try:
-            data = _core.encode("\n".join(found[0]) + "\n", args.kernel, hw)
-        except ValueError:
-            data = None
-        if data is not None:
-            with open(os.path.join(seeds, "random-burst"), "wb") as f:
-                f.write(data)
-    return time.time() - t0
+            for i, hw in enumerate(self.hws):
+                found, _ = _core.random_search(self.kernel, self.budget / len(self.hws), hw, [], [], self.seed + i, 32)
+                if found is not None:
+                    met = time.time()  # an upper bound: the core shrank it (< 1 ms) before returning
+                    self.found = (_core.encode("\n".join(found[0]) + "\n", self.kernel, hw), met)
+                    break
+            if self.found is not None:
+                from pyvmfuzz.campaign.harness import FindingHandler
+
+                h = FindingHandler(self.kernel, self.hw, self.crashes, self.findings_log)
+                h.tell = self.tell  # a full disk: the supervisor's summary says what was not saved
+                h(self.found[0], detected=self.found[1])
+        except Exception as e:  # noqa: BLE001 -- a failed burst leaves the campaign as it is
+            sys.stderr.write(f"pyvmfuzz fuzz: the random burst failed: {type(e).__name__}: {e}\n")
+
+    def join(self) -> None:
+        """Wait until what the burst met is saved (its budget, then one finding's handling)."""
+        if self.thread.ident is not None:
+            self.thread.join()
 
 
 def _wrapper(out: str) -> str:
@@ -686,7 +702,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     # one job: libFuzzer adds to a tmpfs directory and reads the corpus as seeds (fork mode
     # merges into the corpus itself); the seeds are encoded into the same temporary root
     temp = TempRoot(corpus, work=not fork, tmpfs=os.environ.get("PYVMFUZZ_CORPUS_TMPFS") != "0")
-    proc = sync = log = reader = bar = None
+    proc = sync = log = reader = bar = burst = None
     prog = Progress()
     interrupted = stopped_on_find = False
     write_failed: str | None = None  # the first write that failed, when it stopped the campaign
@@ -714,7 +730,6 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
 
         for note in encode_text_corpus(corpus, seeds, args.kernel, args.hw):  # libFuzzer reads bytes
             sys.stderr.write(note + "\n")
-        burst = _random_burst(args, seeds, seed)
         work = temp.work
         cmd = [
             _wrapper(out), *([work] if work else []), corpus, seeds,
@@ -725,8 +740,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
             "-timeout=30",
         ]
         if args.time:
-            # the random burst counts against the budget
-            cmd.append(f"-max_total_time={max(1, round(args.time - burst))}")
+            cmd.append(f"-max_total_time={args.time}")
         if fork:
             cmd.append(f"-fork={args.jobs}")
         mutator = getattr(args, "mutator", None) or os.environ.get("PYVMFUZZ_MUTATOR") or "records"
@@ -749,7 +763,9 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
             PYVMFUZZ_MUTATOR=mutator,
             PYVMFUZZ_SUPERVISOR=str(os.getpid()),  # SIGUSR1 here when a write fails
         )
+        # the search starts here: libFuzzer and, beside it, the random burst
         start = time.time()
+        burst = RandomBurst(args, seed, crashes, findings_log, tell=lambda line: prog.feed(line, fork)).start()
         print(f"# seed {seed} (again: --seed {seed})", flush=True)
         log = RotatingLog(log_path)
         log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
@@ -811,6 +827,8 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
         intr.disarm()  # what follows is bounded; a second signal does not cut it short
         if proc is not None and proc.poll() is None:
             _stop(proc)
+        if burst is not None:  # what the burst met is a finding, however the campaign ended
+            burst.join()
         if bar is not None:
             bar.close()
         if reader is not None:
@@ -896,9 +914,9 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     else:
         print(f"# coverage: {prog.cov} cov, {prog.ft} features (coverage {args.coverage}: no counters from the core)")
     if first_find is not None:
-        print(f"# time to first violation: {first_find:.2f}s")
+        print(f"# time to first violation: {first_find:.3f}s")
     if visible_finds:
-        print(f"# time to first user-visible violation: {min(float(r[0]) for r in visible_finds) - start:.2f}s")
+        print(f"# time to first user-visible violation: {min(float(r[0]) for r in visible_finds) - start:.3f}s")
     xc = "off" if getattr(args, "cross_check", None) == 0 else "every %d clean runs" % args.cross_check \
         if getattr(args, "cross_check", None) else "adaptive, ~1-2% of the time"
     print(f"# oracle cross-checked {xchecked:,} clean runs ({xc})")
