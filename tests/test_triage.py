@@ -202,3 +202,26 @@ def test_two_writers_of_one_bug_keep_the_first_pair(tmp_path, monkeypatch):
     p = str(tmp_path / "x")
     assert atomic_write(p, "a", exclusive=True) and not atomic_write(p, "b", exclusive=True)
     assert open(p).read() == "a" and not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+
+
+def test_a_visible_witness_replaces_another_writers_internal_only_file(tmp_path):
+    """The supervisor's burst may save a bug internal-only (its witness search found nothing)
+    while the harness meets the same bug user-visible: the harness replaces the file (a
+    switch-clear-early campaign reported its bug internal-only in 4 of 10 trials otherwise)."""
+    from pyvmfuzz import _core, api
+    from pyvmfuzz.campaign.harness import FindingHandler
+    from pyvmfuzz.campaign.triage import bucket
+
+    text = "cpu0 procfs_write P1 text0.0 0x1\ncpu0 store text0.0 0x2\n"
+    rep = api.report(text, "pre-385c96e4")
+    v = rep["violation"]
+    b = bucket("pre-385c96e4", rep["hw"], rep["steps"], v["kind"], v["step"], v.get("observed") or "")
+    crashes = tmp_path / "crashes"
+    crashes.mkdir()
+    (crashes / f"{b.name}.txt").write_text("# a finding\n# internal-only: saved by another writer\n")
+    (crashes / f"{b.name}.bytes").write_bytes(b"\x00")
+    h = FindingHandler("pre-385c96e4", "mode=pc64", str(crashes), str(tmp_path / "findings.log"))
+    h(_core.encode(text, "pre-385c96e4", "mode=pc64"))
+    saved = (crashes / f"{b.name}.txt").read_text()
+    assert "\n# internal-only" not in saved and "text0.0" in saved
+    assert (crashes / f"{b.name}.bytes").read_bytes() != b"\x00"

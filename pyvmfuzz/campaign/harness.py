@@ -280,6 +280,9 @@ class FindingHandler:
                    else "model-panic" if kind == "panic" else "visible")
         if upgrade and (visible != "visible" or not _internal_only_file(os.path.join(self.crashes, b.name))):
             return  # not visible either, or another job upgraded it meanwhile
+        if not upgrade and visible == "visible" and b is not None and j.agree \
+                and _internal_only_file(os.path.join(self.crashes, b.name)):
+            upgrade = True  # another writer (a fork-mode job, the supervisor's burst) saved it internal-only
         prefix = "" if j.agree else "disagreement-"
         note = f"minimized from {len(rep['steps'])} to {len(small['steps'])} steps"
         if witness is not None:  # the saved program is the witness: the minimized one, continued
