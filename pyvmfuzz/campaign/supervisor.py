@@ -617,7 +617,8 @@ def _inside(path: str, d: str) -> bool:
 
 
 def _findings_on_disk(crashes: str) -> set[str]:
-    """The findings saved in `crashes` (a finding is complete when its .txt is there)."""
+    """The findings saved in `crashes` (a finding is there when its .txt is: the .txt is written
+    first, exclusively, and holds the program; its .bytes follows, findings.save)."""
     try:
         return {n[:-4] for n in os.listdir(crashes) if n.endswith(".txt") and not n.startswith(".")}
     except OSError:
