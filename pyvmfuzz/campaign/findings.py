@@ -113,7 +113,7 @@ def atomic_write(path: str, data: bytes | str, exclusive: bool = False) -> bool:
             os.replace(tmp, path)
             return True
         finally:
-            if exclusive and os.path.lexists(tmp):
+            if os.path.lexists(tmp):  # linked (or refused): the temp name goes either way
                 os.unlink(tmp)
         return True
     except BaseException as e:
