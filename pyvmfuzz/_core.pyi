@@ -275,6 +275,12 @@ def random_until(kernel: str, seed: int, budget_s: float, hw: str | None = None,
     """The random baseline of `pyvmfuzz bench`: (seconds to the first violation, or None when
     the budget in seconds ran out; programs run). Releases the GIL."""
 
+def random_find(kernel: str, seed: int, budget_s: float, hw: str | None = None,
+                max_steps: int = 32) -> tuple[bytes | None, float | None, int, int]:
+    """`random_until`'s loop returning what it met: (the byte-form input or None, seconds to it
+    or None, programs run, the generator's state). The same seed meets the same input; a call
+    seeded with the returned state goes on with the same sequence. Releases the GIL."""
+
 def kernels() -> list[tuple[str, str]]:
     """Every kernel variant: (name, one-paragraph story citing the real bug). docs/contract.md §3.1, §3.3."""
 

@@ -1027,9 +1027,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Coverage-guided campaign. One finding per bug (docs/findings.md): each is "
                                    "minimized, confirmed by the oracle and saved as text + bytes in --crashes, titled "
                                    "by its kind, operation and the kernel's deviation; later inputs of a known bug are "
-                                   "counted. From its start, beside libFuzzer's, the campaign runs a burst of the Rust random "
-                                   "loop (at most 2 s and 5% of --time, in a thread; PYVMFUZZ_RANDOM_BURST=0: none), "
-                                   "whose find is saved as any other. Time to first violation counts from the start. "
+                                   "counted. The campaign starts with a burst of the Rust random loops (at most 2 s and 5% of "
+                                   "--time: the random baseline's loop from --seed and random text programs, alone for "
+                                   "0.2 s, then beside libFuzzer; PYVMFUZZ_RANDOM_BURST=0: none), whose find is saved as "
+                                   "any other. Time to first violation counts from the search's start. "
                                    "Flags after -- go to libFuzzer.",
                        epilog="Exit status: 0 budget spent, no new violation; 1 a new violation found (also when "
                               "stopped after one); 2 bad usage, the output directory in use by another campaign "

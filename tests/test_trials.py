@@ -70,6 +70,17 @@ def test_table_counts_user_visible_findings_apart():
     assert row[:8] == ["semantic", "2/3", "0.300", "1/3", ">", "120", "1/3", "2"]  # ms below 1 s
 
 
+def test_times_below_10_ms_keep_their_microseconds():
+    """The shallowest zoo bugs fall in 60-300 µs: a campaign and the random baseline must not
+    both read "0.000" (nor a finding dated in ms fall before the search's start)."""
+    from pyvmfuzz.bench.trials import _median_text
+    from pyvmfuzz.campaign.supervisor import _secs
+
+    assert _median_text([0.00012, 0.00031, 0.0002], 60) == "0.00020"
+    assert _median_text([0.0123, 0.02, 0.03], 60) == "0.020"
+    assert _secs(0.000123456) == "0.000123" and _secs(0.25) == "0.250" and _secs(-1e-7) == "0.000000"
+
+
 def test_cross_check_cost_is_measured_side_by_side():
     from pyvmfuzz.bench.xcheck import measure, report
 

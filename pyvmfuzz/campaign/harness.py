@@ -336,7 +336,7 @@ class FindingHandler:
         if self.log:
             try:
                 with open(self.log, "a") as f:
-                    f.write(f"{when or time.time():.3f} {os.getpid()} {msg}\n")
+                    f.write(f"{when or time.time():.6f} {os.getpid()} {msg}\n")  # µs: shallow bugs fall in < 1 ms
             except OSError as e:
                 if e.filename is None:  # a failed flush names no file
                     e.filename = self.log

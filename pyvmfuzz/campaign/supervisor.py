@@ -254,17 +254,25 @@ SEED_CPUS = (2, 3, 4)
 
 # The random burst beside libFuzzer: at most this many seconds, and this share of --time.
 BURST_S, BURST_SHARE = 2.0, 0.05
+# ... of which the first BURST_HEAD_S run alone, on both cores, before libFuzzer starts (the
+# text-program loop only then)
+BURST_HEAD_S = float(os.environ.get("PYVMFUZZ_BURST_HEAD", "0.2"))
 
 
 class RandomBurst:
-    """A short burst of the Rust random loop (`_core.random_search`, programs of up to 32 lines)
-    in a thread of the supervisor, started with libFuzzer (issue 25: a campaign never slower
-    than blind search; the loop meets the shallow zoo bugs in milliseconds, a campaign took 3-5
-    s). The core releases the GIL, so the burst costs the campaign no budget: on 2 cores it runs
-    beside the harness's start-up. What it meets is saved by a `FindingHandler` like the
-    harness's, in this thread (no signal handler runs outside the main thread, so an interrupt
-    never cuts the save short), dated when the burst met it: time to first violation counts
-    from the search's start, as the random baseline's counts from its own."""
+    """A short burst of the Rust random loops at the search's start (issue 25: a campaign never
+    slower than blind search; they meet the shallow zoo bugs in milliseconds, where libFuzzer
+    took 3-5 s). One is the random baseline's own loop (`_core.random_find`: random byte-form
+    programs from the campaign's seed, under its --hw), run in slices that go on with one
+    sequence, so it meets what `bench`'s random configuration meets with that seed after as many
+    programs; the other runs random text programs of up to 32 lines (`_core.random_search`) on
+    2, 3 and 4 CPUs in turn, in a thread. For the first BURST_HEAD_S the two have both cores (the
+    baseline's loop in the calling thread); then libFuzzer starts and the baseline's loop goes on
+    alone in a thread beside it, on the other core (the core releases the GIL). What they meet first is saved by a
+    `FindingHandler` like the harness's, in a thread of the burst (no signal handler runs
+    outside the main thread, so an interrupt never cuts the save short), dated when it was met:
+    time to first violation counts from the search's start, as the baseline's counts from its
+    own."""
 
     SLICE_S = 0.05
 
@@ -279,37 +287,96 @@ class RandomBurst:
         # whose headers mix the counts, met a three-CPU bug twice as soon as a burst that gave
         # 2 CPUs the first third of its budget (procfs-hold-only: 0.39 s against 0.72 s)
         self.hws = [args.hw] if args.hw and "cpus=" in args.hw else [overlay_hw(f"cpus={n}", args.hw) for n in SEED_CPUS]
-        self.found: tuple[bytes, float] | None = None  # (the input, when it was met)
-        self.thread = threading.Thread(target=self._run, name="random-burst", daemon=True)
+        self.state = seed  # the baseline loop's generator, handed from the head to its thread
+        self.met_in_head: tuple[bytes, float] | None = None
+        self.deadline = self.head_end = 0.0
+        self.found: tuple[bytes, float] | None = None  # (the input, when it was met): saved
+        self.met: list[tuple[bytes, float]] = []  # what each loop met
+        self.finished = 0  # loops stopped
+        self.lock = threading.Lock()
+        self.done = threading.Event()  # met, or told to stop: the other loop stops too
+        self.threads = [threading.Thread(target=self._run, args=(loop,), name=f"random-burst-{loop.__name__}",
+                                         daemon=True) for loop in (self._bytes, self._programs)]
 
-    def start(self) -> "RandomBurst":
-        if self.budget >= 0.05:
-            self.thread.start()
-        return self
-
-    def _run(self) -> None:
+    def start(self) -> float:
+        """Start the search: the text loop in its thread, the baseline's loop here for the head
+        start (or until either meets a bug), then in its thread. Returns the search's start
+        (the clock's zero: the baseline's loop starts at once after it)."""
+        if self.budget < 0.05:
+            return time.time()
+        # Set-up, not counted: warm this thread's machine and caches (2 ms of random programs
+        # on `fixed`). bench times the baseline in a warm process; cold, the first programs
+        # here took 40-60 µs longer, as long as the shallowest bugs take to meet.
+        _core.random_until("fixed", self.seed, 0.002, self.hw)
+        self.deadline = time.time() + self.budget
+        self.head_end = min(time.time() + BURST_HEAD_S, self.deadline)
+        self.threads[1].start()  # it needs the GIL to begin, which it gets when the loop below runs
+        began = time.time()
         try:
-            n = max(len(self.hws), round(self.budget / self.SLICE_S))
-            for i in range(n):
-                hw = self.hws[i % len(self.hws)]
-                found, _ = _core.random_search(self.kernel, self.budget / n, hw, [], [], self.seed + i, 32)
-                if found is not None:
-                    met = time.time()  # an upper bound: the core shrank it (< 1 ms) before returning
-                    self.found = (_core.encode("\n".join(found[0]) + "\n", self.kernel, hw), met)
-                    break
-            if self.found is not None:
-                from pyvmfuzz.campaign.harness import FindingHandler
+            self.met_in_head = self._bytes(self.head_end)
+        finally:  # an interrupt between slices: the thread saves what was met, or stops at once
+            self.threads[0].start()
+        return began
 
-                h = FindingHandler(self.kernel, self.hw, self.crashes, self.findings_log)
-                h.tell = self.tell  # a full disk: the supervisor's summary says what was not saved
-                h(self.found[0], detected=self.found[1])
-        except Exception as e:  # noqa: BLE001 -- a failed burst leaves the campaign as it is
+    def _bytes(self, deadline: float):
+        """The baseline's loop, from where it stopped: (the input, when met) or None."""
+        if self.met_in_head is not None:
+            return self.met_in_head
+        while not self.done.is_set() and time.time() < deadline:
+            began = time.time()
+            data, t, _, self.state = _core.random_find(self.kernel, self.state, self.SLICE_S, self.hw)
+            if data is not None:
+                return data, began + t  # when the core met it, as the baseline times it
+        return None
+
+    def _programs(self, deadline: float):
+        """Random text programs on each CPU count in turn, in the head start only (then the
+        baseline's loop has a core to itself beside libFuzzer): (the input, when met) or None."""
+        i = 0
+        while not self.done.is_set() and time.time() < min(deadline, self.head_end):
+            hw = self.hws[i % len(self.hws)]
+            found, _ = _core.random_search(self.kernel, self.SLICE_S, hw, [], [], self.seed + i, 32)
+            i += 1
+            if found is not None:
+                met = time.time()  # an upper bound: the core shrank it (< 1 ms) before returning
+                return _core.encode("\n".join(found[0]) + "\n", self.kernel, hw), met
+        return None
+
+    def _run(self, loop) -> None:
+        found = None
+        try:
+            found = loop(self.deadline)
+        except Exception as e:  # noqa: BLE001 -- a failed loop leaves the campaign as it is
+            sys.stderr.write(f"pyvmfuzz fuzz: the random burst failed: {type(e).__name__}: {e}\n")
+        with self.lock:
+            if found is not None:
+                self.met.append(found)
+                self.done.set()  # the other loop stops at the end of its slice
+            self.finished += 1
+            if self.finished < len(self.threads) or not self.met:
+                return
+            # the last loop to stop saves what was met first (not what was returned first:
+            # the text loop shrinks its find before returning)
+            self.found = min(self.met, key=lambda f: f[1])
+        try:
+            from pyvmfuzz.campaign.harness import FindingHandler
+
+            h = FindingHandler(self.kernel, self.hw, self.crashes, self.findings_log)
+            h.tell = self.tell  # a full disk: the supervisor's summary says what was not saved
+            h(self.found[0], detected=self.found[1])
+        except Exception as e:  # noqa: BLE001
             sys.stderr.write(f"pyvmfuzz fuzz: the random burst failed: {type(e).__name__}: {e}\n")
 
+    def stop(self) -> None:
+        """Stop both loops at the end of their slices (what one met is still saved)."""
+        self.done.set()
+
     def join(self) -> None:
-        """Wait until what the burst met is saved (its budget, then one finding's handling)."""
-        if self.thread.ident is not None:
-            self.thread.join()
+        """Wait until what the burst met is saved (its budget or a stop, then one finding's
+        handling)."""
+        for t in self.threads:
+            if t.ident is not None:
+                t.join()
 
 
 def _wrapper(out: str) -> str:
@@ -476,6 +543,12 @@ def _handler_share() -> float:
     from pyvmfuzz.campaign.harness import FindingHandler
 
     return FindingHandler.SHARE
+
+
+def _secs(t: float) -> str:
+    """A time to a find: the shallow bugs fall in well under a millisecond (random programs
+    meet protect-wrong-va's in 60-300 µs), so below 10 ms in µs."""
+    return f"{max(t, 0.0):.6f}" if t < 0.01 else f"{t:.3f}"
 
 
 def _read_findings(path: str, start: float) -> list[list[str]]:
@@ -770,9 +843,10 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
             PYVMFUZZ_MUTATOR=mutator,
             PYVMFUZZ_SUPERVISOR=str(os.getpid()),  # SIGUSR1 here when a write fails
         )
-        # the search starts here: libFuzzer and, beside it, the random burst
+        # the search starts here: the random burst, alone for its head start, then libFuzzer
         start = time.time()
-        burst = RandomBurst(args, seed, crashes, findings_log, tell=lambda line: prog.feed(line, fork)).start()
+        burst = RandomBurst(args, seed, crashes, findings_log, tell=lambda line: prog.feed(line, fork))
+        start = burst.start()
         print(f"# seed {seed} (again: --seed {seed})", flush=True)
         log = RotatingLog(log_path)
         log.write(f"# pyvmfuzz campaign start {time.strftime('%Y-%m-%dT%H:%M:%S%z')}: kernel {args.kernel}, "
@@ -835,6 +909,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
         if proc is not None and proc.poll() is None:
             _stop(proc)
         if burst is not None:  # what the burst met is a finding, however the campaign ended
+            burst.stop()
             burst.join()
         if bar is not None:
             bar.close()
@@ -924,9 +999,9 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     else:
         print(f"# coverage: {prog.cov} cov, {prog.ft} features (coverage {args.coverage}: no counters from the core)")
     if first_find is not None:
-        print(f"# time to first violation: {first_find:.3f}s")
+        print(f"# time to first violation: {_secs(first_find)}s")
     if visible_finds:
-        print(f"# time to first user-visible violation: {min(float(r[0]) for r in visible_finds) - start:.3f}s")
+        print(f"# time to first user-visible violation: {_secs(min(float(r[0]) for r in visible_finds) - start)}s")
     xc = "off" if getattr(args, "cross_check", None) == 0 else "every %d clean runs" % args.cross_check \
         if getattr(args, "cross_check", None) else "adaptive, ~1-2% of the time"
     print(f"# oracle cross-checked {xchecked:,} clean runs ({xc})")

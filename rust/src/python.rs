@@ -374,6 +374,21 @@ fn random_until(py: Python<'_>, kernel: &str, seed: u64, budget_s: f64, hw: Opti
     Ok(py.detach(|| crate::soak::random_until(k, spec, seed, budget_s, max_steps.max(1))))
 }
 
+/// `random_until` returning what it met: (the input or None, seconds to it or None, programs,
+/// the generator's state: a call seeded with it goes on with the same sequence). The
+/// campaign's random burst runs it in slices from the campaign's seed (issue 25).
+#[pyfunction]
+#[pyo3(signature = (kernel, seed, budget_s, hw=None, max_steps=32))]
+fn random_find<'py>(py: Python<'py>, kernel: &str, seed: u64, budget_s: f64, hw: Option<&str>, max_steps: u32) -> PyResult<(Option<Bound<'py, PyBytes>>, Option<f64>, u64, u64)> {
+    let k = kernel_by_name(kernel)?;
+    let spec = hw_spec(hw)?;
+    let (found, n, state) = py.detach(|| crate::soak::random_find(k, spec, seed, budget_s, max_steps.max(1)));
+    Ok(match found {
+        Some((b, t)) => (Some(PyBytes::new(py, &b)), Some(t), n, state),
+        None => (None, None, n, state),
+    })
+}
+
 /// Self-test: incremental vs full invariant checks on random programs. Returns (mismatches,
 /// programs the full check flagged); a program that panics counts as a mismatch.
 /// `plant_fill_writable=True` plants a fault: TLB fills cache a writable bit the PTE lacks.
@@ -642,6 +657,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explore_py::run_variant, m)?)?;
     m.add_function(wrap_pyfunction!(zoo, m)?)?;
     m.add_function(wrap_pyfunction!(random_until, m)?)?;
+    m.add_function(wrap_pyfunction!(random_find, m)?)?;
     m.add_function(wrap_pyfunction!(source_dir, m)?)?;
     m.add_function(wrap_pyfunction!(semantic_features, m)?)?;
     m.add_function(wrap_pyfunction!(explain, m)?)?;

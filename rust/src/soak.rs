@@ -144,13 +144,23 @@ pub fn crosscheck_invariants(programs: u64, seed: u64, kernel: &'static Kernel, 
 /// override it, as in a campaign), decoded and run until the first violation or the time
 /// budget. Returns (seconds to the first violation if any, programs run).
 pub fn random_until(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, budget_s: f64, max_steps: u32) -> (Option<f64>, u64) {
+    let (found, n, _) = random_find(kernel, hw, seed, budget_s, max_steps);
+    (found.map(|(_, t)| t), n)
+}
+
+/// `random_until`'s loop, returning what it met: (the input and the seconds to it, programs
+/// run, the generator's state). The same seed meets the same input after the same programs,
+/// and a call seeded with the state another returned goes on with the same sequence, so a
+/// campaign's random burst that runs it in slices with the campaign's seed is the baseline
+/// itself, plus what else it runs.
+pub fn random_find(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, budget_s: f64, max_steps: u32) -> (Option<(Vec<u8>, f64)>, u64, u64) {
     let mut rng = Rng(seed);
     let start = std::time::Instant::now();
     let mut buf = Vec::with_capacity(2 + RECORD * max_steps as usize);
     let mut n = 0u64;
     loop {
         if n % 1024 == 0 && start.elapsed().as_secs_f64() > budget_s {
-            return (None, n);
+            return (None, n, rng.0);
         }
         let len = 2 + RECORD * (1 + rng.below(max_steps as u64) as usize);
         buf.clear();
@@ -160,7 +170,8 @@ pub fn random_until(kernel: &'static Kernel, hw: crate::hw::HwSpec, seed: u64, b
         buf.truncate(len);
         n += 1;
         if crate::exec::fuzz_verdict(&buf, kernel, hw, None).0 != 0 {
-            return (Some(start.elapsed().as_secs_f64()), n);
+            let t = start.elapsed().as_secs_f64();
+            return (Some((buf, t)), n, rng.0);
         }
     }
 }
