@@ -368,14 +368,18 @@ def explore(kernel: str, depth: int, hw: str | None = None, time_s: float = 0.0,
             por: bool = True, off: list[str] = ..., on: list[str] = ..., progress: object | None = None,
             max_table: int = 30000000, until_hint: bool = True, pages: list[str] | None = None,
             values: list[int] | None = None, prefix: str | None = None,
-            distinguish: bool = False, stops: int | None = None, vm: bool = False) -> ExploreDict:
+            distinguish: bool = False, stops: int | None = None, vm: bool = False,
+            symmetry: bool = True, first_bound: int = 1) -> ExploreDict:
     """Every program of up to `depth` lines from the initial state, breadth by length with state
     hashing and a commutation reduction (docs/contract.md §5 `explore`). `off`/`on`: safety actions switched
     off/on (`safety_actions()`); `progress(stats) -> bool` every 16k lines (False stops);
     `time_s` 0: no limit. `stops`: at most that many lines with `until` that leave their op in
     flight on a path (None: no bound). `vm`: docs/contract.md §3.4's lines too. `until_hint`: generate `OP until P` only
-    where the plain line arrived at P (exact; off only to check that it is). Raises ValueError for an unknown kernel, action, page or
-    bad hw."""
+    where the plain line arrived at P (exact; off only to check that it is). `symmetry`: a state
+    and the same state with its CPUs renumbered are one (2 or 3 CPUs; the commutation reduction
+    is then off). `first_bound`: search the bounds from this one (`depth`: one pass, which proves
+    as much; its witness is no longer than `depth` but not always a shortest). Raises ValueError
+    for an unknown kernel, action, page or bad hw."""
 
 def random_search(kernel: str, budget_s: float, hw: str | None = None, off: list[str] = ...,
                   on: list[str] = ..., seed: int = 1,

@@ -1202,8 +1202,14 @@ def build_parser() -> argparse.ArgumentParser:
     xp.add_argument("--max-states", type=int, default=30_000_000, metavar="N",
                     help="states the hash table keeps (default 30000000, about 1-2 GB); past it states are "
                          "explored again, which is sound but slower: raise it where memory allows")
+    xp.add_argument("--one-pass", action="store_true",
+                    help="search N lines in one depth-first pass, not 1, 2, ..., N: it proves the same "
+                         "certificate, skips the shallower passes' work and may meet a violation sooner, "
+                         "but that violation is no longer than N, not always a shortest (docs/explore.md)")
     xp.add_argument("--no-hash", action="store_true", help="no state hashing (soundness checks)")
     xp.add_argument("--no-por", action="store_true", help="no partial-order reduction (soundness checks)")
+    xp.add_argument("--no-symmetry", action="store_true",
+                    help="do not merge states that differ only in the CPUs' numbers (soundness checks; docs/explore.md)")
     xp.set_defaults(func=cmd_explore)
 
     ne = sub.add_parser("necessity", help="switch off each safety action in turn: which are necessary, on pc64 and tagged",

@@ -24,13 +24,15 @@ def verdict(r):
 # Every combination of the reductions against none: same verdict (kind) and same shortest
 # length, and every witness replays to its violation under `run`.
 MODES = [
-    dict(hashing=True, por=True),
-    dict(hashing=True, por=False),
+    dict(hashing=True, por=True),  # CPU symmetry on (the default; the commutation rule is then off)
+    dict(hashing=True, por=True, symmetry=False),
+    dict(hashing=True, por=False, symmetry=False),
     dict(hashing=False, por=True),
     dict(hashing=True, por=True, until_hint=False),
+    dict(hashing=True, por=False, until_hint=False, symmetry=False),
     dict(hashing=False, por=False, until_hint=True),
 ]
-PLAIN = dict(hashing=False, por=False, until_hint=False)
+PLAIN = dict(hashing=False, por=False, until_hint=False, symmetry=False)
 
 
 @pytest.mark.parametrize("kernel,depth", [
@@ -382,6 +384,37 @@ def test_cli_explore_stops():
     assert bad.returncode == 2 and "--stops" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_cli_explore_no_symmetry():
+    """`--no-symmetry`: the same certificate, more distinct states (3 CPUs, two idle at the start)."""
+    distinct = []
+    for extra in ([], ["--no-symmetry"]):
+        out = _cli("explore", "--kernel", "fixed", "--cpus", "3", "--depth", "4", "--no-save", *extra)
+        assert out.returncode == 0 and "no violation up to 4 lines" in out.stdout, out.stdout + out.stderr
+        distinct.append(int(re.search(r"distinct expanded ([\d,]+)", out.stdout)[1].replace(",", "")))
+    assert distinct[0] < distinct[1]
+
+
+@pytest.mark.parametrize("kernel", ["fixed", "dirty-cow", "umtx-no-recheck", "deferred-flush"])
+def test_one_pass_proves_the_same_and_finds_no_longer(kernel):
+    """`first_bound=depth` (`--one-pass`): one depth-first pass at the bound runs every program up
+    to it, so it proves the same certificate; its witness is no longer than the bound and
+    replays (not always a shortest)."""
+    deep, once = _core.explore(kernel, 5), _core.explore(kernel, 5, first_bound=5)
+    assert (deep["witness"] is None) == (once["witness"] is None)
+    if once["witness"] is None:
+        assert once["completed"] == deep["completed"] == 5
+    else:
+        assert len(deep["witness"]["steps"]) <= len(once["witness"]["steps"]) <= 5
+        _replays(once)
+
+
+def test_cli_explore_one_pass(tmp_path):
+    out = _cli("explore", "--kernel", "dirty-cow", "--cpus", "2", "--depth", "5", "--one-pass", "--out", str(tmp_path))
+    assert out.returncode == 1 and "one pass at 5 lines, so not always a shortest" in out.stdout, out.stdout + out.stderr
+    saved = [f for f in os.listdir(tmp_path) if f.endswith(".txt")]
+    assert len(saved) == 1 and "(--one-pass)" in open(os.path.join(tmp_path, saved[0])).read()
+
+
 def test_explore_vm_finds_free_before_flush_in_two_lines_and_certifies_fixed():
     """`--vm` adds docs/contract.md §3.4's lines. free-before-flush frees a frame before its
     shootdown: derived by hand, the shortest program is two lines — a load that caches data0's
@@ -434,3 +467,31 @@ def test_max_states_caps_the_table_and_says_so(run_cli):
     assert "no violation up to 3 lines" in big.stdout and "no violation up to 3 lines" in small.stdout
     bad = run_cli("explore", "--kernel", "fixed", "--depth", "3", "--max-states", "0")
     assert bad.returncode == 2 and "--max-states" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# CPU symmetry (docs/explore.md "Symmetry"): on every kernel, on 3 CPUs (two of them idle at
+# the start, so renamings meet at once), with and without it the same bound completes with the
+# same verdict and shortest length, and where the kernel is clean it keeps fewer states. Also
+# from an interleaved prefix on 2 CPUs (both running, a fault paused on cpu1).
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_cpu_symmetry_keeps_every_verdict_and_length(kernel):
+    _symmetry_on_and_off(kernel, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_cpu_symmetry_keeps_every_verdict_and_length_deeper(kernel):
+    _symmetry_on_and_off(kernel, 5)
+
+
+def _symmetry_on_and_off(kernel, depth):
+    for kw in (dict(hw="cpus=3 mode=pc64"),
+               dict(hw="cpus=2 mode=pc64", prefix="cpu0 spawn\ncpu1 switch P1.T2\ncpu1 load data0.0 until pmap_enter\n")):
+        on, off = _core.explore(kernel, depth, **kw), _core.explore(kernel, depth, symmetry=False, **kw)
+        assert on["completed"] == off["completed"], kw
+        assert (on["witness"] is None) == (off["witness"] is None), kw
+        if on["witness"] is not None:
+            assert len(on["witness"]["steps"]) == len(off["witness"]["steps"]), kw
+            _replays(on)
+        elif "prefix" not in kw:
+            assert on["distinct"] < off["distinct"], kw

@@ -86,13 +86,15 @@ def _bar(desc: str, time_s: float):
 
 def run_explore(kernel: str, depth: int, hw: str | None, time_s: float, *, hashing=True, por=True,
                 pages=None, values=None, off=(), on=(), distinguish=False, bar_desc: str | None = None,
-                stops: int | None = None, vm: bool = False, max_states: int = MAX_STATES) -> dict:
+                stops: int | None = None, vm: bool = False, max_states: int = MAX_STATES,
+                symmetry: bool = True, first_bound: int = 1) -> dict:
     """One exploration; the core's dict (see `_core.explore`)."""
     bar, progress = _bar(bar_desc or f"explore {kernel}", time_s)
     try:
         return _core.explore(kernel, depth, hw=hw, time_s=time_s, hashing=hashing, por=por,
                              off=list(off), on=list(on), progress=progress, pages=pages, values=values,
-                             distinguish=distinguish, stops=stops, vm=vm, max_table=max_states)
+                             distinguish=distinguish, stops=stops, vm=vm, max_table=max_states,
+                             symmetry=symmetry, first_bound=first_bound)
     finally:
         bar.close()
 
@@ -107,14 +109,15 @@ def _witness_text(w: dict) -> str:
     return "\n".join(f"  {ln}" for ln in _witness_lines(w))
 
 
-def save_finding(r: dict, out: str) -> str:
-    """Save explore's shortest violation like a campaign finding (replayable trace + expect)."""
+def save_finding(r: dict, out: str, shortest: bool = True) -> str:
+    """Save explore's violation like a campaign finding (replayable trace + expect)."""
     w = r["witness"]
     program = "\n".join([r["hw"], *w["steps"]]) + "\n"
     rep = _api.report(program, r["kernel"])
     os.makedirs(out, exist_ok=True)
     base = os.path.join(out, "explore-" + signature(w["kind"], rep["steps"]))
-    note = f"found by pyvmfuzz explore: a shortest violation ({len(w['steps'])} lines)"
+    what = "a shortest violation" if shortest else f"a violation of at most {r['bound']} lines (--one-pass)"
+    note = f"found by pyvmfuzz explore: {what} ({len(w['steps'])} lines)"
     # the shortest violation as found: no witness search, and the file says so (it said
     # "internal-only: no continuation within the search budget", with no search made)
     atomic_write(base + ".txt", finding_text(rep, note, searched=False))
@@ -132,6 +135,7 @@ def cmd_explore(args) -> int:
         if not given:  # the same count in both: once (a key given twice is an error)
             hw = (hw + "," if hw else "") + f"cpus={args.cpus}"
     r = run_explore(args.kernel, args.depth, hw, args.time, hashing=not args.no_hash, por=not args.no_por,
+                    symmetry=not args.no_symmetry, first_bound=args.depth if args.one_pass else 1,
                     pages=pages, values=values, stops=args.stops, vm=args.vm, max_states=args.max_states)
     rate = r["generated"] / r["elapsed_s"] if r["elapsed_s"] > 0 else 0.0
     dom = DOMAIN_NOTE.format(pages=args.pages or "data0,text0,shm0", values=args.values or "1")
@@ -146,12 +150,16 @@ def cmd_explore(args) -> int:
               "again (sound, slower); --max-states raises it")
     w = r["witness"]
     if w is not None:
-        print(f"shortest violation: {w['kind']} at line {w['step']} ({len(w['steps'])} lines; "
-              f"every program of up to {r['completed']} lines is clean)")
+        if args.one_pass:  # no shallower bound was searched first: not always a shortest
+            print(f"violation: {w['kind']} at line {w['step']} ({len(w['steps'])} lines; one pass at "
+                  f"{args.depth} lines, so not always a shortest)")
+        else:
+            print(f"shortest violation: {w['kind']} at line {w['step']} ({len(w['steps'])} lines; "
+                  f"every program of up to {r['completed']} lines is clean)")
         print(_witness_text(w))
         print(f"# expected {w['expected']}, observed {w['observed']}")
         if not args.no_save:
-            print(f"# saved {save_finding(r, args.out)}")
+            print(f"# saved {save_finding(r, args.out, shortest=not args.one_pass)}")
         return 1
     if r["completed"] >= args.depth:
         print(f"no violation up to {r['completed']} lines")

@@ -25,8 +25,10 @@
 //! objects are renamed by first reference in a fixed traversal (CPUs, processes, sleepers,
 //! shootdown records, then objects and frames reached), so two runs that allocated in another
 //! order meet; unreferenced (freed) frames and dead objects are left out; a paused fault's map
-//! generation enters only as "still equal to the map's" (all the kernel compares). Pids and
-//! CPUs are not renamed (sound; less merging). The judge's part is `Lin::canon` (candidate
+//! generation enters only as "still equal to the map's" (all the kernel compares). On 2 or 3
+//! CPUs, CPUs are renamed too (`Config::symmetry`): the hash is the least over the renamings,
+//! as the model treats CPUs alike (`explore_tests.rs` checks that swapping two CPUs swaps every
+//! run). Pids are not renamed. The judge's part is `Lin::canon` (candidate
 //! contract states as a set, the history window with line numbers by rank), so hashing stays on
 //! while ops are in flight. A state is expanded once per bound unless reached again with more
 //! lines left. A hash collision would skip a state: at 128 bits and ≤ 10^9 states, < 10^-20.
@@ -89,6 +91,16 @@ pub struct Config {
     /// lines. None: no bound. The hash table then keys states by the stops left too (a state
     /// reached with fewer stops left does not cover one with more).
     pub stops: Option<u32>,
+    /// CPUs renamed in the state hash (2 or 3 CPUs): a state and the same state with its CPUs'
+    /// numbers permuted are one (the model treats CPUs alike; docs/explore.md "Symmetry").
+    /// The lower-CPU-first commutation rule (`por`) is then off: the two reductions each keep
+    /// one of two orders chosen by CPU number and, together, could keep neither.
+    pub symmetry: bool,
+    /// Search the bounds from this one (1: iterative deepening, the first witness a shortest).
+    /// One depth-first pass at `depth` runs every program up to `depth` lines all the same (a
+    /// line is judged wherever it is), so it proves as much; its witness is no longer than
+    /// `depth` but not always a shortest, and it skips the shallower passes' work.
+    pub first_bound: u32,
     pub domain: Domain,
 }
 
@@ -408,7 +420,7 @@ impl Search<'_> {
 
     /// Line `step` from `node` and the search below it: (violation found, points it arrived at).
     fn visit(&mut self, node: &Node, k: u32, last: Option<Hit>, bound: u32, step: Step) -> (bool, u16) {
-        let hit = if self.cfg.por { tlb_hit(&node.m, &step) } else { None };
+        let hit = if self.cfg.por && !(self.cfg.symmetry && self.cfg.hashing) { tlb_hit(&node.m, &step) } else { None };
         if let (Some(a), Some(b)) = (&hit, &last) {
             if commutes_below(a, b) {
                 self.stats.por_skipped += 1;
@@ -513,7 +525,7 @@ pub fn explore(
     let base = prefix.len() as u32;
     let mut s = Search {
         cfg,
-        canon: Canon::new(cfg.domain.vm),
+        canon: Canon::with_symmetry(cfg.domain.vm, cfg.symmetry),
         table: Table::default(),
         stats: Stats::default(),
         path: prefix.to_vec(),
@@ -526,7 +538,7 @@ pub fn explore(
         scratch: (0..=base + cfg.depth).map(|_| None).collect(),
         stops_left: cfg.stops.unwrap_or(u32::MAX),
     };
-    for bound in 1..=cfg.depth {
+    for bound in cfg.first_bound.clamp(1, cfg.depth)..=cfg.depth {
         s.stats.bound = bound;
         s.stats.generated_last = 0;
         s.table.clear();

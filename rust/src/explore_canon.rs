@@ -9,6 +9,12 @@ pub(super) struct Canon {
     /// then count (without msync and pageout nothing reads them; a TLB entry's dirty bit
     /// always counts: a store through a clean entry re-checks the PTE).
     vm: bool,
+    /// CPUs are renamed too (`Config::symmetry`, 2 or 3 CPUs): the hash is the least over the
+    /// renamings that order the CPUs by `cpu_sig`.
+    sym: bool,
+    /// The renaming being written: CPU `c` is written as `perm[c]`; `inv` is its inverse.
+    perm: [u8; 8],
+    inv: [u8; 8],
     buf: Vec<u64>,
     fmap: Vec<u32>,
     omap: Vec<u32>,
@@ -17,8 +23,33 @@ pub(super) struct Canon {
 }
 
 impl Canon {
+    #[cfg(test)]
     pub(super) fn new(vm: bool) -> Canon {
-        Canon { vm, buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
+        Canon::with_symmetry(vm, false)
+    }
+
+    pub(super) fn with_symmetry(vm: bool, sym: bool) -> Canon {
+        let id = [0, 1, 2, 3, 4, 5, 6, 7];
+        Canon { vm, sym, perm: id, inv: id, buf: Vec::with_capacity(512), fmap: Vec::new(), omap: Vec::new(), frames: Vec::new(), objs: Vec::new() }
+    }
+
+    /// The CPU renaming `p` (a permutation of 0..n; identity beyond).
+    fn set_perm(&mut self, p: &[u8]) {
+        for c in 0..8 {
+            self.perm[c] = c as u8;
+        }
+        for (c, &to) in p.iter().enumerate() {
+            self.perm[c] = to;
+            self.inv[to as usize] = c as u8;
+        }
+        for c in p.len()..8 {
+            self.inv[c] = c as u8;
+        }
+    }
+
+    /// A CPU mask under the renaming.
+    fn mask(&self, m: u8) -> u64 {
+        (0..8).filter(|&c| m & (1 << c) != 0).fold(0u64, |acc, c| acc | 1 << self.perm[c])
     }
 
     #[inline]
@@ -70,7 +101,8 @@ impl Canon {
         let busy = self.f(k.busy);
         let held = self.f(k.held);
         let orphan = self.f(k.orphan);
-        self.buf.extend_from_slice(&[first, found, fr, busy, held, orphan]);
+        let unmap_after = self.f(fs.unmap_after); // cow-make-before-break's old frame
+        self.buf.extend_from_slice(&[first, found, fr, busy, held, orphan, unmap_after]);
         let wait = match k.waiting {
             None => 0,
             Some(Lock::Busy(f)) => 1 | self.f(f) << 8,
@@ -100,12 +132,13 @@ impl Canon {
         self.procs(m);
         self.vm(m);
         self.buf.push(u64::MAX);
-        j.canon(&mut self.buf);
+        j.canon(&mut self.buf, &self.perm, &self.inv);
     }
 
     /// Each CPU: what it runs, its TLB (frames renamed), its op in flight.
     fn cpus(&mut self, m: &Machine) {
-        for c in &m.cpus {
+        for i in 0..m.cpus.len() {
+            let c = &m.cpus[self.inv[i] as usize];
             let run = c.running.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32);
             self.buf.push(run);
             self.buf.push(c.space as u64 | (c.tlb.entries.len() as u64) << 32);
@@ -132,14 +165,14 @@ impl Canon {
             for (i, t) in p.threads.iter().enumerate() {
                 let s = match t.state {
                     crate::proc::ThreadState::Runnable => 1,
-                    crate::proc::ThreadState::Running(c) => 2 + c as u64,
+                    crate::proc::ThreadState::Running(c) => 2 + self.perm[c as usize] as u64,
                     crate::proc::ThreadState::Blocked => 12,
                     crate::proc::ThreadState::Dead => 13,
                 };
                 ts |= s << (4 + 4 * i);
             }
             self.buf.push(ts);
-            self.buf.push(p.map.entries.len() as u64 | (p.pmap.pm_active as u64) << 8);
+            self.buf.push(p.map.entries.len() as u64 | self.mask(p.pmap.pm_active) << 8);
             for e in &p.map.entries {
                 let o = self.o(e.object);
                 self.buf.push(
@@ -159,7 +192,9 @@ impl Canon {
     fn vm(&mut self, m: &Machine) {
         let fo = self.o(m.file_object);
         let so = self.o(m.shm_object);
+        let df = self.o(m.data_file_object);
         self.buf.push(fo | so << 32);
+        self.buf.push(df);
         let mut sl = m.sleepers.clone();
         sl.sort_unstable_by_key(|s| (s.pid, s.tid, s.word, s.frame));
         self.buf.push(sl.len() as u64);
@@ -171,8 +206,11 @@ impl Canon {
         self.buf.push(m.invals.len() as u64);
         for r in &m.invals {
             self.buf.push(
-                r.owner as u64 | (r.va as u64) << 8 | (r.pending as u64) << 16 | (r.locked as u64) << 24 | (r.asid as u64) << 32,
+                self.perm[r.owner as usize] as u64 | (r.va as u64) << 8 | self.mask(r.pending) << 16 | (r.locked as u64) << 24
+                    | (r.asid as u64) << 32,
             );
+            let f = self.f(r.frame); // a COW's pmap_remove_all of that page waits for the record
+            self.buf.push(f);
         }
         // the data file's backing store and the swap slots (objects renamed)
         self.buf.push(m.data_file[0] as u64 | (m.data_file[1] as u64) << 32);
@@ -218,10 +256,45 @@ impl Canon {
     }
 
     pub(super) fn hash(&mut self, m: &Machine, j: &Lin) -> u128 {
-        self.build(m, j);
-        hash128(&self.buf)
+        let n = m.cpus.len();
+        if !self.sym || !(2..=3).contains(&n) {
+            self.set_perm(&[]);
+            self.build(m, j);
+            return hash128(&self.buf);
+        }
+        // The least hash over the renamings that list the CPUs in `cpu_sig` order: a state and
+        // any renaming of it have the same such set of written forms, so the same least hash.
+        let sig: Vec<u64> = m.cpus.iter().map(cpu_sig).collect();
+        let mut best = u128::MAX;
+        for p in PERMS[n - 2] {
+            // p[c] is where CPU c goes: the written order must not decrease in sig
+            let mut order = [0u8; 3];
+            for c in 0..n {
+                order[p[c] as usize] = c as u8;
+            }
+            if (1..n).any(|i| sig[order[i - 1] as usize] > sig[order[i] as usize]) {
+                continue;
+            }
+            self.set_perm(&p[..n]);
+            self.build(m, j);
+            best = best.min(hash128(&self.buf));
+        }
+        best
     }
 }
+
+/// The permutations of 2 and 3 CPUs.
+const PERMS: [&[[u8; 3]]; 2] =
+    [&[[0, 1, 2], [1, 0, 2]], &[[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]];
+
+/// What a CPU is, whatever its number and the names of frames: renamings that order CPUs by it
+/// are the only ones tried (ties try every order among them).
+fn cpu_sig(c: &crate::machine::Cpu) -> u64 {
+    let run = c.running.map_or(0, |(p, t)| 1 | (p as u64) << 1 | (t as u64) << 16);
+    let kop = c.kop.as_ref().map_or(0, |k| 1 + (k.phase as u64) * 64 + (k.at.map_or(0, |p| p as u64 + 1)));
+    run << 32 | (c.space as u64) << 24 | kop << 8 | c.tlb.entries.len() as u64
+}
+
 
 /// Two independent 64-bit multiply-xorshift lanes, finalised with splitmix64.
 fn hash128(words: &[u64]) -> u128 {

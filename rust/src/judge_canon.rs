@@ -109,7 +109,8 @@ fn judge_code(j: &Judge, rank: &dyn Fn(u32) -> u64, out: &mut Vec<u64>) {
 
 impl Lin {
     /// Append the canonical form of this judge's state to `out` (see the module comment).
-    pub fn canon(&self, out: &mut Vec<u64>) {
+    /// `perm`/`inv`: explore's CPU renaming (CPU `c` written as `perm[c]`) and its inverse.
+    pub fn canon(&self, out: &mut Vec<u64>, perm: &[u8; 8], inv: &[u8; 8]) {
         // Line numbers by rank: the window's, the named wakes', the candidates' sleeps (0 for
         // a settled sleeper, below every line).
         let mut lines: Vec<u32> = self.window.iter().flat_map(|h| [h.start, h.end.unwrap_or(u32::MAX)]).collect();
@@ -139,13 +140,13 @@ impl Lin {
         }
         out.push(self.window.len() as u64);
         for h in &self.window {
-            step_code(&h.step, out);
+            step_code(&Step { cpu: perm[h.step.cpu as usize], ..h.step }, out);
             out.push(h.actor.map_or(0, |(p, t)| 1 | (p as u64) << 8 | (t as u64) << 32));
             out.push(rank(h.start) | rank(h.end.unwrap_or(u32::MAX)) << 16);
             out.push(outcome_code(h.outcome));
         }
-        for o in &self.open {
-            out.push(o.map_or(u64::MAX, |i| i as u64));
+        for &c in inv {
+            out.push(self.open[c as usize].map_or(u64::MAX, |i| i as u64));
         }
         out.push(self.reports.len() as u64);
         for &(l, (p, t)) in &self.reports {

@@ -52,7 +52,7 @@ fn knobbed(kernel: &str, off: &[String], on: &[String]) -> PyResult<&'static Ker
 /// Returns a dict: completed (deepest bound proved), generated, distinct, elapsed_s, stopped,
 /// witness (None or {steps, trace, kind, step, expected, observed}).
 #[pyfunction]
-#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, until_hint=true, pages=None, values=None, prefix=None, distinguish=false, stops=None, vm=false))]
+#[pyo3(signature = (kernel, depth, hw=None, time_s=0.0, hashing=true, por=true, off=vec![], on=vec![], progress=None, max_table=30_000_000, until_hint=true, pages=None, values=None, prefix=None, distinguish=false, stops=None, vm=false, symmetry=true, first_bound=1))]
 #[allow(clippy::too_many_arguments)]
 pub fn explore<'py>(
     py: Python<'py>,
@@ -73,6 +73,8 @@ pub fn explore<'py>(
     distinguish: bool,
     stops: Option<u32>,
     vm: bool,
+    symmetry: bool,
+    first_bound: u32,
 ) -> PyResult<Bound<'py, PyDict>> {
     let base = if distinguish { Some(knobbed(kernel, &[], &on)?) } else { None };
     let prefix_steps = match prefix {
@@ -95,7 +97,7 @@ pub fn explore<'py>(
     if depth == 0 || depth > 64 {
         return Err(input_err(0, "--depth must be 1..64"));
     }
-    let cfg = crate::explore::Config { depth, time_s, hashing, por, until_hint, base, max_table, domain, stops };
+    let cfg = crate::explore::Config { depth, time_s, hashing, por, until_hint, base, max_table, domain, stops, symmetry, first_bound };
     let mut interrupted = false;
     let r = py.detach(|| {
         let mut cb = |st: &crate::explore::Stats| -> bool {
