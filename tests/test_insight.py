@@ -74,6 +74,26 @@ def test_minimize_simplifies_arguments():
     assert "cpus=2" in small["hw"] or "cpus=1" in small["hw"], small["hw"]
 
 
+@pytest.mark.parametrize("made,later,fewer", [
+    # a fork whose process nothing names: dropped, P3 renamed P2 (the step pass alone cannot)
+    ("cpu0 fork\ncpu0 fork\n", "P3.T1", "P2.T1"),
+    # a spawn whose thread nothing names: dropped, P1.T3 renamed P1.T2
+    ("cpu0 spawn\ncpu0 spawn\n", "P1.T3", "P1.T2"),
+])
+def test_minimize_drops_creations_and_renumbers_what_follows(made, later, fewer):
+    """A campaign's random byte-form find (pre-385c96e4, 5 lines) held a fork that only numbered
+    the next one; minimization left it. Creation lines whose product nothing names now go, with
+    the later pids (tids) one lower."""
+    pid = later.split(".")[0]
+    text = (f"hw cpus=2\n{made}cpu1 switch {later}\ncpu1 procfs_write {pid} text0.0 0x0\n"
+            "cpu1 store text0.0 0x0\n")
+    rep = _core.run_text(text, "pre-385c96e4")
+    assert rep["violation"]["kind"] == "protection"
+    small = minimize_report(rep, budget_s=20)
+    assert small["violation"]["kind"] == "protection"
+    assert len(small["steps"]) == 4 and f"cpu1 switch {fewer}" in small["steps"], small["steps"]
+
+
 def test_minimize_input_errors():
     p = cli("minimize", os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt"), "--kernel", "fixed")
     assert p.returncode == 2 and "no violation" in p.stderr and "Traceback" not in p.stderr

@@ -3,8 +3,9 @@
 1. Steps: ddmin over op lines, to a 1-minimal fixpoint (removing any single step loses the
    violation, or makes a later step inapplicable).
 2. Arguments: smaller values (renamed consistently across the program, so a store and the
-   umtx_sleep that waits for it stay paired), fewer distinct pages and words, fewer CPUs
-   (renumbered, and the header's count cut to what is used).
+   umtx_sleep that waits for it stay paired), fewer forks and spawns (the later pids or tids
+   renumbered), fewer distinct pages and words, fewer CPUs (renumbered, and the header's count
+   cut to what is used).
 3. Interleavings (docs/contract.md §3.2): an `until` the violation does not need is dropped, its op's
    `resume` lines folded back into the line that started it (a `resume until P` likewise
    becomes a plain `resume`).
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyvmfuzz import _core, layout
 from pyvmfuzz import api as _api
-from pyvmfuzz.api import Addr, HwSpec, Program, Report, Step
+from pyvmfuzz.api import Addr, HwSpec, Program, Report, Step, Thread
 
 
 def _text(hw: HwSpec | str, steps: Sequence[Step | str]) -> str:
@@ -169,6 +170,59 @@ class Minimizer:
                 ops = cand
         return ops
 
+    # -- processes and threads
+    @staticmethod
+    def _running(ops: list[Step], i: int) -> int | None:
+        """The pid running on line i's CPU before it (P1.T1 starts on cpu0), by its switches."""
+        pid = 1 if ops[i].cpu == 0 else None
+        for s in ops[:i]:
+            if s.cpu == ops[i].cpu and s.op == "switch":
+                pid = s.target.pid if isinstance(s.target, Thread) else None
+        return pid
+
+    @staticmethod
+    def _renamed(ops: list[Step], pid: Callable[[int], int], thread: Callable[[Thread], Thread]) -> list[Step]:
+        def one(s: Step) -> Step:
+            ch: dict[str, Any] = {}
+            if s.pid is not None:
+                ch["pid"] = pid(s.pid)
+            if isinstance(s.target, Thread):
+                ch["target"] = thread(s.target)
+            return s.replace(**ch) if ch else s
+        return [one(s) for s in ops]
+
+    def creations(self, ops: list[Step]) -> list[Step]:
+        """Fewer forks and spawns: pids and tids are handed out in order, so a creation line that
+        only numbers what comes after it is dropped with the later numbers one lower (a step
+        pass alone cannot: without the line, P3 is named P2). What named the created process
+        itself is tried on the creator's (the process running there)."""
+        i = 0
+        while i < len(ops) and not self.out_of_time():
+            s = ops[i]
+            r = self.run(ops) if s.op in ("fork", "spawn") else None
+            made = r["trace"][i] if r is not None and i < len(r["trace"]) else ""
+            cands = []
+            if s.op == "fork" and made.startswith("P") and made[1:].isdigit():
+                k, parent = int(made[1:]), self._running(ops, i)
+                for into in ([parent] if parent else []) + [None]:
+                    def pid(p, k=k, into=into):
+                        return into if p == k and into else p - 1 if p > k else p
+                    cands.append(self._renamed(ops[:i] + ops[i + 1:], pid, lambda t, pid=pid: Thread(pid(t.pid), t.tid)))
+            elif s.op == "spawn" and "." in made:
+                p, _, t = made.partition(".")
+                if p[1:].isdigit() and t[1:].isdigit():
+                    pp, k = int(p[1:]), int(t[1:])
+                    cands.append(self._renamed(ops[:i] + ops[i + 1:], lambda q: q, lambda th, pp=pp, k=k:
+                                               Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
+            for cand in cands:
+                if self.keeps(cand):
+                    ops = cand
+                    self._note(ops)
+                    break
+            else:
+                i += 1
+        return ops
+
     def cpus(self, ops: list[Step]) -> tuple[list[Step], HwSpec]:
         """Renumber CPUs densely (cpu0 keeps its role: it starts P1.T1) and cut the count."""
         mapping = {c: i for i, c in enumerate(sorted({s.cpu for s in ops} | {0}))}
@@ -196,6 +250,7 @@ def minimize_steps(hw: HwSpec | str, ops: Sequence[Step], kernel: str, kind: str
     while before != ops and not m.out_of_time():
         before = ops
         ops = m.interleavings(ops)
+        ops = m.creations(ops)
         ops = m.values(ops)
         ops = m.places(ops)
         ops, _ = m.cpus(ops)
