@@ -124,16 +124,22 @@ class Minimizer:
         i = 0
         while i < len(ops) and not self.out_of_time():
             if ops[i].until is not None:
-                for cand in (self._fold(ops, i), ops[:i] + [ops[i].replace(until=None)] + ops[i + 1:]):
-                    if self.keeps(cand):
-                        ops = cand
-                        self._note(ops)
-                        break
-                else:
+                kept = self._first_kept([self._fold(ops, i), ops[:i] + [ops[i].replace(until=None)] + ops[i + 1:]])
+                if kept is None:
                     i += 1
+                else:
+                    ops = kept
                 continue
             i += 1
         return ops
+
+    def _first_kept(self, cands: list[list[Step]]) -> list[Step] | None:
+        """The first candidate that keeps the violation, or None."""
+        for cand in cands:
+            if self.keeps(cand):
+                self._note(cand)
+                return cand
+        return None
 
     # -- arguments
     def values(self, ops: list[Step]) -> list[Step]:
@@ -214,13 +220,11 @@ class Minimizer:
                     pp, k = int(p[1:]), int(t[1:])
                     cands.append(self._renamed(ops[:i] + ops[i + 1:], lambda q: q, lambda th, pp=pp, k=k:
                                                Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
-            for cand in cands:
-                if self.keeps(cand):
-                    ops = cand
-                    self._note(ops)
-                    break
-            else:
+            kept = self._first_kept(cands)
+            if kept is None:
                 i += 1
+            else:
+                ops = kept
         return ops
 
     def cpus(self, ops: list[Step]) -> tuple[list[Step], HwSpec]:
