@@ -2,6 +2,7 @@
 Verdicts below are derived by hand from the contract and the kernels' one-line differences."""
 
 import os
+import time
 
 from pyvmfuzz.campaign.triage import bucket, causes, triage, violating_action
 
@@ -237,6 +238,34 @@ def test_the_burst_saves_what_was_met_first_not_what_returned_first(tmp_path, mo
     burst.start()
     burst.join()
     assert burst.found[0] == whole and len(burst.met) == 2
+
+
+def test_no_burst_program_runs_before_the_clocks_zero(tmp_path, monkeypatch):
+    """The text loop's thread starts before the clock's zero is taken; it must not search before
+    it (it did, found pre-385c96e4's bug and dated it up to 0.6 ms before the zero when the main
+    thread was slow to take the GIL back). Each of 20 bursts records when the text loop's first
+    call began: never before the zero."""
+    from types import SimpleNamespace
+
+    import pyvmfuzz.campaign.supervisor as sup
+    from pyvmfuzz import _core
+
+    calls = []
+
+    def first(*a, **kw):
+        calls.append(time.time())
+        return _core.random_search(*a, **kw)
+
+    monkeypatch.setattr(sup, "_core", SimpleNamespace(random_find=_core.random_find, random_until=_core.random_until,
+                                                      random_search=first, encode=_core.encode))
+    for i in range(20):
+        (tmp_path / str(i)).mkdir()
+        args = SimpleNamespace(kernel="pre-385c96e4", hw="mode=pc64", time=100)
+        burst = sup.RandomBurst(args, 7 + i, str(tmp_path / str(i)), str(tmp_path / f"{i}.log"))
+        calls.clear()
+        t0 = burst.start()
+        burst.join()
+        assert all(c >= t0 for c in calls) and t0 <= burst.found[1], (t0, calls, burst.found[1])
 
 
 def test_two_writers_of_one_bug_keep_the_first_pair(tmp_path, monkeypatch):

@@ -256,7 +256,7 @@ SEED_CPUS = (2, 3, 4)
 BURST_S, BURST_SHARE = 2.0, 0.05
 # ... of which the first BURST_HEAD_S run alone, on both cores, before libFuzzer starts (the
 # text-program loop only then)
-BURST_HEAD_S = float(os.environ.get("PYVMFUZZ_BURST_HEAD", "0.2"))
+BURST_HEAD_S = 0.2
 
 
 class RandomBurst:
@@ -268,11 +268,11 @@ class RandomBurst:
     programs; the other runs random text programs of up to 32 lines (`_core.random_search`) on
     2, 3 and 4 CPUs in turn, in a thread. For the first BURST_HEAD_S the two have both cores (the
     baseline's loop in the calling thread); then libFuzzer starts and the baseline's loop goes on
-    alone in a thread beside it, on the other core (the core releases the GIL). What they meet first is saved by a
-    `FindingHandler` like the harness's, in a thread of the burst (no signal handler runs
-    outside the main thread, so an interrupt never cuts the save short), dated when it was met:
-    time to first violation counts from the search's start, as the baseline's counts from its
-    own."""
+    alone in a thread beside it, on the other core (the core releases the GIL). What they meet
+    first is saved by a `FindingHandler` like the harness's, in a thread of the burst (no signal
+    handler runs outside the main thread, so an interrupt never cuts the save short), dated when
+    it was met: time to first violation counts from the search's start, as the baseline's counts
+    from its own."""
 
     SLICE_S = 0.05
 
@@ -295,6 +295,7 @@ class RandomBurst:
         self.finished = 0  # loops stopped
         self.lock = threading.Lock()
         self.done = threading.Event()  # met, or told to stop: the other loop stops too
+        self.go = threading.Event()  # the clock's zero is taken: the text loop may start
         self.threads = [threading.Thread(target=self._run, args=(loop,), name=f"random-burst-{loop.__name__}",
                                          daemon=True) for loop in (self._bytes, self._programs)]
 
@@ -310,11 +311,13 @@ class RandomBurst:
         _core.random_until("fixed", self.seed, 0.002, self.hw)
         self.deadline = time.time() + self.budget
         self.head_end = min(time.time() + BURST_HEAD_S, self.deadline)
-        self.threads[1].start()  # it needs the GIL to begin, which it gets when the loop below runs
+        self.threads[1].start()  # it waits for `go`: no program runs before the clock's zero
         began = time.time()
         try:
+            self.go.set()
             self.met_in_head = self._bytes(self.head_end)
         finally:  # an interrupt between slices: the thread saves what was met, or stops at once
+            self.go.set()
             self.threads[0].start()
         return began
 
@@ -332,6 +335,7 @@ class RandomBurst:
     def _programs(self, deadline: float):
         """Random text programs on each CPU count in turn, in the head start only (then the
         baseline's loop has a core to itself beside libFuzzer): (the input, when met) or None."""
+        self.go.wait()
         i = 0
         while not self.done.is_set() and time.time() < min(deadline, self.head_end):
             hw = self.hws[i % len(self.hws)]
@@ -844,7 +848,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
             PYVMFUZZ_SUPERVISOR=str(os.getpid()),  # SIGUSR1 here when a write fails
         )
         # the search starts here: the random burst, alone for its head start, then libFuzzer
-        start = time.time()
+        start = time.time()  # kept if an interrupt ends the head start
         burst = RandomBurst(args, seed, crashes, findings_log, tell=lambda line: prog.feed(line, fork))
         start = burst.start()
         print(f"# seed {seed} (again: --seed {seed})", flush=True)
