@@ -264,7 +264,10 @@ impl Canon {
         }
         // The least hash over the renamings that list the CPUs in `cpu_sig` order: a state and
         // any renaming of it have the same such set of written forms, so the same least hash.
-        let sig: Vec<u64> = m.cpus.iter().map(cpu_sig).collect();
+        let mut sig = [0u64; 3]; // no allocation: this runs for every state generated
+        for (c, cpu) in m.cpus.iter().enumerate() {
+            sig[c] = cpu_sig(cpu);
+        }
         let mut best = u128::MAX;
         for p in PERMS[n - 2] {
             // p[c] is where CPU c goes: the written order must not decrease in sig
@@ -294,7 +297,6 @@ fn cpu_sig(c: &crate::machine::Cpu) -> u64 {
     let kop = c.kop.as_ref().map_or(0, |k| 1 + (k.phase as u64) * 64 + (k.at.map_or(0, |p| p as u64 + 1)));
     run << 32 | (c.space as u64) << 24 | kop << 8 | c.tlb.entries.len() as u64
 }
-
 
 /// Two independent 64-bit multiply-xorshift lanes, finalised with splitmix64.
 fn hash128(words: &[u64]) -> u128 {
