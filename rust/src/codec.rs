@@ -253,7 +253,7 @@ fn resumable(m: &Machine) -> ([u8; 8], usize) {
     if m.inflight == 0 {
         return ([0; 8], 0);
     }
-    cpus_where(m, |i| m.check_applicable(&Step { cpu: i as u8, op: Op::Resume, until: None }).is_ok())
+    cpus_where(m, |i| m.applicable(&Step { cpu: i as u8, op: Op::Resume, until: None }))
 }
 
 fn ipi_cpus(m: &Machine) -> ([u8; 8], usize) {

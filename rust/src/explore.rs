@@ -393,7 +393,7 @@ impl Search<'_> {
             if base.until.is_some() && self.stops_left == 0 {
                 continue;
             }
-            if node.m.check_applicable(&base).is_err() {
+            if !node.m.applicable(&base) {
                 continue;
             }
             let (f, arrived) = self.visit(node, k, last, bound, base);

@@ -14,6 +14,11 @@ pub mod canon;
 mod lin;
 pub use lin::{Event, Lin};
 
+/// What a window's operation reads and writes in the contract state (a window of
+/// non-conflicting concurrent operations closes without its order search).
+#[path = "judge_footprint.rs"]
+mod footprint;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum Kind {
     StaleRead,
@@ -108,7 +113,7 @@ const ZERO: u8 = u8::MAX;
 const SHM_OBJ: u8 = 0;
 const FILE_OBJ: u8 = 1;
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Copy, Debug, Hash)]
 struct CProc {
     alive: bool,
     pages: [Pg; NPAGES],
@@ -117,12 +122,26 @@ struct CProc {
     next_tid: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Judge {
     procs: Vec<CProc>,
     /// The shared objects' words: `shm0`'s, the data file's, then those `mmap shm0` made.
     shared: Vec<[u32; 4]>,
     sleepers: Vec<Sleeper>,
+}
+
+/// `clone_from` field by field, into the allocations already there: the linearizability
+/// judge copies candidate states at every window (the derived one allocated three vectors).
+impl Clone for Judge {
+    fn clone(&self) -> Judge {
+        Judge { procs: self.procs.clone(), shared: self.shared.clone(), sleepers: self.sleepers.clone() }
+    }
+
+    fn clone_from(&mut self, s: &Judge) {
+        self.procs.clone_from(&s.procs);
+        self.shared.clone_from(&s.shared);
+        self.sleepers.clone_from(&s.sleepers);
+    }
 }
 
 fn original(orig: u8) -> [u32; 4] {

@@ -170,26 +170,13 @@ pub fn observed_canon(o: &Observed, out: &mut Vec<u64>) {
 impl Lin {
     /// Become a copy of `o`, reusing this value's allocations (explore copies a state per line).
     pub fn copy_from(&mut self, o: &Lin) {
-        copy_states(&mut self.cands, &o.cands);
-        copy_states(&mut self.fast, &o.fast);
+        self.cands.clone_from(&o.cands);
+        self.fast.clone_from(&o.fast);
         self.window.clone_from(&o.window);
         self.open = o.open;
         self.reports.clone_from(&o.reports);
         self.asleep.clone_from(&o.asleep);
         self.literal = o.literal;
         self.budget = o.budget;
-    }
-}
-
-/// `dst` becomes a copy of `src`, reusing `dst`'s allocations.
-fn copy_states(dst: &mut Vec<Judge>, src: &[Judge]) {
-    dst.truncate(src.len());
-    for (d, s) in dst.iter_mut().zip(src) {
-        d.procs.clone_from(&s.procs);
-        d.shared.clone_from(&s.shared);
-        d.sleepers.clone_from(&s.sleepers);
-    }
-    for s in &src[dst.len()..] {
-        dst.push(s.clone());
     }
 }

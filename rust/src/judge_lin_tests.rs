@@ -176,3 +176,121 @@ fn a_copy_is_the_whole_judge_window_and_fast_path_included() {
     b.copy_from(&a);
     assert_eq!(format!("{b:?}"), format!("{a:?}"));
 }
+
+thread_local! {
+    /// `Lin::check_close_alone` on every window that closes without the order search.
+    pub(super) static CLOSE_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// (windows closed without the search, of them where the search found other states).
+    pub(super) static CLOSE_STATS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// (windows closed without the order search, mismatches) over `events`, the check on.
+fn closes_alone(events: Vec<Event>) -> (u64, u64) {
+    CLOSE_CHECK.set(true);
+    CLOSE_STATS.set((0, 0));
+    assert_eq!(judge(events), None);
+    CLOSE_CHECK.set(false);
+    CLOSE_STATS.get()
+}
+
+#[test]
+fn concurrent_stores_to_two_pages_close_without_the_search() {
+    let h = vec![
+        start("cpu1 store data0.0 0x2 until pmap_enter", T2),
+        plain("cpu0 store data1.0 0x1", T1, Outcome::Ok, &[]),
+        plain("cpu0 load data1.0", T1, Outcome::Value(1), &[]),
+        end(1, Outcome::Ok, &[]),
+    ];
+    assert_eq!(closes_alone(h), (1, 0));
+}
+
+#[test]
+fn concurrent_stores_to_one_word_need_the_search() {
+    // Either order is valid and they end in different states: the footprints conflict.
+    let h = vec![
+        start("cpu1 store data0.0 0x2 until pmap_enter", T2),
+        plain("cpu0 store data0.0 0x1", T1, Outcome::Ok, &[]),
+        end(1, Outcome::Ok, &[]),
+    ];
+    assert_eq!(closes_alone(h), (0, 0));
+    // a store beside a fork that copies its page, or a madvise that resets it: both orders
+    // valid, two end states
+    for (other, out) in [("cpu0 fork", Outcome::Pid(2)), ("cpu0 madvise data0 dontneed", Outcome::Ok)] {
+        let h = vec![start("cpu1 store data0.0 0x2 until pmap_enter", T2), plain(other, T1, out, &[]), end(1, Outcome::Ok, &[])];
+        assert_eq!(closes_alone(h).0, 0, "{other}");
+    }
+}
+
+#[test]
+fn two_sleeps_on_one_word_need_the_search() {
+    // Both orders valid, one sleeper set, but the sleepers in another order: the search's
+    // state is the one kept (its order decides which owed wake a later lost-wakeup names).
+    let h = vec![
+        start("cpu1 umtx_sleep data0.0 0x0 until sleep", T2),
+        start("cpu2 umtx_sleep data0.0 0x0 until sleep", T3),
+        end(2, Outcome::Blocked, &[]),
+        end(1, Outcome::Blocked, &[]),
+    ];
+    assert_eq!(closes_alone(h), (0, 0));
+}
+
+#[test]
+fn a_thread_that_may_be_asleep_is_searched_beside_a_wakeup() {
+    // T2, asleep, is woken by T1's wakeup in flight and runs a load while it is: placed first,
+    // the load takes T2 out of the sleepers and the wakeup owes it nothing. The end state is
+    // the same either way; the footprints say conflict (conservatively: `place` writes the
+    // sleepers for a thread that may be one).
+    let h = vec![
+        plain("cpu1 umtx_sleep data0.0 0x0", T2, Outcome::Blocked, &[]),
+        Event::Start { cpu: 0, step: step("cpu0 umtx_wakeup data0.0 until access"), actor: Some(T1), woke: vec![T2] },
+        plain("cpu1 switch P1.T2", T2, Outcome::Ok, &[]),
+        plain("cpu1 load data1.0", T2, Outcome::Value(0), &[]),
+        end(0, Outcome::Ok, &[]),
+    ];
+    assert_eq!(closes_alone(h), (0, 0));
+}
+
+/// Random interleaved programs where windows hold concurrent operations of several threads:
+/// a prefix that puts threads of one or two processes on three CPUs, then random records
+/// (half of their addresses the address of an op in flight elsewhere). Runs each on `kernel`.
+fn crowded_programs(kernel: &'static crate::kernel::Kernel, mode: crate::hw::TlbMode, programs: u32, seed: u64) {
+    use crate::exec::{run_opts, Source};
+    let prefixes = [
+        "cpu0 spawn\ncpu0 spawn\ncpu1 switch P1.T2\ncpu2 switch P1.T3\n",
+        "cpu0 fork\ncpu0 spawn\ncpu1 switch P2.T1\ncpu2 switch P1.T2\n",
+    ];
+    let hw = crate::hw::Hw { cpus: 3, tlb: 4, mode };
+    let mut rng = crate::soak::Rng(seed);
+    for i in 0..programs {
+        let p = crate::program::parse(prefixes[i as usize % 2]).expect("a valid prefix");
+        let mut bytes = crate::codec::encode(&p.steps, &p.lines, hw, kernel).expect("the prefix encodes");
+        for _ in 0..rng.below(24) {
+            let r = rng.next().to_le_bytes();
+            // value and pid bytes below the escape; the address of an op in flight half the time
+            bytes.extend_from_slice(&[r[0], r[1] | (r[5] & 0x80), r[2] % 4, r[3] % 4, r[4]]);
+        }
+        let mut d = crate::codec::Decoder::new(&bytes);
+        d.header();
+        let _ = run_opts(Source::Bytes(d), hw, kernel, 0, false, None);
+    }
+}
+
+#[test]
+fn a_window_closed_without_the_search_ends_where_the_search_ends() {
+    // Every kernel, both TLB modes: every window that closes without the order search is
+    // searched too (`check_close_alone`) and must give the one state it gave, sleepers' order
+    // included.
+    CLOSE_CHECK.set(true);
+    let mut total = 0;
+    for k in crate::kernel::KERNELS {
+        for mode in [crate::hw::TlbMode::Pc64, crate::hw::TlbMode::Tagged] {
+            CLOSE_STATS.set((0, 0));
+            crowded_programs(k, mode, 4000, 14);
+            let (closes, bad) = CLOSE_STATS.get();
+            assert_eq!(bad, 0, "{}: {bad} of {closes} windows closed without the search end elsewhere", k.name);
+            total += closes;
+        }
+    }
+    CLOSE_CHECK.set(false);
+    assert!(total > 15_000, "only {total} windows closed without the search");
+}

@@ -110,6 +110,37 @@ pub struct Dirty {
 #[derive(Debug, Clone)]
 pub struct Inapplicable(pub String);
 
+/// Why a line cannot run now (`Machine::why_not`); formatted only for an input error.
+#[derive(Clone, Copy, Debug)]
+enum WhyNot {
+    NothingInFlight,
+    Waits(crate::kop::Lock),
+    NoIpi,
+    InFlight,
+    Exiting(u32),
+    /// A switch to a thread that is not runnable (`None`: no such thread).
+    Thread(u32, u32, Option<ThreadState>),
+    Idle,
+}
+
+impl WhyNot {
+    fn message(self, cpu: usize) -> String {
+        match self {
+            WhyNot::NothingInFlight => format!("not applicable: nothing in flight on cpu{cpu} to resume"),
+            WhyNot::Waits(l) => format!("not applicable: cpu{cpu} waits for {l}, still held"),
+            WhyNot::NoIpi => format!("not applicable: no IPI pending for cpu{cpu}"),
+            WhyNot::InFlight => format!("not applicable: cpu{cpu} has an op in flight (only resume and ipi run there)"),
+            WhyNot::Exiting(p) => format!("not applicable: P{p} is exiting (its exit waits; its threads run no more)"),
+            WhyNot::Thread(p, t, Some(ThreadState::Running(c))) if c as usize == cpu => format!("P{p}.T{t} is already running on cpu{cpu}"),
+            WhyNot::Thread(p, t, Some(ThreadState::Running(c))) => format!("P{p}.T{t} is running on cpu{c}"),
+            WhyNot::Thread(p, t, Some(ThreadState::Blocked)) => format!("P{p}.T{t} is blocked"),
+            WhyNot::Thread(p, t, Some(ThreadState::Dead)) => format!("P{p}.T{t} has exited"),
+            WhyNot::Thread(p, t, _) => format!("no thread P{p}.T{t}"),
+            WhyNot::Idle => format!("cpu{cpu} is idle"),
+        }
+    }
+}
+
 impl Machine {
     pub fn new(hw: Hw, kernel: &'static Kernel) -> Machine {
         let mut m = Machine {
@@ -364,57 +395,48 @@ impl Machine {
 
     /// Whether line `s` can run now (SPEC §2.3, §3.2); why not, as an input error.
     pub fn check_applicable(&self, s: &Step) -> Result<(), Inapplicable> {
+        match self.why_not(s) {
+            None => Ok(()),
+            Some(w) => Err(Inapplicable(w.message(s.cpu as usize))),
+        }
+    }
+
+    /// Whether line `s` can run now (`check_applicable` without its message).
+    #[inline]
+    pub fn applicable(&self, s: &Step) -> bool {
+        self.why_not(s).is_none()
+    }
+
+    /// Why line `s` cannot run now, if it cannot: decided without formatting (the decoder asks
+    /// it for every CPU of every line while an op is in flight).
+    fn why_not(&self, s: &Step) -> Option<WhyNot> {
         let cpu = s.cpu as usize;
         let c = &self.cpus[cpu];
         match s.op {
             Op::Resume => {
-                let Some(k) = &c.kop else {
-                    return Err(Inapplicable(format!("not applicable: nothing in flight on cpu{cpu} to resume")));
-                };
-                if let Some(l) = k.waiting {
-                    if !self.lock_free(cpu, l) {
-                        return Err(Inapplicable(format!("not applicable: cpu{cpu} waits for {l}, still held")));
-                    }
-                }
-                return Ok(());
+                let Some(k) = &c.kop else { return Some(WhyNot::NothingInFlight) };
+                return k.waiting.filter(|&l| !self.lock_free(cpu, l)).map(WhyNot::Waits);
             }
-            Op::Ipi => {
-                if !self.ipi_pending(cpu) {
-                    return Err(Inapplicable(format!("not applicable: no IPI pending for cpu{cpu}")));
-                }
-                return Ok(());
-            }
+            Op::Ipi => return (!self.ipi_pending(cpu)).then_some(WhyNot::NoIpi),
             _ => {}
         }
         if c.kop.is_some() {
-            return Err(Inapplicable(format!(
-                "not applicable: cpu{cpu} has an op in flight (only resume and ipi run there)"
-            )));
+            return Some(WhyNot::InFlight);
         }
         match s.op {
-            Op::Switch(Target::Idle) => Ok(()),
+            Op::Switch(Target::Idle) => None,
             Op::Switch(Target::Thread(p, t)) => match self.thread_state(p, t) {
-                Some(ThreadState::Runnable) if self.exiting(p) => {
-                    Err(Inapplicable(format!("not applicable: P{p} is exiting (its exit waits; its threads run no more)")))
-                }
-                Some(ThreadState::Runnable) => Ok(()),
-                Some(ThreadState::Running(c)) if c as usize == cpu => {
-                    Err(Inapplicable(format!("P{p}.T{t} is already running on cpu{cpu}")))
-                }
-                Some(ThreadState::Running(c)) => Err(Inapplicable(format!("P{p}.T{t} is running on cpu{c}"))),
-                Some(ThreadState::Blocked) => Err(Inapplicable(format!("P{p}.T{t} is blocked"))),
-                Some(ThreadState::Dead) => Err(Inapplicable(format!("P{p}.T{t} has exited"))),
-                None => Err(Inapplicable(format!("no thread P{p}.T{t}"))),
+                Some(ThreadState::Runnable) if self.exiting(p) => Some(WhyNot::Exiting(p)),
+                Some(ThreadState::Runnable) => None,
+                st => Some(WhyNot::Thread(p, t, st)),
             },
             _ => match c.running {
-                None if matches!(s.op, Op::Pageout(..)) => Ok(()),
-                None => Err(Inapplicable(format!("cpu{cpu} is idle"))),
+                None if matches!(s.op, Op::Pageout(..)) => None,
+                None => Some(WhyNot::Idle),
                 // `exit` still runs: it joins the exit under way (exit1 on a process already
                 // exiting just ends the lwp)
-                Some((p, _)) if self.exiting(p) && !matches!(s.op, Op::Exit) => {
-                    Err(Inapplicable(format!("not applicable: P{p} is exiting (its exit waits; its threads run no more)")))
-                }
-                Some(_) => Ok(()),
+                Some((p, _)) if self.exiting(p) && !matches!(s.op, Op::Exit) => Some(WhyNot::Exiting(p)),
+                Some(_) => None,
             },
         }
     }

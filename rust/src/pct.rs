@@ -87,7 +87,7 @@ pub fn run_one(kernel: &'static Kernel, hw: Hw, p: Params, rng: &mut Rng) -> (Ve
     // spin only through resumes of ops that make progress.
     while steps.len() < 4 * k + 4 * n {
         let enabled = |c: usize, m: &Machine| match &m.cpus[c].kop {
-            Some(_) => m.check_applicable(&Step { cpu: c as u8, op: Op::Resume, until: None }).is_ok(),
+            Some(_) => m.applicable(&Step { cpu: c as u8, op: Op::Resume, until: None }),
             None => pos[c] < lens[c],
         };
         let Some(c) = (0..n).filter(|&c| enabled(c, &node.m)).max_by_key(|&c| prio[c]) else { break };
@@ -101,7 +101,7 @@ pub fn run_one(kernel: &'static Kernel, hw: Hw, p: Params, rng: &mut Rng) -> (Ve
                 None => {
                     candidates(&node.m, &dom, false, &mut cands);
                     mine.clear();
-                    mine.extend(cands.iter().copied().filter(|s| s.cpu as usize == c && node.m.check_applicable(s).is_ok()));
+                    mine.extend(cands.iter().copied().filter(|s| s.cpu as usize == c && node.m.applicable(s)));
                     if mine.is_empty() {
                         continue;
                     }
@@ -140,7 +140,7 @@ fn decode_for(m: &Machine, cpu: u8, choice: u64) -> Option<Step> {
     (0..8).find_map(|sel| {
         let r = rec(sel);
         let s = crate::codec::Decoder::new(&r).next_step(m)?;
-        (s.cpu == cpu && !matches!(s.op, Op::Resume | Op::Ipi) && m.check_applicable(&s).is_ok()).then_some(s)
+        (s.cpu == cpu && !matches!(s.op, Op::Resume | Op::Ipi) && m.applicable(&s)).then_some(s)
     })
 }
 
