@@ -11,37 +11,7 @@ pub fn encode_header(hw: &crate::hw::Hw) -> [u8; 2] {
 
 /// The record that decodes to `s` in machine state `m`, or why `s` is not applicable there.
 pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), String> {
-    let pw_addr = |a: Addr| (a.page << 2) | a.word;
-    let (kind, pw, value, pid) = match s.op {
-        Op::Switch(t) => {
-            let pw = match t {
-                Target::Idle => 0,
-                Target::Thread(p, tid) => match m.runnable().position(|x| x == (p, tid)) {
-                    Some(i) => i + 1,
-                    None => return Err(format!("P{p}.T{tid} is not runnable")),
-                },
-            };
-            (SWITCH, pw as u8, 0, 0)
-        }
-        Op::Load(a) => (LOAD, pw_addr(a), 0, 0),
-        Op::Store(a, v) => (STORE, pw_addr(a), v, 0),
-        Op::Fork => (FORK, 0, 0, 0),
-        Op::Spawn => (SPAWN, 0, 0, 0),
-        Op::Exit => (EXIT, 0, 0, 0),
-        Op::UmtxSleep(a, v) => (SLEEP, pw_addr(a), v, 0),
-        Op::UmtxWakeup(a) => (WAKEUP, pw_addr(a), 0, 0),
-        Op::ProcfsRead(p, a) => (PREAD, pw_addr(a), 0, p),
-        Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
-        Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
-        Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
-        Op::Resume => (RESUME, 0, 0, 0),
-        Op::Ipi => (IPI, 0, 0, 0),
-        Op::Munmap(pg) => (MUNMAP, pg << 2, 0, 0),
-        Op::Mmap(pg) => (MMAP, pg << 2, 0, 0),
-        Op::Mremap(pg, to) => (MREMAP, pg << 2, 0, to as u32),
-        Op::Msync(pg) => (MSYNC, pg << 2, 0, 0),
-        Op::Pageout(p, pg) => (PAGEOUT, pg << 2, 0, p),
-    };
+    let (kind, pw, value, pid) = record_fields(m, s)?;
     let (cands, n) = match kind {
         RESUME => resumable(m),
         IPI => ipi_cpus(m),
@@ -54,19 +24,7 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         Some(i) => i,
         None => return Err(m.check_applicable(s).err().map_or_else(|| format!("cpu{} cannot run this line", s.cpu), |e| e.0)),
     };
-    let ub = match s.until {
-        None => 0,
-        Some(p) => {
-            let op = match s.op {
-                Op::Resume => m.cpus[s.cpu as usize].kop.as_ref().map(|k| k.op).unwrap_or(Op::Resume),
-                op => op,
-            };
-            match until_byte(m, Step { until: None, ..*s }, &op, p) {
-                Some(b) => b,
-                None => return Err(format!("{} has no yield point '{}'", s, p.name())),
-            }
-        }
-    };
+    let ub = until_field(m, s)?;
     // SPEC §3.4's ops share the EXT slot; the value byte names which.
     let (kind, value) = if kind >= MUNMAP { (EXT, (kind - MUNMAP) as u32) } else { (kind, value) };
     let ext = kind == EXT;
@@ -109,6 +67,52 @@ pub fn encode_step(m: &Machine, s: &Step, out: &mut Vec<u8>) -> Result<(), Strin
         out.extend_from_slice(&pid.to_le_bytes());
     }
     Ok(())
+}
+
+/// A line's operation code, address byte, value and pid (or mremap's TO) before the choices
+/// that depend on the state.
+fn record_fields(m: &Machine, s: &Step) -> Result<(u8, u8, u32, u32), String> {
+    let pw_addr = |a: Addr| (a.page << 2) | a.word;
+    Ok(match s.op {
+        Op::Switch(t) => {
+            let pw = match t {
+                Target::Idle => 0,
+                Target::Thread(p, tid) => match m.runnable().position(|x| x == (p, tid)) {
+                    Some(i) => i + 1,
+                    None => return Err(format!("P{p}.T{tid} is not runnable")),
+                },
+            };
+            (SWITCH, pw as u8, 0, 0)
+        }
+        Op::Load(a) => (LOAD, pw_addr(a), 0, 0),
+        Op::Store(a, v) => (STORE, pw_addr(a), v, 0),
+        Op::Fork => (FORK, 0, 0, 0),
+        Op::Spawn => (SPAWN, 0, 0, 0),
+        Op::Exit => (EXIT, 0, 0, 0),
+        Op::UmtxSleep(a, v) => (SLEEP, pw_addr(a), v, 0),
+        Op::UmtxWakeup(a) => (WAKEUP, pw_addr(a), 0, 0),
+        Op::ProcfsRead(p, a) => (PREAD, pw_addr(a), 0, p),
+        Op::ProcfsWrite(p, a, v) => (PWRITE, pw_addr(a), v, p),
+        Op::Madvise(pg) => (MADVISE, pg << 2, 0, 0),
+        Op::Mprotect(pg, w) => (if w { MPROT_RW } else { MPROT_R }, pg << 2, 0, 0),
+        Op::Resume => (RESUME, 0, 0, 0),
+        Op::Ipi => (IPI, 0, 0, 0),
+        Op::Munmap(pg) => (MUNMAP, pg << 2, 0, 0),
+        Op::Mmap(pg) => (MMAP, pg << 2, 0, 0),
+        Op::Mremap(pg, to) => (MREMAP, pg << 2, 0, to as u32),
+        Op::Msync(pg) => (MSYNC, pg << 2, 0, 0),
+        Op::Pageout(p, pg) => (PAGEOUT, pg << 2, 0, p),
+    })
+}
+
+/// The `u` byte of line `s`: no `until`, or the one that selects its point in this state.
+fn until_field(m: &Machine, s: &Step) -> Result<u8, String> {
+    let Some(p) = s.until else { return Ok(0) };
+    let op = match s.op {
+        Op::Resume => m.cpus[s.cpu as usize].kop.as_ref().map(|k| k.op).unwrap_or(Op::Resume),
+        op => op,
+    };
+    until_byte(m, Step { until: None, ..*s }, &op, p).ok_or_else(|| format!("{} has no yield point '{}'", s, p.name()))
 }
 
 /// Encode a program (with its effective hardware and kernel): replays it to know the state

@@ -81,6 +81,33 @@ pub enum Source<'a> {
     Bytes(Decoder<'a>),
 }
 
+impl Source<'_> {
+    /// Line `idx` (a byte form decodes it in the state `m` is in), None at the end.
+    #[inline(always)]
+    fn next(&mut self, idx: usize, m: &Machine) -> Option<Step> {
+        match self {
+            Source::Text(p) => p.steps.get(idx).copied(),
+            Source::Bytes(d) => d.next_step(m),
+        }
+    }
+}
+
+/// The internal invariants after line `n`: the violation that ends the run, if one breaks
+/// (with `past_internal`, the first is recorded in `report.internal` and the run goes on).
+#[inline(always)]
+fn check_internal(m: &mut Machine, report: &mut Report, n: u32, past_internal: bool) -> Option<Violation> {
+    if report.internal.is_some() {
+        return None;
+    }
+    let (kind, msg) = m.check_invariants()?;
+    let v = Violation { kind, step: n, expected: "coherent machine".into(), observed: msg };
+    if past_internal {
+        report.internal = Some(v);
+        return None;
+    }
+    Some(v)
+}
+
 /// Execute and judge. Inapplicable text steps are input errors (with their line).
 pub fn run(src: Source, hw: Hw, kernel: &'static Kernel) -> Result<Report, InputError> {
     run_opts(src, hw, kernel, 0, true, None)
@@ -98,6 +125,79 @@ pub fn run_opts(
     mut features: Option<&mut Features>,
 ) -> Result<Report, InputError> {
     run_observed(src, hw, kernel, panic_at, record, features.take(), &mut |_| {})
+}
+
+impl Report {
+    fn empty(hw: Hw, kernel: &'static Kernel) -> Report {
+        Report {
+            hw,
+            kernel,
+            steps: Vec::new(),
+            observed: Vec::new(),
+            violation: None,
+            assert_failures: Vec::new(),
+            steps_run: 0,
+            internal: None,
+            in_flight: Vec::new(),
+            pending_ipis: Vec::new(),
+        }
+    }
+
+    /// The ops in flight and the invalidations pending at the end of the run.
+    fn end_state(&mut self, m: &Machine) {
+        for c in 0..m.cpus.len() {
+            if let Some((op, ph, pt, w)) = m.inflight_info(c) {
+                self.in_flight.push((c as u8, op, ph, pt, w));
+            }
+            for (a, va, o) in m.pending_ipis(c) {
+                self.pending_ipis.push((c as u8, a, va, o));
+            }
+        }
+    }
+
+    /// A model assertion ended the run at `current` (the step running, if not recorded).
+    fn panicked(&mut self, current: Option<Step>) {
+        if let Some(st) = current {
+            self.steps.push(st);
+        }
+        let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
+        self.violation = Some(Violation {
+            kind: Kind::Panic,
+            step: self.steps_run + 1,
+            expected: "no model assertion".into(),
+            observed: msg,
+        });
+    }
+}
+
+/// This thread's machine and judge, reset for a run (made on first use).
+fn pooled(hw: Hw, kernel: &'static Kernel) -> (Machine, Lin) {
+    match POOL.with(|p| p.borrow_mut().take()) {
+        Some((mut m, mut j)) => {
+            m.reset(hw, kernel);
+            j.reset();
+            (m, j)
+        }
+        None => (Machine::new(hw, kernel), Lin::new()),
+    }
+}
+
+/// Judge line `n` (`step` by `actor`, which showed `obs`): sequentially while no op is in flight
+/// anywhere (as before §3.2), else as an event of the linearizability judge.
+#[inline(always)]
+fn judge_line(judge: &mut Lin, n: u32, step: Step, actor: Option<(u32, u32)>, obs: &Observed) -> Option<Violation> {
+    let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
+    let paused = obs.outcome == Outcome::Paused;
+    if judge.sequential() && !paused && !matches!(step.op, Op::Resume) {
+        return judge.check_plain(n, &step, actor, obs);
+    }
+    let ev = match step.op {
+        Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
+        Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
+        _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
+        _ => Event::Plain { step, actor, obs: obs.clone() },
+    };
+    judge.line(n, ev)
 }
 
 /// The run ends at `step` with violation `v`: the step and its observation are kept.
@@ -120,28 +220,10 @@ pub fn run_observed(
     mut features: Option<&mut Features>,
     after: &mut dyn FnMut(&Machine),
 ) -> Result<Report, InputError> {
-    let mut report = Report {
-        hw,
-        kernel,
-        steps: Vec::new(),
-        observed: Vec::new(),
-        violation: None,
-        assert_failures: Vec::new(),
-        steps_run: 0,
-        internal: None,
-        in_flight: Vec::new(),
-        pending_ipis: Vec::new(),
-    };
+    let mut report = Report::empty(hw, kernel);
     let past_internal = PAST_INTERNAL.with(|f| f.get());
     let mut input_error: Option<InputError> = None;
-    let (mut m, mut judge) = match POOL.with(|p| p.borrow_mut().take()) {
-        Some((mut m, mut j)) => {
-            m.reset(hw, kernel);
-            j.reset();
-            (m, j)
-        }
-        None => (Machine::new(hw, kernel), Lin::new()),
-    };
+    let (mut m, mut judge) = pooled(hw, kernel);
     if panic_at != 0 {
         m.selftest.panic_at = panic_at; // else the self-test hook's value from reset (usually 0)
     }
@@ -153,16 +235,7 @@ pub fn run_observed(
         let judge = &mut judge;
         let mut idx = 0usize;
         loop {
-            let step = match &mut src {
-                Source::Text(p) => match p.steps.get(idx) {
-                    Some(s) => *s,
-                    None => break,
-                },
-                Source::Bytes(d) => match d.next_step(m) {
-                    Some(s) => s,
-                    None => break,
-                },
-            };
+            let Some(step) = src.next(idx, m) else { break };
             let n = idx as u32 + 1;
             let actor = m.cpus.get(step.cpu as usize).and_then(|c| c.running);
             if record {
@@ -189,39 +262,18 @@ pub fn run_observed(
                 f.record_reached(m, &step);
             }
             after(m);
-            let actor = if matches!(step.op, Op::Switch(_) | Op::Ipi) { None } else { actor };
-            let paused = obs.outcome == Outcome::Paused;
-            let verdict = if judge.sequential() && !paused && !matches!(step.op, Op::Resume) {
-                // No op in flight anywhere: the sequential judgement, as before §3.2.
-                judge.check_plain(n, &step, actor, &obs)
-            } else {
-                let ev = match step.op {
-                    Op::Resume if paused => Event::Cont { cpu: step.cpu, woke: obs.woke.clone() },
-                    Op::Resume => Event::End { cpu: step.cpu, obs: obs.clone() },
-                    _ if paused => Event::Start { cpu: step.cpu, step, actor, woke: obs.woke.clone() },
-                    _ => Event::Plain { step, actor, obs: obs.clone() },
-                };
-                judge.line(n, ev)
-            };
-            if let Some(v) = verdict {
+            if let Some(v) = judge_line(judge, n, step, actor, &obs) {
                 stop_at(&mut report, record, &mut current, step, obs, v);
                 return;
             }
-            if report.internal.is_none() {
-                if let Some((kind, msg)) = m.check_invariants() {
-                    let v = Violation { kind, step: n, expected: "coherent machine".into(), observed: msg };
-                    if !past_internal {
-                        stop_at(&mut report, record, &mut current, step, obs, v);
-                        return;
-                    }
-                    report.internal = Some(v);
-                }
+            if let Some(v) = check_internal(m, &mut report, n, past_internal) {
+                stop_at(&mut report, record, &mut current, step, obs, v);
+                return;
             }
             if let Source::Text(p) = &src {
-                if let Some(Some(a)) = p.asserts.get(idx) {
-                    if !a.matches(&obs) {
-                        report.assert_failures.push((n, a.clone(), obs.clone()));
-                    }
+                match p.asserts.get(idx) {
+                    Some(Some(a)) if !a.matches(&obs) => report.assert_failures.push((n, a.clone(), obs.clone())),
+                    _ => {}
                 }
             }
             if record {
@@ -234,27 +286,11 @@ pub fn run_observed(
         }
     }));
     if record && res.is_ok() {
-        for c in 0..m.cpus.len() {
-            if let Some((op, ph, pt, w)) = m.inflight_info(c) {
-                report.in_flight.push((c as u8, op, ph, pt, w));
-            }
-            for (a, va, o) in m.pending_ipis(c) {
-                report.pending_ipis.push((c as u8, a, va, o));
-            }
-        }
+        report.end_state(&m);
     }
     POOL.with(|p| *p.borrow_mut() = Some((m, judge)));
     if res.is_err() {
-        if let Some(st) = current {
-            report.steps.push(st);
-        }
-        let msg = PANIC_MSG.with(|m| m.borrow_mut().take()).unwrap_or_else(|| "model assertion failed".into());
-        report.violation = Some(Violation {
-            kind: Kind::Panic,
-            step: report.steps_run + 1,
-            expected: "no model assertion".into(),
-            observed: msg,
-        });
+        report.panicked(current);
     }
     match input_error {
         Some(e) => Err(e),

@@ -276,44 +276,43 @@ fn chain_depth(m: &Machine, pid: u32, page: u8) -> Option<(u32, u32)> {
     }
 }
 
+/// A switch's situation: the TLB holding entries of the space entered, idle, and how many
+/// other CPUs already run that process.
+fn switch_situation(m: &Machine, cpu: usize, t: Target) -> Situation {
+    let space = match t {
+        Target::Idle => IDLE_SPACE,
+        Target::Thread(p, _) => p,
+    };
+    let stale = m.cpus[cpu].space != space && m.cpus[cpu].tlb.entries.iter().any(|e| e.asid == space);
+    // How many other CPUs already run that process (0, 1, 2+): the races of SPEC §3.3
+    // need one process on two or three CPUs, a state no other feature tells apart.
+    let sharing = if space == IDLE_SPACE {
+        0
+    } else {
+        m.cpus.iter().enumerate().filter(|&(c, x)| c != cpu && x.running.is_some_and(|r| r.0 == space)).count().min(2) as u32
+    };
+    Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9 | sharing << 10, slot: None }
+}
+
+/// The process an op targets (procfs; the page daemon, which may run on an idle CPU) and the
+/// page it names.
+fn op_target(op: Op) -> (Option<u32>, Option<u8>) {
+    match op {
+        Op::Load(a) | Op::Store(a, _) | Op::UmtxSleep(a, _) | Op::UmtxWakeup(a) => (None, Some(a.page)),
+        Op::ProcfsRead(p, a) | Op::ProcfsWrite(p, a, _) => (Some(p), Some(a.page)),
+        Op::Madvise(pg) | Op::Mprotect(pg, _) | Op::Munmap(pg) | Op::Mmap(pg) | Op::Mremap(pg, _) | Op::Msync(pg) => (None, Some(pg)),
+        Op::Pageout(p, pg) => (Some(p), Some(pg)),
+        Op::Switch(_) | Op::Fork | Op::Spawn | Op::Exit | Op::Resume | Op::Ipi => (None, None),
+    }
+}
+
 fn situation_plain(m: &Machine, s: &Step) -> Situation {
     let cpu = s.cpu as usize;
-    let (opcode, target, page): (u32, Option<u32>, Option<u8>) = match s.op {
-        Op::Switch(t) => {
-            let space = match t {
-                Target::Idle => IDLE_SPACE,
-                Target::Thread(p, _) => p,
-            };
-            let stale = m.cpus[cpu].space != space && m.cpus[cpu].tlb.entries.iter().any(|e| e.asid == space);
-            // How many other CPUs already run that process (0, 1, 2+): the races of SPEC §3.3
-            // need one process on two or three CPUs, a state no other feature tells apart.
-            let sharing = if space == IDLE_SPACE {
-                0
-            } else {
-                m.cpus.iter().enumerate().filter(|&(c, x)| c != cpu && x.running.is_some_and(|r| r.0 == space)).count().min(2) as u32
-            };
-            return Situation { bits: 1 | (stale as u32) << 8 | ((space == IDLE_SPACE) as u32) << 9 | sharing << 10, slot: None };
-        }
-        Op::Load(a) => (2, None, Some(a.page)),
-        Op::Store(a, _) => (3, None, Some(a.page)),
-        Op::Fork => (4, None, None),
-        Op::Spawn => (5, None, None),
-        Op::Exit => (6, None, None),
-        Op::UmtxSleep(a, _) => (7, None, Some(a.page)),
-        Op::UmtxWakeup(a) => (8, None, Some(a.page)),
-        Op::ProcfsRead(p, a) => (9, Some(p), Some(a.page)),
-        Op::ProcfsWrite(p, a, _) => (10, Some(p), Some(a.page)),
-        Op::Madvise(pg) => (11, None, Some(pg)),
-        Op::Mprotect(pg, w) => (12 + w as u32, None, Some(pg)),
-        Op::Resume => (14, None, None),
-        Op::Ipi => (15, None, None),
-        Op::Munmap(pg) => (16, None, Some(pg)),
-        Op::Mmap(pg) => (17, None, Some(pg)),
-        Op::Mremap(pg, _) => (18, None, Some(pg)),
-        Op::Msync(pg) => (19, None, Some(pg)),
-        // the page daemon may run on an idle CPU: its target is the process
-        Op::Pageout(p, pg) => (20, Some(p), Some(pg)),
-    };
+    if let Op::Switch(t) = s.op {
+        return switch_situation(m, cpu, t);
+    }
+    let opcode = op_code(&s.op);
+    let (target, page) = op_target(s.op);
     let actor = m.cpus[cpu].running.map(|(p, _)| p);
     let Some(pid) = target.or(actor) else {
         return Situation { bits: opcode, slot: None };

@@ -319,7 +319,7 @@ impl Lin {
     }
 
     /// The distinct end states of every valid order of the whole window, from every candidate.
-    fn all_ends(&mut self, n: u32) -> Vec<Judge> {
+    pub(in crate::judge) fn all_ends(&mut self, n: u32) -> Vec<Judge> {
         let mut ends = Vec::new();
         let mut seen = foldhash::HashSet::default();
         self.budget = 0;
@@ -372,46 +372,6 @@ impl Lin {
             self.asleep.clear();
         }
         None
-    }
-
-    /// Whether the window (nothing pending) has one end state, the fast path's, without the
-    /// order search: one candidate state, the completion order valid from it, and no two
-    /// operations whose intervals overlap with conflicting footprints (judge_footprint.rs
-    /// argues it). At most 20 operations: the search `all_ends` would do visits at most 2^20
-    /// placed sets there, below its budget, so both give the same states.
-    fn closes_alone(&self) -> bool {
-        if self.cands.len() != 1 || self.fast.len() != 1 || self.window.len() > 20 {
-            return false;
-        }
-        // The threads that may be sleepers during the window: those asleep when it opened and
-        // those that sleep in it.
-        let mut sleepy = [(0u32, 0u32); 64];
-        let mut ns = 0;
-        let window_sleeps = self.window.iter().filter(|h| matches!(h.step.op, Op::UmtxSleep(..))).filter_map(|h| h.actor);
-        for t in self.cands[0].sleepers.iter().map(|x| x.t).chain(window_sleeps) {
-            if ns == sleepy.len() {
-                return false;
-            }
-            sleepy[ns] = t;
-            ns += 1;
-        }
-        let w = &self.window;
-        (0..w.len()).all(|i| {
-            (i + 1..w.len()).all(|j| {
-                let (a, b) = (&w[i], &w[j]);
-                let overlap = a.end.is_none_or(|e| e >= b.start) && b.end.is_none_or(|e| e >= a.start);
-                !overlap || !a.fp.conflicts(&b.fp, &sleepy[..ns])
-            })
-        })
-    }
-
-    /// Self-check of `closes_alone` (tests only): the order search finds exactly the fast
-    /// path's state. Counts (closes checked, mismatches) in `tests::CLOSE_STATS`.
-    #[cfg(test)]
-    fn check_close_alone(&mut self, n: u32) {
-        let ends = self.all_ends(n);
-        let same = ends.len() == 1 && ends[0].state_hash() == self.fast[0].state_hash() && format!("{:?}", ends[0]) == format!("{:?}", self.fast[0]);
-        tests::CLOSE_STATS.set((tests::CLOSE_STATS.get().0 + 1, tests::CLOSE_STATS.get().1 + !same as u64));
     }
 
     /// Place window op `i` next in an order from state `s`: the contract's effect, the
@@ -632,4 +592,4 @@ fn dedup(v: &mut Vec<Judge>) {
 
 #[cfg(test)]
 #[path = "judge_lin_tests.rs"]
-mod tests;
+pub(in crate::judge) mod tests;

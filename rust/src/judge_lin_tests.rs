@@ -179,9 +179,9 @@ fn a_copy_is_the_whole_judge_window_and_fast_path_included() {
 
 thread_local! {
     /// `Lin::check_close_alone` on every window that closes without the order search.
-    pub(super) static CLOSE_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    pub(in crate::judge) static CLOSE_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// (windows closed without the search, of them where the search found other states).
-    pub(super) static CLOSE_STATS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    pub(in crate::judge) static CLOSE_STATS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// (windows closed without the order search, mismatches) over `events`, the check on.
