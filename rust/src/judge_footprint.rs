@@ -35,6 +35,8 @@ const ALIVE: u32 = 3;
 const THR: u32 = 4;
 /// Every location of one process (a fork's child, created whole).
 const PROC: u32 = 5;
+/// That the process exists (`want` indexes it for every op it performs).
+const EXISTS: u32 = 10;
 /// A shared object's words (pid 0, index the object).
 const SH: u32 = 6;
 /// How many processes there are and how many are alive (a fork's outcome).
@@ -58,7 +60,7 @@ impl Loc {
         self.0 & 0xff
     }
     fn meets(self, o: Loc) -> bool {
-        let per_pid = |k: u32| (MAP..=PROC).contains(&k);
+        let per_pid = |k: u32| (MAP..=PROC).contains(&k) || k == EXISTS;
         if self.kind() == PROC || o.kind() == PROC {
             return per_pid(self.kind()) && per_pid(o.kind()) && self.pid() == o.pid();
         }
@@ -70,7 +72,7 @@ impl Loc {
 /// everything.
 #[derive(Clone, Copy, Debug)]
 pub(in crate::judge) struct Footprint {
-    reads: [Loc; 4],
+    reads: [Loc; 5],
     nr: u8,
     writes: [Loc; 6],
     nw: u8,
@@ -82,7 +84,7 @@ pub(in crate::judge) struct Footprint {
 
 impl Footprint {
     pub(in crate::judge) const UNKNOWN: Footprint =
-        Footprint { reads: [Loc(0); 4], nr: 0, writes: [Loc(0); 6], nw: 0, all: true, actor: None };
+        Footprint { reads: [Loc(0); 5], nr: 0, writes: [Loc(0); 6], nw: 0, all: true, actor: None };
 
     fn r(&mut self, l: Loc) {
         self.reads[self.nr as usize] = l;
@@ -128,6 +130,7 @@ impl Judge {
         if !small(pid) || !small(self.procs.len() as u32 + 1) {
             return Footprint::UNKNOWN;
         }
+        f.r(Loc::new(EXISTS, pid, 0));
         let done = match step.op {
             Op::Switch(_) | Op::Ipi | Op::Msync(_) => true,
             Op::Fork => {
@@ -246,11 +249,12 @@ fn map_footprint(f: &mut Footprint, op: Op, pid: u32) -> bool {
 impl Lin {
     /// Whether the window (nothing pending) has one end state, the fast path's, without the
     /// order search: one candidate state, the completion order valid from it, and no two
-    /// operations whose intervals overlap with conflicting footprints (judge_footprint.rs
-    /// argues it). At most 20 operations: the search `all_ends` would do visits at most 2^20
-    /// placed sets there, below its budget, so both give the same states.
+    /// operations whose intervals overlap with conflicting footprints (the file's doc comment
+    /// argues it). The search `all_ends` would give the same: every order is valid then, so its
+    /// first path (at most one call per operation) reaches that state, and a search cut short
+    /// by its budget later can find no other.
     pub(in crate::judge) fn closes_alone(&self) -> bool {
-        if self.cands.len() != 1 || self.fast.len() != 1 || self.window.len() > 20 {
+        if self.cands.len() != 1 || self.fast.len() != 1 {
             return false;
         }
         // The threads that may be sleepers during the window: those asleep when it opened and
