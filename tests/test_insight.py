@@ -74,16 +74,16 @@ def test_minimize_simplifies_arguments():
     assert "cpus=2" in small["hw"] or "cpus=1" in small["hw"], small["hw"]
 
 
-@pytest.mark.parametrize("made,later,fewer", [
-    # a fork whose process nothing names: dropped, P3 renamed P2 (the step pass alone cannot)
-    ("cpu0 fork\ncpu0 fork\n", "P3.T1", "P2.T1"),
-    # a spawn whose thread nothing names: dropped, P1.T3 renamed P1.T2
-    ("cpu0 spawn\ncpu0 spawn\n", "P1.T3", "P1.T2"),
+@pytest.mark.parametrize("made,later", [
+    ("cpu0 fork\ncpu0 fork\n", "P3.T1"),
+    ("cpu0 spawn\ncpu0 spawn\n", "P1.T3"),
 ])
-def test_minimize_drops_creations_and_renumbers_what_follows(made, later, fewer):
-    """A campaign's random byte-form find (pre-385c96e4, 5 lines) held a fork that only numbered
-    the next one; minimization left it. Creation lines whose product nothing names now go, with
-    the later pids (tids) one lower."""
+def test_minimize_folds_a_created_process_or_thread_into_its_creator(made, later):
+    """A campaign's random byte-form find (pre-385c96e4, 5 lines: the demo's) wrote a text page
+    through procfs from a process (thread) it had made and switched to on another CPU. The
+    shortest reproducer is the creator doing it itself (corpus/repro/pre-385c96e4-debugger-
+    text.txt): the creations drop each fork (spawn), its product renamed into the creator and
+    that product's lines moved onto the creator's CPU (4 lines before `_merged`)."""
     pid = later.split(".")[0]
     text = (f"hw cpus=2\n{made}cpu1 switch {later}\ncpu1 procfs_write {pid} text0.0 0x0\n"
             "cpu1 store text0.0 0x0\n")
@@ -91,7 +91,31 @@ def test_minimize_drops_creations_and_renumbers_what_follows(made, later, fewer)
     assert rep["violation"]["kind"] == "protection"
     small = minimize_report(rep, budget_s=20)
     assert small["violation"]["kind"] == "protection"
-    assert len(small["steps"]) == 4 and f"cpu1 switch {fewer}" in small["steps"], small["steps"]
+    assert small["steps"] == ["cpu0 procfs_write P1 text0.0 0x0", "cpu0 store text0.0 0x0"], small["steps"]
+    assert "cpus=1" in small["hw"], small["hw"]
+
+
+def test_minimize_renumbers_a_creation_whose_product_must_stay_apart():
+    """Under fork-no-protect the child must be another process (it reads the parent's later
+    store): the fork that only numbered it goes, P3 renamed P2, and the child stays the child."""
+    text = ("hw cpus=2\ncpu0 load data0.0\ncpu0 fork\ncpu0 fork\ncpu0 store data0.0 0x1\n"
+            "cpu1 switch P3.T1\ncpu1 load data0.0\n")
+    rep = _core.run_text(text, "fork-no-protect")
+    assert rep["violation"]["kind"] == "stale-read"
+    small = minimize_report(rep, budget_s=20)
+    assert small["violation"]["kind"] == "stale-read"
+    assert small["steps"].count("cpu0 fork") == 1 and "cpu1 switch P2.T1" in small["steps"], small["steps"]
+
+
+def test_merged_moves_a_switched_to_running_thread_onto_its_cpu():
+    from pyvmfuzz.api import Step
+    from pyvmfuzz.insight.minimize import Minimizer
+
+    ops = [Step.parse(x) for x in ("cpu1 switch P1.T1", "cpu1 load data0.0", "cpu0 load data1.0",
+                                   "cpu1 switch idle", "cpu1 load data2.0")]
+    assert [s.text() for s in Minimizer._merged(ops)] == [
+        "cpu0 load data0.0", "cpu0 load data1.0", "cpu1 switch idle", "cpu1 load data2.0"]
+    assert Minimizer._merged([Step.parse("cpu1 switch P1.T2"), Step.parse("cpu1 load data0.0")]) is None
 
 
 def test_minimize_input_errors():

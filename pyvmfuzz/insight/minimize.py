@@ -178,13 +178,13 @@ class Minimizer:
 
     # -- processes and threads
     @staticmethod
-    def _running(ops: list[Step], i: int) -> int | None:
-        """The pid running on line i's CPU before it (P1.T1 starts on cpu0), by its switches."""
-        pid = 1 if ops[i].cpu == 0 else None
+    def _running_thread(ops: list[Step], i: int) -> Thread | None:
+        """The thread running on line i's CPU before it (P1.T1 starts on cpu0), by its switches."""
+        th = Thread(1, 1) if ops[i].cpu == 0 else None
         for s in ops[:i]:
             if s.cpu == ops[i].cpu and s.op == "switch":
-                pid = s.target.pid if isinstance(s.target, Thread) else None
-        return pid
+                th = s.target if isinstance(s.target, Thread) else None
+        return th
 
     @staticmethod
     def _renamed(ops: list[Step], pid: Callable[[int], int], thread: Callable[[Thread], Thread]) -> list[Step]:
@@ -197,29 +197,60 @@ class Minimizer:
             return s.replace(**ch) if ch else s
         return [one(s) for s in ops]
 
+    @staticmethod
+    def _merged(ops: list[Step]) -> list[Step] | None:
+        """ops with each switch to a thread already running on another CPU dropped, the
+        switching CPU's lines after it (to its next switch) run on that CPU instead; None when
+        there is no such switch. (After a creation is renamed into its creator, the created
+        thread's lines become the creator's own.)"""
+        running: dict[int, Thread | None] = {0: Thread(1, 1)}
+        out, moved, onto = [], False, {}
+        for s in ops:
+            if s.cpu in onto and s.op != "switch":
+                out.append(s.replace(cpu=onto[s.cpu]))
+                continue
+            onto.pop(s.cpu, None)
+            if s.op == "switch" and isinstance(s.target, Thread):
+                there = next((c for c, t in running.items() if t == s.target and c != s.cpu), None)
+                if there is not None:
+                    onto[s.cpu], moved = there, True
+                    continue
+            if s.op == "switch":
+                running[s.cpu] = s.target if isinstance(s.target, Thread) else None
+            out.append(s)
+        return out if moved else None
+
     def creations(self, ops: list[Step]) -> list[Step]:
         """Fewer forks and spawns: pids and tids are handed out in order, so a creation line that
         only numbers what comes after it is dropped with the later numbers one lower (a step
         pass alone cannot: without the line, P3 is named P2). What named the created process
-        itself is tried on the creator's (the process running there)."""
+        (thread) itself is tried first on the creator — the process (thread) running there —,
+        its lines moved onto the creator's CPU (`_merged`)."""
         i = 0
         while i < len(ops) and not self.out_of_time():
             s = ops[i]
             r = self.run(ops) if s.op in ("fork", "spawn") else None
             made = r["trace"][i] if r is not None and i < len(r["trace"]) else ""
-            cands = []
+            renames = []
+            creator = self._running_thread(ops, i)
             if s.op == "fork" and made.startswith("P") and made[1:].isdigit():
-                k, parent = int(made[1:]), self._running(ops, i)
-                for into in ([parent] if parent else []) + [None]:
+                k = int(made[1:])
+                for into in ([creator.pid] if creator else []) + [None]:
                     def pid(p, k=k, into=into):
                         return into if p == k and into else p - 1 if p > k else p
-                    cands.append(self._renamed(ops[:i] + ops[i + 1:], pid, lambda t, pid=pid: Thread(pid(t.pid), t.tid)))
+                    renames.append((pid, lambda t, pid=pid: Thread(pid(t.pid), t.tid)))
             elif s.op == "spawn" and "." in made:
                 p, _, t = made.partition(".")
                 if p[1:].isdigit() and t[1:].isdigit():
                     pp, k = int(p[1:]), int(t[1:])
-                    cands.append(self._renamed(ops[:i] + ops[i + 1:], lambda q: q, lambda th, pp=pp, k=k:
-                                               Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
+                    for into in ([creator] if creator else []) + [None]:
+                        renames.append((lambda q: q, lambda th, pp=pp, k=k, into=into:
+                                        into if th == Thread(pp, k) and into else
+                                        Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
+            cands = []
+            for pid, thread in renames:
+                cand = self._renamed(ops[:i] + ops[i + 1:], pid, thread)
+                cands += [m for m in [self._merged(cand)] if m is not None] + [cand]
             kept = self._first_kept(cands)
             if kept is None:
                 i += 1
