@@ -35,8 +35,6 @@ const ALIVE: u32 = 3;
 const THR: u32 = 4;
 /// Every location of one process (a fork's child, created whole).
 const PROC: u32 = 5;
-/// That the process exists (`want` indexes it for every op it performs).
-const EXISTS: u32 = 10;
 /// A shared object's words (pid 0, index the object).
 const SH: u32 = 6;
 /// How many processes there are and how many are alive (a fork's outcome).
@@ -45,6 +43,8 @@ const COUNT: u32 = 7;
 const NSH: u32 = 8;
 /// The sleepers (their set and their keys).
 const SLEEPERS: u32 = 9;
+/// That the process exists (`want` indexes it for every op it performs).
+const EXISTS: u32 = 10;
 
 impl Loc {
     fn new(kind: u32, pid: u32, idx: u32) -> Loc {
