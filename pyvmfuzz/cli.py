@@ -372,7 +372,10 @@ def cmd_minimize(args) -> int:
         bar.n = len(rep["steps"]) - n
         bar.refresh()
 
+    t0 = time.monotonic()
     small = minimize_report(rep, args.time, progress)
+    # the budget spent: the result is smaller, not minimal (said, not hidden)
+    spent = "" if time.monotonic() - t0 < args.time else f" (the {args.time:g} s budget ran out: --time gives more)"
     bar.close()
     witness = None
     from pyvmfuzz.campaign.witness import CORE_ONLY_EXTENDABLE, extend
@@ -399,10 +402,10 @@ def cmd_minimize(args) -> int:
                   if not ln.startswith("# replay-bytes:"))  # no .bytes beside it
     if args.output:
         atomic_write(args.output, out)
-        print(f"# {args.file}: {before} -> {after} steps ({sv['kind']}), written to {args.output}")
+        print(f"# {args.file}: {before} -> {after} steps ({sv['kind']}){spent}, written to {args.output}")
     else:
         sys.stdout.write(out)
-    sys.stderr.write(f"pyvmfuzz minimize: {before} -> {after} steps\n")
+    sys.stderr.write(f"pyvmfuzz minimize: {before} -> {after} steps{spent}\n")
     return 0
 
 
@@ -884,7 +887,10 @@ def cmd_triage(args) -> int:
     for p in args.paths:
         if not os.path.exists(p):
             raise InputError(f"{p}: no such file or directory")
-    groups = triage(args.paths)
+    clean: list[str] = []
+    groups = triage(args.paths, clean)
+    for f in clean:
+        sys.stderr.write(visible(f"# {f}: runs clean under its kernel: not a finding, left out") + "\n")
     if not groups:
         raise InputError(f"no saved finding in {', '.join(args.paths)} (a finding is a .txt with a kernel "
                          f"line and an expect line for that kernel)")
@@ -1006,7 +1012,14 @@ def build_parser() -> argparse.ArgumentParser:
                         ".bytes file's sidecar, else dragonfly); linux: the oracle's verdict counts")
     r.set_defaults(func=cmd_run)
 
-    c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines")
+    c = sub.add_parser("check", help="differential check: core vs oracle verdicts, and expect lines",
+                       description="Runs every program on the core and judges its trace with the independent "
+                                   "oracle (docs/contract.md §4): both verdicts must agree, and each `expect` "
+                                   "line for the kernel must hold. With --target linux: this host's kernel, "
+                                   "judged by the oracle.",
+                       epilog="Exit status: 0 every pair agrees; 1 a problem (a disagreement, an expect line "
+                              "that does not hold); 2 bad usage or input; 130 interrupted (what was found so far "
+                              "is printed). The contract: docs/contract.md (`pyvmfuzz contract`).")
     c.add_argument("paths", nargs="+", metavar="PATH",
                    help="program files or directories (walked; FIFOs and devices in them skipped); '-': standard input")
     c.add_argument("--kernel", type=lambda s: s if s == "all" else _kernel(s), default="fixed",
@@ -1070,7 +1083,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fuzz)
 
     mn = sub.add_parser("minimize", help="minimize a violating program (1-minimal, simpler arguments)",
-                        epilog="Exit status: 0 minimized; 2 bad input, or the program does not violate.")
+                        epilog="Exit status: 0 minimized (a budget that ran out is said); 2 bad input, or the "
+                               "program does not violate. The contract: docs/contract.md (`pyvmfuzz contract`).")
     mn.add_argument("file", metavar="FILE", help="text or byte-form program that violates ('-': standard input)")
     mn.add_argument("-o", "--output", default=None, help="write the minimized program here (else, or '-': stdout)")
     mn.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
@@ -1079,7 +1093,9 @@ def build_parser() -> argparse.ArgumentParser:
     mn.add_argument("--quiet", action="store_true", help="no progress bar")
     mn.set_defaults(func=cmd_minimize)
 
-    ex = sub.add_parser("explain", help="per-CPU timeline with PTE/TLB/pm_active state at each step")
+    ex = sub.add_parser("explain", help="per-CPU timeline with PTE/TLB/pm_active state at each step",
+                        epilog="Exit status: 0 the program runs clean; 1 it violates (or an assertion fails); "
+                               "2 bad usage or input. The contract: docs/contract.md (`pyvmfuzz contract`).")
     ex.add_argument("file", metavar="FILE", help="text or byte-form program ('-': standard input)")
     ex.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
     ex.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys overriding the program's header")
@@ -1140,7 +1156,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=1)
     b.set_defaults(func=cmd_bench)
 
-    ce = sub.add_parser("cells", help="which (operation x page x process x fork x hw) cells programs reach")
+    ce = sub.add_parser("cells", help="which (operation x page x process x fork x hw) cells programs reach",
+                        epilog="Exit status: 0; 2 bad usage or input (a program that does not parse or names a "
+                               "CPU beyond its header's; a line that cannot run when reached is skipped, said). "
+                               "The contract: docs/contract.md (`pyvmfuzz contract`).")
     ce.add_argument("paths", nargs="*", default=[], metavar="PATH",
                     help="programs (text or byte form) or directories (default: ./corpus, else the "
                          "package's seed programs)")
@@ -1150,7 +1169,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="a campaign's exec/s, coverage, corpus and findings over time (HTML)",
                         description="Draws OUT/plot_data.csv, the row a campaign appends every 2 s (as afl-plot "
                                     "does afl's plot_data), as one self-contained HTML page; a resumed campaign's "
-                                    "rows are another line. Exit 0; 2 without plot data.")
+                                    "rows are another line. Exit 0; 2 without plot data. The contract: docs/contract.md (`pyvmfuzz contract`).")
     pl.add_argument("out", metavar="OUT", help="the campaign directory (fuzz --out)")
     pl.add_argument("-o", "--output", default=None, metavar="FILE", help="the page (default OUT/plot.html)")
     pl.set_defaults(func=cmd_plot)
@@ -1162,26 +1181,35 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(a model bug) the kind and operation, a model panic by its assertion. One line "
                                     "per bug, largest first, with its shortest program (docs/findings.md). Campaigns "
                                     "save one finding per bug already; this groups older or merged directories. "
-                                    "Exit 0; 2 when no finding is found.")
+                                    "Each finding is replayed under its kernel first (one that runs clean is left "
+                                    "out, with a note). Exit 0; 2 when no finding is found or a file does not load. "
+                                    "The contract: docs/contract.md (`pyvmfuzz contract`).")
     tr.add_argument("paths", nargs="+", metavar="PATH", help="finding .txt files or directories of them")
     tr.add_argument("--json", action="store_true", help="one JSON list of bugs")
     tr.set_defaults(func=cmd_triage)
 
-    z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict")
+    z = sub.add_parser("zoo", help="the kernel variants: story, hardware, expected verdict",
+                       epilog="Exit status: 0. The variants: docs/contract.md §3.3-§3.5 (`pyvmfuzz contract`).")
     z.set_defaults(func=cmd_zoo)
 
-    ct = sub.add_parser("contract", help="print the contract verdicts are judged by (docs/contract.md, installed with the package)")
+    ct = sub.add_parser("contract", help="print the contract verdicts are judged by (docs/contract.md, installed with the package)",
+                        epilog="Exit status: 0; 2 when the installed copy cannot be read.")
     ct.add_argument("--path", action="store_true", help="print where the installed copy is instead")
     ct.set_defaults(func=cmd_contract)
 
-    d = sub.add_parser("demo", help="fuzz the 385c96e4 kernels until the bugs appear, minimize, explain")
+    d = sub.add_parser("demo", help="fuzz the 385c96e4 kernels until the bugs appear, minimize, explain",
+                       epilog="Exit status: 0 the fixed campaign ran clean; 1 it found a violation; 2 bad usage "
+                              "(a 385c96e4 kernel not found in its 60 s is said in the story). The contract: docs/contract.md (`pyvmfuzz contract`).")
     d.add_argument("--out", default="demo-out", help="where campaigns and findings go (default demo-out)")
     d.add_argument("--fixed-time", type=int, default=20, help="budget for the clean fixed campaign (default 20s)")
     d.add_argument("--coverage", choices=["both", "branch", "semantic", "none"], default="semantic",
                    help="coverage for the demo campaigns (default semantic: no extra build)")
     d.set_defaults(func=cmd_demo)
 
-    xp = sub.add_parser("explore", help="every program up to N lines, exhaustively: the shortest violation or a certificate")
+    xp = sub.add_parser("explore", help="every program up to N lines, exhaustively: the shortest violation or a certificate",
+                        epilog="Exit status: 0 no violation up to N lines (or up to where --time stopped it, "
+                               "said); 1 a violation (printed, saved in --out); 2 bad usage or input; 130 "
+                               "interrupted. Method and certificates: docs/explore.md. The contract: docs/contract.md (`pyvmfuzz contract`).")
     xp.add_argument("--kernel", type=_kernel, default="fixed", help="kernel variant (default fixed; `pyvmfuzz zoo` lists them; KERNEL+ACTION / KERNEL-no-ACTION switches a `necessity` safety action on / off: docs/contract.md §3.5)")
     xp.add_argument("--hw", action=_HwKeys, type=_hw, default=None, help="hardware keys, e.g. cpus=2,mode=tagged")
     xp.add_argument("--cpus", type=int, default=None, help="number of CPUs (same as --hw cpus=N)")
@@ -1235,7 +1263,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "input; the bytes go to -o OUT, or to standard output ('-o -', or no -o, when "
                                     "it is not a terminal).",
                         epilog="Exit status: 0 encoded; 2 bad usage or input (a line not applicable when reached "
-                               "is named with the state that refuses it).")
+                               "is named with the state that refuses it). The contract: docs/contract.md (`pyvmfuzz contract`).")
     en.add_argument("file", metavar="FILE", help="text program ('-': standard input)")
     en.add_argument("-o", "--output", default=None, metavar="OUT", help="write the bytes here ('-': stdout)")
     en.add_argument("--kernel", type=_kernel, default=None, help="kernel (default: the program's, else fixed)")
@@ -1246,7 +1274,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Keep a small subset of a corpus with the same coverage (greedy set cover). "
                                     "Inputs may be text or byte form; the output is the byte form (text programs "
                                     "encoded under --kernel and --hw), each named by the SHA-1 of its bytes, "
-                                    "written to a temporary directory and renamed to -o once complete.")
+                                    "written to a temporary directory and renamed to -o once complete.",
+                        epilog="Exit status: 0; 2 bad usage or input (an -o that exists and is not empty). The contract: docs/contract.md (`pyvmfuzz contract`).")
     cm.add_argument("dir", metavar="DIR", help="corpus directory (text or byte-form inputs)")
     cm.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (new or empty)")
     cm.add_argument("--kernel", type=_kernel, default="fixed",

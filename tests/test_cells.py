@@ -29,3 +29,17 @@ def test_cells_command_counts_the_corpus():
     m = re.search(r"# (\d+) of (\d+) possible cells reached", p.stdout)
     assert m and int(m[2]) == len(possible()) and int(m[1]) >= 40
     assert int(m[1]) + p.stdout.count("# missing: ") == int(m[2])
+
+
+def test_cells_refuses_a_cpu_beyond_the_header_and_skips_a_line_not_applicable(tmp_path):
+    """A fresh user's report: a CPU beyond the header's (an input error, docs/contract.md §2.3)
+    was skipped as 'not applicable' with exit 0. It is refused; a line that cannot run when
+    reached is still only skipped."""
+    bad = tmp_path / "badcpu.txt"
+    bad.write_text("hw cpus=2\ncpu5 load data0.0\n")
+    p = cli("cells", str(bad))
+    assert p.returncode == 2 and "cpu5 beyond the machine's 2 CPUs" in p.stderr and "Traceback" not in p.stderr
+    idle = tmp_path / "idle.txt"
+    idle.write_text("hw cpus=2\ncpu1 load data0.0\n")  # cpu1 runs nothing: not applicable when reached
+    p = cli("cells", str(idle))
+    assert p.returncode == 0 and f"# skipped (not applicable): {idle}" in p.stdout, p.stdout + p.stderr

@@ -147,6 +147,16 @@ def test_explore_cpus_conflicting_with_hw_is_an_input_error():
     assert r.returncode == 0 and "cpus=2" in r.stdout and "mode=tagged" in r.stdout, r.stderr
 
 
+def test_explore_out_naming_a_file_is_refused_before_the_search(tmp_path):
+    # A fresh user's report: `--out lw.txt` (a file) printed the violation found, then
+    # "lw.txt: File exists" and exit 2 — after the whole search.
+    f = tmp_path / "lw.txt"
+    f.write_text("")
+    r = cli("explore", "--depth", "3", "--kernel", "pre-385c96e4", "--out", str(f))
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert _one_clean_line(r) == f"pyvmfuzz explore: --out {f}: not a directory (the violation is saved in a directory)"
+
+
 @pytest.mark.parametrize("args", [
     ["run", "--target", "linux", "--kernel", "pre-385c96e4"],
     ["check", "--target", "linux", "--kernel", "all"],

@@ -118,6 +118,18 @@ def test_merged_moves_a_switched_to_running_thread_onto_its_cpu():
     assert Minimizer._merged([Step.parse("cpu1 switch P1.T2"), Step.parse("cpu1 load data0.0")]) is None
 
 
+def test_minimize_says_when_its_budget_ran_out(tmp_path):
+    # A fresh user's report: `--time 0.01` on a long program said "2408 -> 2108 steps", exit 0,
+    # as if that were minimal.
+    prog = tmp_path / "long.txt"
+    prog.write_text("hw cpus=1\n" + "cpu0 load data1.0\n" * 50 + "cpu0 procfs_write P1 text0.0 0x1\n"
+                    "cpu0 store text0.0 0x1\n")
+    p = cli("minimize", str(prog), "--kernel", "pre-385c96e4", "--time", "1e-9")
+    assert p.returncode == 0 and "budget ran out: --time gives more" in p.stderr, p.stderr
+    p = cli("minimize", str(prog), "--kernel", "pre-385c96e4", "--time", "30")
+    assert p.returncode == 0 and "52 -> 2 steps\n" in p.stderr and "budget" not in p.stderr, p.stderr
+
+
 def test_minimize_input_errors():
     p = cli("minimize", os.path.join(CORPUS, "repro", "pre-385c96e4-debugger-text.txt"), "--kernel", "fixed")
     assert p.returncode == 2 and "no violation" in p.stderr and "Traceback" not in p.stderr

@@ -314,3 +314,33 @@ def test_a_visible_witness_replaces_another_writers_internal_only_file(tmp_path)
     saved = (crashes / f"{b.name}.txt").read_text()
     assert "\n# internal-only" not in saved and "text0.0" in saved
     assert (crashes / f"{b.name}.bytes").read_bytes() != b"\x00"
+
+
+def test_triage_refuses_a_finding_that_does_not_load_and_leaves_out_one_that_runs_clean(tmp_path):
+    """A fresh user's report: a finding with a bad line was grouped (titled by the bad operation),
+    an unknown kernel or a malformed expect line gave a traceback, and a clean program whose
+    header claimed a violation was grouped with the real one."""
+    from conftest import cli
+
+    crashes = tmp_path / "out" / "crashes"
+    crashes.mkdir(parents=True)
+    _finding(crashes, "protection-1.txt", "pre-385c96e4", TEXT_A, "protection", 2)
+    # the campaign's output folder itself: its crashes/ are found
+    p = cli("triage", str(tmp_path / "out"))
+    assert p.returncode == 0 and "protection-1.txt" in p.stdout, p.stderr
+    # a clean program claiming a violation: left out, said so
+    clean = _finding(crashes, "claims.txt", "pre-385c96e4", ["cpu0 load data0.0"], "protection", 1)
+    p = cli("triage", str(crashes))
+    assert p.returncode == 0 and "1 finding(s), 1 bug(s)" in p.stdout, p.stdout
+    assert f"{clean}: runs clean under its kernel" in p.stderr
+    for name, kernel, steps, expect in [
+        ("badop.txt", "no-cow-event", ["cpu0 frob data0.0"], "lost-wakeup 1"),
+        ("badkernel.txt", "nosuch", TEXT_A, "protection 2"),
+        ("badexpect.txt", "no-cow-event", TEXT_A, "lost-wakeup x"),
+    ]:
+        d = tmp_path / name.removesuffix(".txt")
+        d.mkdir()
+        _finding(d, name, kernel, steps, *expect.split())
+        p = cli("triage", str(d))
+        assert p.returncode == 2 and name in p.stderr and "Traceback" not in p.stderr, (name, p.stderr)
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr

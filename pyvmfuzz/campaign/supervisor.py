@@ -174,8 +174,9 @@ class PlotData:
         except OSError:
             self.ok = False
 
-    def maybe(self, elapsed: float, prog, findings: int) -> None:
-        if elapsed - self.last >= self.every:
+    def maybe(self, elapsed: float, prog, findings: int, final: bool = False) -> None:
+        """A row every `every` seconds; `final`: the campaign's last (its end), whenever."""
+        if final or elapsed - self.last >= self.every:
             self.last = elapsed
             self._write(f"{self.start:.0f},{elapsed:.1f},{prog.execs},{prog.cov},{prog.ft},{prog.corp},{findings}\n")
 
@@ -786,7 +787,7 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
     # one job: libFuzzer adds to a tmpfs directory and reads the corpus as seeds (fork mode
     # merges into the corpus itself); the seeds are encoded into the same temporary root
     temp = TempRoot(corpus, work=not fork, tmpfs=os.environ.get("PYVMFUZZ_CORPUS_TMPFS") != "0")
-    proc = sync = log = reader = bar = burst = None
+    proc = sync = log = reader = bar = burst = plot = None
     prog = Progress()
     interrupted = stopped_on_find = False
     write_failed: str | None = None  # the first write that failed, when it stopped the campaign
@@ -925,15 +926,25 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
         elapsed = time.time() - start
         if proc is not None:
             plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
+            if plot is not None:  # the end, finds of the last seconds included
+                found = {r[3] for r in _read_findings(findings_log, start) if r[2] in ("new", "known")}
+                plot.maybe(elapsed, prog, len(found - known), final=True)
             if proc.poll() is not None and _group_gone(proc.pid):
                 # no writer left: drop what a killed one left half-written
                 sweep_temp_files(crashes)
         if log is not None:
-            log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, exit status "
+            log.write(f"# pyvmfuzz campaign end after {elapsed:.1f}s: {status(elapsed)}, libFuzzer's exit status "
                       f"{proc.returncode if proc is not None else '-'}\n")
             log.close()
-    if proc is None:  # interrupted before the harness started: no campaign to sum up
-        raise KeyboardInterrupt
+    if proc is None:  # interrupted before the harness started: only the burst searched
+        saved = sorted(_findings_on_disk(crashes) - known)
+        if not saved:
+            raise KeyboardInterrupt
+        print(f"# campaign interrupted after {time.time() - start:.2f}s, before libFuzzer started "
+              f"(seed {seed}); the random burst's finding(s), saved:")
+        for sig in saved:
+            print(f"#   {os.path.join(crashes, sig + '.txt')}")
+        return 1
     interrupted = interrupted or intr.got is not None
     elapsed = time.time() - start
     pending_errors: list = []

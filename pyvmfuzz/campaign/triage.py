@@ -124,7 +124,9 @@ class Group:
 
 def _read_finding(path: str) -> tuple[str, str, list[str], str, int] | None:
     """(kernel, hw, op lines, kind, step) of a saved finding: its kernel line and the expect
-    line for that kernel with a user-visible kind (else the first one for it)."""
+    line for that kernel with a user-visible kind (else the first one for it); kind "clean"
+    when the program no longer violates under that kernel. None for a file that is no finding
+    (no kernel line, no expect line for it)."""
     try:
         text = open(path, encoding="utf-8").read()
     except (OSError, UnicodeDecodeError):
@@ -145,20 +147,31 @@ def _read_finding(path: str) -> tuple[str, str, list[str], str, int] | None:
     mine = [e for e in expects if len(e) == 4 and e[1] == kernel]
     if not mine:
         return None
+    from pyvmfuzz import programs
     from pyvmfuzz.oracle.check import CORE_ONLY
+
+    # A finding must load (its lines, kernel and expect lines: else InputError naming the file)
+    # and still violate under its kernel.
+    if programs.run(programs.load(path), None, None)["violation"] is None:
+        return kernel, hw, steps, "clean", 0
 
     visible = [e for e in mine if e[2] not in CORE_ONLY]
     e = (visible or mine)[-1]
     return kernel, hw, steps, e[2], int(e[3])
 
 
-def triage(paths: list[str]) -> list[Group]:
-    """Group saved findings (`.txt` files; directories are walked one level) by bucket, the
-    largest group first; each group's representative is its shortest program."""
+def triage(paths: list[str], left_out: list[str] | None = None) -> list[Group]:
+    """Group saved findings (`.txt` files; directories are walked, a campaign's output folder
+    included) by bucket, the largest group first; each group's representative is its shortest
+    program. Each finding is run under its own kernel first: a program that does not load
+    (a bad line, an unknown kernel, a malformed expect line) raises programs.InputError naming
+    the file; one that runs clean is not grouped — it goes to `left_out`, when given."""
     files = []
     for p in paths:
         if os.path.isdir(p):
-            files += sorted(os.path.join(p, n) for n in os.listdir(p) if n.endswith(".txt"))
+            for top, dirs, names in os.walk(p):
+                dirs.sort()
+                files += sorted(os.path.join(top, n) for n in names if n.endswith(".txt"))
         else:
             files.append(p)
     groups: dict[str, Group] = {}
@@ -167,6 +180,10 @@ def triage(paths: list[str]) -> list[Group]:
         if got is None:
             continue
         kernel, hw, steps, kind, step = got
+        if kind == "clean":
+            if left_out is not None:
+                left_out.append(f)
+            continue
         b = bucket(kernel, hw, steps, kind, step)
         g = groups.setdefault(b.key, Group(b))
         g.files.append(f)

@@ -60,7 +60,8 @@ def cells_of(rep: dict) -> set[tuple[str, str, str, str, str]]:
 
 
 def corpus_cells(paths: list[str]) -> tuple[dict, list[str]]:
-    """({cell: [files reaching it]}, files skipped as not applicable)."""
+    """({cell: [files reaching it]}, files skipped as not applicable: a line that cannot run when
+    reached, under the kernel used). A program that does not check (`check_text`): InputError."""
     from pyvmfuzz.programs import InputError, load, run, walk
 
     files = walk(paths)
@@ -70,10 +71,15 @@ def corpus_cells(paths: list[str]) -> tuple[dict, list[str]]:
     skipped = []
     for path in files:
         pf = load(path)
+        if pf.is_text:
+            try:  # what is wrong before it runs (a CPU beyond the header's) is an input error
+                expects = _core.check_text(pf.text)["expects"]
+            except ValueError as e:
+                raise InputError.from_core(e, path) from None
         try:
             if pf.is_text:
                 # under a kernel the program expects clean (its whole run), else fixed
-                clean = [k for k, kind, _ in _core.check_text(pf.text)["expects"] if kind is None]
+                clean = [k for k, kind, _ in expects if kind is None]
                 rep = _api.report(pf.text, clean[0] if clean else "fixed")
             else:  # a campaign corpus input: its sidecar's kernel and hw, else fixed (as `run`)
                 rep = run(pf, None, None)

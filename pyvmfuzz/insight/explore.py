@@ -126,6 +126,9 @@ def save_finding(r: dict, out: str, shortest: bool = True) -> str:
 
 def cmd_explore(args) -> int:
     _check_numbers(args)
+    if not args.no_save and os.path.exists(args.out) and not os.path.isdir(args.out):
+        # said before the search, not after it (--out names the directory findings go in)
+        raise InputError(f"--out {args.out}: not a directory (the violation is saved in a directory)")
     pages, values = _domain(args)
     hw = args.hw
     if args.cpus is not None:

@@ -235,15 +235,17 @@ pub const SHOOTDOWN_NO_IPI: Kernel = Kernel {
 
 /// An analogue of DragonFly 3cb318dc (2011): there `pmap_clearbit(m, PG_RW)` invalidated an
 /// uninitialized VA, and it is reached from page cleaning (`vm_page_protect(m, VM_PROT_READ)`
-/// before a page is laundered), not from fork or mprotect. The model has no pageout, so it puts
-/// the wrong VA on the write-protect path it has, `pmap_protect` (fork, mprotect): the page
-/// made read-only stays writable in other CPUs' TLBs.
+/// before a page is laundered), not from fork or mprotect. Written before the model had a
+/// pageout, this variant puts the wrong VA on the write-protect path it had, `pmap_protect`
+/// (fork, mprotect): the page made read-only stays writable in other CPUs' TLBs. The bug on its
+/// own path is `clearbit-wrong-va` (kernel_vm.rs, §3.4).
 pub const PROTECT_WRONG_VA: Kernel = Kernel {
     name: "protect-wrong-va",
     story: "Analogue of DragonFly BSD 3cb318dc (2011): there pmap_clearbit(PG_RW) invalidated \
             an uninitialized VA on the page-cleaning path (vm_page_protect(m, VM_PROT_READ)); \
-            the model has no pageout and puts the wrong VA on the pmap_protect path (fork, \
-            mprotect), so the page made read-only stays writable in other CPUs' TLBs.",
+            this variant (older than the model's pageout) puts the wrong VA on the pmap_protect \
+            path (fork, mprotect), so the page made read-only stays writable in other CPUs' TLBs; \
+            clearbit-wrong-va is the bug on its own path.",
     protect_right_va: false,
     zoo_commits: "DragonFly 3cb318dc (analogue: other path)",
     zoo_expect_found: true,
