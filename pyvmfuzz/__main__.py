@@ -1,5 +1,5 @@
 import sys
 
-from pyvmfuzz.cli import main
+from pyvmfuzz.entry import main
 
 sys.exit(main())

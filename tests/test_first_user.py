@@ -228,3 +228,19 @@ def test_one_spelling_per_header_key_and_cpu(tmp_path, text, needle):
 def test_explore_empty_domain_list_is_an_input_error(flag):
     r = cli("explore", "--depth", "1", flag, "")  # empty: it meant "the defaults", silently
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr, r.stderr
+
+
+def test_ctrl_c_while_the_tool_loads_is_one_line_and_130():
+    # A fresh user's report: Ctrl-C in the first ~50 ms of `pyvmfuzz fuzz` printed a 20-30 line
+    # traceback of the import under way. Here the interrupt comes during that import.
+    code = ("import builtins, sys\n"
+            "real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name == 'pyvmfuzz.cli':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "from pyvmfuzz.entry import main\n"
+            "sys.exit(main())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130 and r.stderr == "pyvmfuzz: interrupted\n", (r.returncode, r.stderr)
