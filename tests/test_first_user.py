@@ -244,3 +244,13 @@ def test_ctrl_c_while_the_tool_loads_is_one_line_and_130():
             "sys.exit(main())\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 130 and r.stderr == "pyvmfuzz: interrupted\n", (r.returncode, r.stderr)
+
+
+def test_necessity_empty_actions_is_an_error_and_a_pipe_sees_progress():
+    # A fresh user's report: `--actions ''` silently meant all 29 actions, and with stderr not a
+    # terminal a run said nothing until its end.
+    r = cli("necessity", "--depth", "2", "--actions", "")
+    assert r.returncode == 2 and "--actions: unknown safety action(s) (none given)" in r.stderr, r.stderr
+    r = cli("necessity", "--depth", "2", "--time", "0", "--random", "0", "--actions", "cow_event,fork_write_protect")
+    assert r.returncode == 0, r.stderr
+    assert "necessity fixed: action 1/2: cow_event\n" in r.stderr and "action 2/2: fork_write_protect" in r.stderr

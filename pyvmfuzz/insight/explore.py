@@ -220,7 +220,7 @@ def _necessity(args, out: list[str], witnesses: list[tuple[str, dict]]) -> int:
         return r
 
     actions = _core.safety_actions()
-    if getattr(args, "actions", None):
+    if getattr(args, "actions", None) is not None:  # `--actions ''` names none: an error, not all
         wanted = [x.strip() for x in args.actions.split(",") if x.strip()]
         known = [a[0] for a in actions]
         unknown = [x for x in wanted if x not in known]
@@ -263,7 +263,12 @@ def _necessity(args, out: list[str], witnesses: list[tuple[str, dict]]) -> int:
     emit("")
     emit("| action | DragonFly function | necessary on pc64 | necessary on tagged |")
     emit("|---|---|---|---|")
-    for name, func, _what in actions:
+    # Where stderr is not a terminal (no bar): a plain line per action, so the run is not silent.
+    plain = not sys.stderr.isatty()
+    for i, (name, func, _what) in enumerate(actions, 1):
+        if plain:
+            sys.stderr.write(f"necessity {args.kernel}: action {i}/{len(actions)}: {name}\n")
+            sys.stderr.flush()
         cells = []
         for col, hw in hws:
             on, base = bases[col]
