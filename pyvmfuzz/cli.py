@@ -417,6 +417,10 @@ def cmd_explain(args) -> int:
     from pyvmfuzz.campaign.findings import atomic_write
 
     _nonempty_paths(("--html", args.html))
+    if args.html:  # said before the timeline, not after it
+        d = os.path.dirname(os.path.abspath(args.html))
+        if os.path.isdir(args.html) or not os.path.isdir(d) or not os.access(d, os.W_OK):
+            raise InputError(f"{args.html}: cannot write (a directory, or no such directory or not writable)")
     ran, text = _load_program(args.file, args.kernel, args.hw)
     try:
         rep = _core.explain(text, args.kernel, args.hw)

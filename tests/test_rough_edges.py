@@ -540,3 +540,11 @@ def test_29_a_byte_finding_with_an_unreadable_sidecar_is_refused(tmp_path):
         r = cli("run", str(tmp_path / "f.bytes"))
         assert r.returncode == 2 and r.stdout == "", (line, r.stdout, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr and "f.txt" in r.stderr, r.stderr
+
+
+def test_explain_html_naming_a_directory_is_refused_before_the_timeline(tmp_path):
+    # A fresh user's report: `--html adir` printed the whole timeline, then failed with exit 2.
+    r = cli("explain", REPRO, "--kernel", "pre-385c96e4", "--html", str(tmp_path))
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1 and f"{tmp_path}: cannot write" in r.stderr, r.stderr
+
