@@ -916,10 +916,13 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
         if burst is not None:  # what the burst met is a finding, however the campaign ended
             burst.stop()
             burst.join()
-        if bar is not None:
-            bar.close()
         if reader is not None:
             reader.join(timeout=5)
+        if proc is not None:  # the last rows (finds of the last moments) in the bar and the plot
+            found = {r[3] for r in _read_findings(findings_log, start) if r[2] in ("new", "known")}
+        if bar is not None:
+            bar.set_postfix_str(status(time.time() - start), refresh=False)
+            bar.close()
         if sync is not None:
             sync.close()
         temp.cleanup(keep_work=sync is not None and not sync.complete)
@@ -927,7 +930,6 @@ def _model_campaign(args, intr, out: str, corpus: str, crashes: str) -> int:
         if proc is not None:
             plain.maybe(f"fuzz {args.kernel}: {elapsed:.0f}s{budget} {status(elapsed)}", final=True)
             if plot is not None:  # the end, finds of the last seconds included
-                found = {r[3] for r in _read_findings(findings_log, start) if r[2] in ("new", "known")}
                 plot.maybe(elapsed, prog, len(found - known), final=True)
             if proc.poll() is not None and _group_gone(proc.pid):
                 # no writer left: drop what a killed one left half-written
