@@ -417,9 +417,10 @@ def cmd_explain(args) -> int:
     from pyvmfuzz.campaign.findings import atomic_write
 
     _nonempty_paths(("--html", args.html))
-    if args.html:  # said before the timeline, not after it
+    if args.html:  # said before the timeline, not after it (a device such as /dev/null is written through)
         d = os.path.dirname(os.path.abspath(args.html))
-        if os.path.isdir(args.html) or not os.path.isdir(d) or not os.access(d, os.W_OK):
+        special = os.path.exists(args.html) and not os.path.isfile(args.html) and not os.path.isdir(args.html)
+        if not special and (os.path.isdir(args.html) or not os.path.isdir(d) or not os.access(d, os.W_OK)):
             raise InputError(f"{args.html}: cannot write (a directory, or no such directory or not writable)")
     ran, text = _load_program(args.file, args.kernel, args.hw)
     try:

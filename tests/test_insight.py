@@ -116,6 +116,32 @@ def test_merged_moves_a_switched_to_running_thread_onto_its_cpu():
     assert [s.text() for s in Minimizer._merged(ops)] == [
         "cpu0 load data0.0", "cpu0 load data1.0", "cpu1 switch idle", "cpu1 load data2.0"]
     assert Minimizer._merged([Step.parse("cpu1 switch P1.T2"), Step.parse("cpu1 load data0.0")]) is None
+    # a review's cases: a switch to the thread already on that CPU is dropped (a creation
+    # switched to on its creator's CPU); a thread that may have blocked runs nowhere after
+    ops = [Step.parse(x) for x in ("cpu0 switch P1.T1", "cpu0 load data0.0")]
+    assert [s.text() for s in Minimizer._merged(ops)] == ["cpu0 load data0.0"]
+    ops = [Step.parse(x) for x in ("cpu0 spawn", "cpu1 switch P1.T2", "cpu1 umtx_sleep data0.0 0x0",
+                                   "cpu0 umtx_wakeup data0.0", "cpu0 switch P1.T2", "cpu0 load data0.0")]
+    assert Minimizer._merged(ops) is None
+
+
+def test_creations_fold_a_fork_into_the_thread_that_made_it():
+    # P1.T2 on cpu1 forks P2, whose T1 then runs on cpu2: folded in, its lines run on cpu1
+    # (review: they went to cpu0, where P1.T1 runs)
+    text = ("hw cpus=3\ncpu0 spawn\ncpu1 switch P1.T2\ncpu1 fork\ncpu2 switch P2.T1\n"
+            "cpu2 procfs_write P2 text0.0 0x0\ncpu2 store text0.0 0x0\ncpu0 load data0.0\n")
+    from pyvmfuzz.api import HwSpec, Step
+    from pyvmfuzz.insight.minimize import Minimizer
+
+    ops = [Step.parse(x) for x in text.splitlines()[1:]]
+    m = Minimizer(HwSpec.parse("hw cpus=3"), "pre-385c96e4", "protection", 20)
+    first = [s.text() for s in m._folds(ops, 2, "P2")[0]]
+    assert first == ["cpu0 spawn", "cpu1 switch P1.T2", "cpu1 procfs_write P1 text0.0 0x0",
+                     "cpu1 store text0.0 0x0", "cpu0 load data0.0"], first
+    # on the creator's own CPU: the switch to the child goes too
+    one = "hw cpus=1\ncpu0 fork\ncpu0 switch P2.T1\ncpu0 procfs_write P2 text0.0 0x0\ncpu0 store text0.0 0x0\n"
+    small = minimize_report(_core.run_text(one, "pre-385c96e4"), budget_s=20)
+    assert small["steps"] == ["cpu0 procfs_write P1 text0.0 0x0", "cpu0 store text0.0 0x0"], small["steps"]
 
 
 def test_minimize_says_when_its_budget_ran_out(tmp_path):

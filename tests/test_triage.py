@@ -333,6 +333,11 @@ def test_triage_refuses_a_finding_that_does_not_load_and_leaves_out_one_that_run
     p = cli("triage", str(crashes))
     assert p.returncode == 0 and "1 finding(s), 1 bug(s)" in p.stdout, p.stdout
     assert f"{clean}: runs clean under its kernel" in p.stderr
+    # but a core/oracle disagreement is saved because the core runs it clean: it is kept
+    _finding(crashes, "disagreement-1.txt", "no-cow-event", ["cpu0 store data0.0 0x1", "cpu0 load data0.0"],
+             "stale-read", 2)
+    p = cli("triage", str(crashes))
+    assert p.returncode == 0 and "2 finding(s), 2 bug(s)" in p.stdout and "disagreement-1.txt" in p.stdout, p.stdout
     for name, kernel, steps, expect in [
         ("badop.txt", "no-cow-event", ["cpu0 frob data0.0"], "lost-wakeup 1"),
         ("badkernel.txt", "nosuch", TEXT_A, "protection 2"),

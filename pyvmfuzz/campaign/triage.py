@@ -151,8 +151,10 @@ def _read_finding(path: str) -> tuple[str, str, list[str], str, int] | None:
     from pyvmfuzz.oracle.check import CORE_ONLY
 
     # A finding must load (its lines, kernel and expect lines: else InputError naming the file)
-    # and still violate under its kernel.
-    if programs.run(programs.load(path), None, None)["violation"] is None:
+    # and still violate under its kernel — except a core/oracle disagreement, saved because the
+    # core runs it clean where the oracle does not.
+    clean = programs.run(programs.load(path), None, None)["violation"] is None
+    if clean and not os.path.basename(path).startswith("disagreement-"):
         return kernel, hw, steps, "clean", 0
 
     visible = [e for e in mine if e[2] not in CORE_ONLY]
@@ -161,17 +163,17 @@ def _read_finding(path: str) -> tuple[str, str, list[str], str, int] | None:
 
 
 def triage(paths: list[str], left_out: list[str] | None = None) -> list[Group]:
-    """Group saved findings (`.txt` files; directories are walked, a campaign's output folder
-    included) by bucket, the largest group first; each group's representative is its shortest
-    program. Each finding is run under its own kernel first: a program that does not load
+    """Group saved findings (`.txt` files; a directory's, and its `crashes/` subdirectory's: a
+    campaign's output folder) by bucket, the largest group first; each group's representative is
+    its shortest program. Each finding is run under its own kernel first: a program that does not load
     (a bad line, an unknown kernel, a malformed expect line) raises programs.InputError naming
     the file; one that runs clean is not grouped — it goes to `left_out`, when given."""
     files = []
     for p in paths:
         if os.path.isdir(p):
-            for top, dirs, names in os.walk(p):
-                dirs.sort()
-                files += sorted(os.path.join(top, n) for n in names if n.endswith(".txt"))
+            for d in (p, os.path.join(p, "crashes")):
+                if os.path.isdir(d):
+                    files += sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".txt"))
         else:
             files.append(p)
     groups: dict[str, Group] = {}

@@ -126,9 +126,14 @@ def save_finding(r: dict, out: str, shortest: bool = True) -> str:
 
 def cmd_explore(args) -> int:
     _check_numbers(args)
-    if not args.no_save and os.path.exists(args.out) and not os.path.isdir(args.out):
-        # said before the search, not after it (--out names the directory findings go in)
-        raise InputError(f"--out {args.out}: not a directory (the violation is saved in a directory)")
+    if not args.no_save:
+        # said before the search, not after it (--out names the directory findings go in; the
+        # nearest part of it that exists must be a directory)
+        there = args.out
+        while there and not os.path.exists(there):
+            there = os.path.dirname(there.rstrip("/"))
+        if there and not os.path.isdir(there):
+            raise InputError(f"--out {args.out}: not a directory (the violation is saved in a directory)")
     pages, values = _domain(args)
     hw = args.hw
     if args.cpus is not None:

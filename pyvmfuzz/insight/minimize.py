@@ -203,20 +203,26 @@ class Minimizer:
         switching CPU's lines after it (to its next switch) run on that CPU instead; None when
         there is no such switch. (After a creation is renamed into its creator, the created
         thread's lines become the creator's own.)"""
+        # What runs where, by the switches; a thread that may block or die (umtx_sleep, exit)
+        # is taken as running nowhere from then on (a switch to it is left as it is).
         running: dict[int, Thread | None] = {0: Thread(1, 1)}
         out, moved, onto = [], False, {}
         for s in ops:
             if s.cpu in onto and s.op != "switch":
-                out.append(s.replace(cpu=onto[s.cpu]))
-                continue
-            onto.pop(s.cpu, None)
-            if s.op == "switch" and isinstance(s.target, Thread):
-                there = next((c for c, t in running.items() if t == s.target and c != s.cpu), None)
-                if there is not None:
-                    onto[s.cpu], moved = there, True
-                    continue
-            if s.op == "switch":
-                running[s.cpu] = s.target if isinstance(s.target, Thread) else None
+                s = s.replace(cpu=onto[s.cpu])
+            else:
+                onto.pop(s.cpu, None)
+                if s.op == "switch" and isinstance(s.target, Thread):
+                    there = next((c for c, t in running.items() if t == s.target), None)
+                    if there is not None:  # dropped; its CPU's lines run there (or already do)
+                        if there != s.cpu:
+                            onto[s.cpu] = there
+                        moved = True
+                        continue
+                if s.op == "switch":
+                    running[s.cpu] = s.target if isinstance(s.target, Thread) else None
+            if s.op in ("umtx_sleep", "exit"):
+                running[s.cpu] = None
             out.append(s)
         return out if moved else None
 
@@ -224,39 +230,46 @@ class Minimizer:
         """Fewer forks and spawns: pids and tids are handed out in order, so a creation line that
         only numbers what comes after it is dropped with the later numbers one lower (a step
         pass alone cannot: without the line, P3 is named P2). What named the created process
-        (thread) itself is tried first on the creator — the process (thread) running there —,
-        its lines moved onto the creator's CPU (`_merged`)."""
+        (thread) itself is tried first on the creator — the thread running there —, its lines
+        moved onto the creator's CPU (`_merged`)."""
         i = 0
         while i < len(ops) and not self.out_of_time():
             s = ops[i]
             r = self.run(ops) if s.op in ("fork", "spawn") else None
             made = r["trace"][i] if r is not None and i < len(r["trace"]) else ""
-            renames = []
-            creator = self._running_thread(ops, i)
-            if s.op == "fork" and made.startswith("P") and made[1:].isdigit():
-                k = int(made[1:])
-                for into in ([creator.pid] if creator else []) + [None]:
-                    def pid(p, k=k, into=into):
-                        return into if p == k and into else p - 1 if p > k else p
-                    renames.append((pid, lambda t, pid=pid: Thread(pid(t.pid), t.tid)))
-            elif s.op == "spawn" and "." in made:
-                p, _, t = made.partition(".")
-                if p[1:].isdigit() and t[1:].isdigit():
-                    pp, k = int(p[1:]), int(t[1:])
-                    for into in ([creator] if creator else []) + [None]:
-                        renames.append((lambda q: q, lambda th, pp=pp, k=k, into=into:
-                                        into if th == Thread(pp, k) and into else
-                                        Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
-            cands = []
-            for pid, thread in renames:
-                cand = self._renamed(ops[:i] + ops[i + 1:], pid, thread)
-                cands += [m for m in [self._merged(cand)] if m is not None] + [cand]
-            kept = self._first_kept(cands)
+            kept = self._first_kept(self._folds(ops, i, made))
             if kept is None:
                 i += 1
             else:
                 ops = kept
         return ops
+
+    def _folds(self, ops: list[Step], i: int, made: str) -> list[list[Step]]:
+        """The candidates without creation line i, whose product is `made` (`P3`, `P1.T2`):
+        the product folded into the creator thread (merged onto its CPU, then not), then the
+        later numbers one lower."""
+        s, creator, renames = ops[i], self._running_thread(ops, i), []
+        if s.op == "fork" and made.startswith("P") and made[1:].isdigit():
+            k = int(made[1:])
+            for into in ([creator] if creator else []) + [None]:
+                def pid(p, k=k, into=into):
+                    return into.pid if p == k and into else p - 1 if p > k else p
+                # the child's first thread becomes the creator thread itself
+                renames.append((pid, lambda t, pid=pid, k=k, into=into:
+                                into if into and t == Thread(k, 1) else Thread(pid(t.pid), t.tid)))
+        elif s.op == "spawn" and "." in made:
+            p, _, t = made.partition(".")
+            if p[1:].isdigit() and t[1:].isdigit():
+                pp, k = int(p[1:]), int(t[1:])
+                for into in ([creator] if creator else []) + [None]:
+                    renames.append((lambda q: q, lambda th, pp=pp, k=k, into=into:
+                                    into if th == Thread(pp, k) and into else
+                                    Thread(th.pid, th.tid - 1) if th.pid == pp and th.tid > k else th))
+        cands = []
+        for pid, thread in renames:
+            cand = self._renamed(ops[:i] + ops[i + 1:], pid, thread)
+            cands += [m for m in [self._merged(cand)] if m is not None] + [cand]
+        return cands
 
     def cpus(self, ops: list[Step]) -> tuple[list[Step], HwSpec]:
         """Renumber CPUs densely (cpu0 keeps its role: it starts P1.T1) and cut the count."""
