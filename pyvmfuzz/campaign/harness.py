@@ -109,7 +109,7 @@ class FindingHandler:
         self.kernel, self.hw, self.crashes, self.log = kernel, hw, crashes, log
         # a violating input's shape -> its bug's bucket name (an input of a shape met before
         # counts for that bug too: the summary's per-bug count and its total agree)
-        self.raw_seen: dict[str, str | None] = {}
+        self.raw_seen: dict[str, str] = {}
         self.small_seen: set[str] = set()
         self.repeats = 0
         # one finding per bug (campaign.triage): violating inputs met per bucket name, and how
@@ -197,11 +197,8 @@ class FindingHandler:
         raw = shape(v["kind"], rep["steps"][: v["step"]])
         if raw in self.raw_seen:
             self.repeats += 1
-            name = self.raw_seen[raw]
-            if name in self.buckets:
-                self.buckets[name] += 1
+            self.buckets[self.raw_seen[raw]] += 1
             return
-        self.raw_seen[raw] = None
         from pyvmfuzz.campaign.triage import bucket
 
         b = bucket(self.kernel, rep["hw"], rep["steps"], v["kind"], v["step"], v.get("observed") or "")
