@@ -421,7 +421,9 @@ class CrossCheck:
         self.last_cost = time.perf_counter() - now
         self.max_cost = max(self.max_cost, self.last_cost)
         self.spent += self.last_cost
-        if time.time() - self.last_log > 1.0:
+        # at most once a second — and the first judgement at once: libFuzzer's exit runs no
+        # Python, so a short campaign whose next judgement came after its end reported none
+        if time.time() - self.last_log > 1.0 or self.flushed == 0:
             self.flush()
         return self.every or self.PROBE
 
