@@ -421,20 +421,25 @@ class CrossCheck:
         self.last_cost = time.perf_counter() - now
         self.max_cost = max(self.max_cost, self.last_cost)
         self.spent += self.last_cost
-        # at most once a second — and the first judgement at once: libFuzzer's exit runs no
-        # Python, so a short campaign whose next judgement came after its end reported none
-        if time.time() - self.last_log > 1.0 or self.flushed == 0:
+        if time.time() - self.last_log > 1.0:
             self.flush()
+        elif self.flushed == 0:
+            # the first judgement at once (libFuzzer's exit runs no Python: a short campaign's
+            # next flush may never come), the once-a-second clock left as it is
+            self._log_checked()
         return self.every or self.PROBE
+
+    def _log_checked(self) -> None:
+        self.found._log(f"crosschecked {self.checked}")
+        self.flushed += self.checked
+        self.checked = 0
 
     def flush(self) -> None:
         """Counts since the last flush to the findings log (the supervisor sums them)."""
-        self.found._log(f"crosschecked {self.checked}")
+        self._log_checked()
         self.found._log(f"repeats {self.found.repeats - self.logged_repeats}")
         self.logged_repeats = self.found.repeats
         self.found.log_hits()
-        self.flushed += self.checked
-        self.checked = 0
         self.last_log = time.time()
 
 
